@@ -1,0 +1,1 @@
+"""Agents: the runtime that turns a Python module into a mesh agent process."""

@@ -1,0 +1,370 @@
+"""The Bus: one typed, traced NATS connection for publishing, requesting, streaming and serving."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from opentelemetry import metrics, trace
+
+from bus.codec import Codec
+from bus.envelope import Envelope
+from bus.errors import (
+    AuthError,
+    BusClosed,
+    ConnectError,
+    Disconnected,
+    NoResponders,
+    PayloadTooLarge,
+    RequestTimeout,
+)
+from bus.frames import read_reply
+from bus.service import Request, Service
+from bus.settings import NatsSettings
+from bus.stream import ReplyStream
+from bus.tracing import BusTelemetry
+
+__all__ = ["Bus"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+C = TypeVar("C")
+
+
+class Bus:
+    """A connection to the mesh. Build it with :meth:`connect`; close it with :meth:`close`.
+
+    Every operation takes typed payloads (msgspec structs) and an optional
+    :class:`~bus.envelope.Envelope` with the transport metadata (tenant,
+    deadline, message id, hops), which travels in NATS headers.
+    """
+
+    def __init__(self, nc: NATS, settings: NatsSettings, telemetry: BusTelemetry) -> None:
+        """Wrap an already connected client; prefer :meth:`connect`."""
+        self._nc = nc
+        self._settings = settings
+        self._telemetry = telemetry
+        self.codec = Codec()
+        self._streams: dict[int, ReplyStream[Any]] = {}
+        self._services: set[Service[Any]] = set()
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: NatsSettings,
+        *,
+        name: str = "hivewire",
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> Bus:
+        """Connect to the servers in ``settings``; reconnects happen by themselves afterwards.
+
+        Raises:
+            AuthError: the server refused the credentials.
+            ConnectError: no server could be reached.
+        """
+        telemetry = BusTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        nc = NATS()
+        bus = cls(nc, settings, telemetry)
+        servers = settings.servers()
+        auth_failure: list[BaseException] = []
+
+        async def on_error(exc: Exception) -> None:
+            if isinstance(exc, nats.errors.SlowConsumerError):
+                bus._on_slow_consumer(exc)
+            elif _is_auth_error(exc):
+                auth_failure.append(exc)
+                log.error("NATS refused the credentials: %s", exc)
+            else:
+                log.warning("NATS connection error: %s", exc)
+
+        async def on_disconnected() -> None:
+            log.warning("disconnected from NATS; reconnecting")
+
+        async def on_reconnected() -> None:
+            log.info(
+                "reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?"
+            )
+
+        try:
+            await nc.connect(
+                servers=servers,
+                name=name,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+                connect_timeout=settings.nats_connect_timeout,  # type: ignore[arg-type]
+                reconnect_time_wait=settings.nats_reconnect_wait,  # type: ignore[arg-type]
+                max_reconnect_attempts=settings.nats_max_reconnect_attempts,
+                user=settings.nats_user,
+                password=_secret(settings.nats_password),
+                token=_secret(settings.nats_token),
+                user_credentials=str(settings.nats_creds_file)
+                if settings.nats_creds_file
+                else None,
+                tls=settings.tls_context(),
+            )
+        except (
+            Exception
+        ) as exc:  # nats-py raises a variety of errors here; all mean "not connected"
+            if auth_failure or _is_auth_error(exc):
+                raise AuthError(servers, str(auth_failure[0] if auth_failure else exc)) from exc
+            raise ConnectError(servers, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        if nc.connected_url is not None:
+            telemetry.server_address = nc.connected_url.hostname
+            telemetry.server_port = nc.connected_url.port
+        return bus
+
+    @property
+    def settings(self) -> NatsSettings:
+        """The settings this bus was connected with."""
+        return self._settings
+
+    @property
+    def telemetry(self) -> BusTelemetry:
+        """The tracer and instruments of this connection."""
+        return self._telemetry
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the connection to a server is up (false while reconnecting)."""
+        return self._nc.is_connected
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload the connected server accepts, in bytes."""
+        return self._nc.max_payload
+
+    @property
+    def connected_url(self) -> str | None:
+        """The URL of the server currently connected to."""
+        url = self._nc.connected_url
+        return None if url is None else f"{url.scheme}://{url.hostname}:{url.port}"
+
+    def jetstream(self) -> JetStreamContext:
+        """The JetStream context of this connection, for the durable parts of the mesh."""
+        return self._nc.jetstream()
+
+    async def close(self) -> None:
+        """Stop serving, let in-flight handlers finish, flush what is buffered and disconnect."""
+        if self._nc.is_closed:
+            return
+        for service in list(self._services):
+            await service.stop()
+        with contextlib.suppress(
+            nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError
+        ):
+            await self._nc.drain()
+        if not self._nc.is_closed:
+            await self._nc.close()
+
+    async def publish(
+        self, subject: str, payload: object, *, envelope: Envelope | None = None
+    ) -> None:
+        """Send ``payload`` to every subscriber of ``subject`` without waiting for anyone.
+
+        Raises:
+            PayloadTooLarge: the encoded payload exceeds the server's limit.
+            Disconnected: NATS is unreachable and the reconnect buffer is full.
+            BusClosed: the bus was closed.
+        """
+        env = envelope if envelope is not None else Envelope()
+        data = self._encode(payload)
+        headers = env.to_headers()
+        with self._telemetry.send_span(
+            "publish", subject, headers, message_id=env.message_id, size=len(data)
+        ):
+            await self._send(subject, data, headers)
+
+    async def request(
+        self,
+        subject: str,
+        payload: object,
+        reply_type: type[R],
+        *,
+        envelope: Envelope | None = None,
+        timeout: float | None = None,
+    ) -> R:
+        """Send ``payload`` to one responder on ``subject`` and return its typed reply.
+
+        The deadline is the sooner of ``timeout`` (default: the configured request
+        timeout) and the envelope's own deadline; it travels with the request so
+        the responder knows how long it has.
+
+        Raises:
+            RequestTimeout: no reply before the deadline.
+            NoResponders: nobody serves ``subject``.
+            RemoteError: the responder replied with an error (code and message).
+            MalformedPayload: the reply does not decode as ``reply_type``.
+            PayloadTooLarge, Disconnected, BusClosed: as for :meth:`publish`.
+        """
+        env, wait = self._deadline(envelope, timeout)
+        data = self._encode(payload)
+        headers = env.to_headers()
+        with self._telemetry.send_span(
+            "request", subject, headers, message_id=env.message_id, size=len(data)
+        ):
+            if wait <= 0:
+                raise RequestTimeout(subject, 0.0)
+            try:
+                msg = await self._nc.request(subject, data, timeout=wait, headers=headers)
+            except nats.errors.NoRespondersError:
+                raise NoResponders(subject) from None
+            except nats.errors.TimeoutError:
+                raise RequestTimeout(subject, wait) from None
+            except nats.errors.ConnectionClosedError:
+                raise BusClosed() from None
+            except nats.errors.OutboundBufferLimitError:
+                raise Disconnected(subject) from None
+            except nats.errors.MaxPayloadError:
+                raise PayloadTooLarge(len(data), self._nc.max_payload) from None
+            return read_reply(msg, subject, reply_type, self.codec)
+
+    def stream(
+        self,
+        subject: str,
+        payload: object,
+        chunk_type: type[C],
+        *,
+        envelope: Envelope | None = None,
+        timeout: float | None = None,
+        buffer: int = 1024,
+    ) -> ReplyStream[C]:
+        """Send ``payload`` to one streaming responder and iterate over the chunks it sends.
+
+        Use it as ``async with bus.stream(...) as chunks: async for chunk in chunks``.
+        The stream ends when the responder finishes; it raises :class:`RemoteError`
+        if the responder fails, :class:`RequestTimeout` when the deadline passes,
+        :class:`NoResponders` if nobody serves ``subject``, and
+        :class:`StreamBroken` if chunks were lost because more than ``buffer``
+        of them were waiting to be read.
+        """
+        env, wait = self._deadline(envelope, timeout)
+        data = self._encode(payload)
+        return ReplyStream(
+            nc=self._nc,
+            telemetry=self._telemetry,
+            codec=self.codec,
+            registry=self._streams,
+            subject=subject,
+            data=data,
+            envelope=env,
+            chunk_type=chunk_type,
+            deadline=time.monotonic() + wait,
+            buffer=buffer,
+        )
+
+    async def serve(
+        self,
+        subject: str,
+        handler: Callable[[Request[T]], Awaitable[object]],
+        request_type: type[T],
+        *,
+        queue: str | None = None,
+        max_concurrency: int = 256,
+    ) -> Service[T]:
+        """Handle requests on ``subject`` with ``handler``; its return value is the reply.
+
+        Replicas that pass the same ``queue`` share the requests, each handled once.
+        A handler that raises :class:`RemoteError` replies with its code; any other
+        exception replies ``internal``; a request that does not decode as
+        ``request_type`` replies ``bad_request``. The handler is cancelled when the
+        request's deadline passes. The service keeps serving after every failure.
+        """
+        return await self._start(subject, handler, request_type, queue, max_concurrency, False)
+
+    async def serve_stream(
+        self,
+        subject: str,
+        handler: Callable[[Request[T]], AsyncIterator[object]],
+        request_type: type[T],
+        *,
+        queue: str | None = None,
+        max_concurrency: int = 256,
+    ) -> Service[T]:
+        """Handle streaming requests on ``subject``: each item ``handler`` yields is one chunk.
+
+        Failures behave as in :meth:`serve`, sent as the stream's final frame.
+        """
+        return await self._start(subject, handler, request_type, queue, max_concurrency, True)
+
+    async def _start(
+        self,
+        subject: str,
+        handler: Callable[[Request[T]], Any],
+        request_type: type[T],
+        queue: str | None,
+        max_concurrency: int,
+        streaming: bool,
+    ) -> Service[T]:
+        if self._nc.is_closed:
+            raise BusClosed()
+        service: Service[T] = Service(
+            nc=self._nc,
+            telemetry=self._telemetry,
+            codec=self.codec,
+            subject=subject,
+            handler=handler,
+            request_type=request_type,
+            queue=queue,
+            max_concurrency=max_concurrency,
+            streaming=streaming,
+            on_stop=self._services.discard,
+        )
+        await service.start()
+        self._services.add(service)
+        return service
+
+    def _deadline(self, envelope: Envelope | None, timeout: float | None) -> tuple[Envelope, float]:
+        now = time.monotonic()
+        wait = self._settings.nats_request_timeout if timeout is None else timeout
+        if envelope is None:
+            return Envelope(deadline=now + wait), wait
+        remaining = envelope.remaining(now)
+        if remaining is not None and remaining <= wait:
+            return envelope, remaining
+        return msgspec.structs.replace(envelope, deadline=now + wait), wait
+
+    def _encode(self, payload: object) -> bytes:
+        data = self.codec.encode(payload)
+        limit = self._nc.max_payload
+        if limit and len(data) > limit:
+            raise PayloadTooLarge(len(data), limit)
+        return data
+
+    async def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        try:
+            await self._nc.publish(subject, data, headers=headers)
+        except nats.errors.ConnectionClosedError:
+            raise BusClosed() from None
+        except nats.errors.OutboundBufferLimitError:
+            raise Disconnected(subject) from None
+        except nats.errors.MaxPayloadError:
+            raise PayloadTooLarge(len(data), self._nc.max_payload) from None
+
+    def _on_slow_consumer(self, exc: nats.errors.SlowConsumerError) -> None:
+        stream = self._streams.get(exc.sid)
+        if stream is not None:
+            stream.overflowed()
+            return
+        self._telemetry.record_drop(exc.subject, "slow_consumer")
+        log.error("dropped a message on %s: the subscriber is too slow", exc.subject)
+
+
+def _secret(value: Any) -> str | None:
+    return None if value is None else str(value.get_secret_value())
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return True
+    return "authorization violation" in str(exc).lower()

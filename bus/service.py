@@ -1,0 +1,277 @@
+"""The responder's side: a subscription that hands typed requests to a handler and replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from bus.codec import Codec
+from bus.envelope import Envelope, Header
+from bus.errors import BusClosed, ErrorCode, MalformedPayload, RemoteError
+from bus.frames import ErrorBody, FrameKind
+from bus.tracing import BusTelemetry
+
+__all__ = ["Request", "Service", "ServiceStats"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Request(Generic[T]):
+    """One received request: the decoded payload and its transport metadata."""
+
+    subject: str
+    payload: T
+    envelope: Envelope
+
+    def remaining(self) -> float | None:
+        """Seconds until the caller stops waiting, or ``None`` without a deadline."""
+        return self.envelope.remaining()
+
+
+@dataclass(slots=True)
+class ServiceStats:
+    """What a service has done since it started."""
+
+    handled: int = 0
+    failed: int = 0
+    malformed: int = 0
+    expired: int = 0
+    in_flight: int = 0
+
+
+@dataclass(slots=True)
+class _Outcome:
+    code: str | None = None
+    message: str = ""
+    error: BaseException | None = field(default=None, repr=False)
+
+
+class Service(Generic[T]):
+    """A running handler on one subject. Created by :meth:`bus.Bus.serve`."""
+
+    def __init__(
+        self,
+        *,
+        nc: NATS,
+        telemetry: BusTelemetry,
+        codec: Codec,
+        subject: str,
+        handler: Callable[[Request[T]], Any],
+        request_type: type[T],
+        queue: str | None,
+        max_concurrency: int,
+        streaming: bool,
+        on_stop: Callable[[Service[Any]], None],
+    ) -> None:
+        self.subject = subject
+        self.queue = queue
+        self.stats = ServiceStats()
+        self._nc = nc
+        self._telemetry = telemetry
+        self._codec = codec
+        self._handler = handler
+        self._request_type = request_type
+        self._streaming = streaming
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sub: Subscription | None = None
+        self._on_stop = on_stop
+
+    async def start(self) -> None:
+        """Subscribe; from here on requests are handled."""
+        try:
+            self._sub = await self._nc.subscribe(
+                self.subject, queue=self.queue or "", cb=self._receive
+            )
+        except nats.errors.ConnectionClosedError:
+            raise BusClosed() from None
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Stop taking requests and give in-flight ones up to ``grace`` seconds to finish."""
+        sub, self._sub = self._sub, None
+        self._on_stop(self)
+        if sub is not None:
+            with contextlib.suppress(
+                nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError
+            ):
+                await sub.unsubscribe()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _receive(self, msg: Msg) -> None:
+        # Waiting here when all slots are busy leaves further messages in the
+        # subscription's bounded pending queue, which is the backpressure.
+        await self._slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, msg: Msg) -> None:
+        started = time.perf_counter()
+        self.stats.in_flight += 1
+        try:
+            await self._handle_traced(msg)
+        finally:
+            self.stats.in_flight -= 1
+            self._telemetry.record_duration(self.subject, time.perf_counter() - started)
+
+    async def _handle_traced(self, msg: Msg) -> None:
+        headers = msg.headers
+        try:
+            envelope = Envelope.from_headers(headers)
+        except MalformedPayload as exc:
+            await self._reject(msg, exc)
+            return
+        remaining = envelope.remaining()
+        if remaining is not None and remaining <= 0:
+            # The caller has already given up; doing the work would be wasted.
+            self.stats.expired += 1
+            self._telemetry.record_drop(msg.subject, "expired")
+            return
+        with self._telemetry.process_span(
+            msg.subject,
+            headers,
+            message_id=envelope.message_id,
+            size=len(msg.data),
+            queue=self.queue,
+        ) as span:
+            try:
+                payload = self._codec.decode(msg.data, self._request_type)
+            except MalformedPayload as exc:
+                self._telemetry.record_error(span, exc, subject=self.subject)
+                await self._reject(msg, exc)
+                return
+            request = Request(subject=msg.subject, payload=payload, envelope=envelope)
+            if self._streaming:
+                outcome = await self._run_stream(request, msg.reply, remaining)
+            else:
+                outcome = await self._run(request, msg.reply, remaining)
+            if outcome.error is None:
+                self.stats.handled += 1
+            else:
+                self.stats.failed += 1
+                self._telemetry.record_error(span, outcome.error, subject=self.subject)
+                if outcome.code == ErrorCode.INTERNAL:
+                    log.error(
+                        "handler for %s failed",
+                        msg.subject,
+                        exc_info=outcome.error,
+                        stack_info=False,
+                    )
+
+    async def _run(self, request: Request[T], reply: str, remaining: float | None) -> _Outcome:
+        handler: Callable[[Request[T]], Awaitable[object]] = self._handler
+        result: object = None
+        async with _guard(remaining) as outcome:
+            result = await handler(request)
+        if not reply:
+            return outcome
+        if outcome.code is None:
+            try:
+                await self._nc.publish(reply, self._codec.encode(result))
+                return outcome
+            except (TypeError, ValueError) as exc:  # msgspec: not encodable
+                outcome = _Outcome(ErrorCode.INTERNAL, f"reply is not encodable: {exc}", exc)
+        await self._reply_error(reply, outcome, frame=None)
+        return outcome
+
+    async def _run_stream(
+        self, request: Request[T], reply: str, remaining: float | None
+    ) -> _Outcome:
+        handler: Callable[[Request[T]], AsyncIterator[object]] = self._handler
+        seq = 0
+        async with _guard(remaining) as outcome:
+            async for chunk in handler(request):
+                if reply:
+                    data = self._codec.encode(chunk)
+                    await self._nc.publish(reply, data, headers=_frame(FrameKind.DATA, seq))
+                seq += 1
+        if reply:
+            if outcome.code is None:
+                await self._nc.publish(reply, b"", headers=_frame(FrameKind.END, seq))
+            else:
+                await self._reply_error(reply, outcome, frame=seq)
+        return outcome
+
+    async def _reject(self, msg: Msg, exc: MalformedPayload) -> None:
+        self.stats.malformed += 1
+        if not msg.reply:
+            self._telemetry.record_drop(msg.subject, "malformed")
+            log.warning("dropped a malformed message on %s: %s", msg.subject, exc)
+            return
+        outcome = _Outcome(ErrorCode.BAD_REQUEST, str(exc), exc)
+        await self._reply_error(msg.reply, outcome, frame=0 if self._streaming else None)
+
+    async def _reply_error(self, reply: str, outcome: _Outcome, *, frame: int | None) -> None:
+        code = outcome.code or ErrorCode.INTERNAL
+        headers = {Header.ERROR: code}
+        if frame is not None:
+            headers.update(_frame(FrameKind.ERROR, frame))
+        body = self._codec.encode(ErrorBody(code=code, message=outcome.message))
+        try:
+            await self._nc.publish(reply, body, headers=headers)
+        except nats.errors.Error as exc:
+            log.warning("could not send the error reply to %s: %s", reply, exc)
+
+
+def _frame(kind: str, seq: int) -> dict[str, str]:
+    return {Header.FRAME: kind, Header.SEQ: str(seq)}
+
+
+class _guard:
+    """Run a handler under the request's deadline and turn what it raises into an outcome.
+
+    A worker must survive any handler failure, so every exception becomes an
+    error reply; the caller records it on the trace and in metrics.
+    """
+
+    def __init__(self, remaining: float | None) -> None:
+        self._timeout = asyncio.timeout(remaining)
+        self._outcome = _Outcome()
+
+    async def __aenter__(self) -> _Outcome:
+        await self._timeout.__aenter__()
+        return self._outcome
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            await self._timeout.__aexit__(exc_type, exc, tb)
+        except TimeoutError as timeout_exc:
+            exc = timeout_exc
+        if exc is None:
+            return False
+        if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
+            return False
+        outcome = self._outcome
+        outcome.error = exc
+        if self._timeout.expired():
+            outcome.code, outcome.message = (
+                ErrorCode.DEADLINE_EXCEEDED,
+                "the request's deadline passed",
+            )
+        elif isinstance(exc, RemoteError):
+            outcome.code, outcome.message = exc.code, exc.message
+        else:
+            outcome.code, outcome.message = ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+        return True

@@ -1,0 +1,86 @@
+"""Connection settings for NATS, read from ``HIVEWIRE_*`` environment variables and ``.env``."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_NATS_URL", "NatsSettings"]
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+class NatsSettings(BaseSettings):
+    """How a process reaches NATS, and how the embedded server is run.
+
+    Every process kind's settings class extends this one, so ``HIVEWIRE_NATS_URL``
+    and friends mean the same thing everywhere.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="HIVEWIRE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    nats_url: str | None = Field(
+        default=None,
+        description="Comma-separated server URLs. Unset: the embedded server on this machine.",
+    )
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_token: SecretStr | None = None
+    nats_creds_file: Path | None = Field(default=None, description="NATS .creds file (JWT+NKey).")
+    nats_tls_ca_file: Path | None = None
+    nats_tls_cert_file: Path | None = None
+    nats_tls_key_file: Path | None = None
+    nats_request_timeout: float = Field(
+        default=10.0, gt=0, description="Default request deadline (s)."
+    )
+    nats_connect_timeout: float = Field(default=2.0, gt=0)
+    nats_reconnect_wait: float = Field(
+        default=1.0, gt=0, description="Pause between reconnect attempts (s)."
+    )
+    nats_max_reconnect_attempts: int = Field(default=-1, description="-1 retries forever.")
+    nats_max_payload: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        le=64 * 1024 * 1024,
+        description="Embedded server's max payload (bytes).",
+    )
+    nats_embedded_host: str = "127.0.0.1"
+    nats_embedded_port: int = Field(
+        default=4222, ge=0, le=65535, description="0 picks a free port."
+    )
+    nats_data_dir: Path = Field(
+        default=Path(".hivewire/nats"), description="Embedded JetStream storage."
+    )
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> Self:
+        if (self.nats_user is None) != (self.nats_password is None):
+            raise ValueError("HIVEWIRE_NATS_USER and HIVEWIRE_NATS_PASSWORD must be set together")
+        if (self.nats_tls_cert_file is None) != (self.nats_tls_key_file is None):
+            raise ValueError(
+                "HIVEWIRE_NATS_TLS_CERT_FILE and HIVEWIRE_NATS_TLS_KEY_FILE go together"
+            )
+        return self
+
+    def servers(self) -> list[str]:
+        """The server URLs to connect to."""
+        if not self.nats_url:
+            return [DEFAULT_NATS_URL]
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """A client TLS context when any TLS file is configured."""
+        if self.nats_tls_ca_file is None and self.nats_tls_cert_file is None:
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.nats_tls_ca_file) if self.nats_tls_ca_file else None
+        )
+        if self.nats_tls_cert_file is not None and self.nats_tls_key_file is not None:
+            context.load_cert_chain(str(self.nats_tls_cert_file), str(self.nats_tls_key_file))
+        return context

@@ -1,0 +1,148 @@
+"""OpenTelemetry for the bus: producer/consumer spans, trace context in NATS headers, counters.
+
+Spans follow the OpenTelemetry messaging semantic conventions. The W3C
+``traceparent``/``tracestate`` of the sending span is injected into the message
+headers and extracted by the receiver, so a request that crosses processes is one
+trace with correctly parented spans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+__all__ = ["BusTelemetry"]
+
+_SYSTEM = "nats"
+
+
+class BusTelemetry:
+    """The tracer and instruments of one bus connection.
+
+    Args:
+        tracer_provider: where spans go; the global provider when ``None``.
+        meter_provider: where metrics go; the global provider when ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self._tracer = trace.get_tracer("hivewire.bus", tracer_provider=tracer_provider)
+        meter = metrics.get_meter("hivewire.bus", meter_provider=meter_provider)
+        self._dropped = meter.create_counter(
+            "hivewire.bus.messages.dropped",
+            unit="{message}",
+            description="Messages received but not handled, by reason.",
+        )
+        self._failed = meter.create_counter(
+            "hivewire.bus.handler.errors",
+            unit="{message}",
+            description="Messages whose handler raised, by error type.",
+        )
+        self._duration = meter.create_histogram(
+            "messaging.process.duration",
+            unit="s",
+            description="Time spent handling one received message.",
+        )
+        self.server_address: str | None = None
+        self.server_port: int | None = None
+
+    def start_send(
+        self,
+        operation: str,
+        subject: str,
+        headers: MutableMapping[str, str],
+        *,
+        message_id: str,
+        size: int,
+    ) -> Span:
+        """Start a producer span for sending one message and inject its context into ``headers``.
+
+        The caller ends the span; use :meth:`send_span` when the send fits in one block.
+        """
+        span = self._tracer.start_span(
+            f"{operation} {subject}",
+            kind=SpanKind.PRODUCER,
+            attributes=self._attributes("send", operation, subject, message_id, size),
+        )
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        return span
+
+    @contextmanager
+    def send_span(
+        self,
+        operation: str,
+        subject: str,
+        headers: MutableMapping[str, str],
+        *,
+        message_id: str,
+        size: int,
+    ) -> Iterator[Span]:
+        """A producer span around sending one message; records any exception that escapes."""
+        span = self.start_send(operation, subject, headers, message_id=message_id, size=size)
+        with trace.use_span(span, end_on_exit=True):
+            yield span
+
+    @contextmanager
+    def process_span(
+        self,
+        subject: str,
+        headers: Mapping[str, str] | None,
+        *,
+        message_id: str,
+        size: int,
+        queue: str | None,
+    ) -> Iterator[Span]:
+        """A consumer span around handling one message, parented by the sender's context."""
+        parent = propagate.extract(headers) if headers else None
+        attributes = self._attributes("process", "process", subject, message_id, size)
+        if queue:
+            attributes["messaging.consumer.group.name"] = queue
+        with self._tracer.start_as_current_span(
+            f"process {subject}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            yield span
+
+    def record_error(self, span: Span, exc: BaseException, *, subject: str) -> None:
+        """Mark ``span`` failed with ``exc`` and count the failure."""
+        error_type = type(exc).__qualname__
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)))
+        span.set_attribute("error.type", error_type)
+        self._failed.add(1, {"messaging.destination.name": subject, "error.type": error_type})
+
+    def record_drop(self, subject: str, reason: str) -> None:
+        """Count a received message that was not handled."""
+        self._dropped.add(1, {"messaging.destination.name": subject, "reason": reason})
+
+    def record_duration(self, subject: str, seconds: float) -> None:
+        """Record how long handling one message took."""
+        self._duration.record(seconds, {"messaging.destination.name": subject})
+
+    def _attributes(
+        self, op_type: str, op_name: str, subject: str, message_id: str, size: int
+    ) -> dict[str, str | int]:
+        attributes: dict[str, str | int] = {
+            "messaging.system": _SYSTEM,
+            "messaging.operation.type": op_type,
+            "messaging.operation.name": op_name,
+            "messaging.destination.name": subject,
+            "messaging.message.id": message_id,
+            "messaging.message.body.size": size,
+        }
+        if self.server_address is not None:
+            attributes["server.address"] = self.server_address
+        if self.server_port is not None:
+            attributes["server.port"] = self.server_port
+        return attributes

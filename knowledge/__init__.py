@@ -1,0 +1,1 @@
+"""Knowledge: semantic search over a Chroma vector store, served on the mesh."""
