@@ -1,5 +1,6 @@
 """The bus: A2A messages over NATS, typed, traced and shared by every Hivewire process."""
 
+from bus import subjects
 from bus.a2a import (
     Artifact,
     Message,
@@ -75,4 +76,5 @@ __all__ = [
     "TaskStatus",
     "TaskStatusUpdateEvent",
     "new_id",
+    "subjects",
 ]

@@ -65,9 +65,7 @@ class TaskState(enum.Enum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset(
-    {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED}
-)
+_TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED})
 
 
 class _Model(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -156,9 +154,7 @@ class Message(_Model, frozen=True):
         )
 
     @classmethod
-    def agent_text(
-        cls, text: str, *, context_id: str | None = None, task_id: str | None = None
-    ) -> Message:
+    def agent_text(cls, text: str, *, context_id: str | None = None, task_id: str | None = None) -> Message:
         """An agent message holding one text part, with a fresh message id."""
         return cls(
             message_id=new_id(),
@@ -241,8 +237,7 @@ class StreamResponse(_Model, frozen=True):
         members = (self.task, self.message, self.status_update, self.artifact_update)
         if sum(m is not UNSET for m in members) != 1:
             raise ValueError(
-                "a StreamResponse must set exactly one of task, message, statusUpdate or "
-                "artifactUpdate"
+                "a StreamResponse must set exactly one of task, message, statusUpdate or artifactUpdate"
             )
 
     @property

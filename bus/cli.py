@@ -46,9 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         register: Register = entry_point.load()
         register(commands)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)
 
@@ -90,10 +88,12 @@ def _run_nats(args: argparse.Namespace) -> int:
         return 1
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    print(
-        f"NATS is listening on {server.url} (JetStream data in {server.data_dir}); Ctrl-C stops it."
-    )
+    print(f"NATS is listening on {server.url} (JetStream data in {server.data_dir}); Ctrl-C stops it.")
     sys.stdout.flush()
     server.wait()
     server.stop()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

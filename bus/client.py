@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import msgspec
 import nats.errors
@@ -76,27 +78,30 @@ class Bus:
         nc = NATS()
         bus = cls(nc, settings, telemetry)
         servers = settings.servers()
-        auth_failure: list[BaseException] = []
+        refused: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
         async def on_error(exc: Exception) -> None:
             if isinstance(exc, nats.errors.SlowConsumerError):
                 bus._on_slow_consumer(exc)
             elif _is_auth_error(exc):
-                auth_failure.append(exc)
                 log.error("NATS refused the credentials: %s", exc)
+                if not refused.done():
+                    refused.set_result(exc)
             else:
                 log.warning("NATS connection error: %s", exc)
 
         async def on_disconnected() -> None:
-            log.warning("disconnected from NATS; reconnecting")
+            if not (nc.is_closed or nc.is_draining):
+                log.warning("disconnected from NATS; reconnecting")
 
         async def on_reconnected() -> None:
-            log.info(
-                "reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?"
-            )
+            log.info("reconnected to NATS at %s", bus.connected_url)
 
-        try:
-            await nc.connect(
+        # nats-py retries the first connection as often as later reconnections
+        # (forever by default, even when the credentials are refused), so the
+        # first one is bounded here: a process must fail clearly at start.
+        connecting = asyncio.ensure_future(
+            nc.connect(
                 servers=servers,
                 name=name,
                 error_cb=on_error,
@@ -108,17 +113,25 @@ class Bus:
                 user=settings.nats_user,
                 password=_secret(settings.nats_password),
                 token=_secret(settings.nats_token),
-                user_credentials=str(settings.nats_creds_file)
-                if settings.nats_creds_file
-                else None,
+                user_credentials=_path(settings.nats_creds_file),
                 tls=settings.tls_context(),
             )
-        except (
-            Exception
-        ) as exc:  # nats-py raises a variety of errors here; all mean "not connected"
-            if auth_failure or _is_auth_error(exc):
-                raise AuthError(servers, str(auth_failure[0] if auth_failure else exc)) from exc
-            raise ConnectError(servers, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        )
+        await asyncio.wait(
+            {connecting, cast("asyncio.Future[None]", refused)},
+            timeout=settings.nats_initial_connect_timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not connecting.done() or connecting.exception() is not None:
+            failure = await _abandon(nc, connecting)
+            if refused.done() or (failure is not None and _is_auth_error(failure)):
+                raise AuthError(servers, str(refused.result() if refused.done() else failure))
+            if failure is None:
+                reason = f"no connection within {settings.nats_initial_connect_timeout}s"
+            else:
+                reason = f"{type(failure).__name__}: {failure}".rstrip(": ")
+            raise ConnectError(servers, reason) from failure
+        refused.cancel()
         if nc.connected_url is not None:
             telemetry.server_address = nc.connected_url.hostname
             telemetry.server_port = nc.connected_url.port
@@ -160,16 +173,12 @@ class Bus:
             return
         for service in list(self._services):
             await service.stop()
-        with contextlib.suppress(
-            nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError
-        ):
+        with contextlib.suppress(nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
             await self._nc.drain()
         if not self._nc.is_closed:
             await self._nc.close()
 
-    async def publish(
-        self, subject: str, payload: object, *, envelope: Envelope | None = None
-    ) -> None:
+    async def publish(self, subject: str, payload: object, *, envelope: Envelope | None = None) -> None:
         """Send ``payload`` to every subscriber of ``subject`` without waiting for anyone.
 
         Raises:
@@ -362,6 +371,27 @@ class Bus:
 
 def _secret(value: Any) -> str | None:
     return None if value is None else str(value.get_secret_value())
+
+
+def _path(value: Path | None) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _abandon(nc: NATS, connecting: asyncio.Future[None]) -> BaseException | None:
+    """Stop a first connection that failed or took too long; return its error."""
+    if not connecting.done():
+        connecting.cancel()
+    try:
+        await connecting
+    except asyncio.CancelledError:
+        failure: BaseException | None = None
+    except Exception as exc:  # noqa: BLE001 - whatever nats-py raised is the reason we report
+        failure = exc
+    else:
+        failure = None
+    with contextlib.suppress(Exception):
+        await nc.close()
+    return failure
 
 
 def _is_auth_error(exc: BaseException) -> bool:

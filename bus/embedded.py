@@ -66,7 +66,7 @@ class EmbeddedNats:
     def __init__(
         self,
         *,
-        data_dir: Path | None = None,
+        data_dir: Path | str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         max_payload: int = 1024 * 1024,
@@ -85,7 +85,7 @@ class EmbeddedNats:
         self._token = token
         self._ready_timeout = ready_timeout
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._data_dir = data_dir
+        self._data_dir = None if data_dir is None else Path(data_dir)
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = Path(os.devnull)
         self._ports_dir: Path | None = None
@@ -220,8 +220,7 @@ class EmbeddedNats:
         ]
         if self._user is not None:
             lines.append(
-                f"authorization {{ user: {json.dumps(self._user)}, "
-                f"password: {json.dumps(self._password)} }}"
+                f"authorization {{ user: {json.dumps(self._user)}, password: {json.dumps(self._password)} }}"
             )
         elif self._token is not None:
             lines.append(f"authorization {{ token: {json.dumps(self._token)} }}")

@@ -63,9 +63,7 @@ class InvalidSubjectToken(BusError, ValueError):
     def __init__(self, kind: str, value: str) -> None:
         self.kind = kind
         self.value = value
-        super().__init__(
-            f"invalid {kind} {value!r}: use 1-64 characters from letters, digits, '-' and '_'"
-        )
+        super().__init__(f"invalid {kind} {value!r}: use 1-64 characters from letters, digits, '-' and '_'")
 
 
 class PayloadTooLarge(BusError):
@@ -119,9 +117,7 @@ class RemoteError(RequestError):
     def __init__(self, code: str, message: str, *, subject: str = "") -> None:
         self.code = code
         self.message = message
-        super().__init__(
-            subject, f"{code}: {message}" + (f" (from {subject!r})" if subject else "")
-        )
+        super().__init__(subject, f"{code}: {message}" + (f" (from {subject!r})" if subject else ""))
 
 
 class StreamBroken(RequestError):
@@ -145,6 +141,4 @@ class Disconnected(BusError):
 
     def __init__(self, subject: str) -> None:
         self.subject = subject
-        super().__init__(
-            f"cannot send on {subject!r}: disconnected from NATS and the buffer is full"
-        )
+        super().__init__(f"cannot send on {subject!r}: disconnected from NATS and the buffer is full")

@@ -93,9 +93,12 @@ class Service(Generic[T]):
     async def start(self) -> None:
         """Subscribe; from here on requests are handled."""
         try:
-            self._sub = await self._nc.subscribe(
-                self.subject, queue=self.queue or "", cb=self._receive
-            )
+            self._sub = await self._nc.subscribe(self.subject, queue=self.queue or "", cb=self._receive)
+            # Once start() returns, the server knows the interest: no request races it.
+            # nats-py (2.16) writes a flush's PING straight to the socket, ahead of
+            # a SUB still waiting in its buffer; by the second PING the SUB is out.
+            await self._nc.flush()
+            await self._nc.flush()
         except nats.errors.ConnectionClosedError:
             raise BusClosed() from None
 
@@ -104,9 +107,7 @@ class Service(Generic[T]):
         sub, self._sub = self._sub, None
         self._on_stop(self)
         if sub is not None:
-            with contextlib.suppress(
-                nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError
-            ):
+            with contextlib.suppress(nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError):
                 await sub.unsubscribe()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
@@ -196,9 +197,7 @@ class Service(Generic[T]):
         await self._reply_error(reply, outcome, frame=None)
         return outcome
 
-    async def _run_stream(
-        self, request: Request[T], reply: str, remaining: float | None
-    ) -> _Outcome:
+    async def _run_stream(self, request: Request[T], reply: str, remaining: float | None) -> _Outcome:
         handler: Callable[[Request[T]], AsyncIterator[object]] = self._handler
         seq = 0
         async with _guard(remaining) as outcome:

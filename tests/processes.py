@@ -1,0 +1,59 @@
+"""Start peer processes for tests and make sure none outlives its test."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+PEERS = Path(__file__).with_name("peers.py")
+
+
+class Peer:
+    """A running ``tests/peers.py`` process."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.output: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def stop(self) -> list[str]:
+        """SIGTERM it, wait for it, and return what it printed after ``ready``."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        assert self.process.stdout is not None
+        out = await asyncio.wait_for(self.process.stdout.read(), 10)
+        await asyncio.wait_for(self.process.wait(), 10)
+        self.output = out.decode().splitlines()
+        return self.output
+
+
+@asynccontextmanager
+async def peer(url: str, subject: str, *extra: str) -> AsyncIterator[Peer]:
+    """Run a responder in another OS process for the duration of the block."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(PEERS),
+        "--url",
+        url,
+        "--subject",
+        subject,
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    running = Peer(process)
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert line.strip() == b"ready", f"peer did not start: {line!r}"
+        yield running
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

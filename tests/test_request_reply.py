@@ -1,0 +1,186 @@
+"""Request/reply: typed replies across processes, queue groups, and every way a request can fail."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+
+import msgspec
+import pytest
+
+from bus import (
+    Bus,
+    EmbeddedNats,
+    Envelope,
+    ErrorCode,
+    MalformedPayload,
+    NoResponders,
+    PayloadTooLarge,
+    RemoteError,
+    Request,
+    RequestTimeout,
+)
+from tests.peers import Ping, Pong
+from tests.processes import peer
+
+
+async def test_request_reply_across_two_processes(nats_server: EmbeddedNats, bus: Bus) -> None:
+    async with peer(nats_server.url, "test.echo.cross") as responder:
+        reply = await bus.request("test.echo.cross", Ping(text="hello"), Pong)
+    assert reply == Pong(text="hello", pid=responder.pid, remaining=reply.remaining)
+
+
+async def test_replicas_in_a_queue_group_share_requests_and_each_is_handled_once(
+    nats_server: EmbeddedNats, bus: Bus
+) -> None:
+    subject = "test.echo.shared"
+    async with (
+        peer(nats_server.url, subject, "--queue", "echoers") as first,
+        peer(nats_server.url, subject, "--queue", "echoers") as second,
+    ):
+        replies = await asyncio.gather(*(bus.request(subject, Ping(text=str(i)), Pong) for i in range(200)))
+    assert sorted(int(r.text) for r in replies) == list(range(200))
+    handled_by = collections.Counter(r.pid for r in replies)
+    assert set(handled_by) == {first.pid, second.pid}
+    assert sum(handled_by.values()) == 200
+
+
+async def test_the_deadline_travels_with_the_request(bus: Bus, other_bus: Bus) -> None:
+    async def report(request: Request[Ping]) -> Pong:
+        return Pong(text="", pid=0, remaining=request.remaining())
+
+    await other_bus.serve("test.deadline", report, Ping)
+    reply = await bus.request("test.deadline", Ping(text="x"), Pong, timeout=2.0)
+    assert reply.remaining is not None
+    assert 1.0 < reply.remaining <= 2.0
+
+
+async def test_a_shorter_envelope_deadline_wins_over_the_timeout(bus: Bus, other_bus: Bus) -> None:
+    async def report(request: Request[Ping]) -> Pong:
+        return Pong(text="", pid=0, remaining=request.remaining())
+
+    await other_bus.serve("test.deadline.envelope", report, Ping)
+    envelope = Envelope.with_timeout(0.5, tenant="acme")
+    reply = await bus.request("test.deadline.envelope", Ping(text="x"), Pong, envelope=envelope)
+    assert reply.remaining is not None
+    assert reply.remaining <= 0.5
+
+
+async def test_no_responders_is_reported_at_once(bus: Bus) -> None:
+    started = time.monotonic()
+    with pytest.raises(NoResponders) as caught:
+        await bus.request("test.nobody.home", Ping(text="x"), Pong, timeout=5)
+    assert caught.value.subject == "test.nobody.home"
+    assert time.monotonic() - started < 2
+
+
+async def test_a_slow_responder_times_out(bus: Bus, other_bus: Bus) -> None:
+    async def slow(request: Request[Ping]) -> Pong:
+        await asyncio.sleep(5)
+        return Pong(text="late", pid=0)
+
+    service = await other_bus.serve("test.slow", slow, Ping)
+    with pytest.raises(RequestTimeout) as caught:
+        await bus.request("test.slow", Ping(text="x"), Pong, timeout=0.3)
+    assert caught.value.timeout == pytest.approx(0.3)
+    # The responder's handler is cancelled at the same deadline rather than running on.
+    await asyncio.sleep(0.2)
+    assert service.stats.in_flight == 0
+    assert service.stats.failed == 1
+
+
+async def test_a_raising_handler_sends_an_error_reply_not_a_timeout(bus: Bus, other_bus: Bus) -> None:
+    async def broken(request: Request[Ping]) -> Pong:
+        raise ZeroDivisionError("division by zero")
+
+    service = await other_bus.serve("test.broken", broken, Ping)
+    with pytest.raises(RemoteError) as caught:
+        await bus.request("test.broken", Ping(text="x"), Pong, timeout=5)
+    assert caught.value.code == ErrorCode.INTERNAL
+    assert "ZeroDivisionError: division by zero" in caught.value.message
+    # The worker survives and keeps serving.
+    with pytest.raises(RemoteError):
+        await bus.request("test.broken", Ping(text="again"), Pong)
+    assert service.stats.failed == 2
+
+
+async def test_a_handler_chooses_its_error_code(bus: Bus, other_bus: Bus) -> None:
+    async def picky(request: Request[Ping]) -> Pong:
+        raise RemoteError("not_found", f"no such thing: {request.payload.text}")
+
+    await other_bus.serve("test.picky", picky, Ping)
+    with pytest.raises(RemoteError) as caught:
+        await bus.request("test.picky", Ping(text="widget"), Pong)
+    assert (caught.value.code, caught.value.message) == ("not_found", "no such thing: widget")
+
+
+class Wrong(msgspec.Struct, frozen=True):
+    number: int
+
+
+async def test_a_malformed_request_gets_a_bad_request_reply(bus: Bus, other_bus: Bus) -> None:
+    async def echo(request: Request[Ping]) -> Pong:
+        return Pong(text=request.payload.text, pid=0)
+
+    service = await other_bus.serve("test.strict", echo, Ping)
+    with pytest.raises(RemoteError) as caught:
+        await bus.request("test.strict", Wrong(number=1), Pong)
+    assert caught.value.code == ErrorCode.BAD_REQUEST
+    assert "malformed Ping" in caught.value.message
+    assert "text" in caught.value.message
+    assert (await bus.request("test.strict", Ping(text="fine"), Pong)).text == "fine"
+    assert service.stats.malformed == 1
+
+
+async def test_malformed_bytes_without_a_reply_subject_are_counted_and_dropped(
+    bus: Bus, other_bus: Bus
+) -> None:
+    seen: list[str] = []
+
+    async def record(request: Request[Ping]) -> None:
+        seen.append(request.payload.text)
+
+    service = await other_bus.serve("test.events", record, Ping)
+    await bus.publish("test.events", b"\xff not json at all")
+    await bus.publish("test.events", Wrong(number=7))
+    await bus.publish("test.events", Ping(text="good"))
+    async with asyncio.timeout(5):
+        while not seen:
+            await asyncio.sleep(0.01)
+    assert seen == ["good"]
+    assert service.stats.malformed == 2
+
+
+async def test_a_malformed_reply_is_a_typed_error(bus: Bus, other_bus: Bus) -> None:
+    async def wrong_shape(request: Request[Ping]) -> Wrong:
+        return Wrong(number=3)
+
+    await other_bus.serve("test.wrong.reply", wrong_shape, Ping)
+    with pytest.raises(MalformedPayload) as caught:
+        await bus.request("test.wrong.reply", Ping(text="x"), Pong)
+    assert caught.value.expected == "Pong"
+
+
+async def test_an_oversized_payload_is_refused_before_sending(bus: Bus) -> None:
+    big = Ping(text="x" * (bus.max_payload + 1))
+    with pytest.raises(PayloadTooLarge) as caught:
+        await bus.publish("test.big", big)
+    assert caught.value.max_payload == bus.max_payload
+    assert caught.value.size > bus.max_payload
+
+
+async def test_an_expired_request_is_not_handled(bus: Bus, other_bus: Bus) -> None:
+    calls: list[str] = []
+
+    async def record(request: Request[Ping]) -> None:
+        calls.append(request.payload.text)
+
+    service = await other_bus.serve("test.expired", record, Ping)
+    await bus.publish("test.expired", Ping(text="stale"), envelope=Envelope.with_timeout(0))
+    await bus.publish("test.expired", Ping(text="fresh"), envelope=Envelope.with_timeout(5))
+    async with asyncio.timeout(5):
+        while not calls:
+            await asyncio.sleep(0.01)
+    assert calls == ["fresh"]
+    assert service.stats.expired == 1
