@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections.abc import Mapping
 
 import msgspec
 
-from bus.a2a import new_id
 from bus.errors import MalformedPayload
 
-__all__ = ["Envelope", "Header"]
+__all__ = ["Envelope", "Header", "next_message_id"]
+
+# Message ids are made on every send: a random per-process prefix and a counter
+# are unique without the cost of a random UUID (a system call) per message.
+_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count()
+
+
+def next_message_id() -> str:
+    """A message id unique to this process run (random prefix, then a counter)."""
+    return f"{_PREFIX}{next(_COUNTER):x}"
 
 
 class Header:
@@ -43,7 +54,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
         hops: how many agent-to-agent calls led to this message.
     """
 
-    message_id: str = msgspec.field(default_factory=new_id)
+    message_id: str = msgspec.field(default_factory=next_message_id)
     tenant: str | None = None
     deadline: float | None = None
     reply_to: str | None = None
@@ -95,7 +106,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
             raise MalformedPayload(expected="envelope headers", reason=f"negative hops {hops}")
         message_id = headers.get(Header.MESSAGE_ID)
         return cls(
-            message_id=message_id if message_id else new_id(),
+            message_id=message_id if message_id else next_message_id(),
             tenant=headers.get(Header.TENANT),
             deadline=deadline,
             reply_to=headers.get(Header.REPLY_TO),

@@ -9,7 +9,7 @@ trace with correctly parented spans.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -17,10 +17,17 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 __all__ = ["BusTelemetry"]
 
 _SYSTEM = "nats"
+# Reusable: entering a nullcontext has no side effects.
+_NO_SPAN: AbstractContextManager[Span] = nullcontext(trace.INVALID_SPAN)
 
 
 class BusTelemetry:
     """The tracer and instruments of one bus connection.
+
+    Tracing is on when a real tracer provider is given, or set globally before
+    the bus connects. With none (OpenTelemetry's default no-op proxy) spans are
+    skipped entirely: the no-op API still costs microseconds per message, a
+    large share of a request on the hot path.
 
     Args:
         tracer_provider: where spans go; the global provider when ``None``.
@@ -33,7 +40,9 @@ class BusTelemetry:
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
-        self._tracer = trace.get_tracer("hivewire.bus", tracer_provider=tracer_provider)
+        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        self.tracing = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        self._tracer = provider.get_tracer("hivewire.bus")
         meter = metrics.get_meter("hivewire.bus", meter_provider=meter_provider)
         self._dropped = meter.create_counter(
             "hivewire.bus.messages.dropped",
@@ -66,6 +75,8 @@ class BusTelemetry:
 
         The caller ends the span; use :meth:`send_span` when the send fits in one block.
         """
+        if not self.tracing:
+            return trace.INVALID_SPAN
         span = self._tracer.start_span(
             f"{operation} {subject}",
             kind=SpanKind.PRODUCER,
@@ -74,7 +85,6 @@ class BusTelemetry:
         propagate.inject(headers, context=trace.set_span_in_context(span))
         return span
 
-    @contextmanager
     def send_span(
         self,
         operation: str,
@@ -83,13 +93,13 @@ class BusTelemetry:
         *,
         message_id: str,
         size: int,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A producer span around sending one message; records any exception that escapes."""
+        if not self.tracing:
+            return _NO_SPAN
         span = self.start_send(operation, subject, headers, message_id=message_id, size=size)
-        with trace.use_span(span, end_on_exit=True):
-            yield span
+        return trace.use_span(span, end_on_exit=True)
 
-    @contextmanager
     def process_span(
         self,
         subject: str,
@@ -98,8 +108,22 @@ class BusTelemetry:
         message_id: str,
         size: int,
         queue: str | None,
-    ) -> Iterator[Span]:
+    ) -> AbstractContextManager[Span]:
         """A consumer span around handling one message, parented by the sender's context."""
+        if not self.tracing:
+            return _NO_SPAN
+        return self._process_span(subject, headers, message_id=message_id, size=size, queue=queue)
+
+    @contextmanager
+    def _process_span(
+        self,
+        subject: str,
+        headers: Mapping[str, str] | None,
+        *,
+        message_id: str,
+        size: int,
+        queue: str | None,
+    ) -> Iterator[Span]:
         parent = propagate.extract(headers) if headers else None
         attributes = self._attributes("process", "process", subject, message_id, size)
         if queue:
