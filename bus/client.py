@@ -16,6 +16,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from opentelemetry import metrics, trace
 
+from bus.backoff import Backoff
 from bus.codec import Codec
 from bus.envelope import Envelope
 from bus.errors import (
@@ -109,6 +110,9 @@ class Bus:
                 reconnected_cb=on_reconnected,
                 connect_timeout=settings.nats_connect_timeout,  # type: ignore[arg-type]
                 reconnect_time_wait=settings.nats_reconnect_wait,  # type: ignore[arg-type]
+                reconnect_to_server_handler=Backoff(
+                    initial=settings.nats_reconnect_wait, maximum=settings.nats_reconnect_max_wait
+                ),
                 max_reconnect_attempts=settings.nats_max_reconnect_attempts,
                 user=settings.nats_user,
                 password=_secret(settings.nats_password),

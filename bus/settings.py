@@ -42,6 +42,9 @@ class NatsSettings(BaseSettings):
         default=10.0, gt=0, description="All attempts of a process's first connection (s)."
     )
     nats_reconnect_wait: float = Field(default=1.0, gt=0, description="Pause between reconnect attempts (s).")
+    nats_reconnect_max_wait: float = Field(
+        default=10.0, gt=0, description="Longest pause between reconnect attempts (s)."
+    )
     nats_max_reconnect_attempts: int = Field(default=-1, description="-1 retries forever.")
     nats_max_payload: int = Field(
         default=1024 * 1024,
@@ -55,6 +58,8 @@ class NatsSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_pairs(self) -> Self:
+        if self.nats_reconnect_max_wait < self.nats_reconnect_wait:
+            raise ValueError("HIVEWIRE_NATS_RECONNECT_MAX_WAIT must be >= HIVEWIRE_NATS_RECONNECT_WAIT")
         if (self.nats_user is None) != (self.nats_password is None):
             raise ValueError("HIVEWIRE_NATS_USER and HIVEWIRE_NATS_PASSWORD must be set together")
         if (self.nats_tls_cert_file is None) != (self.nats_tls_key_file is None):

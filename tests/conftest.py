@@ -22,6 +22,7 @@ def settings_for(url: str, **overrides: object) -> NatsSettings:
         "nats_url": url,
         "nats_request_timeout": 5.0,
         "nats_reconnect_wait": 0.2,
+        "nats_reconnect_max_wait": 0.5,
         "_env_file": None,
     }
     values.update(overrides)
