@@ -216,6 +216,7 @@ class EmbeddedNats:
             # -1 lets the server choose a free port and report it in the ports file.
             f"port: {self.port or -1}",
             f"max_payload: {self._max_payload}",
+            # The server keeps its streams in a "jetstream" folder inside store_dir.
             f"jetstream {{ store_dir: {json.dumps(str(store_dir))} }}",
         ]
         if self._user is not None:
@@ -232,7 +233,7 @@ class EmbeddedNats:
         data_dir.mkdir(parents=True, exist_ok=True)
         ports_dir = self._ports_dir = Path(tempfile.mkdtemp(prefix="ports-", dir=data_dir))
         config = data_dir / "nats-server.conf"
-        config.write_text(self._config(data_dir / "jetstream"))
+        config.write_text(self._config(data_dir))
         self._log_path = data_dir / "nats-server.log"
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
