@@ -1,1 +1,66 @@
-"""Agents: the runtime that turns a Python module into a mesh agent process."""
+"""Agents: declare typed skills, run each agent as its own process, and call across the mesh."""
+
+from agents.agent import Agent, Skill
+from agents.calls import Call, Caller, Failed, Ok, Outcome
+from agents.card import AgentCard, AgentSkill, SkillSchema
+from agents.context import Context
+from agents.deadletter import DeadLetter, DeadLetters, Parked
+from agents.errors import (
+    AgentDefinitionError,
+    AgentError,
+    AgentLoadError,
+    HopLimitExceeded,
+    InvalidInput,
+    StateConflict,
+    TaskNotFound,
+)
+from agents.events import ConversationEvents
+from agents.infrastructure import Infrastructure, ensure
+from agents.mesh import Mesh
+from agents.process import load_agent, serve_agent
+from agents.registry import Instance, LiveAgent, Load, Registry
+from agents.runtime import AgentRuntime
+from agents.settings import AgentSettings
+from agents.state import ConversationState, Versioned
+from agents.tasks import TaskRecords, TaskRequest, Tasks
+
+__all__ = [
+    "Agent",
+    "AgentCard",
+    "AgentDefinitionError",
+    "AgentError",
+    "AgentLoadError",
+    "AgentRuntime",
+    "AgentSettings",
+    "AgentSkill",
+    "Call",
+    "Caller",
+    "Context",
+    "ConversationEvents",
+    "ConversationState",
+    "DeadLetter",
+    "DeadLetters",
+    "Failed",
+    "HopLimitExceeded",
+    "Infrastructure",
+    "Instance",
+    "InvalidInput",
+    "LiveAgent",
+    "Load",
+    "Mesh",
+    "Ok",
+    "Outcome",
+    "Parked",
+    "Registry",
+    "Skill",
+    "SkillSchema",
+    "StateConflict",
+    "TaskNotFound",
+    "TaskRecords",
+    "TaskRequest",
+    "Tasks",
+    "Versioned",
+    "ensure",
+    "load_agent",
+    "serve_agent",
+]

@@ -31,6 +31,8 @@ class ErrorCode(enum.StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    # A chain of agent-to-agent calls went deeper than the configured hop limit.
+    HOP_LIMIT_EXCEEDED = "hop_limit_exceeded"
 
 
 class BusError(Exception):

@@ -11,6 +11,10 @@ wildcard in the tenant position::
     hw.<tenant>.ctx.<context>.events      a conversation's events: streamed chunks, task status
     hw.<tenant>.dlq.<agent>               dead letters of an agent's durable tasks
 
+Key-value buckets hold the live agents (``hw_agents``), durable task records
+(``hw_tasks``) and shared conversation state (``hw_state``); their keys are
+built here too.
+
 Names used as subject tokens are validated here, so no caller can smuggle a
 ``.``, ``*`` or ``>`` into a subject.
 """
@@ -27,18 +31,33 @@ __all__ = [
     "EVENTS_STREAM",
     "REGISTRY_BUCKET",
     "ROOT",
+    "STATE_BUCKET",
     "TASKS_STREAM",
+    "TASK_RECORDS_BUCKET",
     "AgentRoute",
     "agent_queue_group",
     "agent_request",
     "agent_requests_all_tenants",
+    "agent_skill_all_tenants",
+    "agent_tasks_all_tenants",
+    "all_tenants_cancels",
+    "all_tenants_dead_letters",
     "all_tenants_events",
     "all_tenants_tasks",
     "cancel",
     "conversation_events",
     "dead_letter",
+    "dead_letters_matching",
     "parse_agent_request",
+    "parse_cancel",
+    "parse_task",
+    "registry_key",
+    "state_key",
+    "state_prefix",
     "task",
+    "task_consumer",
+    "task_record_key",
+    "tenant_events",
     "tenant_scope",
     "token",
 ]
@@ -48,6 +67,8 @@ TASKS_STREAM = "HW_TASKS"
 EVENTS_STREAM = "HW_EVENTS"
 DEAD_LETTER_STREAM = "HW_DLQ"
 REGISTRY_BUCKET = "hw_agents"
+TASK_RECORDS_BUCKET = "hw_tasks"
+STATE_BUCKET = "hw_state"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -76,6 +97,11 @@ def agent_request(tenant: str, agent: str, skill: str) -> str:
 def agent_requests_all_tenants(agent: str) -> str:
     """What every replica of ``agent`` subscribes to: its skills, for every tenant."""
     return f"{ROOT}.*.agent.{token('agent', agent)}.*"
+
+
+def agent_skill_all_tenants(agent: str, skill: str) -> str:
+    """What every replica of ``agent`` subscribes to for one ``skill``, for every tenant."""
+    return f"{ROOT}.*.agent.{token('agent', agent)}.{token('skill', skill)}"
 
 
 def agent_queue_group(agent: str) -> str:
@@ -112,6 +138,18 @@ def task(tenant: str, agent: str) -> str:
     return f"{ROOT}.{token('tenant', tenant)}.task.{token('agent', agent)}"
 
 
+def parse_task(subject: str) -> tuple[str, str]:
+    """Split a durable task subject into ``(tenant, agent)``.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a task subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != ROOT or parts[2] != "task":
+        raise InvalidSubjectToken("task subject", subject)
+    return token("tenant", parts[1]), token("agent", parts[3])
+
+
 def all_tenants_tasks() -> str:
     """The subjects the durable tasks stream captures."""
     return f"{ROOT}.*.task.*"
@@ -127,6 +165,11 @@ def conversation_events(tenant: str, context_id: str) -> str:
     return f"{ROOT}.{token('tenant', tenant)}.ctx.{token('context id', context_id)}.events"
 
 
+def tenant_events(tenant: str) -> str:
+    """Every conversation event of one tenant."""
+    return f"{ROOT}.{token('tenant', tenant)}.ctx.*.events"
+
+
 def all_tenants_events() -> str:
     """The subjects the conversation events stream captures."""
     return f"{ROOT}.*.ctx.*.events"
@@ -135,3 +178,62 @@ def all_tenants_events() -> str:
 def dead_letter(tenant: str, agent: str) -> str:
     """Where a durable task that failed too often is parked, with the reason."""
     return f"{ROOT}.{token('tenant', tenant)}.dlq.{token('agent', agent)}"
+
+
+def agent_tasks_all_tenants(agent: str) -> str:
+    """The durable tasks of ``agent`` for every tenant: its work-queue consumer's filter."""
+    return f"{ROOT}.*.task.{token('agent', agent)}"
+
+
+def task_consumer(agent: str) -> str:
+    """The durable JetStream consumer whose messages the replicas of ``agent`` share."""
+    return f"{ROOT}-tasks-{token('agent', agent)}"
+
+
+def all_tenants_cancels() -> str:
+    """What every agent replica listens to for cancellations of running tasks."""
+    return f"{ROOT}.*.cancel.*"
+
+
+def parse_cancel(subject: str) -> tuple[str, str]:
+    """Split a cancellation subject into ``(tenant, task_id)``.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a cancellation subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != ROOT or parts[2] != "cancel":
+        raise InvalidSubjectToken("cancel subject", subject)
+    return token("tenant", parts[1]), token("task id", parts[3])
+
+
+def all_tenants_dead_letters() -> str:
+    """The subjects the dead-letter stream captures."""
+    return f"{ROOT}.*.dlq.*"
+
+
+def dead_letters_matching(tenant: str | None = None, agent: str | None = None) -> str:
+    """A filter for the dead letters of one tenant and/or agent (``None`` matches any)."""
+    t = "*" if tenant is None else token("tenant", tenant)
+    a = "*" if agent is None else token("agent", agent)
+    return f"{ROOT}.{t}.dlq.{a}"
+
+
+def registry_key(agent: str, instance: str) -> str:
+    """The registry key of one running replica of ``agent``."""
+    return f"{token('agent', agent)}.{token('instance', instance)}"
+
+
+def task_record_key(tenant: str, task_id: str) -> str:
+    """The key of a durable task's record (its A2A ``Task``)."""
+    return f"{token('tenant', tenant)}.{token('task id', task_id)}"
+
+
+def state_prefix(tenant: str, context_id: str) -> str:
+    """The key prefix of one conversation's shared state."""
+    return f"{token('tenant', tenant)}.{token('context id', context_id)}"
+
+
+def state_key(tenant: str, context_id: str, key: str) -> str:
+    """The key of one entry of a conversation's shared state."""
+    return f"{state_prefix(tenant, context_id)}.{token('state key', key)}"

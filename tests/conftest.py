@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from agents import AgentSettings, Mesh
 from bus import Bus, EmbeddedNats, NatsSettings
+from tests.processes import AGENT_ENV
 
 
 @pytest.fixture(scope="session")
@@ -46,4 +48,24 @@ async def other_bus(settings: NatsSettings) -> AsyncIterator[Bus]:
     """A second connection, standing for another process in the same test."""
     bus = await Bus.connect(settings, name="test-other")
     yield bus
+    await bus.close()
+
+
+@pytest.fixture
+def agent_settings(nats_server: EmbeddedNats) -> AgentSettings:
+    """Agent settings matching the agent processes the tests start (``tests.processes.AGENT_ENV``)."""
+    values: dict[str, object] = {
+        "nats_url": nats_server.url,
+        "nats_request_timeout": 5.0,
+        "_env_file": None,
+        **{key.removeprefix("HIVEWIRE_").lower(): value for key, value in AGENT_ENV.items()},
+    }
+    return AgentSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def mesh(agent_settings: AgentSettings) -> AsyncIterator[Mesh]:
+    """A client's handle on the mesh, as the gateway would hold it."""
+    bus = await Bus.connect(agent_settings, name="test-mesh")
+    yield await Mesh.open(bus, agent_settings)
     await bus.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -53,6 +54,65 @@ async def peer(url: str, subject: str, *extra: str) -> AsyncIterator[Peer]:
         line = await asyncio.wait_for(process.stdout.readline(), 20)
         assert line.strip() == b"ready", f"peer did not start: {line!r}"
         yield running
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+# Agent processes in tests beat fast, so deaths are noticed within a second or two.
+AGENT_ENV = {
+    "HIVEWIRE_HEARTBEAT_INTERVAL": "0.3",
+    "HIVEWIRE_HEARTBEAT_MISSES": "3",
+    "HIVEWIRE_TASK_ACK_WAIT": "2",
+    "HIVEWIRE_TASK_MAX_DELIVERIES": "3",
+    "HIVEWIRE_TASK_RETRY_DELAY": "0.1",
+    "HIVEWIRE_DRAIN_GRACE": "10",
+}
+
+
+class AgentProcess:
+    """A running ``hivewire agent run MODULE:ATTR`` process."""
+
+    def __init__(self, process: asyncio.subprocess.Process, banner: str) -> None:
+        self.process = process
+        self.banner = banner
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-work without any cleanup."""
+        self.process.kill()
+
+    async def terminate(self, timeout: float = 20) -> int:
+        """SIGTERM, then wait for the exit code."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+
+@asynccontextmanager
+async def agent_process(url: str, target: str, **env: str) -> AsyncIterator[AgentProcess]:
+    """Run ``hivewire agent run target`` against ``url`` until the block ends."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bus.cli",
+        "--log-level",
+        "WARNING",
+        "agent",
+        "run",
+        target,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": url, **env},
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert line.startswith("agent "), f"agent {target} did not start: {line!r}"
+        yield AgentProcess(process, line.strip())
     finally:
         if process.returncode is None:
             process.kill()

@@ -1,0 +1,165 @@
+"""``hivewire agent run``, ``hivewire agents`` and ``hivewire dlq``: the agent commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+import msgspec
+import uvloop
+
+from agents.errors import AgentError
+from agents.mesh import Mesh
+from agents.process import load_agent, serve_agent
+from agents.settings import AgentSettings
+from bus.client import Bus
+from bus.errors import BusError
+
+__all__ = ["agent_command", "agents_command", "dlq_command"]
+
+
+def agent_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire agent run MODULE:ATTR``."""
+    parser = commands.add_parser("agent", help="run an agent process", description="Run one agent replica.")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="run the agent MODULE:ATTR until SIGTERM (then drain)",
+        description="Import MODULE, take the Agent named ATTR, and serve it on the mesh until SIGTERM.",
+    )
+    run.add_argument("target", metavar="MODULE:ATTR", help="e.g. myagents.greeter:agent")
+    run.add_argument("--instance", help="replica id in the registry (default: host-pid-random)")
+    run.set_defaults(run=_run_agent)
+
+
+def agents_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire agents``."""
+    parser = commands.add_parser(
+        "agents", help="list the live agents", description="List the agents running on the mesh now."
+    )
+    parser.add_argument("--json", action="store_true", help="print the registry entries as JSON")
+    parser.set_defaults(run=_list_agents)
+
+
+def dlq_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire dlq list|replay``."""
+    parser = commands.add_parser(
+        "dlq", help="inspect and replay dead-lettered tasks", description="Dead-lettered durable tasks."
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="list dead letters, oldest first")
+    listing.add_argument("--tenant")
+    listing.add_argument("--agent")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_list_dead_letters)
+    replay = actions.add_parser("replay", help="run dead-lettered tasks again")
+    replay.add_argument("seqs", metavar="SEQ", type=int, nargs="+", help="sequence numbers from `dlq list`")
+    replay.set_defaults(run=_replay_dead_letters)
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    try:
+        agent = load_agent(args.target)
+        settings = AgentSettings()
+    except (AgentError, ValueError) as exc:
+        print(f"hivewire agent run: {exc}", file=sys.stderr)
+        return 2
+    return _run(serve_agent(agent, settings, instance=args.instance), "hivewire agent run")
+
+
+def _list_agents(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        settings = AgentSettings()
+        bus = await Bus.connect(settings, name="hivewire-cli")
+        try:
+            agents = await (await Mesh.open(bus, settings)).registry.agents()
+        finally:
+            await bus.close()
+        if args.json:
+            print(msgspec.json.encode(agents).decode())
+            return 0
+        if not agents:
+            print("no live agents")
+            return 0
+        rows = [("AGENT", "VERSION", "REPLICAS", "IN FLIGHT", "SKILLS")]
+        rows += [
+            (
+                a.name,
+                a.card.version,
+                str(a.replicas),
+                str(a.load.in_flight),
+                ",".join(s.id for s in a.card.skills),
+            )
+            for a in agents
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        return 0
+
+    return _run(main(), "hivewire agents")
+
+
+def _list_dead_letters(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        settings = AgentSettings()
+        bus = await Bus.connect(settings, name="hivewire-cli")
+        try:
+            mesh = await Mesh.open(bus, settings)
+            parked = await mesh.dead_letters.list(tenant=args.tenant, agent=args.agent, limit=args.limit)
+        finally:
+            await bus.close()
+        if args.json:
+            print(msgspec.json.encode(parked).decode())
+            return 0
+        if not parked:
+            print("no dead letters")
+            return 0
+        for item in parked:
+            letter = item.letter
+            task = letter.request.task_id if letter.request else "(malformed)"
+            skill = f"{letter.agent}.{letter.request.skill}" if letter.request else letter.agent
+            print(f"{item.seq}  {letter.tenant}  {skill}  task {task}  after {letter.deliveries} deliveries")
+            print(f"    {letter.reason}")
+        return 0
+
+    return _run(main(), "hivewire dlq list")
+
+
+def _replay_dead_letters(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        settings = AgentSettings()
+        bus = await Bus.connect(settings, name="hivewire-cli")
+        failures = 0
+        try:
+            mesh = await Mesh.open(bus, settings)
+            for seq in args.seqs:
+                try:
+                    task = await mesh.dead_letters.replay(seq, mesh.tasks)
+                except (LookupError, ValueError) as exc:
+                    failures += 1
+                    print(f"{seq}: {exc}", file=sys.stderr)
+                    continue
+                print(json.dumps({"seq": seq, "task": task.id, "state": task.status.state.value}))
+        finally:
+            await bus.close()
+        return 1 if failures else 0
+
+    return _run(main(), "hivewire dlq replay")
+
+
+def _run(main: Coroutine[Any, Any, int], command: str) -> int:
+    """Run a command's coroutine on uvloop; a bus failure is a one-line error and exit code 1."""
+
+    async def guarded() -> int:
+        try:
+            return await main
+        except BusError as exc:
+            print(f"{command}: {exc}", file=sys.stderr)
+            return 1
+
+    return uvloop.run(guarded())

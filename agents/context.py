@@ -1,0 +1,119 @@
+"""What a skill handler is given: the request, its conversation, and the mesh around it."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from agents.calls import Call, Caller, Outcome
+from agents.events import ConversationEvents, chunk_event, status_event
+from agents.state import ConversationState
+from agents.tasks import Tasks
+from bus.a2a import Message, Part, StreamResponse, Task, TaskState, new_id
+from bus.envelope import Envelope
+from bus.stream import ReplyStream
+
+__all__ = ["Context"]
+
+R = TypeVar("R")
+
+
+class Context:
+    """The handler's view of one request.
+
+    Attributes:
+        agent: the agent handling the request.
+        skill: the skill called.
+        tenant: on whose behalf (taken from the subject, which NATS permissions guard).
+        message: the A2A message received.
+        context_id: the conversation; calls made through this context join it.
+        task_id: the durable task's id, or this turn's id for an interactive request.
+        envelope: the transport metadata (deadline, hops, message id).
+        state: the conversation's shared state (a blackboard for every agent in it).
+    """
+
+    def __init__(
+        self,
+        *,
+        agent: str,
+        skill: str,
+        tenant: str,
+        message: Message,
+        envelope: Envelope,
+        task_id: str,
+        caller: Caller,
+        events: ConversationEvents,
+        state: ConversationState,
+        tasks: Tasks,
+    ) -> None:
+        self.agent = agent
+        self.skill = skill
+        self.tenant = tenant
+        self.message = message
+        self.envelope = envelope
+        self.task_id = task_id
+        self.state = state
+        self._caller = caller
+        self._events = events
+        self._tasks = tasks
+        self._artifact_id: str | None = None
+
+    @property
+    def context_id(self) -> str:
+        """The conversation this request belongs to."""
+        return self._caller.context_id
+
+    def remaining(self) -> float | None:
+        """Seconds until the caller stops waiting, or ``None`` without a deadline."""
+        return self._caller.remaining()
+
+    async def call(
+        self,
+        agent: str,
+        skill: str,
+        input: object,
+        reply_type: type[R] = Message,  # type: ignore[assignment]
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Call another agent within this turn's deadline and hop limit (see :meth:`Caller.call`)."""
+        return await self._caller.call(agent, skill, input, reply_type, timeout=timeout)
+
+    def stream(
+        self, agent: str, skill: str, input: object, *, timeout: float | None = None
+    ) -> ReplyStream[StreamResponse]:
+        """Call another agent's streaming skill (see :meth:`Caller.stream`)."""
+        return self._caller.stream(agent, skill, input, timeout=timeout)
+
+    async def gather(self, *calls: Call[Any], timeout: float | None = None) -> list[Outcome[Any]]:
+        """Call several agents in parallel under one deadline (see :meth:`Caller.gather`)."""
+        return await self._caller.gather(*calls, timeout=timeout)
+
+    async def pipeline(
+        self,
+        steps: list[Call[Any]],
+        input: object,
+        reply_type: type[R] = Message,  # type: ignore[assignment]
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Feed ``input`` through ``steps`` in order (see :meth:`Caller.pipeline`)."""
+        return await self._caller.pipeline(steps, input, reply_type, timeout=timeout)
+
+    async def submit(self, agent: str, skill: str, input: object) -> Task:
+        """Hand work to another agent as a durable task in this conversation."""
+        return await self._tasks.submit(self.tenant, agent, skill, input, context_id=self.context_id)
+
+    async def emit_status(self, text: str, state: TaskState = TaskState.WORKING) -> None:
+        """Tell the conversation what this request is doing (a task status update)."""
+        note = Message.agent_text(text, context_id=self.context_id, task_id=self.task_id)
+        await self._events.publish(
+            self.tenant, self.context_id, status_event(self.task_id, self.context_id, state, note)
+        )
+
+    async def emit_chunk(self, chunk: object, *, last: bool = False) -> None:
+        """Stream one piece of this request's output to the conversation (text or data)."""
+        if self._artifact_id is None:
+            self._artifact_id = new_id()
+        part = Part.text_part(chunk) if isinstance(chunk, str) else Part.data_part(chunk)
+        event = chunk_event(self.task_id, self.context_id, self._artifact_id, part, last=last)
+        await self._events.publish(self.tenant, self.context_id, event)

@@ -1,0 +1,82 @@
+"""The errors of the agent runtime: one root, each carrying the data that explains it."""
+
+from __future__ import annotations
+
+from bus.errors import ErrorCode, RemoteError
+
+__all__ = [
+    "AgentDefinitionError",
+    "AgentError",
+    "AgentLoadError",
+    "HopLimitExceeded",
+    "InvalidInput",
+    "StateConflict",
+    "TaskNotFound",
+]
+
+
+class AgentError(Exception):
+    """Root of every error raised by :mod:`agents`."""
+
+
+class AgentDefinitionError(AgentError, TypeError):
+    """An agent or skill is declared wrongly (caught when the module is imported)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
+
+
+class AgentLoadError(AgentError):
+    """``hivewire agent run MODULE:ATTR`` could not find an agent there."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(f"cannot load agent {target!r}: {reason}")
+
+
+class InvalidInput(AgentError, RemoteError):
+    """A message does not carry what a skill takes; callers receive it as ``bad_request``."""
+
+    def __init__(self, skill: str, reason: str) -> None:
+        self.skill = skill
+        self.reason = reason
+        RemoteError.__init__(self, ErrorCode.BAD_REQUEST, f"invalid input for skill {skill!r}: {reason}")
+
+
+class HopLimitExceeded(AgentError, RemoteError):
+    """A chain of agent calls went deeper than the hop limit: most likely a loop.
+
+    It is a :class:`~bus.errors.RemoteError`, so it travels back through every
+    agent of the chain with the same code to the caller who started the turn.
+    """
+
+    def __init__(self, hops: int, limit: int, *, target: str = "") -> None:
+        self.hops = hops
+        self.limit = limit
+        to = f" calling {target}" if target else ""
+        RemoteError.__init__(
+            self,
+            ErrorCode.HOP_LIMIT_EXCEEDED,
+            f"{hops} agent hops{to} exceed the limit of {limit}; is there a loop between agents?",
+        )
+
+
+class StateConflict(AgentError):
+    """Shared state changed since it was read (optimistic concurrency)."""
+
+    def __init__(self, key: str, expected_revision: int | None) -> None:
+        self.key = key
+        self.expected_revision = expected_revision
+        super().__init__(f"state {key!r} changed since revision {expected_revision}")
+
+
+class TaskNotFound(AgentError):
+    """No durable task with this id exists for this tenant (or it has expired)."""
+
+    def __init__(self, tenant: str, task_id: str) -> None:
+        self.tenant = tenant
+        self.task_id = task_id
+        super().__init__(f"no task {task_id!r} for tenant {tenant!r}")

@@ -1,0 +1,120 @@
+"""The JetStream streams and key-value buckets the mesh needs, created on first use.
+
+Every agent process calls :func:`ensure` at start, so a fresh NATS server needs
+no setup step. Creation is idempotent; an existing stream or bucket is used as
+it is (an operator who changed its limits keeps them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import nats.js.errors
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+
+from agents.settings import AgentSettings
+from bus import subjects
+
+__all__ = ["Infrastructure", "ensure", "entries"]
+
+
+@dataclass(frozen=True, slots=True)
+class Infrastructure:
+    """Handles on the buckets of the mesh (streams need no handle)."""
+
+    registry: KeyValue
+    task_records: KeyValue
+    state: KeyValue
+
+
+async def ensure(js: JetStreamContext, settings: AgentSettings) -> Infrastructure:
+    """Create whatever is missing of the mesh's streams and buckets; return the buckets."""
+    await asyncio.gather(
+        _ensure_stream(
+            js,
+            api.StreamConfig(
+                name=subjects.TASKS_STREAM,
+                description="Durable agent tasks: one work-queue consumer per agent",
+                subjects=[subjects.all_tenants_tasks()],
+                retention=api.RetentionPolicy.WORK_QUEUE,
+                storage=api.StorageType.FILE,
+                duplicate_window=settings.task_dedup_window,
+                max_age=settings.task_retention,
+            ),
+        ),
+        _ensure_stream(
+            js,
+            api.StreamConfig(
+                name=subjects.DEAD_LETTER_STREAM,
+                description="Durable tasks that failed too often, with the reason",
+                subjects=[subjects.all_tenants_dead_letters()],
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType.FILE,
+                max_age=settings.task_retention,
+            ),
+        ),
+        _ensure_stream(
+            js,
+            api.StreamConfig(
+                name=subjects.EVENTS_STREAM,
+                description="Conversation events (chunks, task status), kept for reconnecting clients",
+                subjects=[subjects.all_tenants_events()],
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType.FILE,
+                max_age=settings.state_ttl,
+                duplicate_window=min(120.0, settings.state_ttl),
+            ),
+        ),
+    )
+    registry, task_records, state = await asyncio.gather(
+        _ensure_bucket(
+            js, subjects.REGISTRY_BUCKET, ttl=settings.registry_ttl, storage=api.StorageType.MEMORY
+        ),
+        _ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention),
+        _ensure_bucket(js, subjects.STATE_BUCKET, ttl=settings.state_ttl),
+    )
+    return Infrastructure(registry=registry, task_records=task_records, state=state)
+
+
+async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            # Another process created it between our look and our create.
+            await js.stream_info(config.name)
+
+
+async def _ensure_bucket(
+    js: JetStreamContext, bucket: str, *, ttl: float, storage: api.StorageType = api.StorageType.FILE
+) -> KeyValue:
+    try:
+        return await js.key_value(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    try:
+        return await js.create_key_value(bucket=bucket, ttl=ttl, history=1, storage=storage)
+    except nats.js.errors.BadRequestError:
+        return await js.key_value(bucket)
+
+
+async def entries(kv: KeyValue, pattern: str = ">", *, values: bool = True) -> list[KeyValue.Entry]:
+    """The live entries of ``kv`` whose keys match ``pattern`` (NATS wildcards), skipping deletes.
+
+    The server filters by subject, so this reads only the matching keys.
+    """
+    watcher = await kv.watch(pattern, ignore_deletes=True, meta_only=not values)
+    found: list[KeyValue.Entry] = []
+    try:
+        async for entry in watcher:
+            if entry is None:  # the marker that the current values have all arrived
+                break
+            found.append(entry)
+    finally:
+        await watcher.stop()
+    return found

@@ -1,0 +1,78 @@
+"""A client's handle on the mesh: call agents, run durable tasks, see who is live.
+
+The gateway, the command line and tests use this; agents get the same powers
+through their :class:`~agents.context.Context`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from nats.js.kv import KeyValue
+
+from agents.calls import Caller
+from agents.deadletter import DeadLetters
+from agents.events import ConversationEvents
+from agents.infrastructure import ensure
+from agents.registry import Registry
+from agents.settings import AgentSettings
+from agents.state import ConversationState
+from agents.tasks import TaskRecords, Tasks
+from bus.client import Bus
+
+__all__ = ["Mesh"]
+
+
+class Mesh:
+    """Everything a client of the mesh needs, over one bus connection."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        settings: AgentSettings,
+        *,
+        registry: Registry,
+        tasks: Tasks,
+        dead_letters: DeadLetters,
+        events: ConversationEvents,
+        state_bucket: KeyValue,
+    ) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.registry = registry
+        self.tasks = tasks
+        self.dead_letters = dead_letters
+        self.events = events
+        self._state_bucket = state_bucket
+
+    @classmethod
+    async def open(cls, bus: Bus, settings: AgentSettings) -> Mesh:
+        """Bind to the mesh's streams and buckets over ``bus`` (creating what is missing)."""
+        infra = await ensure(bus.jetstream(), settings)
+        events = ConversationEvents(bus)
+        return cls(
+            bus,
+            settings,
+            registry=Registry(infra.registry, bus.codec, ttl=settings.registry_ttl),
+            tasks=Tasks(bus, TaskRecords(infra.task_records, bus.codec), events),
+            dead_letters=DeadLetters(bus.jetstream(), bus.codec),
+            events=events,
+            state_bucket=infra.state,
+        )
+
+    def caller(self, tenant: str, *, context_id: str | None = None, timeout: float | None = None) -> Caller:
+        """Make calls for ``tenant`` in one conversation (a new one if ``context_id`` is ``None``).
+
+        ``timeout`` bounds everything done through the returned caller.
+        """
+        return Caller(
+            self.bus,
+            tenant=tenant,
+            context_id=context_id,
+            deadline=None if timeout is None else time.monotonic() + timeout,
+            max_hops=self.settings.max_hops,
+        )
+
+    def state(self, tenant: str, context_id: str) -> ConversationState:
+        """The shared state of one conversation."""
+        return ConversationState(self._state_bucket, self.bus.codec, tenant=tenant, context_id=context_id)

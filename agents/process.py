@@ -1,0 +1,64 @@
+"""One agent, one OS process: load the agent, connect, serve until SIGTERM, drain, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+
+from agents.agent import Agent
+from agents.errors import AgentLoadError
+from agents.runtime import AgentRuntime
+from agents.settings import AgentSettings
+from bus.client import Bus
+
+__all__ = ["load_agent", "serve_agent"]
+
+log = logging.getLogger(__name__)
+
+
+def load_agent(target: str) -> Agent:
+    """Import ``MODULE:ATTR`` and return the :class:`Agent` found there.
+
+    Raises:
+        AgentLoadError: the module or attribute is missing, or is not an agent.
+    """
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise AgentLoadError(target, "expected MODULE:ATTR, e.g. myagents.greeter:agent")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentLoadError(target, f"cannot import {module_name!r}: {exc}") from exc
+    found = getattr(module, attr, None)
+    if not isinstance(found, Agent):
+        raise AgentLoadError(target, f"{attr!r} in {module_name!r} is {type(found).__name__}, not an Agent")
+    return found
+
+
+async def serve_agent(agent: Agent, settings: AgentSettings, *, instance: str | None = None) -> int:
+    """Run ``agent`` until SIGTERM or SIGINT, then drain and return the exit code (0)."""
+    bus = await Bus.connect(settings, name=f"agent-{agent.name}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        runtime = AgentRuntime(agent, bus, settings, instance=instance)
+        await runtime.start()
+        skills = ", ".join(agent.skills)
+        print(
+            f"agent {agent.name} ({runtime.instance}) serving {skills} on {bus.connected_url}",
+            flush=True,
+        )
+        await stop.wait()
+        log.info("draining agent %s (up to %.0fs)", agent.name, settings.drain_grace)
+        await runtime.stop()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await bus.close()
+    print(f"agent {agent.name} stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,181 @@
+"""Live discovery: every running replica keeps its card in a key-value bucket by heartbeat.
+
+Each replica writes ``<agent>.<instance>`` every heartbeat interval; the
+bucket's TTL removes the entry of a replica that stops beating (killed,
+partitioned, hung), and a replica that stops cleanly removes its own entry.
+Readers group the entries by agent: several replicas show as one agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import msgspec
+import nats.errors
+from nats.js.kv import KeyValue
+
+from agents.card import AgentCard
+from agents.infrastructure import entries
+from bus import subjects
+from bus.codec import Codec
+from bus.errors import MalformedPayload
+
+__all__ = ["Heartbeat", "Instance", "LiveAgent", "Load", "Registry"]
+
+log = logging.getLogger(__name__)
+
+
+class Load(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What a replica is doing, as of its last heartbeat."""
+
+    in_flight: int = 0
+    handled: int = 0
+    failed: int = 0
+
+
+class Instance(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One running replica of an agent, as it announces itself."""
+
+    agent: str
+    instance: str
+    card: AgentCard
+    host: str = ""
+    pid: int = 0
+    started_at: float = 0.0
+    beat_at: float = 0.0
+    load: Load = msgspec.field(default_factory=Load)
+
+
+class LiveAgent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """An agent with at least one live replica."""
+
+    name: str
+    card: AgentCard
+    replicas: int
+    load: Load
+    instances: tuple[Instance, ...]
+
+
+class Registry:
+    """Reads and writes the registry bucket."""
+
+    def __init__(self, kv: KeyValue, codec: Codec, *, ttl: float) -> None:
+        self._kv = kv
+        self._codec = codec
+        self.ttl = ttl
+
+    async def announce(self, instance: Instance) -> None:
+        """Write (or refresh) ``instance``'s entry."""
+        await self._kv.put(
+            subjects.registry_key(instance.agent, instance.instance), self._codec.encode(instance)
+        )
+
+    async def withdraw(self, agent: str, instance: str) -> None:
+        """Remove a replica's entry (on clean shutdown)."""
+        await self._kv.delete(subjects.registry_key(agent, instance))
+
+    async def instances(self, agent: str | None = None) -> list[Instance]:
+        """Every live replica (of ``agent`` only, if given)."""
+        pattern = ">" if agent is None else f"{subjects.token('agent', agent)}.*"
+        now = time.time()
+        found = []
+        for entry in await entries(self._kv, pattern):
+            try:
+                instance = self._codec.decode(entry.value or b"", Instance)
+            except MalformedPayload as exc:
+                log.warning("ignoring a malformed registry entry %s: %s", entry.key, exc)
+                continue
+            # The bucket's TTL removes stale entries; this also covers a bucket
+            # created with a longer TTL than this process's settings.
+            if now - instance.beat_at <= self.ttl:
+                found.append(instance)
+        return found
+
+    async def agents(self) -> list[LiveAgent]:
+        """The live agents, each with its replica count and summed load, by name."""
+        by_name: dict[str, list[Instance]] = {}
+        for instance in await self.instances():
+            by_name.setdefault(instance.agent, []).append(instance)
+        return [_live(name, group) for name, group in sorted(by_name.items())]
+
+    async def get(self, agent: str) -> LiveAgent | None:
+        """The live agent called ``agent``, or ``None`` if no replica is running."""
+        group = await self.instances(agent)
+        return _live(agent, group) if group else None
+
+
+def _live(name: str, group: list[Instance]) -> LiveAgent:
+    # Replicas of one agent can differ during a rolling upgrade: show the newest card.
+    newest = max(group, key=lambda i: i.started_at)
+    return LiveAgent(
+        name=name,
+        card=newest.card,
+        replicas=len(group),
+        load=Load(
+            in_flight=sum(i.load.in_flight for i in group),
+            handled=sum(i.load.handled for i in group),
+            failed=sum(i.load.failed for i in group),
+        ),
+        instances=tuple(sorted(group, key=lambda i: i.instance)),
+    )
+
+
+class Heartbeat:
+    """Announces one replica every ``interval`` seconds until stopped, then withdraws it."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        agent: str,
+        instance: str,
+        card: AgentCard,
+        interval: float,
+        load: Callable[[], Load],
+    ) -> None:
+        self._registry = registry
+        self._interval = interval
+        self._load = load
+        self._template = Instance(
+            agent=agent,
+            instance=instance,
+            card=card,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=time.time(),
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Announce now (so the agent is listed when this returns), then keep beating."""
+        await self._beat()
+        self._task = asyncio.create_task(self._run(), name=f"heartbeat {self._template.agent}")
+
+    async def stop(self) -> None:
+        """Stop beating and remove the entry."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(nats.errors.Error):
+            await self._registry.withdraw(self._template.agent, self._template.instance)
+
+    async def _beat(self) -> None:
+        instance = msgspec.structs.replace(self._template, beat_at=time.time(), load=self._load())
+        await self._registry.announce(instance)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self._beat()
+            except (nats.errors.Error, OSError) as exc:
+                # A missed beat while NATS is unreachable; the next one catches up.
+                log.warning("heartbeat of %s failed: %s", self._template.agent, exc)

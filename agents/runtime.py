@@ -1,0 +1,248 @@
+"""The agent runtime: gives a declared :class:`~agents.agent.Agent` its place in the mesh.
+
+Starting a runtime creates whatever the mesh is missing (streams, buckets),
+subscribes each skill in the agent's queue group (so replicas share requests),
+binds the durable task worker and announces the agent in the registry.
+Stopping it drains: no new work is taken, work in flight gets the grace period
+to finish, tasks still running after it are released to other replicas, and
+the registry entry is withdrawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from agents.agent import Agent, Skill
+from agents.calls import Caller
+from agents.context import Context
+from agents.deadletter import DeadLetters
+from agents.errors import AgentDefinitionError, HopLimitExceeded, InvalidInput
+from agents.events import ConversationEvents, chunk_event
+from agents.infrastructure import Infrastructure, ensure
+from agents.payloads import from_message, to_message
+from agents.registry import Heartbeat, Load, Registry
+from agents.settings import AgentSettings
+from agents.state import ConversationState
+from agents.tasks import TaskRecords, TaskRequest, Tasks
+from agents.worker import TaskWorker
+from bus import subjects
+from bus.a2a import Message, Part, Role, StreamResponse, new_id
+from bus.client import Bus
+from bus.envelope import Envelope
+from bus.errors import ErrorCode, RemoteError
+from bus.service import Request, Service
+
+__all__ = ["AgentRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+class AgentRuntime:
+    """One replica of an agent, connected to the mesh through ``bus``."""
+
+    def __init__(
+        self, agent: Agent, bus: Bus, settings: AgentSettings, *, instance: str | None = None
+    ) -> None:
+        """Raises:
+        AgentDefinitionError: the agent declares no skills.
+        """
+        if not agent.skills:
+            raise AgentDefinitionError(agent.name, "the agent declares no skills")
+        self.agent = agent
+        self.instance = instance or f"{socket.gethostname()[:40]}-{os.getpid()}-{new_id()[:6]}".replace(
+            ".", "-"
+        )
+        self._bus = bus
+        self._settings = settings
+        self._events = ConversationEvents(bus)
+        self._services: list[Service[Message]] = []
+        self._infra: Infrastructure | None = None
+        self._tasks: Tasks | None = None
+        self._worker: TaskWorker | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    @property
+    def tasks(self) -> Tasks:
+        """Submit and follow durable tasks (available once started)."""
+        assert self._tasks is not None, "start the runtime first"
+        return self._tasks
+
+    async def start(self) -> None:
+        """Join the mesh: from here on the agent's skills answer and its tasks run."""
+        infra = self._infra = await ensure(self._bus.jetstream(), self._settings)
+        records = TaskRecords(infra.task_records, self._bus.codec)
+        self._tasks = Tasks(self._bus, records, self._events)
+        queue = subjects.agent_queue_group(self.agent.name)
+        for skill in self.agent.skills.values():
+            subject = subjects.agent_skill_all_tenants(self.agent.name, skill.id)
+            limit = self._settings.max_concurrency
+            if skill.streaming:
+                service = await self._bus.serve_stream(
+                    subject, self._streaming(skill), Message, queue=queue, max_concurrency=limit
+                )
+            else:
+                service = await self._bus.serve(
+                    subject, self._interactive(skill), Message, queue=queue, max_concurrency=limit
+                )
+            self._services.append(service)
+        self._worker = TaskWorker(
+            agent=self.agent.name,
+            instance=self.instance,
+            bus=self._bus,
+            settings=self._settings,
+            records=records,
+            events=self._events,
+            dead_letters=DeadLetters(self._bus.jetstream(), self._bus.codec),
+            invoke=self._run_task,
+        )
+        await self._worker.start()
+        self._heartbeat = Heartbeat(
+            Registry(infra.registry, self._bus.codec, ttl=self._settings.registry_ttl),
+            agent=self.agent.name,
+            instance=self.instance,
+            card=self.agent.card(),
+            interval=self._settings.heartbeat_interval,
+            load=self.load,
+        )
+        await self._heartbeat.start()
+        log.info("agent %s (%s) joined the mesh", self.agent.name, self.instance)
+
+    async def stop(self, *, grace: float | None = None) -> None:
+        """Drain: take no new work, give work in flight ``grace`` seconds, release the rest."""
+        wait = self._settings.drain_grace if grace is None else grace
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
+        services, self._services = self._services, []
+        worker, self._worker = self._worker, None
+        await asyncio.gather(
+            *(service.stop(grace=wait) for service in services),
+            *([worker.stop(grace=wait)] if worker is not None else []),
+        )
+        log.info("agent %s (%s) left the mesh", self.agent.name, self.instance)
+
+    async def __aenter__(self) -> AgentRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def load(self) -> Load:
+        """What this replica is doing now (sent with each heartbeat)."""
+        in_flight = sum(s.stats.in_flight for s in self._services)
+        handled = sum(s.stats.handled for s in self._services)
+        failed = sum(s.stats.failed for s in self._services)
+        if self._worker is not None:
+            in_flight += self._worker.stats.in_flight
+            handled += self._worker.stats.completed
+            failed += self._worker.stats.failed
+        return Load(in_flight=in_flight, handled=handled, failed=failed)
+
+    def _interactive(self, skill: Skill) -> Any:
+        async def handle(request: Request[Message]) -> Message:
+            tenant = subjects.parse_agent_request(request.subject).tenant
+            message = request.payload
+            ctx = self._context(skill, tenant, message, request.envelope, message.task_id or new_id())
+            output = await skill.handler(ctx, self._input(skill, message))
+            return to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=message.task_id)
+
+        return handle
+
+    def _streaming(self, skill: Skill) -> Any:
+        async def handle(request: Request[Message]) -> AsyncIterator[StreamResponse]:
+            tenant = subjects.parse_agent_request(request.subject).tenant
+            message = request.payload
+            ctx = self._context(skill, tenant, message, request.envelope, message.task_id or new_id())
+            artifact_id = new_id()
+            async for chunk in skill.handler(ctx, self._input(skill, message)):
+                if isinstance(chunk, StreamResponse):
+                    yield chunk
+                else:
+                    yield chunk_event(ctx.task_id, ctx.context_id, artifact_id, _part(chunk))
+
+        return handle
+
+    async def _run_task(self, tenant: str, request: TaskRequest, envelope: Envelope) -> Message:
+        skill = self.agent.skills.get(request.skill)
+        if skill is None:
+            raise RemoteError(
+                ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} has no skill {request.skill!r}"
+            )
+        message = request.message
+        ctx = self._context(skill, tenant, message, envelope, request.task_id)
+        value = self._input(skill, message)
+        if not skill.streaming:
+            output = await skill.handler(ctx, value)
+            return to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=request.task_id)
+        # A streaming skill run as a task streams to the conversation; the result
+        # is everything it produced.
+        parts: list[Part] = []
+        async for chunk in skill.handler(ctx, value):
+            part = _part(chunk)
+            parts.append(part)
+            await ctx.emit_chunk(chunk)
+        text = "".join(p.text for p in parts if isinstance(p.text, str))
+        merged = (
+            (Part.text_part(text),) if text and all(isinstance(p.text, str) for p in parts) else tuple(parts)
+        )
+        return Message(
+            message_id=new_id(),
+            role=Role.AGENT,
+            parts=merged,
+            context_id=ctx.context_id,
+            task_id=request.task_id,
+        )
+
+    def _context(
+        self, skill: Skill, tenant: str, message: Message, envelope: Envelope, task_id: str
+    ) -> Context:
+        limit = self._settings.max_hops
+        if envelope.hops > limit:
+            raise HopLimitExceeded(envelope.hops, limit, target=f"{self.agent.name}.{skill.id}")
+        assert self._infra is not None
+        assert self._tasks is not None
+        context_id = message.context_id or new_id()
+        return Context(
+            agent=self.agent.name,
+            skill=skill.id,
+            tenant=tenant,
+            message=message,
+            envelope=envelope,
+            task_id=task_id,
+            caller=Caller(
+                self._bus,
+                tenant=tenant,
+                context_id=context_id,
+                deadline=envelope.deadline,
+                hops=envelope.hops + 1,
+                max_hops=limit,
+            ),
+            events=self._events,
+            state=ConversationState(self._infra.state, self._bus.codec, tenant=tenant, context_id=context_id),
+            tasks=self._tasks,
+        )
+
+    @staticmethod
+    def _input(skill: Skill, message: Message) -> Any:
+        try:
+            return from_message(message, skill.input_type)
+        except ValueError as exc:
+            raise InvalidInput(skill.id, str(exc)) from None
+
+
+def _part(chunk: object) -> Part:
+    if isinstance(chunk, str):
+        return Part.text_part(chunk)
+    if isinstance(chunk, Part):
+        return chunk
+    return Part.data_part(msgspec.to_builtins(chunk))

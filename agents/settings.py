@@ -1,0 +1,51 @@
+"""Settings of an agent process: the bus settings plus how the runtime behaves."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from bus.settings import NatsSettings
+
+__all__ = ["AgentSettings"]
+
+
+class AgentSettings(NatsSettings):
+    """Read from ``HIVEWIRE_*`` environment variables (and ``.env``) in an agent's ``main()``.
+
+    The registry TTL is derived from the heartbeat: an agent that stops
+    heartbeating disappears after ``heartbeat_misses`` missed beats.
+    """
+
+    heartbeat_interval: float = Field(default=2.0, gt=0, description="Seconds between registry beats.")
+    heartbeat_misses: int = Field(default=3, ge=2, description="Missed beats before an agent is gone.")
+    max_hops: int = Field(default=8, ge=1, description="Longest chain of agent-to-agent calls in a turn.")
+    max_concurrency: int = Field(default=64, ge=1, description="Interactive requests handled at once.")
+    task_concurrency: int = Field(default=4, ge=1, description="Durable tasks run at once per replica.")
+    task_ack_wait: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds without a progress beat before a task goes to another replica.",
+    )
+    task_max_deliveries: int = Field(
+        default=5, ge=1, description="Deliveries of a failing task before it is dead-lettered."
+    )
+    task_retry_delay: float = Field(default=1.0, ge=0, description="First redelivery delay of a failed task.")
+    task_dedup_window: float = Field(
+        default=600.0, gt=0, description="Seconds in which a resubmitted message id is ignored."
+    )
+    task_retention: float = Field(
+        default=7 * 86400.0, gt=0, description="Seconds task records and dead letters are kept."
+    )
+    state_ttl: float = Field(default=86400.0, gt=0, description="Seconds shared conversation state is kept.")
+    drain_grace: float = Field(default=30.0, ge=0, description="Seconds SIGTERM waits for in-flight work.")
+
+    @property
+    def registry_ttl(self) -> float:
+        """How long a registry entry lives without a heartbeat."""
+        return self.heartbeat_interval * self.heartbeat_misses
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentSettings:
+        if self.task_ack_wait < 1.0:
+            raise ValueError("task_ack_wait must be at least 1 second")
+        return self

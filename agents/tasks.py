@@ -1,0 +1,246 @@
+"""Durable tasks: submission, records, status and cancellation.
+
+A task is submitted to the ``HW_TASKS`` work-queue stream with the A2A
+``messageId`` as its ``Nats-Msg-Id``, so JetStream drops a resubmission within
+the de-duplication window; the task id is derived from the same message id,
+and a resubmission after the window finds the existing record. Each task's
+record (an A2A ``Task``) lives in the ``hw_tasks`` bucket; every change of
+state is a compare-and-set on that record, which is what guarantees a single
+recorded completion even when a task runs twice (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.js.kv import KeyValue
+
+from agents.errors import TaskNotFound
+from agents.events import ConversationEvents
+from agents.payloads import to_message
+from bus import subjects
+from bus.a2a import Artifact, Message, Role, Task, TaskState, TaskStatus, new_id
+from bus.client import Bus
+from bus.codec import Codec
+from bus.envelope import Envelope, Header
+from bus.errors import RequestTimeout
+
+__all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
+
+
+class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What the tasks stream carries: which skill to run, on which message."""
+
+    task_id: str
+    agent: str
+    skill: str
+    message: Message
+
+
+class TaskCancel(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Announces that a task was canceled, so a replica running it stops."""
+
+    task_id: str
+    reason: str = ""
+
+
+def task_id_for(agent: str, message_id: str) -> str:
+    """The task id of a message submitted to ``agent``: the same message, the same task."""
+    return hashlib.sha256(f"{agent}\x00{message_id}".encode()).hexdigest()[:32]
+
+
+class TaskRecords:
+    """The records of durable tasks, with compare-and-set transitions."""
+
+    def __init__(self, kv: KeyValue, codec: Codec) -> None:
+        self._kv = kv
+        self._codec = codec
+
+    async def get(self, tenant: str, task_id: str) -> tuple[Task, int] | None:
+        """The task and its record revision, or ``None`` if there is no such task."""
+        try:
+            entry = await self._kv.get(subjects.task_record_key(tenant, task_id))
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        assert entry.revision is not None
+        return self._codec.decode(entry.value or b"", Task), entry.revision
+
+    async def create(self, tenant: str, task: Task) -> int | None:
+        """Store a new record; ``None`` if one already exists."""
+        try:
+            return await self._kv.create(subjects.task_record_key(tenant, task.id), self._codec.encode(task))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+
+    async def replace(self, tenant: str, task: Task, revision: int | None) -> int | None:
+        """Write ``task`` if its record is still at ``revision``; ``None`` if it changed.
+
+        ``revision=None`` writes unconditionally (used to reset a replayed task).
+        """
+        key = subjects.task_record_key(tenant, task.id)
+        data = self._codec.encode(task)
+        if revision is None:
+            return await self._kv.put(key, data)
+        try:
+            return await self._kv.update(key, data, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+
+    async def watch_until_terminal(self, tenant: str, task_id: str, timeout: float) -> Task:
+        """Wait until the task reaches a terminal state and return it.
+
+        Raises:
+            TaskNotFound: there is no such task.
+            RequestTimeout: it is still running after ``timeout`` seconds.
+        """
+        key = subjects.task_record_key(tenant, task_id)
+        deadline = time.monotonic() + timeout
+        watcher = await self._kv.watch(key)
+        latest: Task | None = None
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=max(0.001, deadline - time.monotonic()))
+                except nats.errors.TimeoutError:
+                    if latest is None:
+                        raise TaskNotFound(tenant, task_id) from None
+                    raise RequestTimeout(key, timeout) from None
+                if entry is None or entry.value is None or not entry.value:
+                    if latest is None and entry is None:
+                        raise TaskNotFound(tenant, task_id)
+                    continue
+                latest = self._codec.decode(entry.value, Task)
+                if latest.status.state.terminal:
+                    return latest
+        finally:
+            await watcher.stop()
+
+
+class Tasks:
+    """Submits, reads and cancels durable tasks for any tenant."""
+
+    def __init__(self, bus: Bus, records: TaskRecords, events: ConversationEvents) -> None:
+        self._bus = bus
+        self._records = records
+        self._events = events
+
+    async def submit(
+        self,
+        tenant: str,
+        agent: str,
+        skill: str,
+        input: object,
+        *,
+        context_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Task:
+        """Submit ``input`` to ``agent``'s ``skill`` as a durable task; return its record.
+
+        Submitting a ``Message`` whose ``messageId`` was submitted before returns
+        the existing task and runs nothing again.
+        """
+        message = to_message(input, role=Role.USER, context_id=context_id or new_id())
+        task_id = task_id_for(agent, message.message_id)
+        existing = await self._records.get(tenant, task_id)
+        if existing is not None:
+            return existing[0]
+        request = TaskRequest(task_id=task_id, agent=agent, skill=skill, message=message)
+        await self._publish(tenant, request, msg_id=message.message_id)
+        task = Task(
+            id=task_id,
+            context_id=message.context_id,
+            status=TaskStatus.now(TaskState.SUBMITTED),
+            history=(message,),
+            metadata={"agent": agent, "skill": skill, **(metadata or {})},
+        )
+        if await self._records.create(tenant, task) is None:
+            # A worker was faster than us and already recorded progress.
+            found = await self._records.get(tenant, task_id)
+            return found[0] if found is not None else task
+        await self._events.task_status(tenant, task)
+        return task
+
+    async def resubmit(self, tenant: str, request: TaskRequest, *, msg_id: str) -> Task:
+        """Run ``request`` again (a dead-letter replay): reset its record and requeue it."""
+        found = await self._records.get(tenant, request.task_id)
+        submitted = TaskStatus.now(TaskState.SUBMITTED)
+        base = found[0] if found is not None else Task(id=request.task_id, status=submitted)
+        task = msgspec.structs.replace(
+            base,
+            context_id=request.message.context_id,
+            status=submitted,
+            artifacts=(),
+            history=(request.message,),
+            metadata={**(base.metadata or {}), "agent": request.agent, "skill": request.skill},
+        )
+        await self._records.replace(tenant, task, None)
+        await self._publish(tenant, request, msg_id=msg_id)
+        await self._events.task_status(tenant, task)
+        return task
+
+    async def get(self, tenant: str, task_id: str) -> Task:
+        """The task's current record.
+
+        Raises:
+            TaskNotFound: no such task for ``tenant``.
+        """
+        found = await self._records.get(tenant, task_id)
+        if found is None:
+            raise TaskNotFound(tenant, task_id)
+        return found[0]
+
+    async def wait(self, tenant: str, task_id: str, *, timeout: float) -> Task:
+        """Wait until the task completes, fails or is canceled; return its record."""
+        return await self._records.watch_until_terminal(tenant, task_id, timeout)
+
+    async def cancel(self, tenant: str, task_id: str, *, reason: str = "canceled by request") -> Task:
+        """Cancel the task: it will not start, and a replica running it stops.
+
+        A task that already ended is returned unchanged.
+
+        Raises:
+            TaskNotFound: no such task for ``tenant``.
+        """
+        while True:
+            found = await self._records.get(tenant, task_id)
+            if found is None:
+                raise TaskNotFound(tenant, task_id)
+            task, revision = found
+            if task.status.state.terminal:
+                return task
+            note = Message.agent_text(reason, context_id=task.context_id, task_id=task.id)
+            canceled = finish(task, TaskState.CANCELED, note)
+            if await self._records.replace(tenant, canceled, revision) is not None:
+                break
+        await self._bus.publish(
+            subjects.cancel(tenant, task_id),
+            TaskCancel(task_id=task_id, reason=reason),
+            envelope=Envelope(tenant=tenant),
+        )
+        await self._events.task_status(tenant, canceled)
+        return canceled
+
+    async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> None:
+        headers = Envelope(message_id=msg_id, tenant=tenant).to_headers()
+        assert headers[Header.MESSAGE_ID] == msg_id
+        await self._bus.jetstream().publish(
+            subjects.task(tenant, request.agent),
+            self._bus.codec.encode(request),
+            headers=headers,
+        )
+
+
+def finish(
+    task: Task, state: TaskState, message: Message | None = None, artifacts: tuple[Artifact, ...] = ()
+) -> Task:
+    """``task`` moved to ``state`` with an optional status message and result artifacts."""
+    return msgspec.structs.replace(
+        task,
+        status=TaskStatus.now(state, message),
+        artifacts=task.artifacts + artifacts,
+    )

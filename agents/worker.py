@@ -1,0 +1,366 @@
+"""The durable side of an agent: pull tasks from its work queue, run them, ack only on success.
+
+Replicas of an agent share one durable consumer on ``HW_TASKS``. A task is
+acked after its outcome is recorded, so a replica that dies mid-task (even by
+``kill -9``) leaves it unacked and JetStream redelivers it to another replica
+once ``task_ack_wait`` passes without a progress beat. A handler failure is
+retried with exponential delays; at the ``task_max_deliveries``-th failed
+delivery the task is parked in the dead-letter stream with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from agents.deadletter import DeadLetter, DeadLetters
+from agents.events import ConversationEvents
+from agents.settings import AgentSettings
+from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
+from bus import subjects
+from bus.a2a import Artifact, Message, Task, TaskState, TaskStatus, new_id
+from bus.client import Bus
+from bus.envelope import Envelope
+from bus.errors import InvalidSubjectToken, MalformedPayload
+from bus.service import Request, Service
+
+__all__ = ["TaskWorker", "WorkerStats"]
+
+log = logging.getLogger(__name__)
+
+# Runs one task's skill and returns the reply message.
+Invoke = Callable[[str, TaskRequest, Envelope], Awaitable[Message]]
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What a worker has done since it started."""
+
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    released: int = 0
+    in_flight: int = 0
+
+
+class _Why:
+    """Why a running task was cancelled."""
+
+    CANCELED = "canceled"
+    SHUTDOWN = "shutdown"
+
+
+class TaskWorker:
+    """Runs one agent's durable tasks in this replica."""
+
+    def __init__(
+        self,
+        *,
+        agent: str,
+        instance: str,
+        bus: Bus,
+        settings: AgentSettings,
+        records: TaskRecords,
+        events: ConversationEvents,
+        dead_letters: DeadLetters,
+        invoke: Invoke,
+    ) -> None:
+        self.agent = agent
+        self.instance = instance
+        self.stats = WorkerStats()
+        self._bus = bus
+        self._settings = settings
+        self._records = records
+        self._events = events
+        self._dead_letters = dead_letters
+        self._invoke = invoke
+        self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
+        self._slots = asyncio.Semaphore(settings.task_concurrency)
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._cancels: Service[TaskCancel] | None = None
+
+    async def start(self) -> None:
+        """Bind to the agent's work queue (creating its consumer) and start pulling."""
+        js = self._bus.jetstream()
+        durable = subjects.task_consumer(self.agent)
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            filter_subject=subjects.agent_tasks_all_tenants(self.agent),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self._settings.task_ack_wait,
+            # Deliveries are counted here, not by the server: a server-side limit
+            # would strand the last delivery of a crashed replica, unacked forever.
+            max_deliver=-1,
+            max_ack_pending=-1,
+        )
+        await _create_or_update_consumer(js, subjects.TASKS_STREAM, config)
+        self._sub = await js.pull_subscribe_bind(durable, stream=subjects.TASKS_STREAM)
+        self._cancels = await self._bus.serve(subjects.all_tenants_cancels(), self._on_cancel, TaskCancel)
+        self._loop = asyncio.create_task(self._pull(self._sub), name=f"tasks {self.agent}")
+
+    async def stop(self, *, grace: float) -> None:
+        """Stop pulling; let running tasks finish within ``grace`` seconds, release the rest."""
+        self._stopping.set()
+        if self._loop is not None:
+            await self._loop
+        if self._sub is not None:
+            # Drop the pull inbox now: a late status reply to the last fetch would
+            # otherwise sit in it unread and stall the connection's drain.
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+        if self._cancels is not None:
+            await self._cancels.stop(grace=0)
+        running = [task for task, _ in self._running.values()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace)
+            for task_id, (task, why) in list(self._running.items()):
+                if task in pending:
+                    why.append(_Why.SHUTDOWN)
+                    task.cancel()
+                    log.warning("released task %s at shutdown; another replica will run it", task_id)
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            free = 1 + _free(self._slots)
+            # Claim every free slot so the fetch can bring a full batch.
+            for _ in range(free - 1):
+                await self._slots.acquire()
+            try:
+                msgs = await sub.fetch(free, timeout=1.0)
+            except nats.errors.TimeoutError:
+                msgs = []
+            except (nats.errors.Error, OSError) as exc:
+                msgs = []
+                log.warning("fetching tasks of %s failed: %r", self.agent, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+            for _ in range(free - len(msgs)):
+                self._slots.release()
+            for msg in msgs:
+                self._spawn(msg)
+
+    def _spawn(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._process(msg))
+        task.add_done_callback(lambda _: self._slots.release())
+
+    async def _process(self, msg: Msg) -> None:
+        deliveries = msg.metadata.num_delivered or 1
+        try:
+            tenant, _ = subjects.parse_task(msg.subject)
+            request = self._bus.codec.decode(msg.data, TaskRequest)
+        except (MalformedPayload, InvalidSubjectToken) as exc:
+            await self._park_malformed(msg, deliveries, exc)
+            return
+        self.stats.in_flight += 1
+        try:
+            await self._run(msg, tenant, request, deliveries)
+        finally:
+            self.stats.in_flight -= 1
+
+    async def _run(self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int) -> None:
+        task, revision = await self._claim(tenant, request, deliveries)
+        if task is None:
+            self.stats.skipped += 1
+            await msg.ack()
+            return
+        if deliveries > self._settings.task_max_deliveries:
+            reason = (
+                f"delivered {deliveries - 1} times without finishing: the replicas running it "
+                "crashed or stalled past the ack wait"
+            )
+            await self._give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
+            return
+        why: list[str] = []
+        current = asyncio.current_task()
+        assert current is not None
+        runner = asyncio.create_task(self._call(tenant, request, msg))
+        self._running[request.task_id] = (current, why)
+        try:
+            reply = await runner
+        except asyncio.CancelledError:
+            runner.cancel()
+            if _Why.SHUTDOWN in why:
+                self.stats.released += 1
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak()
+            elif _Why.CANCELED in why:
+                # The canceler already recorded the cancellation.
+                self.stats.skipped += 1
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.ack()
+            else:
+                raise
+            return
+        except Exception as exc:  # noqa: BLE001 - any handler failure is a failed attempt, recorded below
+            await self._failed(msg, tenant, request, task, revision, deliveries, exc)
+            return
+        finally:
+            self._running.pop(request.task_id, None)
+        await self._complete(msg, tenant, task, revision, reply)
+
+    async def _call(self, tenant: str, request: TaskRequest, msg: Msg) -> Message:
+        beat = asyncio.create_task(self._beat(msg))
+        try:
+            return await self._invoke(tenant, request, Envelope(tenant=tenant))
+        finally:
+            beat.cancel()
+
+    async def _beat(self, msg: Msg) -> None:
+        # Tell JetStream the task is alive, so a long task is not redelivered.
+        interval = self._settings.task_ack_wait / 3
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(nats.errors.Error):
+                await msg.in_progress()
+
+    async def _claim(self, tenant: str, request: TaskRequest, deliveries: int) -> tuple[Task | None, int]:
+        """Move the task's record to ``working``; ``None`` if it already ended (or was canceled)."""
+        while True:
+            found = await self._records.get(tenant, request.task_id)
+            if found is None:
+                # The submitter died between publishing and recording: record it now.
+                task = Task(
+                    id=request.task_id,
+                    context_id=request.message.context_id,
+                    status=TaskStatus.now(TaskState.SUBMITTED),
+                    history=(request.message,),
+                    metadata={"agent": request.agent, "skill": request.skill},
+                )
+                await self._records.create(tenant, task)
+                continue
+            task, revision = found
+            if task.status.state.terminal:
+                return None, revision
+            note = Message.agent_text(
+                f"{self.agent} is working on it (delivery {deliveries})",
+                context_id=task.context_id,
+                task_id=task.id,
+            )
+            working = finish(task, TaskState.WORKING, note)
+            working = msgspec.structs.replace(
+                working,
+                metadata={**(task.metadata or {}), "deliveries": deliveries, "instance": self.instance},
+            )
+            new_revision = await self._records.replace(tenant, working, revision)
+            if new_revision is not None:
+                await self._events.task_status(tenant, working)
+                return working, new_revision
+
+    async def _complete(self, msg: Msg, tenant: str, task: Task, revision: int, reply: Message) -> None:
+        artifact = Artifact(artifact_id=new_id(), name="result", parts=reply.parts)
+        done = finish(task, TaskState.COMPLETED, reply, (artifact,))
+        if await self._records.replace(tenant, done, revision) is not None:
+            self.stats.completed += 1
+            await self._events.task_status(tenant, done)
+        else:
+            # Someone else ended it meanwhile (canceled, or a slower duplicate
+            # delivery completed first): theirs is the recorded outcome.
+            self.stats.skipped += 1
+        await msg.ack()
+
+    async def _failed(
+        self,
+        msg: Msg,
+        tenant: str,
+        request: TaskRequest,
+        task: Task,
+        revision: int,
+        deliveries: int,
+        exc: Exception,
+    ) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        if deliveries >= self._settings.task_max_deliveries:
+            await self._give_up(msg, tenant, request, task, revision, deliveries, reason)
+            return
+        self.stats.retried += 1
+        log.warning("task %s failed (delivery %d), retrying: %s", request.task_id, deliveries, reason)
+        note = Message.agent_text(
+            f"attempt {deliveries} failed ({reason}); retrying", context_id=task.context_id, task_id=task.id
+        )
+        await self._records.replace(tenant, finish(task, TaskState.WORKING, note), revision)
+        delay = self._settings.task_retry_delay * 2 ** (deliveries - 1)
+        await msg.nak(delay=delay)
+
+    async def _give_up(
+        self,
+        msg: Msg,
+        tenant: str,
+        request: TaskRequest,
+        task: Task,
+        revision: int,
+        deliveries: int,
+        reason: str,
+    ) -> None:
+        self.stats.failed += 1
+        self.stats.dead_lettered += 1
+        log.error("task %s dead-lettered after %d deliveries: %s", request.task_id, deliveries, reason)
+        await self._dead_letters.park(
+            DeadLetter(
+                tenant=tenant,
+                agent=self.agent,
+                request=request,
+                reason=reason,
+                deliveries=deliveries,
+                failed_at=time.time(),
+            )
+        )
+        note = Message.agent_text(
+            f"failed after {deliveries} deliveries: {reason}", context_id=task.context_id, task_id=task.id
+        )
+        failed = finish(task, TaskState.FAILED, note)
+        if await self._records.replace(tenant, failed, revision) is not None:
+            await self._events.task_status(tenant, failed)
+        await msg.ack()
+
+    async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:
+        self.stats.dead_lettered += 1
+        try:
+            tenant, agent = subjects.parse_task(msg.subject)
+        except InvalidSubjectToken:
+            tenant, agent = "unknown", self.agent
+        log.error("malformed task on %s dead-lettered: %s", msg.subject, exc)
+        await self._dead_letters.park(
+            DeadLetter(
+                tenant=tenant,
+                agent=agent,
+                reason=f"malformed task: {exc}",
+                deliveries=deliveries,
+                failed_at=time.time(),
+                payload=msg.data.decode("utf-8", "replace"),
+            )
+        )
+        await msg.ack()
+
+    async def _on_cancel(self, request: Request[TaskCancel]) -> None:
+        running = self._running.get(request.payload.task_id)
+        if running is not None:
+            task, why = running
+            why.append(_Why.CANCELED)
+            task.cancel()
+
+
+def _free(slots: asyncio.Semaphore) -> int:
+    # asyncio.Semaphore has no public count; _value is stable across CPython versions.
+    return int(getattr(slots, "_value", 0))
+
+
+async def _create_or_update_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:
+    # The server (2.10+) updates an existing durable consumer whose editable
+    # settings (the ack wait, say) changed, so replicas converge on the newest.
+    await js.add_consumer(stream, config)

@@ -1,0 +1,254 @@
+"""Durable tasks: at-least-once with a single recorded outcome, redelivery after a crash,
+dead letters and replay, de-duplication, cancellation, and draining on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+import pytest
+
+from agents import Mesh
+from bus import EmbeddedNats, Message, Role, StreamResponse, TaskState, subjects
+from bus.service import Request
+from tests.processes import AGENT_ENV, agent_process
+from tests.zoo import Done, Job
+
+# A kill -9 leaves tasks unacked until the ack wait (2 s in tests) passes.
+REDELIVERY = float(AGENT_ENV["HIVEWIRE_TASK_ACK_WAIT"])
+
+
+@asynccontextmanager
+async def completions(mesh: Mesh, tenant: str) -> AsyncIterator[collections.Counter[str]]:
+    """Count the ``completed`` status events of each task of ``tenant`` while the block runs."""
+    counts: collections.Counter[str] = collections.Counter()
+
+    async def count(request: Request[StreamResponse]) -> None:
+        update = request.payload.status_update
+        if update is not None and update.status.state is TaskState.COMPLETED:
+            counts[update.task_id] += 1
+
+    service = await mesh.bus.serve(subjects.tenant_events(tenant), count, StreamResponse)
+    try:
+        yield counts
+    finally:
+        await service.stop()
+
+
+async def test_a_task_runs_and_its_result_is_recorded(nats_server: EmbeddedNats, mesh: Mesh) -> None:
+    async with agent_process(nats_server.url, "tests.zoo:jobs") as worker:
+        task = await mesh.tasks.submit("t-basic", "jobs", "work", Job(n=7))
+        assert task.status.state is TaskState.SUBMITTED
+        done = await mesh.tasks.wait("t-basic", task.id, timeout=10)
+    assert done.status.state is TaskState.COMPLETED
+    assert msgspec.convert(done.artifacts[0].parts[0].data, Done) == Done(n=7, pid=worker.pid)
+    assert (await mesh.tasks.get("t-basic", task.id)).status.state is TaskState.COMPLETED
+
+
+async def test_resubmitting_the_same_message_runs_it_once(nats_server: EmbeddedNats, mesh: Mesh) -> None:
+    message = _job_message(Job(n=1, seconds=0.2))
+    async with completions(mesh, "t-dedup") as counts, agent_process(nats_server.url, "tests.zoo:jobs"):
+        first = await mesh.tasks.submit("t-dedup", "jobs", "work", message)
+        second = await mesh.tasks.submit("t-dedup", "jobs", "work", message)
+        assert first.id == second.id
+        await mesh.tasks.wait("t-dedup", first.id, timeout=10)
+        # Also after completion: the same message id finds the finished task.
+        third = await mesh.tasks.submit("t-dedup", "jobs", "work", message)
+        assert third.status.state is TaskState.COMPLETED
+        await asyncio.sleep(0.5)
+    assert counts == {first.id: 1}
+
+
+async def test_raw_duplicates_are_dropped_by_jetstream(mesh: Mesh) -> None:
+    from agents.tasks import TaskRequest
+
+    message = _job_message(Job(n=2))
+    request = TaskRequest(task_id="t1", agent="jobs", skill="work", message=message)
+    js = mesh.bus.jetstream()
+    data = mesh.bus.codec.encode(request)
+    headers = {"Nats-Msg-Id": message.message_id}
+    first = await js.publish(subjects.task("t-raw", "jobs"), data, headers=headers)
+    second = await js.publish(subjects.task("t-raw", "jobs"), data, headers=headers)
+    assert not first.duplicate
+    assert second.duplicate
+
+
+async def test_kill_9_mid_task_loses_nothing_and_records_one_completion_per_task(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    tenant, count = "t-crash", 24
+    async with (
+        completions(mesh, tenant) as counts,
+        agent_process(nats_server.url, "tests.zoo:jobs") as doomed,
+        agent_process(nats_server.url, "tests.zoo:jobs") as survivor,
+    ):
+        tasks = [await mesh.tasks.submit(tenant, "jobs", "work", Job(n=i, seconds=0.6)) for i in range(count)]
+        await _until(lambda: _working_on(mesh, tenant, [t.id for t in tasks], doomed.pid), within=10)
+        doomed.kill()
+        done = [await mesh.tasks.wait(tenant, t.id, timeout=30 + REDELIVERY) for t in tasks]
+        await asyncio.sleep(0.5)  # let any late duplicate completion show up
+    assert all(d.status.state is TaskState.COMPLETED for d in done)
+    results = [msgspec.convert(d.artifacts[-1].parts[0].data, Done) for d in done]
+    assert sorted(r.n for r in results) == list(range(count))
+    assert counts == {t.id: 1 for t in tasks}, "exactly one completion recorded per task"
+    redelivered = [d for d in done if (d.metadata or {}).get("deliveries", 1) > 1]
+    assert redelivered, "the killed replica's tasks must have been redelivered"
+    assert all(r.pid == survivor.pid for r, d in zip(results, done, strict=True) if d in redelivered)
+
+
+async def test_a_poison_task_is_dead_lettered_after_n_tries_and_can_be_replayed(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    tenant = "t-poison"
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit(tenant, "jobs", "picky", "secret", context_id="poison-ctx")
+        failed = await mesh.tasks.wait(tenant, task.id, timeout=15)
+        assert failed.status.state is TaskState.FAILED
+        assert failed.status.message is not None
+        assert "failed after 3 deliveries" in failed.status.message.text
+        parked = await mesh.dead_letters.list(tenant=tenant)
+        assert len(parked) == 1
+        letter = parked[0].letter
+        assert letter.deliveries == int(AGENT_ENV["HIVEWIRE_TASK_MAX_DELIVERIES"])
+        assert letter.reason.startswith("LookupError: 'secret' is not in the conversation's state")
+        assert letter.request is not None
+        assert letter.request.task_id == task.id
+
+        # Fix the cause, then replay with the command line.
+        await mesh.state(tenant, "poison-ctx").put("secret", "now it is")
+        out = await _hivewire(nats_server, "dlq", "replay", str(parked[0].seq))
+        assert f'"task": "{task.id}"' in out
+        done = await mesh.tasks.wait(tenant, task.id, timeout=10)
+    assert done.status.state is TaskState.COMPLETED
+    assert done.artifacts[-1].parts[0].text == "found secret"
+    assert await mesh.dead_letters.list(tenant=tenant) == []
+
+
+async def test_hivewire_dlq_list_shows_the_reason(nats_server: EmbeddedNats, mesh: Mesh) -> None:
+    tenant = "t-dlq-cli"
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit(tenant, "jobs", "poison", "lead")
+        await mesh.tasks.wait(tenant, task.id, timeout=15)
+    out = await _hivewire(nats_server, "dlq", "list", "--tenant", tenant)
+    assert f"{tenant}  jobs.poison  task {task.id}  after 3 deliveries" in out
+    assert "ValueError: cannot digest 'lead'" in out
+
+
+async def test_a_failing_task_is_retried_until_it_succeeds(nats_server: EmbeddedNats, mesh: Mesh) -> None:
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit("t-flaky", "jobs", "flaky", "attempts")
+        done = await mesh.tasks.wait("t-flaky", task.id, timeout=15)
+    assert done.status.state is TaskState.COMPLETED
+    assert done.artifacts[-1].parts[0].text == "succeeded on attempt 3"
+
+
+async def test_a_malformed_task_goes_to_the_dead_letters_with_its_body(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        await mesh.bus.jetstream().publish(subjects.task("t-garbage", "jobs"), b"{not json")
+        parked = await _until(lambda: mesh.dead_letters.list(tenant="t-garbage"), within=10)
+    assert parked[0].letter.payload == "{not json"
+    assert parked[0].letter.reason.startswith("malformed task")
+    with pytest.raises(ValueError, match="cannot be replayed"):
+        await mesh.dead_letters.replay(parked[0].seq, mesh.tasks)
+
+
+async def test_a_running_task_can_be_canceled(nats_server: EmbeddedNats, mesh: Mesh) -> None:
+    tenant = "t-cancel"
+    async with agent_process(nats_server.url, "tests.zoo:jobs", HIVEWIRE_TASK_CONCURRENCY="1"):
+        long = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=60))
+        await _until(lambda: _working_on(mesh, tenant, [long.id], None), within=10)
+        canceled = await mesh.tasks.cancel(tenant, long.id)
+        assert canceled.status.state is TaskState.CANCELED
+        # The only slot is free again: the next task runs at once.
+        quick = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=2))
+        assert (await mesh.tasks.wait(tenant, quick.id, timeout=10)).status.state is TaskState.COMPLETED
+    assert (await mesh.tasks.get(tenant, long.id)).status.state is TaskState.CANCELED
+
+
+async def test_a_task_canceled_before_it_starts_never_runs(mesh: Mesh, nats_server: EmbeddedNats) -> None:
+    tenant = "t-cancel-early"
+    task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1))
+    await mesh.tasks.cancel(tenant, task.id)
+    async with completions(mesh, tenant) as counts, agent_process(nats_server.url, "tests.zoo:jobs"):
+        marker = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=2))
+        await mesh.tasks.wait(tenant, marker.id, timeout=10)
+    assert counts == {marker.id: 1}
+    assert (await mesh.tasks.get(tenant, task.id)).status.state is TaskState.CANCELED
+
+
+async def test_sigterm_drains_work_in_flight_then_exits_0(nats_server: EmbeddedNats, mesh: Mesh) -> None:
+    tenant = "t-drain"
+    async with (
+        agent_process(nats_server.url, "tests.zoo:jobs") as jobs,
+        agent_process(nats_server.url, "tests.zoo:echo") as echo,
+    ):
+        task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=1.5))
+        await _until(lambda: _working_on(mesh, tenant, [task.id], None), within=10)
+        nap = asyncio.create_task(mesh.caller(tenant).call("echo", "nap", 1.0, str))
+        await asyncio.sleep(0.3)
+        codes = await asyncio.gather(jobs.terminate(), echo.terminate())
+        assert codes == [0, 0]
+        assert (await nap).startswith("slept 1.0s")
+        done = await mesh.tasks.get(tenant, task.id)
+    assert done.status.state is TaskState.COMPLETED
+
+
+async def test_a_streaming_skill_runs_as_a_task_and_streams_to_the_conversation(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    chunks: list[str] = []
+
+    async def collect(request: Request[StreamResponse]) -> None:
+        update = request.payload.artifact_update
+        if update is not None:
+            chunks.append(update.artifact.parts[0].text)  # type: ignore[arg-type]
+
+    service = await mesh.bus.serve(subjects.conversation_events("t-stream", "s-ctx"), collect, StreamResponse)
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit("t-stream", "jobs", "tokens", 3, context_id="s-ctx")
+        done = await mesh.tasks.wait("t-stream", task.id, timeout=10)
+    await service.stop()
+    assert done.artifacts[-1].parts[0].text == "t0 t1 t2 "
+    assert chunks == ["t0 ", "t1 ", "t2 "]
+
+
+def _job_message(job: Job) -> Message:
+    from agents.payloads import to_message
+
+    return to_message(job, role=Role.USER, context_id="dedup-ctx")
+
+
+async def _working_on(mesh: Mesh, tenant: str, task_ids: list[str], pid: int | None) -> bool:
+    for task_id in task_ids:
+        task = await mesh.tasks.get(tenant, task_id)
+        if task.status.state is TaskState.WORKING and (pid is None or str(pid) in str(task.metadata)):
+            return True
+    return False
+
+
+async def _until(check, *, within: float):  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.05)
+
+
+async def _hivewire(nats_server: EmbeddedNats, *args: str) -> str:
+    env = {**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": nats_server.url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bus.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, out
+    return out.decode()

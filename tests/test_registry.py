@@ -1,0 +1,70 @@
+"""Live discovery: agents appear when they start, count their replicas, and vanish when they die."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+
+from agents import LiveAgent, Mesh
+from bus import EmbeddedNats
+from tests.processes import AGENT_ENV, agent_process
+
+
+async def _wait_for(mesh: Mesh, agent: str, replicas: int, within: float) -> LiveAgent | None:
+    deadline = time.monotonic() + within
+    while True:
+        live = await mesh.registry.get(agent)
+        if (live.replicas if live else 0) == replicas:
+            return live
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{agent} has {live.replicas if live else 0} replicas, not {replicas}")
+        await asyncio.sleep(0.1)
+
+
+async def test_an_agent_appears_scales_and_disappears_after_it_dies(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    async with agent_process(nats_server.url, "tests.zoo:echo") as first:
+        live = await _wait_for(mesh, "echo", 1, within=2)
+        assert live is not None
+        assert live.card.version == "1.2.0"
+        assert "add" in {skill.id for skill in live.card.skills}
+        assert live.card.skill_schemas()["count"].streaming is True
+        async with agent_process(nats_server.url, "tests.zoo:echo") as second:
+            live = await _wait_for(mesh, "echo", 2, within=2)
+            assert live is not None
+            assert {i.pid for i in live.instances} == {first.pid, second.pid}
+            assert [a.name for a in await mesh.registry.agents()].count("echo") == 1
+            second.kill()  # no goodbye: only the missing heartbeats tell
+            beat, misses = AGENT_ENV["HIVEWIRE_HEARTBEAT_INTERVAL"], AGENT_ENV["HIVEWIRE_HEARTBEAT_MISSES"]
+            ttl = float(beat) * int(misses)
+            started = time.monotonic()
+            await _wait_for(mesh, "echo", 1, within=ttl + 3)
+            assert time.monotonic() - started < ttl + 3
+        assert await first.terminate() == 0
+        # A clean stop withdraws at once.
+        await _wait_for(mesh, "echo", 0, within=0.5)
+
+
+async def test_hivewire_agents_lists_the_live_agents(nats_server: EmbeddedNats, mesh: Mesh) -> None:
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        await _wait_for(mesh, "jobs", 1, within=2)
+        env = {**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": nats_server.url}
+        table = await _run(env, "agents")
+        listed = json.loads(await _run(env, "agents", "--json"))
+    assert table.splitlines()[0].split() == ["AGENT", "VERSION", "REPLICAS", "IN", "FLIGHT", "SKILLS"]
+    assert any(line.split()[:3] == ["jobs", "0.1.0", "1"] for line in table.splitlines()[1:])
+    assert [entry["name"] for entry in listed] == ["jobs"]
+    assert listed[0]["replicas"] == 1
+
+
+async def _run(env: dict[str, str], *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bus.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    return out.decode()

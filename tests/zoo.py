@@ -1,0 +1,160 @@
+"""Agents the tests run as separate processes (``hivewire agent run tests.zoo:NAME``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from agents import Agent, Call, Context
+from bus.errors import ErrorCode, RemoteError
+
+
+class Numbers(msgspec.Struct, frozen=True):
+    a: int
+    b: int
+
+
+class Sum(msgspec.Struct, frozen=True):
+    total: int
+    by: str
+
+
+class Job(msgspec.Struct, frozen=True):
+    n: int
+    seconds: float = 0.0
+
+
+class Done(msgspec.Struct, frozen=True):
+    n: int
+    pid: int
+
+
+class Counter(msgspec.Struct, frozen=True):
+    value: int
+
+
+echo = Agent("echo", description="Echoes, adds and counts; the tests' all-rounder.", version="1.2.0")
+
+
+@echo.skill
+async def shout(ctx: Context, text: str) -> str:
+    """Repeat the text in capitals."""
+    return text.upper()
+
+
+@echo.skill(tags=("math",), examples=('{"a": 1, "b": 2}',))
+async def add(ctx: Context, numbers: Numbers) -> Sum:
+    """Add two numbers."""
+    return Sum(total=numbers.a + numbers.b, by=f"{ctx.agent}:{os.getpid()}")
+
+
+@echo.skill
+async def count(ctx: Context, upto: int) -> AsyncIterator[str]:
+    """Stream the numbers from 1 to ``upto``."""
+    for i in range(1, upto + 1):
+        yield f"{i} "
+
+
+@echo.skill
+async def nap(ctx: Context, seconds: float) -> str:
+    """Sleep, then say how long was left of the deadline."""
+    await asyncio.sleep(seconds)
+    return f"slept {seconds}s with {ctx.remaining()} left"
+
+
+@echo.skill
+async def deadline(ctx: Context, text: str) -> float:
+    """Report the remaining deadline as this agent sees it."""
+    remaining = ctx.remaining()
+    return -1.0 if remaining is None else remaining
+
+
+@echo.skill
+async def relay(ctx: Context, numbers: Numbers) -> Sum:
+    """Add by asking the ``echo.add`` skill (a hop), to observe deadline and hops."""
+    return await ctx.call("echo", "add", numbers, Sum)
+
+
+@echo.skill
+async def remaining_downstream(ctx: Context, text: str) -> float:
+    """Ask ``deadline`` one hop down and return what the callee saw."""
+    return await ctx.call("echo", "deadline", text, float)
+
+
+@echo.skill
+async def loop(ctx: Context, text: str) -> str:
+    """Call itself forever: the hop limit must stop it."""
+    return await ctx.call("echo", "loop", text, str)
+
+
+@echo.skill
+async def broken(ctx: Context, text: str) -> str:
+    """Always fails with a typed error."""
+    raise RemoteError(ErrorCode.UNAVAILABLE, f"cannot {text} right now")
+
+
+@echo.skill
+async def incr(ctx: Context, key: str) -> Counter:
+    """Increment a counter in the conversation's shared state."""
+    updated = await ctx.state.update(key, Counter, lambda c: Counter(value=(c.value if c else 0) + 1))
+    return updated.value
+
+
+@echo.skill
+async def fan(ctx: Context, seconds: float) -> list[str]:
+    """Fan out to ``add`` and ``nap`` under one deadline; report what came back."""
+    results = await ctx.gather(
+        Call("echo", "add", Numbers(1, 2), Sum),
+        Call("echo", "nap", seconds, str),
+        timeout=0.5,
+    )
+    return [
+        f"ok:{r.value.total}"
+        if r.ok and isinstance(r.value, Sum)
+        else ("ok" if r.ok else f"failed:{type(r.error).__name__}")
+        for r in results
+    ]
+
+
+jobs = Agent("jobs", description="Durable jobs for the delivery tests.")
+
+
+@jobs.skill
+async def work(ctx: Context, job: Job) -> Done:
+    """Sleep ``job.seconds`` and report who did it."""
+    await ctx.emit_status(f"working on {job.n}")
+    await asyncio.sleep(job.seconds)
+    return Done(n=job.n, pid=os.getpid())
+
+
+@jobs.skill
+async def poison(ctx: Context, text: str) -> str:
+    """Always fails: ends in the dead-letter stream."""
+    raise ValueError(f"cannot digest {text!r}")
+
+
+@jobs.skill
+async def flaky(ctx: Context, key: str) -> str:
+    """Fails on the first two deliveries, then succeeds (counted in shared state)."""
+    attempt = await ctx.state.update(key, Counter, lambda c: Counter(value=(c.value if c else 0) + 1))
+    if attempt.value.value < 3:
+        raise RuntimeError(f"attempt {attempt.value.value} fails")
+    return f"succeeded on attempt {attempt.value.value}"
+
+
+@jobs.skill
+async def tokens(ctx: Context, upto: int) -> AsyncIterator[str]:
+    """A streaming skill run as a durable task."""
+    for i in range(upto):
+        yield f"t{i} "
+
+
+@jobs.skill
+async def picky(ctx: Context, key: str) -> str:
+    """Fails until the conversation's state holds ``key`` (set it, then replay the dead letter)."""
+    if await ctx.state.get(key, str) is None:
+        raise LookupError(f"{key!r} is not in the conversation's state yet")
+    return f"found {key}"
