@@ -183,6 +183,8 @@ class Agent:
                     ),
                 ),
             ),
+            default_input_modes=("text/plain", "application/json"),
+            default_output_modes=("text/plain", "application/json"),
             provider=AgentProvider(organization=self.provider) if self.provider else None,
             documentation_url=self.documentation_url,
         )

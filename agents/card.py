@@ -88,13 +88,14 @@ class SkillSchema(_Card, frozen=True):
 class AgentCard(_Card, frozen=True):
     """The A2A agent card of one mesh agent."""
 
+    # Required by the protocol, so they have no defaults (and are never omitted).
     name: str
     description: str
     version: str
-    skills: tuple[AgentSkill, ...] = ()
-    capabilities: AgentCapabilities = msgspec.field(default_factory=AgentCapabilities)
-    default_input_modes: tuple[str, ...] = ("text/plain", "application/json")
-    default_output_modes: tuple[str, ...] = ("text/plain", "application/json")
+    skills: tuple[AgentSkill, ...]
+    capabilities: AgentCapabilities
+    default_input_modes: tuple[str, ...]
+    default_output_modes: tuple[str, ...]
     supported_interfaces: tuple[AgentInterface, ...] = ()
     provider: AgentProvider | None = None
     documentation_url: str | None = None

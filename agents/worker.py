@@ -30,7 +30,7 @@ from bus import subjects
 from bus.a2a import Artifact, Message, Task, TaskState, TaskStatus, new_id
 from bus.client import Bus
 from bus.envelope import Envelope
-from bus.errors import InvalidSubjectToken, MalformedPayload
+from bus.errors import ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
 from bus.service import Request, Service
 
 __all__ = ["TaskWorker", "WorkerStats"]
@@ -285,7 +285,7 @@ class TaskWorker:
         exc: Exception,
     ) -> None:
         reason = f"{type(exc).__name__}: {exc}"
-        if deliveries >= self._settings.task_max_deliveries:
+        if deliveries >= self._settings.task_max_deliveries or _permanent(exc):
             await self._give_up(msg, tenant, request, task, revision, deliveries, reason)
             return
         self.stats.retried += 1
@@ -353,6 +353,11 @@ class TaskWorker:
             task, why = running
             why.append(_Why.CANCELED)
             task.cancel()
+
+
+def _permanent(exc: Exception) -> bool:
+    """Failures that another attempt cannot fix: the task itself is wrong."""
+    return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
 
 
 def _free(slots: asyncio.Semaphore) -> int:

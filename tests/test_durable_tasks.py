@@ -179,6 +179,7 @@ async def test_a_task_canceled_before_it_starts_never_runs(mesh: Mesh, nats_serv
     async with completions(mesh, tenant) as counts, agent_process(nats_server.url, "tests.zoo:jobs"):
         marker = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=2))
         await mesh.tasks.wait(tenant, marker.id, timeout=10)
+        await _until(_async(lambda: counts[marker.id] > 0), within=5)
     assert counts == {marker.id: 1}
     assert (await mesh.tasks.get(tenant, task.id)).status.state is TaskState.CANCELED
 
@@ -244,6 +245,13 @@ async def _until(check, *, within: float):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.05)
 
 
+def _async(check):  # type: ignore[no-untyped-def]
+    async def run() -> bool:
+        return bool(check())
+
+    return run
+
+
 async def _hivewire(nats_server: EmbeddedNats, *args: str) -> str:
     env = {**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": nats_server.url}
     process = await asyncio.create_subprocess_exec(
@@ -252,3 +260,20 @@ async def _hivewire(nats_server: EmbeddedNats, *args: str) -> str:
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, out
     return out.decode()
+
+
+async def test_a_task_that_cannot_run_is_dead_lettered_without_retries(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    tenant = "t-invalid"
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        wrong_input = await mesh.tasks.submit(tenant, "jobs", "work", "not a job")
+        no_skill = await mesh.tasks.submit(tenant, "jobs", "no_such_skill", "x")
+        first = await mesh.tasks.wait(tenant, wrong_input.id, timeout=10)
+        second = await mesh.tasks.wait(tenant, no_skill.id, timeout=10)
+    assert first.status.state is second.status.state is TaskState.FAILED
+    reasons = {p.letter.request.skill: p.letter for p in await mesh.dead_letters.list(tenant=tenant)}  # type: ignore[union-attr]
+    assert reasons["work"].deliveries == 1
+    assert "invalid input for skill 'work'" in reasons["work"].reason
+    assert reasons["no_such_skill"].deliveries == 1
+    assert "has no skill 'no_such_skill'" in reasons["no_such_skill"].reason

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from agents import Mesh
+from bus import EmbeddedNats
+from tests.processes import agent_process
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -23,3 +28,17 @@ def test_the_readme_names_the_commands_ci_runs() -> None:
     text = README.read_text()
     assert "bash .ci/install && .venv/bin/hivewire nats" in text
     assert "bash .ci/run" in text
+
+
+async def test_the_readme_agent_joins_a_running_mesh_and_answers(
+    nats_server: EmbeddedNats, mesh: Mesh, tmp_path: Path
+) -> None:
+    (code,) = re.findall(r"```python file=greeter.py\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (tmp_path / "greeter.py").write_text(code)
+    assert "hivewire agent run greeter:agent" in README.read_text()
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    async with agent_process(nats_server.url, "greeter:agent", PYTHONPATH=path):
+        live = await mesh.registry.get("greeter")
+        assert live is not None
+        assert [skill.id for skill in live.card.skills] == ["greet"]
+        assert await mesh.caller("readme").call("greeter", "greet", "Ada", str) == "Hello, Ada!"
