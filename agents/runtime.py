@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -148,7 +148,7 @@ class AgentRuntime:
             failed += self._worker.stats.failed
         return Load(in_flight=in_flight, handled=handled, failed=failed)
 
-    def _interactive(self, skill: Skill) -> Any:
+    def _interactive(self, skill: Skill) -> Callable[[Request[Message]], Awaitable[Message]]:
         async def handle(request: Request[Message]) -> Message:
             tenant = subjects.parse_agent_request(request.subject).tenant
             message = request.payload
@@ -158,7 +158,7 @@ class AgentRuntime:
 
         return handle
 
-    def _streaming(self, skill: Skill) -> Any:
+    def _streaming(self, skill: Skill) -> Callable[[Request[Message]], AsyncIterator[StreamResponse]]:
         async def handle(request: Request[Message]) -> AsyncIterator[StreamResponse]:
             tenant = subjects.parse_agent_request(request.subject).tenant
             message = request.payload

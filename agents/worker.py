@@ -86,7 +86,9 @@ class TaskWorker:
         self._dead_letters = dead_letters
         self._invoke = invoke
         self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
-        self._slots = asyncio.Semaphore(settings.task_concurrency)
+        # Every task this worker fetched and has not finished with.
+        self._active: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -114,6 +116,7 @@ class TaskWorker:
     async def stop(self, *, grace: float) -> None:
         """Stop pulling; let running tasks finish within ``grace`` seconds, release the rest."""
         self._stopping.set()
+        self._slot_freed.set()
         if self._loop is not None:
             await self._loop
         if self._sub is not None:
@@ -123,41 +126,43 @@ class TaskWorker:
                 await self._sub.unsubscribe()
         if self._cancels is not None:
             await self._cancels.stop(grace=0)
-        running = [task for task, _ in self._running.values()]
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace)
-            for task_id, (task, why) in list(self._running.items()):
-                if task in pending:
-                    why.append(_Why.SHUTDOWN)
-                    task.cancel()
-                    log.warning("released task %s at shutdown; another replica will run it", task_id)
-            if pending:
-                await asyncio.wait(pending)
+        if not self._active:
+            return
+        _, pending = await asyncio.wait(set(self._active), timeout=grace)
+        for task_id, (task, why) in list(self._running.items()):
+            if task in pending:
+                why.append(_Why.SHUTDOWN)
+                task.cancel()
+                log.warning("released task %s at shutdown; another replica will run it", task_id)
+        if pending:
+            await asyncio.wait(pending)
 
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
+        limit = self._settings.task_concurrency
         while not self._stopping.is_set():
-            await self._slots.acquire()
-            free = 1 + _free(self._slots)
-            # Claim every free slot so the fetch can bring a full batch.
-            for _ in range(free - 1):
-                await self._slots.acquire()
+            free = limit - len(self._active)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
             try:
                 msgs = await sub.fetch(free, timeout=1.0)
             except nats.errors.TimeoutError:
-                msgs = []
+                continue
             except (nats.errors.Error, OSError) as exc:
-                msgs = []
                 log.warning("fetching tasks of %s failed: %r", self.agent, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
-            for _ in range(free - len(msgs)):
-                self._slots.release()
+                continue
             for msg in msgs:
-                self._spawn(msg)
+                # Fetched means delivered to us: run it even if a stop began meanwhile.
+                task = asyncio.create_task(self._process(msg))
+                self._active.add(task)
+                task.add_done_callback(self._done)
 
-    def _spawn(self, msg: Msg) -> None:
-        task = asyncio.create_task(self._process(msg))
-        task.add_done_callback(lambda _: self._slots.release())
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        self._slot_freed.set()
 
     async def _process(self, msg: Msg) -> None:
         deliveries = msg.metadata.num_delivered or 1
@@ -358,11 +363,6 @@ class TaskWorker:
 def _permanent(exc: Exception) -> bool:
     """Failures that another attempt cannot fix: the task itself is wrong."""
     return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
-
-
-def _free(slots: asyncio.Semaphore) -> int:
-    # asyncio.Semaphore has no public count; _value is stable across CPython versions.
-    return int(getattr(slots, "_value", 0))
 
 
 async def _create_or_update_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:
