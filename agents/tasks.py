@@ -27,19 +27,35 @@ from bus import subjects
 from bus.a2a import Artifact, Message, Role, Task, TaskState, TaskStatus, new_id
 from bus.client import Bus
 from bus.codec import Codec
-from bus.envelope import Envelope, Header
+from bus.envelope import Envelope
 from bus.errors import RequestTimeout
 
 __all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
 
 
 class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """What the tasks stream carries: which skill to run, on which message."""
+    """What the tasks stream carries: which skill to run, on which message.
+
+    ``revision`` is the record's revision when the task was queued, so the
+    worker can claim it with one compare-and-set, without reading it first.
+    """
 
     task_id: str
     agent: str
     skill: str
     message: Message
+    metadata: dict[str, Any] | None = None
+    revision: int = 0
+
+    def submitted(self) -> Task:
+        """The record of this task as submitted."""
+        return Task(
+            id=self.task_id,
+            context_id=self.message.context_id,
+            status=TaskStatus.now(TaskState.SUBMITTED),
+            history=(self.message,),
+            metadata={**(self.metadata or {}), "agent": self.agent, "skill": self.skill},
+        )
 
 
 class TaskCancel(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -145,41 +161,44 @@ class Tasks:
         the existing task and runs nothing again.
         """
         message = to_message(input, role=Role.USER, context_id=context_id or new_id())
-        task_id = task_id_for(agent, message.message_id)
-        existing = await self._records.get(tenant, task_id)
-        if existing is not None:
-            return existing[0]
-        request = TaskRequest(task_id=task_id, agent=agent, skill=skill, message=message)
-        await self._publish(tenant, request, msg_id=message.message_id)
-        task = Task(
-            id=task_id,
-            context_id=message.context_id,
-            status=TaskStatus.now(TaskState.SUBMITTED),
-            history=(message,),
-            metadata={"agent": agent, "skill": skill, **(metadata or {})},
+        request = TaskRequest(
+            task_id=task_id_for(agent, message.message_id),
+            agent=agent,
+            skill=skill,
+            message=message,
+            metadata=metadata,
         )
-        if await self._records.create(tenant, task) is None:
-            # A worker was faster than us and already recorded progress.
-            found = await self._records.get(tenant, task_id)
-            return found[0] if found is not None else task
+        # Record first, then queue: a worker never finds a task without a record,
+        # and a resubmission finds the record whatever the de-duplication window.
+        task = request.submitted()
+        revision = await self._records.create(tenant, task)
+        if revision is None:
+            found = await self._records.get(tenant, request.task_id)
+            if found is None or found[0].status.state is not TaskState.SUBMITTED:
+                return found[0] if found is not None else task
+            # Recorded but perhaps never queued (its submitter died in between):
+            # queue it again; JetStream drops the copy if the first one arrived.
+            task, revision = found
+            await self._publish(
+                tenant, msgspec.structs.replace(request, revision=revision), msg_id=message.message_id
+            )
+            return task
+        await self._publish(
+            tenant, msgspec.structs.replace(request, revision=revision), msg_id=message.message_id
+        )
         await self._events.task_status(tenant, task)
         return task
 
     async def resubmit(self, tenant: str, request: TaskRequest, *, msg_id: str) -> Task:
         """Run ``request`` again (a dead-letter replay): reset its record and requeue it."""
         found = await self._records.get(tenant, request.task_id)
-        submitted = TaskStatus.now(TaskState.SUBMITTED)
-        base = found[0] if found is not None else Task(id=request.task_id, status=submitted)
-        task = msgspec.structs.replace(
-            base,
-            context_id=request.message.context_id,
-            status=submitted,
-            artifacts=(),
-            history=(request.message,),
-            metadata={**(base.metadata or {}), "agent": request.agent, "skill": request.skill},
-        )
-        await self._records.replace(tenant, task, None)
-        await self._publish(tenant, request, msg_id=msg_id)
+        task = request.submitted()
+        if found is not None:
+            merged = {**(found[0].metadata or {}), **(task.metadata or {})}
+            task = msgspec.structs.replace(task, metadata=merged)
+        revision = await self._records.replace(tenant, task, None)
+        assert revision is not None
+        await self._publish(tenant, msgspec.structs.replace(request, revision=revision), msg_id=msg_id)
         await self._events.task_status(tenant, task)
         return task
 
@@ -226,8 +245,8 @@ class Tasks:
         return canceled
 
     async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> None:
+        # The message id becomes Nats-Msg-Id: JetStream drops a copy within its window.
         headers = Envelope(message_id=msg_id, tenant=tenant).to_headers()
-        assert headers[Header.MESSAGE_ID] == msg_id
         await self._bus.jetstream().publish(
             subjects.task(tenant, request.agent),
             self._bus.codec.encode(request),

@@ -27,7 +27,7 @@ from agents.events import ConversationEvents
 from agents.settings import AgentSettings
 from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
 from bus import subjects
-from bus.a2a import Artifact, Message, Task, TaskState, TaskStatus, new_id
+from bus.a2a import Artifact, Message, Task, TaskState, new_id
 from bus.client import Bus
 from bus.envelope import Envelope
 from bus.errors import ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
@@ -147,7 +147,7 @@ class TaskWorker:
                 continue
             try:
                 msgs = await sub.fetch(free, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own and asyncio's: both mean "nothing to do"
                 continue
             except (nats.errors.Error, OSError) as exc:
                 log.warning("fetching tasks of %s failed: %r", self.agent, exc)
@@ -236,18 +236,14 @@ class TaskWorker:
 
     async def _claim(self, tenant: str, request: TaskRequest, deliveries: int) -> tuple[Task | None, int]:
         """Move the task's record to ``working``; ``None`` if it already ended (or was canceled)."""
+        # Usually the record is as submitted: claim it by its queued revision, unread.
+        found: tuple[Task, int] | None = (request.submitted(), request.revision) if request.revision else None
         while True:
-            found = await self._records.get(tenant, request.task_id)
             if found is None:
-                # The submitter died between publishing and recording: record it now.
-                task = Task(
-                    id=request.task_id,
-                    context_id=request.message.context_id,
-                    status=TaskStatus.now(TaskState.SUBMITTED),
-                    history=(request.message,),
-                    metadata={"agent": request.agent, "skill": request.skill},
-                )
-                await self._records.create(tenant, task)
+                found = await self._records.get(tenant, request.task_id)
+            if found is None:
+                # Queued by an older submitter that recorded nothing: record it now.
+                await self._records.create(tenant, request.submitted())
                 continue
             task, revision = found
             if task.status.state.terminal:
@@ -266,6 +262,7 @@ class TaskWorker:
             if new_revision is not None:
                 await self._events.task_status(tenant, working)
                 return working, new_revision
+            found = None
 
     async def _complete(self, msg: Msg, tenant: str, task: Task, revision: int, reply: Message) -> None:
         artifact = Artifact(artifact_id=new_id(), name="result", parts=reply.parts)
