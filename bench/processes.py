@@ -1,0 +1,66 @@
+"""Start agent processes for a benchmark and make sure none outlives it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def _start(url: str, target: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bus.cli",
+        "--log-level",
+        "WARNING",
+        "agent",
+        "run",
+        target,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "PYTHONPATH": pythonpath,
+            "HIVEWIRE_NATS_URL": url,
+            "HIVEWIRE_DRAIN_GRACE": "2",
+            **env,
+        },
+    )
+
+
+@asynccontextmanager
+async def agent_processes(url: str, targets: Sequence[str], **env: str) -> AsyncIterator[list[int]]:
+    """Run ``hivewire agent run TARGET`` for each target (in parallel) until the block ends.
+
+    Yields the processes' ids once every one of them has joined the mesh.
+    """
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        for target in targets:
+            processes.append(await _start(url, target, env))
+        for target, process in zip(targets, processes, strict=True):
+            assert process.stdout is not None
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            if not line.startswith("agent "):
+                raise SystemExit(f"agent {target} did not start: {line!r}")
+        yield [process.pid for process in processes]
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
