@@ -85,13 +85,17 @@ class Service(Generic[T]):
         self._handler = handler
         self._request_type = request_type
         self._streaming = streaming
-        self._slots = asyncio.Semaphore(max_concurrency)
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        self._max_concurrency = max_concurrency
+        self._slot_freed: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
         self._on_stop = on_stop
 
     async def start(self) -> None:
         """Subscribe; from here on requests are handled."""
+        self._loop = asyncio.get_running_loop()
         try:
             self._sub = await self._nc.subscribe(self.subject, queue=self.queue or "", cb=self._receive)
             # Once start() returns, the server knows the interest: no request races it.
@@ -103,30 +107,45 @@ class Service(Generic[T]):
             raise BusClosed() from None
 
     async def stop(self, *, grace: float = 10.0) -> None:
-        """Stop taking requests and give in-flight ones up to ``grace`` seconds to finish."""
+        """Stop taking requests and give those already received up to ``grace`` seconds to finish.
+
+        Requests the server delivered before it learnt of the stop, including
+        those still queued behind ``max_concurrency``, are handled, not dropped.
+        """
         sub, self._sub = self._sub, None
         self._on_stop(self)
+        deadline = time.monotonic() + grace
         if sub is not None:
-            with contextlib.suppress(nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError):
-                await sub.unsubscribe()
+            try:
+                # Drain, not unsubscribe: unsubscribing would discard what is queued.
+                await asyncio.wait_for(sub.drain(), timeout=grace)
+            except (TimeoutError, nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError):
+                with contextlib.suppress(nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError):
+                    await sub.unsubscribe()
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - time.monotonic()))
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
 
     async def _receive(self, msg: Msg) -> None:
-        # Waiting here when all slots are busy leaves further messages in the
-        # subscription's bounded pending queue, which is the backpressure.
-        await self._slots.acquire()
-        task = asyncio.get_running_loop().create_task(self._handle(msg))
-        self._tasks.add(task)
+        # nats-py calls this from one task per subscription, one message at a
+        # time. Waiting here when all slots are busy leaves further messages in
+        # the subscription's bounded pending queue, which is the backpressure.
+        tasks = self._tasks
+        while len(tasks) >= self._max_concurrency:
+            self._slot_freed = freed = self._loop.create_future()
+            await freed
+        task = self._loop.create_task(self._handle(msg))
+        tasks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._slots.release()
+        freed, self._slot_freed = self._slot_freed, None
+        if freed is not None and not freed.done():
+            freed.set_result(None)
 
     async def _handle(self, msg: Msg) -> None:
         started = time.perf_counter()
@@ -163,7 +182,7 @@ class Service(Generic[T]):
                 self._telemetry.record_error(span, exc, subject=self.subject)
                 await self._reject(msg, exc)
                 return
-            request = Request(subject=msg.subject, payload=payload, envelope=envelope)
+            request = Request(msg.subject, payload, envelope)
             if self._streaming:
                 outcome = await self._run_stream(request, msg.reply, remaining)
             else:
@@ -184,7 +203,7 @@ class Service(Generic[T]):
     async def _run(self, request: Request[T], reply: str, remaining: float | None) -> _Outcome:
         handler: Callable[[Request[T]], Awaitable[object]] = self._handler
         result: object = None
-        async with _guard(remaining) as outcome:
+        with _guard(remaining, self._loop) as outcome:
             result = await handler(request)
         if not reply:
             return outcome
@@ -200,7 +219,7 @@ class Service(Generic[T]):
     async def _run_stream(self, request: Request[T], reply: str, remaining: float | None) -> _Outcome:
         handler: Callable[[Request[T]], AsyncIterator[object]] = self._handler
         seq = 0
-        async with _guard(remaining) as outcome:
+        with _guard(remaining, self._loop) as outcome:
             async for chunk in handler(request):
                 if reply:
                     data = self._codec.encode(chunk)
@@ -238,39 +257,59 @@ def _frame(kind: str, seq: int) -> dict[str, str]:
     return {Header.FRAME: kind, Header.SEQ: str(seq)}
 
 
-class _guard:
+class _guard(_Outcome):
     """Run a handler under the request's deadline and turn what it raises into an outcome.
 
     A worker must survive any handler failure, so every exception becomes an
     error reply; the caller records it on the trace and in metrics.
+
+    The deadline is a timer that cancels the handler's task, as
+    :func:`asyncio.timeout` does at several times the cost per request. The
+    cancellation counts as the deadline's only when nobody else (``stop()``,
+    whoever awaits the task) asked for one as well; theirs propagates.
     """
 
-    def __init__(self, remaining: float | None) -> None:
-        self._timeout = asyncio.timeout(remaining)
-        self._outcome = _Outcome()
+    __slots__ = ("_cancelling", "_expired", "_task", "_timer")
 
-    async def __aenter__(self) -> _Outcome:
-        await self._timeout.__aenter__()
-        return self._outcome
+    def __init__(self, remaining: float | None, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._expired = False
+        self._timer: asyncio.TimerHandle | None = None
+        if remaining is not None:
+            task = asyncio.current_task(loop)
+            if task is None:
+                raise RuntimeError("a request deadline needs a running task")
+            self._task = task
+            self._cancelling = task.cancelling()
+            self._timer = loop.call_later(remaining, self._expire)
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        try:
-            await self._timeout.__aexit__(exc_type, exc, tb)
-        except TimeoutError as timeout_exc:
-            exc = timeout_exc
-        if exc is None:
+    def __enter__(self) -> _Outcome:
+        return self
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self._timer is not None:
+            self._timer.cancel()
+            # uncancel() withdraws the deadline's request; any left are someone else's.
+            if (
+                self._expired
+                and self._task.uncancel() <= self._cancelling
+                and exc_type is asyncio.CancelledError
+            ):
+                timeout = TimeoutError()
+                timeout.__cause__ = exc
+                exc = timeout
+        if exc is None or not isinstance(exc, Exception):
+            # Success, or a cancellation (or exit) that is not ours to swallow.
             return False
-        if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
-            return False
-        outcome = self._outcome
-        outcome.error = exc
-        if self._timeout.expired():
-            outcome.code, outcome.message = (
-                ErrorCode.DEADLINE_EXCEEDED,
-                "the request's deadline passed",
-            )
+        self.error = exc
+        if self._expired:
+            self.code, self.message = ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed"
         elif isinstance(exc, RemoteError):
-            outcome.code, outcome.message = exc.code, exc.message
+            self.code, self.message = exc.code, exc.message
         else:
-            outcome.code, outcome.message = ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+            self.code, self.message = ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
         return True

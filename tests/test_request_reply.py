@@ -90,6 +90,93 @@ async def test_a_slow_responder_times_out(bus: Bus, other_bus: Bus) -> None:
     assert service.stats.failed == 1
 
 
+async def test_stopping_a_service_cancels_its_handlers_instead_of_failing_them(
+    bus: Bus, other_bus: Bus
+) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def stuck(request: Request[Ping]) -> Pong:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return Pong(text="never", pid=0)
+
+    service = await other_bus.serve("test.stop.cancels", stuck, Ping)
+    waiting = asyncio.ensure_future(bus.request("test.stop.cancels", Ping(text="x"), Pong, timeout=0.5))
+    await started.wait()
+    await service.stop(grace=0.05)
+    assert cancelled.is_set()
+    # A stop is not the deadline: no error is counted and no error reply is sent.
+    assert service.stats.in_flight == 0
+    assert service.stats.failed == 0
+    with pytest.raises(RequestTimeout):
+        await waiting
+
+
+async def test_a_stop_after_the_deadline_still_cancels_a_handler_that_is_cleaning_up(
+    bus: Bus, other_bus: Bus
+) -> None:
+    deadline_passed = asyncio.Event()
+
+    async def stubborn(request: Request[Ping]) -> Pong:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            deadline_passed.set()
+            await asyncio.sleep(30)  # cleanup that outlives the deadline
+            raise
+        return Pong(text="never", pid=0)
+
+    service = await other_bus.serve("test.stop.after.deadline", stubborn, Ping)
+    with pytest.raises(RequestTimeout):
+        await bus.request("test.stop.after.deadline", Ping(text="x"), Pong, timeout=0.2)
+    await asyncio.wait_for(deadline_passed.wait(), 5)
+    # stop()'s cancellation must reach the handler, not be taken for the deadline's.
+    await asyncio.wait_for(service.stop(grace=0.05), 5)
+    assert service.stats.in_flight == 0
+    assert service.stats.failed == 0
+
+
+async def test_max_concurrency_bounds_the_handlers_running_at_once(bus: Bus, other_bus: Bus) -> None:
+    running = peak = 0
+
+    async def slow(request: Request[Ping]) -> Pong:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return Pong(text=request.payload.text, pid=0)
+
+    await other_bus.serve("test.bounded", slow, Ping, max_concurrency=2)
+    replies = await asyncio.gather(*(bus.request("test.bounded", Ping(text=str(i)), Pong) for i in range(10)))
+    assert sorted(int(r.text) for r in replies) == list(range(10))
+    assert peak == 2
+
+
+async def test_a_late_reply_is_dropped_and_later_requests_get_their_own(bus: Bus, other_bus: Bus) -> None:
+    release = asyncio.Event()
+
+    async def gated(request: Request[Ping]) -> Pong:
+        if request.payload.text == "late":
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                await release.wait()  # ignores its deadline and answers anyway
+        return Pong(text=request.payload.text, pid=0)
+
+    service = await other_bus.serve("test.late", gated, Ping)
+    with pytest.raises(RequestTimeout):
+        await bus.request("test.late", Ping(text="late"), Pong, timeout=0.1)
+    release.set()
+    replies = await asyncio.gather(*(bus.request("test.late", Ping(text=str(i)), Pong) for i in range(20)))
+    assert [r.text for r in replies] == [str(i) for i in range(20)]
+    assert service.stats.handled == 21
+
+
 async def test_a_raising_handler_sends_an_error_reply_not_a_timeout(bus: Bus, other_bus: Bus) -> None:
     async def broken(request: Request[Ping]) -> Pong:
         raise ZeroDivisionError("division by zero")
@@ -184,3 +271,22 @@ async def test_an_expired_request_is_not_handled(bus: Bus, other_bus: Bus) -> No
             await asyncio.sleep(0.01)
     assert calls == ["fresh"]
     assert service.stats.expired == 1
+
+
+async def test_stop_handles_every_request_already_received_even_those_queued(
+    bus: Bus, other_bus: Bus
+) -> None:
+    async def slow(request: Request[Ping]) -> Pong:
+        await asyncio.sleep(0.2)
+        return Pong(text=request.payload.text, pid=0)
+
+    service = await bus.serve("test.stop.queued", slow, Ping, max_concurrency=1)
+    calls = [
+        asyncio.create_task(other_bus.request("test.stop.queued", Ping(text=str(i)), Pong, timeout=5))
+        for i in range(4)
+    ]
+    await asyncio.sleep(0.1)  # all four delivered: one running, three queued behind the limit
+    await service.stop(grace=5)
+    replies = await asyncio.gather(*calls)
+    assert [r.text for r in replies] == ["0", "1", "2", "3"]
+    assert service.stats.handled == 4
