@@ -90,7 +90,13 @@ class Part(_Model, frozen=True):
     metadata: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        present = sum(value is not UNSET for value in (self.text, self.raw, self.url, self.data))
+        # Runs on every decoded part: plain comparisons, no generator (about 4x cheaper).
+        present = (
+            (self.text is not UNSET)
+            + (self.raw is not UNSET)
+            + (self.url is not UNSET)
+            + (self.data is not UNSET)
+        )
         if present != 1:
             raise ValueError("a Part must set exactly one of text, raw, url or data")
 
@@ -234,8 +240,13 @@ class StreamResponse(_Model, frozen=True):
     artifact_update: TaskArtifactUpdateEvent | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        members = (self.task, self.message, self.status_update, self.artifact_update)
-        if sum(m is not UNSET for m in members) != 1:
+        present = (
+            (self.task is not UNSET)
+            + (self.message is not UNSET)
+            + (self.status_update is not UNSET)
+            + (self.artifact_update is not UNSET)
+        )
+        if present != 1:
             raise ValueError(
                 "a StreamResponse must set exactly one of task, message, statusUpdate or artifactUpdate"
             )
