@@ -11,14 +11,21 @@ from agents.errors import (
     AgentLoadError,
     HopLimitExceeded,
     InvalidInput,
+    LLMError,
+    ModelUnavailable,
     StateConflict,
+    StructuredOutputError,
     TaskNotFound,
 )
 from agents.events import ConversationEvents
+from agents.history import ConversationHistory
 from agents.infrastructure import Infrastructure, ensure
+from agents.llm import ChatMessage, Completion, Model, Passage, TurnLLM, Usage
 from agents.mesh import Mesh
 from agents.process import load_agent, serve_agent
+from agents.redisstore import RedisStore
 from agents.registry import Instance, LiveAgent, Load, Registry
+from agents.resources import Resources
 from agents.runtime import AgentRuntime
 from agents.settings import AgentSettings
 from agents.state import ConversationState, Versioned
@@ -35,8 +42,11 @@ __all__ = [
     "AgentSkill",
     "Call",
     "Caller",
+    "ChatMessage",
+    "Completion",
     "Context",
     "ConversationEvents",
+    "ConversationHistory",
     "ConversationState",
     "DeadLetter",
     "DeadLetters",
@@ -45,20 +55,29 @@ __all__ = [
     "Infrastructure",
     "Instance",
     "InvalidInput",
+    "LLMError",
     "LiveAgent",
     "Load",
     "Mesh",
+    "Model",
+    "ModelUnavailable",
     "Ok",
     "Outcome",
     "Parked",
+    "Passage",
+    "RedisStore",
     "Registry",
+    "Resources",
     "Skill",
     "SkillSchema",
     "StateConflict",
+    "StructuredOutputError",
     "TaskNotFound",
     "TaskRecords",
     "TaskRequest",
     "Tasks",
+    "TurnLLM",
+    "Usage",
     "Versioned",
     "ensure",
     "load_agent",

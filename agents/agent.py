@@ -26,6 +26,7 @@ from agents.card import (
     SkillSchema,
 )
 from agents.errors import AgentDefinitionError
+from agents.llm.models import Model
 from agents.payloads import json_schema
 from bus import subjects
 from bus.a2a import Message
@@ -95,9 +96,16 @@ class Agent:
         version: str = "0.1.0",
         provider: str | None = None,
         documentation_url: str | None = None,
+        models: Mapping[str, Model] | None = None,
     ) -> None:
-        """Raises:
-        AgentDefinitionError: ``name`` cannot be used in a subject.
+        """Args:
+        name: the agent's name on the mesh (``[A-Za-z0-9_-]{1,64}``).
+        description, version, provider, documentation_url: for the agent card.
+        models: the models the agent's skills use, by use (``"default"``,
+            ``"classify"``...); ``HIVEWIRE_LLM_MODELS`` can override each.
+
+        Raises:
+            AgentDefinitionError: ``name`` cannot be used in a subject.
         """
         try:
             self.name = subjects.token("agent", name)
@@ -107,6 +115,7 @@ class Agent:
         self.version = version
         self.provider = provider
         self.documentation_url = documentation_url
+        self.models: dict[str, Model] = dict(models or {})
         self._skills: dict[str, Skill] = {}
 
     @property

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from agents.calls import Call, Caller, Outcome
 from agents.events import ConversationEvents, chunk_event, status_event
+from agents.history import ConversationHistory
+from agents.llm.client import LLMClient, Scope
+from agents.llm.models import Model
+from agents.llm.turn import TurnLLM
 from agents.state import ConversationState
 from agents.tasks import Tasks
 from bus.a2a import Message, Part, StreamResponse, Task, TaskState, new_id
@@ -29,6 +34,8 @@ class Context:
         task_id: the durable task's id, or this turn's id for an interactive request.
         envelope: the transport metadata (deadline, hops, message id).
         state: the conversation's shared state (a blackboard for every agent in it).
+        llm: model calls for this request (cached, accounted, traced; offline mode without an endpoint).
+        history: the conversations' turns (``await ctx.history.load(ctx.tenant, ctx.context_id)``).
     """
 
     def __init__(
@@ -44,6 +51,9 @@ class Context:
         events: ConversationEvents,
         state: ConversationState,
         tasks: Tasks,
+        llm: LLMClient,
+        models: Mapping[str, Model],
+        history: ConversationHistory,
     ) -> None:
         self.agent = agent
         self.skill = skill
@@ -52,10 +62,17 @@ class Context:
         self.envelope = envelope
         self.task_id = task_id
         self.state = state
+        self.history = history
         self._caller = caller
         self._events = events
         self._tasks = tasks
         self._artifact_id: str | None = None
+        self.llm = TurnLLM(
+            llm,
+            models=models,
+            scope=Scope(tenant=tenant, agent=agent, context_id=caller.context_id),
+            emit=self.emit_chunk,
+        )
 
     @property
     def context_id(self) -> str:

@@ -10,7 +10,10 @@ __all__ = [
     "AgentLoadError",
     "HopLimitExceeded",
     "InvalidInput",
+    "LLMError",
+    "ModelUnavailable",
     "StateConflict",
+    "StructuredOutputError",
     "TaskNotFound",
 ]
 
@@ -80,3 +83,36 @@ class TaskNotFound(AgentError):
         self.tenant = tenant
         self.task_id = task_id
         super().__init__(f"no task {task_id!r} for tenant {tenant!r}")
+
+
+class LLMError(AgentError):
+    """A model call failed in a way another attempt would not fix (or offline mode cannot do it)."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"model {model!r}: {reason}")
+
+
+class ModelUnavailable(LLMError, RemoteError):
+    """Every attempt on the model and its fallback failed (rate limits, server errors, timeouts).
+
+    Raised in a skill, it reaches the caller as ``unavailable``: try again later.
+    """
+
+    def __init__(self, models: list[str], attempts: int, last_error: str) -> None:
+        self.models = models
+        self.attempts = attempts
+        self.last_error = last_error
+        self.model = models[0]
+        self.reason = f"{attempts} attempts on {', '.join(models)} failed; last: {last_error}"
+        RemoteError.__init__(self, ErrorCode.UNAVAILABLE, f"model {self.model!r}: {self.reason}")
+
+
+class StructuredOutputError(LLMError):
+    """The model's answer is not valid JSON of the requested type."""
+
+    def __init__(self, model: str, expected: str, reason: str, text: str) -> None:
+        self.expected = expected
+        self.text = text
+        LLMError.__init__(self, model, f"answer is not a valid {expected}: {reason}")

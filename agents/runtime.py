@@ -27,11 +27,14 @@ from agents.deadletter import DeadLetters
 from agents.errors import AgentDefinitionError, HopLimitExceeded, InvalidInput
 from agents.events import ConversationEvents, chunk_event
 from agents.infrastructure import Infrastructure, ensure
+from agents.llm.turn import resolve_models
 from agents.payloads import from_message, to_message
 from agents.registry import Heartbeat, Load, Registry
+from agents.resources import Resources
 from agents.settings import AgentSettings
 from agents.state import ConversationState
 from agents.tasks import TaskRecords, TaskRequest, Tasks
+from agents.usage import USAGE_KEY
 from agents.worker import TaskWorker
 from bus import subjects
 from bus.a2a import Message, Part, Role, StreamResponse, new_id
@@ -49,10 +52,20 @@ class AgentRuntime:
     """One replica of an agent, connected to the mesh through ``bus``."""
 
     def __init__(
-        self, agent: Agent, bus: Bus, settings: AgentSettings, *, instance: str | None = None
+        self,
+        agent: Agent,
+        bus: Bus,
+        settings: AgentSettings,
+        *,
+        instance: str | None = None,
+        resources: Resources | None = None,
     ) -> None:
-        """Raises:
-        AgentDefinitionError: the agent declares no skills.
+        """Args:
+        resources: the process's shared clients; built from ``settings`` (and
+            closed at stop) when not given.
+
+        Raises:
+            AgentDefinitionError: the agent declares no skills.
         """
         if not agent.skills:
             raise AgentDefinitionError(agent.name, "the agent declares no skills")
@@ -68,6 +81,11 @@ class AgentRuntime:
         self._tasks: Tasks | None = None
         self._worker: TaskWorker | None = None
         self._heartbeat: Heartbeat | None = None
+        self._owns_resources = resources is None
+        self.resources = resources if resources is not None else Resources.from_settings(settings)
+        self._models = resolve_models(
+            agent.name, agent.models, self.resources.model_overrides, self.resources.default_model
+        )
 
     @property
     def tasks(self) -> Tasks:
@@ -126,6 +144,8 @@ class AgentRuntime:
             *(service.stop(grace=wait) for service in services),
             *([worker.stop(grace=wait)] if worker is not None else []),
         )
+        if self._owns_resources:
+            await self.resources.close()
         log.info("agent %s (%s) left the mesh", self.agent.name, self.instance)
 
     async def __aenter__(self) -> AgentRuntime:
@@ -154,7 +174,9 @@ class AgentRuntime:
             message = request.payload
             ctx = self._context(skill, tenant, message, request.envelope, message.task_id or new_id())
             output = await skill.handler(ctx, self._input(skill, message))
-            return to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=message.task_id)
+            return _with_usage(
+                to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=message.task_id), ctx
+            )
 
         return handle
 
@@ -183,7 +205,9 @@ class AgentRuntime:
         value = self._input(skill, message)
         if not skill.streaming:
             output = await skill.handler(ctx, value)
-            return to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=request.task_id)
+            return _with_usage(
+                to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=request.task_id), ctx
+            )
         # A streaming skill run as a task streams to the conversation; the result
         # is everything it produced.
         parts: list[Part] = []
@@ -195,12 +219,15 @@ class AgentRuntime:
         merged = (
             (Part.text_part(text),) if text and all(isinstance(p.text, str) for p in parts) else tuple(parts)
         )
-        return Message(
-            message_id=new_id(),
-            role=Role.AGENT,
-            parts=merged,
-            context_id=ctx.context_id,
-            task_id=request.task_id,
+        return _with_usage(
+            Message(
+                message_id=new_id(),
+                role=Role.AGENT,
+                parts=merged,
+                context_id=ctx.context_id,
+                task_id=request.task_id,
+            ),
+            ctx,
         )
 
     def _context(
@@ -230,6 +257,9 @@ class AgentRuntime:
             events=self._events,
             state=ConversationState(self._infra.state, self._bus.codec, tenant=tenant, context_id=context_id),
             tasks=self._tasks,
+            llm=self.resources.llm,
+            models=self._models,
+            history=self.resources.history,
         )
 
     @staticmethod
@@ -246,3 +276,11 @@ def _part(chunk: object) -> Part:
     if isinstance(chunk, Part):
         return chunk
     return Part.data_part(msgspec.to_builtins(chunk))
+
+
+def _with_usage(message: Message, ctx: Context) -> Message:
+    """The reply with the request's model spend in its metadata (tokens and cost per model)."""
+    if not ctx.llm.spend:
+        return message
+    usage = {model: msgspec.to_builtins(spend) for model, spend in ctx.llm.spend.items()}
+    return msgspec.structs.replace(message, metadata={**(message.metadata or {}), USAGE_KEY: usage})

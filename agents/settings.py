@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
 
 from bus.settings import NatsSettings
 
@@ -38,6 +40,36 @@ class AgentSettings(NatsSettings):
     )
     state_ttl: float = Field(default=86400.0, gt=0, description="Seconds shared conversation state is kept.")
     drain_grace: float = Field(default=30.0, ge=0, description="Seconds SIGTERM waits for in-flight work.")
+
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint (.../v1). Unset: offline mode."
+    )
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds one model request may take.")
+    llm_max_retries: int = Field(default=2, ge=0, description="Retries on a model before its fallback.")
+    llm_retry_delay: float = Field(default=0.5, ge=0, description="First pause between retries (doubling).")
+    llm_model: str | None = Field(default=None, description="Model for agents that declare none.")
+    llm_models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='Overrides of declared models, by "agent.use": {"name": ..., "temperature": ...}.',
+    )
+    llm_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Price per million tokens by model: {"gpt-4o": {"input": 2.5, "output": 10}}.',
+    )
+
+    redis_url: str | None = Field(default=None, description="redis:// or rediss://. Unset: in-process only.")
+    redis_password: SecretStr | None = None
+    redis_timeout: float = Field(default=0.5, gt=0, description="Seconds before Redis counts as down.")
+    redis_retry_interval: float = Field(default=2.0, gt=0, description="Seconds between tries while down.")
+
+    cache_ttl: float = Field(default=3600.0, gt=0, description="Seconds a cached model answer lives.")
+    cache_max_entries: int = Field(default=2048, ge=1, description="Answers the in-process cache holds.")
+    history_ttl: float = Field(
+        default=7 * 86400.0, gt=0, description="Seconds a conversation's history lives."
+    )
+    history_max_turns: int = Field(default=50, ge=1, description="Turns kept per conversation.")
+    history_token_budget: int = Field(default=3000, ge=1, description="Tokens of history sent to a model.")
 
     @property
     def registry_ttl(self) -> float:

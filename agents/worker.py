@@ -26,6 +26,7 @@ from agents.deadletter import DeadLetter, DeadLetters
 from agents.events import ConversationEvents
 from agents.settings import AgentSettings
 from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
+from agents.usage import USAGE_KEY
 from bus import subjects
 from bus.a2a import Artifact, Message, Task, TaskState, new_id
 from bus.client import Bus
@@ -267,6 +268,9 @@ class TaskWorker:
     async def _complete(self, msg: Msg, tenant: str, task: Task, revision: int, reply: Message) -> None:
         artifact = Artifact(artifact_id=new_id(), name="result", parts=reply.parts)
         done = finish(task, TaskState.COMPLETED, reply, (artifact,))
+        usage = (reply.metadata or {}).get(USAGE_KEY)
+        if usage is not None:
+            done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
         if await self._records.replace(tenant, done, revision) is not None:
             self.stats.completed += 1
             await self._events.task_status(tenant, done)

@@ -29,6 +29,7 @@ from bus.errors import InvalidSubjectToken
 __all__ = [
     "DEAD_LETTER_STREAM",
     "EVENTS_STREAM",
+    "REDIS_ROOT",
     "REGISTRY_BUCKET",
     "ROOT",
     "STATE_BUCKET",
@@ -48,6 +49,8 @@ __all__ = [
     "conversation_events",
     "dead_letter",
     "dead_letters_matching",
+    "history_key",
+    "llm_cache_key",
     "parse_agent_request",
     "parse_cancel",
     "parse_task",
@@ -63,6 +66,7 @@ __all__ = [
 ]
 
 ROOT = "hw"
+REDIS_ROOT = "hw"
 TASKS_STREAM = "HW_TASKS"
 EVENTS_STREAM = "HW_EVENTS"
 DEAD_LETTER_STREAM = "HW_DLQ"
@@ -237,3 +241,17 @@ def state_prefix(tenant: str, context_id: str) -> str:
 def state_key(tenant: str, context_id: str, key: str) -> str:
     """The key of one entry of a conversation's shared state."""
     return f"{state_prefix(tenant, context_id)}.{token('state key', key)}"
+
+
+# Redis keys: built here too, so every name Hivewire stores anywhere has one home.
+
+
+def llm_cache_key(tenant: str, namespace: str, digest: str) -> str:
+    """A cached model response; ``namespace`` is a conversation id or ``*`` (tenant-wide)."""
+    scope = "*" if namespace == "*" else token("cache namespace", namespace)
+    return f"{REDIS_ROOT}:llm:{token('tenant', tenant)}:{scope}:{token('digest', digest)}"
+
+
+def history_key(tenant: str, context_id: str) -> str:
+    """A conversation's history (a Redis list of turns)."""
+    return f"{REDIS_ROOT}:history:{token('tenant', tenant)}:{token('context id', context_id)}"

@@ -8,7 +8,9 @@ import pytest
 
 from agents import AgentSettings, Mesh
 from bus import Bus, EmbeddedNats, NatsSettings
+from tests.openai_server import OpenAIServer
 from tests.processes import AGENT_ENV
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +71,26 @@ async def mesh(agent_settings: AgentSettings) -> AsyncIterator[Mesh]:
     bus = await Bus.connect(agent_settings, name="test-mesh")
     yield await Mesh.open(bus, agent_settings)
     await bus.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free port for the whole session (stopped and restarted by some tests)."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[OpenAIServer]:
+    """The OpenAI-compatible test server (the one stand-in: for a paid API)."""
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def model_endpoint(openai_server: OpenAIServer) -> Iterator[OpenAIServer]:
+    """The test server with nothing recorded, failing or canned from earlier tests."""
+    openai_server.clear()
+    openai_server.latency = 0.0
+    yield openai_server
+    openai_server.clear()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from agents import Agent, Call, Context
+from agents import Agent, Call, ChatMessage, Context, Model
 from bus.errors import ErrorCode, RemoteError
 
 
@@ -158,3 +158,33 @@ async def picky(ctx: Context, key: str) -> str:
     if await ctx.state.get(key, str) is None:
         raise LookupError(f"{key!r} is not in the conversation's state yet")
     return f"found {key}"
+
+
+class Intent(msgspec.Struct, frozen=True):
+    intent: str
+    confidence: float
+
+
+assistant = Agent(
+    "assistant",
+    description="Answers with a model, remembering the conversation.",
+    models={"default": Model(name="big", fallback="small"), "classify": Model(name="small", temperature=0)},
+)
+
+
+@assistant.skill
+async def answer(ctx: Context, question: str) -> str:
+    """Answer with the conversation's history, streaming tokens to the conversation."""
+    history = await ctx.history.load(ctx.tenant, ctx.context_id)
+    stream = await ctx.llm.stream([*history, ChatMessage.user(question)])
+    text = "".join([token async for token in stream])
+    await ctx.history.append(
+        ctx.tenant, ctx.context_id, ChatMessage.user(question), ChatMessage.assistant(text)
+    )
+    return text
+
+
+@assistant.skill
+async def classify(ctx: Context, text: str) -> Intent:
+    """Classify with the small model, as structured output."""
+    return await ctx.llm.structured([ChatMessage.user(text)], Intent, use="classify")

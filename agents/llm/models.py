@@ -1,0 +1,40 @@
+"""Which model an agent uses for what: declared with the agent, overridable from the environment."""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ["Model", "ModelOverride"]
+
+
+class Model(msgspec.Struct, frozen=True, kw_only=True):
+    """A model and its sampling settings, for one use of an agent (``classify``, ``answer``...).
+
+    Attributes:
+        name: the endpoint's model name.
+        temperature, max_tokens, top_p: sampling; ``None`` leaves the endpoint's default.
+        fallback: the model to use when this one keeps failing (429 or 5xx).
+    """
+
+    name: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    fallback: str | None = None
+
+    def apply(self, override: ModelOverride | None) -> Model:
+        """This model with the fields ``override`` sets replaced."""
+        if override is None:
+            return self
+        changes = {f: v for f in override.__struct_fields__ if (v := getattr(override, f)) is not None}
+        return msgspec.structs.replace(self, **changes)
+
+
+class ModelOverride(msgspec.Struct, frozen=True, kw_only=True):
+    """What the environment may change of a declared model (``HIVEWIRE_LLM_MODELS``)."""
+
+    name: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    fallback: str | None = None

@@ -1,0 +1,359 @@
+"""A local OpenAI-compatible chat-completions server, so tests run the real client without a paid API."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+__all__ = ["OpenAIServer"]
+
+_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
+
+# What the real API puts in "type" and "code" for the failures tests ask for.
+_ERROR_KINDS: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "not_found"),
+    409: ("invalid_request_error", "conflict"),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    502: ("server_error", "bad_gateway"),
+    503: ("server_error", "service_unavailable"),
+}
+
+# A piece of a streamed reply: a word and the whitespace after it, so the pieces add up to the reply.
+_PIECE = re.compile(r"\s*\S+\s*")
+
+
+@dataclass
+class _Failure:
+    status: int
+    times: int
+    model: str | None
+    retry_after: float | None
+
+
+class OpenAIServer:
+    """An HTTP server speaking the ``/v1/chat/completions`` protocol on a free loopback port.
+
+    It answers with ``"echo: "`` plus the last user message (or a canned reply per model),
+    counts one token per whitespace-separated word, streams one SSE chunk per word, and
+    fails on demand with the status codes and error bodies of the real API. Every JSON
+    body it receives on ``/v1/chat/completions`` is recorded, failed ones included.
+
+    Args:
+        latency: seconds to wait before the first byte of each answer; may be changed
+            while the server runs.
+    """
+
+    def __init__(self, *, latency: float = 0.0) -> None:
+        self.latency = latency
+        self._lock = threading.Lock()
+        self._requests: list[dict[str, Any]] = []
+        self._failures: list[_Failure] = []
+        self._replies: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL to give the client, e.g. ``http://127.0.0.1:PORT/v1``."""
+        if self._httpd is None:
+            raise RuntimeError("the OpenAI server has not been started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """A copy of the chat-completion bodies received so far, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    def start(self) -> None:
+        """Bind a free port on 127.0.0.1 and serve from a daemon thread."""
+        if self._httpd is not None:
+            return
+        self._stopping.clear()
+        self._httpd = _HTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections, so pooled client connections fail too."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> OpenAIServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def fail(
+        self, status: int, *, times: int = 1, model: str | None = None, retry_after: float | None = None
+    ) -> None:
+        """Answer the next ``times`` chat completions (naming ``model``, if given) with ``status``.
+
+        The body is an OpenAI-style ``{"error": {...}}``; ``retry_after`` is sent as a
+        ``retry-after`` header. Several calls queue up; each request uses the oldest match.
+        """
+        if not 400 <= status <= 599:
+            raise ValueError(f"not an error status: {status}")
+        if times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        with self._lock:
+            self._failures.append(_Failure(status, times, model, retry_after))
+
+    def reply(self, model: str, text: str) -> None:
+        """Answer requests naming ``model`` with ``text`` instead of the echo."""
+        with self._lock:
+            self._replies[model] = text
+
+    def clear(self) -> None:
+        """Forget recorded requests, pending failures and canned replies."""
+        with self._lock:
+            self._requests.clear()
+            self._failures.clear()
+            self._replies.clear()
+
+    def _record(self, body: dict[str, Any]) -> tuple[_Failure | None, str]:
+        """Record ``body``; return the failure it must get, if any, and the reply text."""
+        model = body.get("model")
+        with self._lock:
+            self._requests.append(body)
+            failure = next((f for f in self._failures if f.model in (None, model)), None)
+            if failure is not None:
+                failure.times -= 1
+                if failure.times == 0:
+                    self._failures.remove(failure)
+            reply = self._replies.get(model) if isinstance(model, str) else None
+        if reply is None:
+            reply = "echo: " + _last_user_text(body.get("messages"))
+        return failure, reply
+
+    def _wait_latency(self) -> None:
+        if self.latency > 0:
+            self._stopping.wait(self.latency)
+
+    def _next_id(self) -> str:
+        return f"chatcmpl-{next(self._ids):06d}"
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """The stdlib server, knowing its owner and the connections it has open."""
+
+    daemon_threads = True
+
+    def __init__(self, owner: OpenAIServer) -> None:
+        self.owner = owner
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down keep-alive connections whose handler threads would otherwise linger."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # the client closed it already
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer is normal in tests (cancelled streams, stop()).
+        if not isinstance(sys.exception(), OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    # Idle keep-alive connections give up after this long rather than pinning a thread.
+    timeout = 30
+    # Headers and body go out in separate writes; with Nagle's algorithm that costs a delayed ACK (40 ms).
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output clean
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        if self.path.rstrip("/") != "/v1/models":
+            self._send_error(404, f"Unknown request URL: GET {self.path}")
+            return
+        owner._wait_latency()
+        data = [
+            {"id": model, "object": "model", "created": 0, "owned_by": "hivewire-tests"} for model in _MODELS
+        ]
+        self._send_json(200, {"object": "list", "data": data})
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send_error(404, f"Unknown request URL: POST {self.path}")
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError as error:
+            self._send_error(400, f"We could not parse the JSON body of your request: {error}")
+            return
+        if not isinstance(body, dict):
+            self._send_error(400, "The request body must be a JSON object")
+            return
+        failure, text = owner._record(body)
+        owner._wait_latency()
+        if failure is not None:
+            headers = {} if failure.retry_after is None else {"retry-after": _seconds(failure.retry_after)}
+            self._send_error(failure.status, f"Simulated failure {failure.status}", headers)
+            return
+        model = str(body.get("model", ""))
+        usage = {
+            "prompt_tokens": _count_prompt_words(body.get("messages")),
+            "completion_tokens": len(text.split()),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            self._stream(owner._next_id(), model, text, usage if include_usage else None)
+            return
+        message = {"role": "assistant", "content": text, "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        completion = {
+            "id": owner._next_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": usage,
+            "system_fingerprint": None,
+        }
+        self._send_json(200, completion)
+
+    def _stream(self, completion_id: str, model: str, text: str, usage: dict[str, int] | None) -> None:
+        """Send the reply as Server-Sent Events in a chunked body, one write (and packet) per event."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-request-id", completion_id)
+        self.end_headers()
+        base = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        # The real API sends "usage": null on every chunk but the last when usage is asked for.
+        extra: dict[str, Any] = {"usage": None} if usage is not None else {}
+
+        def choice(delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
+            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+        pieces = _PIECE.findall(text) or [text]
+        for number, piece in enumerate(pieces):
+            delta = {"role": "assistant", "content": piece} if number == 0 else {"content": piece}
+            self._write_event({**base, "choices": [choice(delta, None)], **extra})
+        self._write_event({**base, "choices": [choice({}, "stop")], **extra})
+        if usage is not None:
+            self._write_event({**base, "choices": [], "usage": usage})
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")  # the last chunk: the body is complete and the connection reusable
+
+    def _write_event(self, data: dict[str, Any]) -> None:
+        self._write_chunk(b"data: " + json.dumps(data).encode() + b"\n\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        # wfile is unbuffered, so each chunk leaves as it is written.
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _send_json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
+        content = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        kind, code = _ERROR_KINDS.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None)
+        )
+        error = {"message": message, "type": kind, "param": None, "code": code}
+        self._send_json(status, {"error": error}, headers)
+
+
+def _text_of(content: object) -> str:
+    """The text of a message's content: a string, or a list of ``{"type": "text"}`` parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [
+            part.get("text") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        ]
+        return " ".join(text for text in texts if isinstance(text, str))
+    return ""
+
+
+def _last_user_text(messages: object) -> str:
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
+
+
+def _count_prompt_words(messages: object) -> int:
+    if not isinstance(messages, list):
+        return 0
+    return sum(len(_text_of(m.get("content")).split()) for m in messages if isinstance(m, dict))
+
+
+def _seconds(value: float) -> str:
+    """``retry-after`` as the API writes it: whole seconds without a decimal point."""
+    return str(int(value)) if float(value).is_integer() else str(value)
