@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import msgspec
-import redis.asyncio
 
 from agents.llm.messages import ChatMessage
 from agents.redisstore import RedisStore
 from bus import subjects
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 __all__ = ["ConversationHistory", "estimate_tokens", "trim"]
 

@@ -9,25 +9,22 @@ Redis that comes back is used again without a restart.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import redis.asyncio
-import redis.exceptions
 from opentelemetry import trace
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 __all__ = ["RedisStore"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Errors that mean "Redis is not reachable now", as opposed to a bug in a command.
-_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
 class RedisStore:
@@ -52,15 +49,23 @@ class RedisStore:
         self._down_since: float | None = None
         self._next_try = 0.0
         self._client: redis.asyncio.Redis | None = None
+        self._unreachable: tuple[type[BaseException], ...] = ()
         if url is not None:
-            self._client = redis.asyncio.Redis.from_url(
+            # Imported only when configured: the package takes about 0.6 s to import.
+            aioredis = importlib.import_module("redis.asyncio")
+            exceptions = importlib.import_module("redis.exceptions")
+            retry = importlib.import_module("redis.asyncio.retry")
+            backoff = importlib.import_module("redis.backoff")
+            # Errors that mean "Redis is not reachable now", as opposed to a bug in a command.
+            self._unreachable = (exceptions.ConnectionError, exceptions.TimeoutError, OSError)
+            self._client = aioredis.Redis.from_url(
                 url,
                 password=password,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 # redis-py retries a failed command ten times by default, which turns
                 # an outage into seconds of waiting per call; here it is noticed at once.
-                retry=Retry(NoBackoff(), 0),
+                retry=retry.Retry(backoff.NoBackoff(), 0),
                 health_check_interval=0,
             )
 
@@ -84,7 +89,7 @@ class RedisStore:
             return default
         try:
             result = await operation(client)
-        except _UNREACHABLE as exc:
+        except self._unreachable as exc:
             self._mark_down(now, exc)
             return default
         if self._down_since is not None:

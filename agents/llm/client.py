@@ -12,13 +12,14 @@ the passages, under the model name ``hivewire-offline-extractive``.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
-import openai
 from opentelemetry import metrics, trace
 
 from agents.errors import LLMError, ModelUnavailable, StructuredOutputError
@@ -33,8 +34,22 @@ __all__ = ["LLMClient", "Scope", "TokenStream", "json_format", "parse_json"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Worth another attempt: the endpoint is busy, failing or unreachable right now.
-_RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+if TYPE_CHECKING:
+    import openai
+
+
+def _openai() -> ModuleType:
+    """The ``openai`` package, imported on first use: it takes about a second and 30 MB,
+    which an agent that never calls a model (or runs offline) should not pay."""
+    return importlib.import_module("openai")
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Worth another attempt: the endpoint is busy, failing or unreachable right now."""
+    sdk = _openai()
+    return isinstance(exc, (sdk.RateLimitError, sdk.InternalServerError, sdk.APIConnectionError))
+
+
 _MAX_RETRY_AFTER = 10.0
 
 
@@ -92,7 +107,7 @@ class LLMClient:
         self._openai: openai.AsyncOpenAI | None = None
         if base_url:
             # The client pools its HTTP connections; retries are ours, so each is traced.
-            self._openai = openai.AsyncOpenAI(
+            self._openai = _openai().AsyncOpenAI(
                 base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=0
             )
         self._max_retries = max_retries
@@ -257,7 +272,7 @@ class LLMClient:
                         if token:
                             pieces.append(token)
                             yield token
-            except openai.OpenAIError as exc:
+            except _openai().OpenAIError as exc:
                 read_span.record_exception(exc)
                 read_span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
                 raise LLMError(name, f"the stream broke after {len(pieces)} tokens: {exc}") from exc
@@ -288,26 +303,26 @@ class LLMClient:
                     )
                     try:
                         result = await call(name, span)
-                    except _RETRYABLE as exc:
+                    except Exception as exc:
+                        if not isinstance(exc, _openai().APIError):
+                            raise
                         last = _describe(exc)
                         span.set_attribute("error.type", type(exc).__name__)
                         span.set_status(trace.Status(trace.StatusCode.ERROR, last))
                         self._calls.add(1, {"gen_ai.request.model": name, "outcome": type(exc).__name__})
+                        if not _retryable(exc):
+                            # A refused request (bad request, auth...): no attempt would fare better.
+                            raise LLMError(name, last) from exc
                         if attempt < self._max_retries:
                             await asyncio.sleep(self._delay(attempt, exc))
                         continue
-                    except openai.APIStatusError as exc:
-                        span.set_attribute("error.type", type(exc).__name__)
-                        span.set_status(trace.Status(trace.StatusCode.ERROR, _describe(exc)))
-                        self._calls.add(1, {"gen_ai.request.model": name, "outcome": type(exc).__name__})
-                        raise LLMError(name, _describe(exc)) from exc
                     self._calls.add(1, {"gen_ai.request.model": name, "outcome": "ok"})
                     return result
         raise ModelUnavailable(names, attempts, last)
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         retry_after = None
-        if isinstance(exc, openai.APIStatusError):
+        if isinstance(exc, _openai().APIStatusError):
             header = exc.response.headers.get("retry-after")
             try:
                 retry_after = float(header) if header is not None else None
@@ -438,7 +453,7 @@ def _format(response_format: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, _openai().APIStatusError):
         return f"HTTP {exc.status_code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
 
