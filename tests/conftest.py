@@ -1,7 +1,8 @@
-"""Shared fixtures: a real NATS server started by the tests, and buses connected to it."""
+"""Shared fixtures: real NATS and Redis servers started by the tests, buses, the mesh, the model endpoint."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -73,9 +74,19 @@ async def mesh(agent_settings: AgentSettings) -> AsyncIterator[Mesh]:
     await bus.close()
 
 
+class ExternalRedis:
+    """A Redis the environment provides (``REDIS_URL``); tests never stop it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A real redis-server on a free port for the whole session (stopped and restarted by some tests)."""
+def redis_server() -> Iterator[RedisServer | ExternalRedis]:
+    """A real Redis for the whole session: ``REDIS_URL`` if set, else redis-server on a free port."""
+    if url := os.environ.get("REDIS_URL"):
+        yield ExternalRedis(url)
+        return
     with RedisServer() as server:
         yield server
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 from agents import AgentRuntime, AgentSettings, Mesh
-from bus import Bus, EmbeddedNats
+from bus import Bus, EmbeddedNats, new_id
 from tests.openai_server import OpenAIServer
 from tests.redis_server import RedisServer
 
@@ -41,7 +41,7 @@ async def test_the_guides_triage_agent_classifies_and_answers_with_history(
     bus = await Bus.connect(settings)
     try:
         async with AgentRuntime(guide.triage, bus, settings):
-            caller = (await Mesh.open(bus, settings)).caller("docs", context_id="guide-1")
+            caller = (await Mesh.open(bus, settings)).caller("docs", context_id=new_id())
             intent = await caller.call("triage", "route", "Where is my invoice?", guide.Intent)
             first = await caller.call("triage", "answer", "Where is my invoice?", str)
             await caller.call("triage", "answer", "Thanks!", str)

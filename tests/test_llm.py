@@ -4,6 +4,7 @@ streaming, structured output, accounting, offline mode, and Redis going away."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -17,10 +18,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agents import AgentSettings, LLMError, ModelUnavailable, StructuredOutputError
 from agents.llm import OFFLINE_MODEL, ChatMessage, Model, Passage, Scope
 from agents.resources import Resources
+from bus import new_id
 from tests.openai_server import OpenAIServer
 from tests.redis_server import RedisServer
 
 QUESTION = [ChatMessage.user("How do I reset my password?")]
+# Conversation ids unique to this run: a Redis from REDIS_URL may hold an earlier run's keys.
+RUN = new_id()[:8]
 
 
 def llm_settings(endpoint: OpenAIServer | None, redis: RedisServer | None, **extra: object) -> AgentSettings:
@@ -45,7 +49,7 @@ async def resources(model_endpoint: OpenAIServer, redis_server: RedisServer) -> 
 
 
 def scope(context: str = "c1", tenant: str = "acme", cache: str = "conversation") -> Scope:
-    return Scope(tenant=tenant, agent="answer", context_id=context, cache=cache)  # type: ignore[arg-type]
+    return Scope(tenant=tenant, agent="answer", context_id=f"{RUN}-{context}", cache=cache)  # type: ignore[arg-type]
 
 
 async def test_a_completion_carries_text_usage_and_cost(
@@ -79,11 +83,12 @@ async def test_the_cache_never_crosses_conversations_or_tenants(
     other_chat = await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-b"))
     assert not other_chat.cached
     # Tenant-wide sharing is opt-in, and still never crosses tenants.
-    await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-c", cache="tenant"))
-    shared = await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-d", cache="tenant"))
+    tenant = f"t-{RUN}"
+    await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-c", tenant, "tenant"))
+    shared = await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-d", tenant, "tenant"))
     assert shared.cached
     foreign = await resources.llm.complete(
-        Model(name="big"), QUESTION, scope=scope("c-d", "globex", "tenant")
+        Model(name="big"), QUESTION, scope=scope("c-d", f"g-{RUN}", "tenant")
     )
     assert not foreign.cached
     assert len(model_endpoint.requests) == 4
@@ -255,15 +260,16 @@ async def test_offline_mode_answers_from_the_passages_and_says_so() -> None:
 async def test_history_keeps_the_newest_turns_within_the_budget(resources: Resources) -> None:
     history = resources.history
     turns = [ChatMessage.user(f"question {i}") for i in range(5)]
-    await history.append("acme", "h-1", *turns)
-    assert await history.load("acme", "h-1", max_turns=3) == turns[-3:]
+    await history.append("acme", f"{RUN}-h-1", *turns)
+    assert await history.load("acme", f"{RUN}-h-1", max_turns=3) == turns[-3:]
     # Each short turn is about 7 tokens: a budget of 15 keeps two.
-    assert await history.load("acme", "h-1", token_budget=15) == turns[-2:]
-    assert await history.load("globex", "h-1") == []
+    assert await history.load("acme", f"{RUN}-h-1", token_budget=15) == turns[-2:]
+    assert await history.load("globex", f"{RUN}-h-1") == []
 
 
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server to stop and restart")
 async def test_redis_going_away_degrades_to_in_process_stores_and_comes_back(
-    model_endpoint: OpenAIServer,
+    model_endpoint: OpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with RedisServer() as redis:
         made = Resources.from_settings(llm_settings(model_endpoint, redis))
@@ -279,11 +285,13 @@ async def test_redis_going_away_degrades_to_in_process_stores_and_comes_back(
             again = await made.llm.complete(Model(name="big"), QUESTION, scope=scope("r-1"))
             assert not made.redis.available
             assert again.cached
+            assert "using in-process stores until it is back" in caplog.text
             assert not first.cached
             redis.restart()
             await asyncio.sleep(0.3)  # past the retry interval
             await made.history.append("acme", "r-2", ChatMessage.user("after"))
             assert made.redis.available
+            assert "is back after" in caplog.text
             assert [t.content for t in await made.history.load("acme", "r-2")] == ["after"]
             assert await made.redis.run(lambda r: r.exists("hw:history:acme:r-2"), 0) == 1
         finally:
