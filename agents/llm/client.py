@@ -150,7 +150,7 @@ class LLMClient:
         """
         if self._openai is None:
             return extractive_answer(list(messages), list(passages))
-        key = self._key(model, messages, passages, response_format)
+        key = self._key(model, messages, passages, response_format) if cache else ""
         if cache and (hit := await self._cached(scope, key)) is not None:
             return hit
         prompt = _prompt(messages, passages)
@@ -236,7 +236,7 @@ class LLMClient:
                 yield token
             holder.completion = answer
             return
-        key = self._key(model, messages, passages, None)
+        key = self._key(model, messages, passages, None) if cache else ""
         if cache and (hit := await self._cached(scope, key)) is not None:
             for token in _words(hit.text):
                 yield token
