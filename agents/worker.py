@@ -195,12 +195,11 @@ class TaskWorker:
         why: list[str] = []
         current = asyncio.current_task()
         assert current is not None
-        runner = asyncio.create_task(self._call(tenant, request, msg))
         self._running[request.task_id] = (current, why)
+        beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3)
         try:
-            reply = await runner
+            reply = await self._invoke(tenant, request, Envelope(tenant=tenant))
         except asyncio.CancelledError:
-            runner.cancel()
             if _Why.SHUTDOWN in why:
                 self.stats.released += 1
                 with contextlib.suppress(nats.errors.Error):
@@ -217,23 +216,9 @@ class TaskWorker:
             await self._failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
+            beat.stop()
             self._running.pop(request.task_id, None)
         await self._complete(msg, tenant, task, revision, reply)
-
-    async def _call(self, tenant: str, request: TaskRequest, msg: Msg) -> Message:
-        beat = asyncio.create_task(self._beat(msg))
-        try:
-            return await self._invoke(tenant, request, Envelope(tenant=tenant))
-        finally:
-            beat.cancel()
-
-    async def _beat(self, msg: Msg) -> None:
-        # Tell JetStream the task is alive, so a long task is not redelivered.
-        interval = self._settings.task_ack_wait / 3
-        while True:
-            await asyncio.sleep(interval)
-            with contextlib.suppress(nats.errors.Error):
-                await msg.in_progress()
 
     async def _claim(self, tenant: str, request: TaskRequest, deliveries: int) -> tuple[Task | None, int]:
         """Move the task's record to ``working``; ``None`` if it already ended (or was canceled)."""
@@ -364,6 +349,33 @@ class TaskWorker:
 def _permanent(exc: Exception) -> bool:
     """Failures that another attempt cannot fix: the task itself is wrong."""
     return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
+
+
+class _ProgressBeat:
+    """Tells JetStream a running task is alive every ``interval`` seconds, so it is not redelivered.
+
+    A timer, not a task: most tasks finish before the first beat is due.
+    """
+
+    def __init__(self, msg: Msg, interval: float) -> None:
+        self._msg = msg
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._sending: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(interval, self._due)
+
+    def _due(self) -> None:
+        self._sending = self._loop.create_task(self._send())
+        self._timer = self._loop.call_later(self._interval, self._due)
+
+    async def _send(self) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self._msg.in_progress()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 async def _create_or_update_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:

@@ -277,3 +277,16 @@ async def test_a_task_that_cannot_run_is_dead_lettered_without_retries(
     assert "invalid input for skill 'work'" in reasons["work"].reason
     assert reasons["no_such_skill"].deliveries == 1
     assert "has no skill 'no_such_skill'" in reasons["no_such_skill"].reason
+
+
+async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    tenant = "t-long"
+    async with completions(mesh, tenant) as counts, agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=REDELIVERY * 1.6))
+        done = await mesh.tasks.wait(tenant, task.id, timeout=15)
+        await _until(_async(lambda: counts[task.id] > 0), within=5)
+    assert done.status.state is TaskState.COMPLETED
+    assert (done.metadata or {})["deliveries"] == 1
+    assert counts == {task.id: 1}
