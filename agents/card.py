@@ -35,9 +35,10 @@ class _Card(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defa
 class AgentInterface(_Card, frozen=True):
     """A URL and protocol binding where the agent can be reached."""
 
+    # Required (never omitted): the official a2a-sdk client finds no transport without them.
     url: str
-    protocol_binding: str = "JSONRPC"
-    protocol_version: str = "1.0"
+    protocol_binding: str
+    protocol_version: str
     tenant: str | None = None
 
 

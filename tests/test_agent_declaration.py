@@ -147,3 +147,14 @@ def test_hivewire_agent_run_with_a_bad_target_exits_2_with_the_reason() -> None:
     )
     assert done.returncode == 2
     assert "'missing' in 'tests.zoo' is NoneType, not an Agent" in done.stderr
+
+
+def test_an_interface_always_names_its_binding_and_version() -> None:
+    from agents.card import AgentInterface
+
+    interface = AgentInterface(url="http://gw/a2a/echo", protocol_binding="JSONRPC", protocol_version="1.0")
+    assert msgspec.json.decode(msgspec.json.encode(interface)) == {
+        "url": "http://gw/a2a/echo",
+        "protocolBinding": "JSONRPC",
+        "protocolVersion": "1.0",
+    }
