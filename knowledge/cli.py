@@ -1,0 +1,145 @@
+"""``hivewire knowledge ingest|search|stats|delete``: manage a tenant's knowledge from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from knowledge.documents import UnsupportedDocument, document_files, read_document
+from knowledge.embeddings import MiniLMEmbedder
+from knowledge.errors import KnowledgeError
+from knowledge.settings import KnowledgeSettings
+from knowledge.store import KnowledgeStore
+
+__all__ = ["knowledge_command"]
+
+
+def knowledge_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire knowledge``."""
+    parser = commands.add_parser(
+        "knowledge", help="ingest and search knowledge bases", description="A tenant's knowledge bases."
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    ingest = actions.add_parser("ingest", help="add or update documents (a file or a folder)")
+    ingest.add_argument("path", type=Path)
+    _scope(ingest)
+    ingest.set_defaults(run=_ingest)
+
+    search = actions.add_parser("search", help="the passages closest in meaning to a query")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    search.add_argument("--min-score", type=float, help="drop passages less similar than this (0..1)")
+    search.add_argument("--json", action="store_true")
+    _scope(search)
+    search.set_defaults(run=_search)
+
+    stats = actions.add_parser("stats", help="how many passages and documents a knowledge base holds")
+    _scope(stats)
+    stats.set_defaults(run=_stats)
+
+    delete = actions.add_parser("delete", help="remove a document's passages")
+    delete.add_argument("source", help="the document's source, as `stats` or `search` show it")
+    _scope(delete)
+    delete.set_defaults(run=_delete)
+
+
+def _scope(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--kb", help="knowledge base (default HIVEWIRE_KNOWLEDGE_BASE or 'default')")
+
+
+def _open(args: argparse.Namespace) -> tuple[KnowledgeStore, str]:
+    settings = KnowledgeSettings()
+    store = KnowledgeStore.open(path=settings.chroma_path, url=settings.chroma_url, embedder=MiniLMEmbedder())
+    return store, args.kb or settings.knowledge_base
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        store, kb = _open(args)
+        files = list(document_files(args.path))
+        root = args.path if args.path.is_dir() else args.path.parent
+        totals = [0, 0, 0]
+        failed = 0
+        for n, path in enumerate(files, 1):
+            source = path.relative_to(root).as_posix()
+            try:
+                result = await store.ingest(args.tenant, kb, source, read_document(path, source=source))
+            except UnsupportedDocument as exc:
+                failed += 1
+                print(f"[{n}/{len(files)}] {exc}", file=sys.stderr)
+                continue
+            totals = [totals[0] + result.added, totals[1] + result.removed, totals[2] + result.unchanged]
+            print(
+                f"[{n}/{len(files)}] {source}: +{result.added} -{result.removed} ={result.unchanged}",
+                file=sys.stderr,
+                flush=True,
+            )
+        added, removed, unchanged = totals
+        print(
+            f"{len(files) - failed} documents: {added} passages added, "
+            f"{removed} removed, {unchanged} unchanged"
+        )
+        return 1 if failed else 0
+
+    return _run(main)
+
+
+def _search(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        store, kb = _open(args)
+        hits = await store.search(args.tenant, kb, args.query, k=args.k, min_score=args.min_score)
+        if args.json:
+            print(json.dumps([_row(hit) for hit in hits]))
+            return 0
+        for hit in hits:
+            where = f"{hit.source}" + (f" > {hit.heading}" if hit.heading else "")
+            print(f"{hit.score:.3f}  {where}")
+            print("       " + hit.text.split("\n\n", 1)[-1][:200].replace("\n", " "))
+        if not hits:
+            print("no passages found")
+        return 0
+
+    return _run(main)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        store, kb = _open(args)
+        stats = await store.stats(args.tenant, kb)
+        print(f"{args.tenant}/{kb}: {stats.passages} passages from {stats.sources} documents")
+        return 0
+
+    return _run(main)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    async def main() -> int:
+        store, kb = _open(args)
+        removed = await store.delete_source(args.tenant, kb, args.source)
+        print(f"removed {removed} passages of {args.source}")
+        return 0 if removed else 1
+
+    return _run(main)
+
+
+def _row(hit: Any) -> dict[str, Any]:
+    return {name: getattr(hit, name) for name in ("id", "score", "source", "title", "heading", "text")}
+
+
+def _run(main: Callable[[], Awaitable[int]]) -> int:
+    async def guarded() -> int:
+        try:
+            return await main()
+        except (KnowledgeError, ValueError) as exc:
+            print(f"hivewire knowledge: {exc}", file=sys.stderr)
+            return 2
+
+    return uvloop.run(guarded())
