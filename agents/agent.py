@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ from bus.a2a import Message
 __all__ = ["Agent", "Skill"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Opens the agent's process resources from its settings; yields them once.
+Lifespan = Callable[[Any], AsyncIterator[Any]]
 
 _ASYNC_ITERATORS = (
     collections.abc.AsyncIterator,
@@ -117,6 +119,7 @@ class Agent:
         self.documentation_url = documentation_url
         self.models: dict[str, Model] = dict(models or {})
         self._skills: dict[str, Skill] = {}
+        self.lifespan_factory: Lifespan | None = None
 
     @property
     def skills(self) -> Mapping[str, Skill]:
@@ -174,6 +177,26 @@ class Agent:
             return fn
 
         return register if handler is None else register(handler)
+
+    def lifespan(self, factory: Lifespan) -> Lifespan:
+        """Declare what the agent's process opens at start and closes at stop (a store, a client...).
+
+        Use on an async generator that takes the process's settings and yields
+        one value; handlers reach it as ``ctx.resource(Type)``::
+
+            @agent.lifespan
+            async def open_store(settings: AgentSettings) -> AsyncIterator[Store]:
+                store = Store.open(...)
+                yield store
+                await store.close()
+
+        Raises:
+            AgentDefinitionError: a lifespan is already declared.
+        """
+        if self.lifespan_factory is not None:
+            raise AgentDefinitionError(self.name, "a lifespan is already declared")
+        self.lifespan_factory = factory
+        return factory
 
     def card(self) -> AgentCard:
         """The agent's A2A card, with each skill's bus schemas in the Hivewire extension."""

@@ -54,6 +54,7 @@ class Context:
         llm: LLMClient,
         models: Mapping[str, Model],
         history: ConversationHistory,
+        resource: object = None,
     ) -> None:
         self.agent = agent
         self.skill = skill
@@ -63,6 +64,7 @@ class Context:
         self.task_id = task_id
         self.state = state
         self.history = history
+        self._resource = resource
         self._caller = caller
         self._events = events
         self._tasks = tasks
@@ -73,6 +75,18 @@ class Context:
             scope=Scope(tenant=tenant, agent=agent, context_id=caller.context_id),
             emit=self.emit_chunk,
         )
+
+    def resource(self, kind: type[R]) -> R:
+        """What the agent's lifespan yielded (see :meth:`Agent.lifespan`), checked to be a ``kind``.
+
+        Raises:
+            TypeError: the agent declares no lifespan, or it yielded something else.
+        """
+        if not isinstance(self._resource, kind):
+            raise TypeError(
+                f"agent {self.agent!r} has no {kind.__name__} resource (declare an @agent.lifespan)"
+            )
+        return self._resource
 
     @property
     def context_id(self) -> str:

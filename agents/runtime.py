@@ -11,6 +11,7 @@ the registry entry is withdrawn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -81,6 +82,8 @@ class AgentRuntime:
         self._tasks: Tasks | None = None
         self._worker: TaskWorker | None = None
         self._heartbeat: Heartbeat | None = None
+        self._lifespan: contextlib.AbstractAsyncContextManager[Any] | None = None
+        self._resource: object = None
         self._owns_resources = resources is None
         self.resources = resources if resources is not None else Resources.from_settings(settings)
         self._models = resolve_models(
@@ -95,6 +98,10 @@ class AgentRuntime:
 
     async def start(self) -> None:
         """Join the mesh: from here on the agent's skills answer and its tasks run."""
+        if self.agent.lifespan_factory is not None:
+            # Opened first and closed last: no skill ever runs without its resources.
+            self._lifespan = contextlib.asynccontextmanager(self.agent.lifespan_factory)(self._settings)
+            self._resource = await self._lifespan.__aenter__()
         infra = self._infra = await ensure(self._bus.jetstream(), self._settings)
         records = TaskRecords(infra.task_records, self._bus.codec)
         self._tasks = Tasks(self._bus, records, self._events)
@@ -144,6 +151,9 @@ class AgentRuntime:
             *(service.stop(grace=wait) for service in services),
             *([worker.stop(grace=wait)] if worker is not None else []),
         )
+        if self._lifespan is not None:
+            lifespan, self._lifespan = self._lifespan, None
+            await lifespan.__aexit__(None, None, None)
         if self._owns_resources:
             await self.resources.close()
         log.info("agent %s (%s) left the mesh", self.agent.name, self.instance)
@@ -260,6 +270,7 @@ class AgentRuntime:
             llm=self.resources.llm,
             models=self._models,
             history=self.resources.history,
+            resource=self._resource,
         )
 
     @staticmethod

@@ -158,3 +158,17 @@ def test_an_interface_always_names_its_binding_and_version() -> None:
         "protocolBinding": "JSONRPC",
         "protocolVersion": "1.0",
     }
+
+
+def test_only_one_lifespan_can_be_declared() -> None:
+    agent = Agent("with-resources", description="d")
+
+    @agent.lifespan
+    async def first(settings: object) -> AsyncIterator[str]:
+        yield "resource"
+
+    with pytest.raises(AgentDefinitionError, match="a lifespan is already declared"):
+
+        @agent.lifespan
+        async def second(settings: object) -> AsyncIterator[str]:
+            yield "another"

@@ -1,0 +1,138 @@
+"""The knowledge agent: search and ingest skills over the store, as its own mesh process.
+
+Run it with ``hivewire agent run knowledge.agent:knowledge``. A search never
+outlives its caller: it stops a little before the request's deadline and
+answers with what it has (nothing) and ``timedOut: true``, instead of letting
+the caller time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from agents import Agent, AgentSettings, Context
+from knowledge.chunking import chunk_markdown, chunk_text
+from knowledge.documents import html_to_markdown
+from knowledge.embeddings import MiniLMEmbedder
+from knowledge.settings import KnowledgeSettings
+from knowledge.store import KnowledgeStore
+
+__all__ = ["IngestReply", "IngestRequest", "Passage", "SearchReply", "SearchRequest", "knowledge"]
+
+# Time kept back from the caller's deadline to send the (empty) answer.
+_REPLY_MARGIN = 0.05
+
+
+class SearchRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What to look for, in which knowledge base (the tenant comes from the request)."""
+
+    query: str
+    k: int = 5
+    kb: str | None = None
+    min_score: float | None = None
+    source: str | None = None
+
+
+class Passage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A passage found, with where it came from and how similar it is (cosine, 0..1)."""
+
+    text: str
+    source: str
+    title: str
+    heading: str
+    score: float
+
+
+class SearchReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The passages found, best first; ``timed_out`` when the deadline cut the search short."""
+
+    passages: tuple[Passage, ...] = ()
+    timed_out: bool = False
+
+
+class IngestRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One document to add or update."""
+
+    source: str
+    text: str
+    format: Literal["markdown", "text", "html"] = "markdown"
+    kb: str | None = None
+
+
+class IngestReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What ingesting the document changed."""
+
+    added: int
+    removed: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Resources:
+    store: KnowledgeStore
+    default_kb: str
+
+
+knowledge = Agent(
+    "knowledge",
+    description="Semantic search over each tenant's knowledge bases (Chroma, offline embeddings).",
+    version="0.1.0",
+)
+
+
+@knowledge.lifespan
+async def _open(settings: AgentSettings) -> AsyncIterator[_Resources]:
+    # The store's own settings (data folder or server) live beside the agent's.
+    own = KnowledgeSettings()
+    embedder = await asyncio.to_thread(MiniLMEmbedder)
+    store = KnowledgeStore.open(path=own.chroma_path, url=own.chroma_url, embedder=embedder)
+    yield _Resources(store=store, default_kb=own.knowledge_base)
+
+
+@knowledge.skill(tags=("search",), examples=('{"query": "how do I reset my password?"}',))
+async def search(ctx: Context, request: SearchRequest) -> SearchReply:
+    """Find the passages of the tenant's knowledge base closest in meaning to the query."""
+    resources = ctx.resource(_Resources)
+    where: dict[str, Any] | None = {"source": request.source} if request.source else None
+    searching = resources.store.search(
+        ctx.tenant,
+        request.kb or resources.default_kb,
+        request.query,
+        k=max(1, min(request.k, 50)),
+        where=where,
+        min_score=request.min_score,
+    )
+    remaining = ctx.remaining()
+    try:
+        hits = await asyncio.wait_for(
+            searching, None if remaining is None else max(0.0, remaining - _REPLY_MARGIN)
+        )
+    except TimeoutError:
+        return SearchReply(timed_out=True)
+    return SearchReply(
+        passages=tuple(
+            Passage(text=h.text, source=h.source, title=h.title, heading=h.heading, score=h.score)
+            for h in hits
+        )
+    )
+
+
+@knowledge.skill(tags=("ingest",))
+async def ingest(ctx: Context, request: IngestRequest) -> IngestReply:
+    """Add or update one document of the tenant's knowledge base."""
+    resources = ctx.resource(_Resources)
+    if request.format == "text":
+        chunks = chunk_text(request.text, source=request.source)
+    elif request.format == "html":
+        chunks = chunk_markdown(html_to_markdown(request.text), source=request.source)
+    else:
+        chunks = chunk_markdown(request.text, source=request.source)
+    result = await resources.store.ingest(
+        ctx.tenant, request.kb or resources.default_kb, request.source, chunks
+    )
+    return IngestReply(added=result.added, removed=result.removed, unchanged=result.unchanged)
