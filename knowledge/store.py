@@ -2,8 +2,10 @@
 
 Chroma runs embedded (``PersistentClient`` in a data folder) unless a server
 URL is configured (``HttpClient``). Hivewire embeds passages and queries
-itself (``knowledge.embeddings``) and hands Chroma vectors, so Chroma never
-needs to download a model. A collection's name is a hash of tenant and
+itself (``knowledge.embeddings``) and hands Chroma vectors; the same embedder
+is registered with Chroma as the collections' embedding function, so Chroma
+never needs to download a model, even when the data folder is opened without
+Hivewire's store. A collection's name is a hash of tenant and
 knowledge base (always a valid Chroma name) and its metadata names both; a
 search only ever opens the caller's tenant's collection.
 
@@ -68,8 +70,11 @@ class KnowledgeStore:
 
     def __init__(self, client: ClientAPI, embedder: MiniLMEmbedder) -> None:
         """Wrap a Chroma client; prefer :meth:`open`."""
+        from knowledge.chroma_embeddings import HivewireEmbeddings
+
         self._client = client
         self._embedder = embedder
+        self._function = HivewireEmbeddings(embedder)
         self._collections: dict[tuple[str, str], Collection] = {}
         self._batch = client.get_max_batch_size()
 
@@ -139,7 +144,8 @@ class KnowledgeStore:
                 name,
                 metadata={"tenant": tenant, "kb": kb},
                 configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None,
+                # Chroma types the parameter for images as well as text; ours embeds text only.
+                embedding_function=self._function,  # type: ignore[arg-type]
             )
             self._collections[key] = collection
         return collection

@@ -101,3 +101,34 @@ async def test_recall_at_5_on_the_sample_knowledge_base(
     # Reopening the store finds everything again: nothing is held only in memory.
     reopened = KnowledgeStore.open(path=tmp_path / "chroma", embedder=embedder)
     assert (await reopened.stats("demo", "support")).sources == len(articles)
+
+
+def test_plain_chroma_reopens_a_collection_with_hivewires_embeddings_no_download(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = f"""
+import chromadb, knowledge.chroma_embeddings  # registers the embedding function by name
+from chromadb.config import Settings
+from knowledge.chunking import chunk_markdown
+from knowledge.embeddings import MiniLMEmbedder
+from knowledge.store import KnowledgeStore
+import asyncio
+from pathlib import Path
+store = KnowledgeStore.open(path=Path({str(tmp_path / "c")!r}), embedder=MiniLMEmbedder())
+asyncio.run(store.ingest("acme", "help", "p.md", chunk_markdown({PASSWORD!r}, source="p.md")))
+"""
+    reopen = f"""
+import chromadb, knowledge.chroma_embeddings
+from chromadb.config import Settings
+client = chromadb.PersistentClient(
+    path={str(tmp_path / "c")!r}, settings=Settings(anonymized_telemetry=False)
+)
+(collection,) = client.list_collections()
+found = client.get_collection(collection.name).query(query_texts=["reset link validity"], n_results=1)
+print(found["metadatas"][0][0]["heading"])
+"""
+    for code in (script, reopen):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Reset link expired"
