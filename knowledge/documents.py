@@ -1,4 +1,4 @@
-"""Reading documents: Markdown, plain text and HTML files (and folders of them) into passages."""
+"""Reading documents: Markdown, plain text, HTML and PDF files (and folders of them) into passages."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from knowledge.errors import KnowledgeError
 
 __all__ = ["SUPPORTED", "UnsupportedDocument", "document_files", "html_to_markdown", "read_document"]
 
-SUPPORTED = (".md", ".markdown", ".txt", ".html", ".htm")
+SUPPORTED = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 
 
 class UnsupportedDocument(KnowledgeError):
@@ -47,6 +47,8 @@ def read_document(path: Path, *, source: str | None = None) -> list[Chunk]:
         raise UnsupportedDocument(
             name, f"unsupported format {suffix or '(none)'}; supported: {', '.join(SUPPORTED)}"
         )
+    if suffix == ".pdf":
+        return _read_pdf(path, name)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -56,6 +58,23 @@ def read_document(path: Path, *, source: str | None = None) -> list[Chunk]:
     if suffix == ".txt":
         return chunk_text(text, source=name)
     return chunk_markdown(html_to_markdown(text), source=name)
+
+
+def _read_pdf(path: Path, source: str) -> list[Chunk]:
+    """A PDF's text, page by page, as plain-text passages titled by its metadata or file name."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = reader.metadata.title if reader.metadata is not None else None
+    except (PdfReadError, OSError, ValueError) as exc:
+        raise UnsupportedDocument(source, f"not a readable PDF ({exc})") from None
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    if not text:
+        raise UnsupportedDocument(source, "the PDF has no text layer (scanned pages need OCR first)")
+    return chunk_text(text, source=source, title=title or None)
 
 
 def html_to_markdown(html: str) -> str:

@@ -84,3 +84,43 @@ def test_hivewire_knowledge_ingests_searches_and_deletes(
         timeout=120,
     )
     assert stats.stdout.strip() == "acme/default: 2 passages from 1 documents"
+
+
+def _pdf(lines: list[str], title: str) -> bytes:
+    """A minimal one-page PDF with a text layer (what a PDF writer produces, built by hand)."""
+    text = " ".join(f"({line}) Tj 0 -16 Td" for line in lines)
+    stream = f"BT /F1 12 Tf 72 720 Td {text} ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Title ({title}) >>".encode(),
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def test_a_pdf_is_read_by_its_text_layer(tmp_path: Path) -> None:
+    (tmp_path / "guide.pdf").write_bytes(
+        _pdf(["Export links expire after 7 days.", "Imports take 50 MB."], "Data guide")
+    )
+    (chunk,) = read_document(tmp_path / "guide.pdf", source="guide.pdf")
+    assert chunk.title == "Data guide"
+    assert "Export links expire after 7 days." in chunk.text
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 nothing else")
+    with pytest.raises(UnsupportedDocument, match=r"not a readable PDF|no text layer"):
+        read_document(tmp_path / "broken.pdf")
