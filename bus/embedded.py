@@ -11,11 +11,11 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
 
+from bus.children import die_with_parent
 from bus.errors import EmbeddedServerError
 
 __all__ = ["EmbeddedNats", "find_nats_server"]
@@ -242,7 +242,7 @@ class EmbeddedNats:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 # Only from the main thread: Linux ties the death signal to the forking thread.
-                preexec_fn=_die_with_parent if _main_thread_on_linux() else None,
+                preexec_fn=die_with_parent(),
             )
         self._ready_by = time.monotonic() + self._ready_timeout
         return ports_dir
@@ -271,15 +271,3 @@ def _tail(path: Path, lines: int = 5) -> str:
         return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _main_thread_on_linux() -> bool:
-    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM it when its parent dies, so no server is orphaned."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

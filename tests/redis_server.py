@@ -5,9 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +13,8 @@ from types import TracebackType
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from bus.children import die_with_parent
 
 __all__ = ["RedisServer"]
 
@@ -129,7 +129,7 @@ class RedisServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 # Linux ties the death signal to the forking thread, so only from the main thread.
-                preexec_fn=_die_with_parent if _main_thread_on_linux() else None,
+                preexec_fn=die_with_parent(),
             )
         try:
             self._wait_ready(log_path)
@@ -181,15 +181,3 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace").strip() or "(no output)"
     except OSError:
         return "(no output)"
-
-
-def _main_thread_on_linux() -> bool:
-    return sys.platform == "linux" and threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM it when its parent dies, so no server is orphaned."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

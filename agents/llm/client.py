@@ -419,7 +419,7 @@ def _span_attributes(name: str, scope: Scope, attempt: int, fallback: bool) -> d
 def _prompt(messages: Sequence[ChatMessage], passages: Sequence[Passage]) -> list[Any]:
     prompt: list[Any] = []
     if passages:
-        numbered = "\n\n".join(f"[{n}] {_label(p)}:\n{p.text}" for n, p in enumerate(passages, 1))
+        numbered = "\n\n".join(f"[{n}] {p.label}:\n{p.text}" for n, p in enumerate(passages, 1))
         prompt.append(
             {
                 "role": "system",
@@ -429,12 +429,6 @@ def _prompt(messages: Sequence[ChatMessage], passages: Sequence[Passage]) -> lis
         )
     prompt.extend({"role": m.role, "content": m.content} for m in messages)
     return prompt
-
-
-def _label(passage: Passage) -> str:
-    if passage.title and passage.source:
-        return f"{passage.title} ({passage.source})"
-    return passage.title or passage.source or "passage"
 
 
 def _sampling(model: Model) -> dict[str, Any]:

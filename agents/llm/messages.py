@@ -38,6 +38,13 @@ class Passage(msgspec.Struct, frozen=True, kw_only=True):
     title: str = ""
     score: float | None = None
 
+    @property
+    def label(self) -> str:
+        """How to cite it: "Title (source)", or whichever of the two it has."""
+        if self.title and self.source:
+            return f"{self.title} ({self.source})"
+        return self.title or self.source or "passage"
+
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """Tokens a call consumed and what they cost."""

@@ -108,7 +108,7 @@ def extractive_answer(
         if p_index not in cited:
             cited.append(p_index)
         lines.append(f"{sentence} [{cited.index(p_index) + 1}]")
-    sources = [f"[{n + 1}] {_label(passages[p])}" for n, p in enumerate(cited)]
+    sources = [f"[{n + 1}] {passages[p].label}" for n, p in enumerate(cited)]
     text = (
         "From the knowledge base (offline mode: no language model is configured, so these are "
         "the most relevant sentences as written):\n\n"
@@ -117,9 +117,3 @@ def extractive_answer(
         + "\n".join(sources)
     )
     return Completion(text=text, model=OFFLINE_MODEL, usage=Usage(), offline=True)
-
-
-def _label(passage: Passage) -> str:
-    if passage.title and passage.source:
-        return f"{passage.title} ({passage.source})"
-    return passage.title or passage.source or "passage"
