@@ -117,3 +117,18 @@ async def agent_process(url: str, target: str, **env: str) -> AsyncIterator[Agen
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def hivewire(url: str, *args: str) -> str:
+    """Run a ``hivewire`` command against the NATS at ``url``; return what it printed (it must succeed)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bus.cli",
+        *args,
+        env={**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": url},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, out
+    return out.decode()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +14,7 @@ import pytest
 from agents import Mesh
 from bus import EmbeddedNats, Message, Role, StreamResponse, TaskState, subjects
 from bus.service import Request
-from tests.processes import AGENT_ENV, agent_process
+from tests.processes import AGENT_ENV, agent_process, hivewire
 from tests.zoo import Done, Job
 
 # A kill -9 leaves tasks unacked until the ack wait (2 s in tests) passes.
@@ -121,7 +119,7 @@ async def test_a_poison_task_is_dead_lettered_after_n_tries_and_can_be_replayed(
 
         # Fix the cause, then replay with the command line.
         await mesh.state(tenant, "poison-ctx").put("secret", "now it is")
-        out = await _hivewire(nats_server, "dlq", "replay", str(parked[0].seq))
+        out = await hivewire(nats_server.url, "dlq", "replay", str(parked[0].seq))
         assert f'"task": "{task.id}"' in out
         done = await mesh.tasks.wait(tenant, task.id, timeout=10)
     assert done.status.state is TaskState.COMPLETED
@@ -134,7 +132,7 @@ async def test_hivewire_dlq_list_shows_the_reason(nats_server: EmbeddedNats, mes
     async with agent_process(nats_server.url, "tests.zoo:jobs"):
         task = await mesh.tasks.submit(tenant, "jobs", "poison", "lead")
         await mesh.tasks.wait(tenant, task.id, timeout=15)
-    out = await _hivewire(nats_server, "dlq", "list", "--tenant", tenant)
+    out = await hivewire(nats_server.url, "dlq", "list", "--tenant", tenant)
     assert f"{tenant}  jobs.poison  task {task.id}  after 3 deliveries" in out
     assert "ValueError: cannot digest 'lead'" in out
 
@@ -250,16 +248,6 @@ def _async(check):  # type: ignore[no-untyped-def]
         return bool(check())
 
     return run
-
-
-async def _hivewire(nats_server: EmbeddedNats, *args: str) -> str:
-    env = {**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": nats_server.url}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bus.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, out
-    return out.decode()
 
 
 async def test_a_task_that_cannot_run_is_dead_lettered_without_retries(

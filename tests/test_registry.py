@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
 
 from agents import LiveAgent, Mesh
 from bus import EmbeddedNats
-from tests.processes import AGENT_ENV, agent_process
+from tests.processes import AGENT_ENV, agent_process, hivewire
 
 
 async def _wait_for(mesh: Mesh, agent: str, replicas: int, within: float) -> LiveAgent | None:
@@ -52,19 +50,9 @@ async def test_an_agent_appears_scales_and_disappears_after_it_dies(
 async def test_hivewire_agents_lists_the_live_agents(nats_server: EmbeddedNats, mesh: Mesh) -> None:
     async with agent_process(nats_server.url, "tests.zoo:jobs"):
         await _wait_for(mesh, "jobs", 1, within=2)
-        env = {**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": nats_server.url}
-        table = await _run(env, "agents")
-        listed = json.loads(await _run(env, "agents", "--json"))
+        table = await hivewire(nats_server.url, "agents")
+        listed = json.loads(await hivewire(nats_server.url, "agents", "--json"))
     assert table.splitlines()[0].split() == ["AGENT", "VERSION", "REPLICAS", "IN", "FLIGHT", "SKILLS"]
     assert any(line.split()[:3] == ["jobs", "0.1.0", "1"] for line in table.splitlines()[1:])
     assert [entry["name"] for entry in listed] == ["jobs"]
     assert listed[0]["replicas"] == 1
-
-
-async def _run(env: dict[str, str], *args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bus.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0
-    return out.decode()
