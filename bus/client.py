@@ -241,7 +241,7 @@ class Bus:
             if msg is None:
                 raise RequestTimeout(subject, wait)
             # A "no responders" status reply is raised as NoResponders here.
-            return read_reply(msg, subject, reply_type, self.codec)
+            return read_reply(msg, subject, reply_type, self.codec, wait)
 
     def stream(
         self,

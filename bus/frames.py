@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 
 from bus.codec import Codec
 from bus.envelope import Header
-from bus.errors import MalformedPayload, NoResponders, RemoteError
+from bus.errors import ErrorCode, MalformedPayload, NoResponders, RemoteError, RequestTimeout
 
 __all__ = ["ErrorBody", "FrameKind", "error_headers", "raise_if_error", "read_reply"]
 
@@ -48,12 +48,17 @@ def error_headers(code: str) -> dict[str, str]:
     return {Header.ERROR: code}
 
 
-def raise_if_error(msg: Msg, subject: str, codec: Codec) -> None:
+def raise_if_error(msg: Msg, subject: str, codec: Codec, timeout: float) -> None:
     """Raise the error a reply (or stream frame) carries, if it carries one.
+
+    A responder that gave up at the request's deadline is the caller's own
+    timeout, reported by the other side: whichever arrives first, the caller
+    gets :class:`RequestTimeout` for a request that waited ``timeout`` seconds.
 
     Raises:
         NoResponders: NATS reports nobody subscribed to ``subject``.
-        RemoteError: the responder replied with an error.
+        RequestTimeout: the responder gave up at the request's deadline.
+        RemoteError: the responder replied with another error.
     """
     headers = msg.headers
     if not headers:
@@ -63,6 +68,8 @@ def raise_if_error(msg: Msg, subject: str, codec: Codec) -> None:
     code = headers.get(Header.ERROR)
     if code is None:
         return
+    if code == ErrorCode.DEADLINE_EXCEEDED:
+        raise RequestTimeout(subject, timeout)
     try:
         body = codec.decode(msg.data, ErrorBody)
     except MalformedPayload:
@@ -70,13 +77,14 @@ def raise_if_error(msg: Msg, subject: str, codec: Codec) -> None:
     raise RemoteError(code, body.message, subject=subject)
 
 
-def read_reply(msg: Msg, subject: str, reply_type: type[T], codec: Codec) -> T:
+def read_reply(msg: Msg, subject: str, reply_type: type[T], codec: Codec, timeout: float) -> T:
     """Decode a reply to a request on ``subject``, raising the error it carries instead.
 
     Raises:
         NoResponders: NATS reports nobody subscribed to ``subject``.
+        RequestTimeout: the responder gave up at the request's deadline.
         RemoteError: the responder replied with an error.
         MalformedPayload: the reply does not decode as ``reply_type``.
     """
-    raise_if_error(msg, subject, codec)
+    raise_if_error(msg, subject, codec, timeout)
     return codec.decode(msg.data, reply_type)

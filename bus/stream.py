@@ -124,7 +124,7 @@ class ReplyStream(Generic[C]):
             raise RequestTimeout(self._subject, remaining) from None
         except nats.errors.ConnectionClosedError:
             raise BusClosed() from None
-        raise_if_error(msg, self._subject, self._codec)
+        raise_if_error(msg, self._subject, self._codec, remaining)
         headers = msg.headers or {}
         seq = headers.get(Header.SEQ)
         if seq != str(self._next_seq):

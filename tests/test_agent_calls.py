@@ -143,7 +143,7 @@ async def test_fan_out_returns_what_arrived_in_time_and_typed_errors_for_the_res
 
 
 async def test_an_agent_fans_out_inside_a_skill(mesh: Mesh) -> None:
-    assert await mesh.caller("acme").call("echo", "fan", 3.0, list[str]) == ["ok:3", "failed:RequestTimeout"]
+    assert await mesh.caller("acme").call("echo", "fan", 3.0, list[str]) == ["ok:3", "failed:timeout"]
 
 
 async def test_a_pipeline_feeds_each_reply_to_the_next_step(mesh: Mesh) -> None:

@@ -90,6 +90,20 @@ async def test_a_slow_responder_times_out(bus: Bus, other_bus: Bus) -> None:
     assert service.stats.failed == 1
 
 
+async def test_a_responder_that_gives_up_at_the_deadline_is_a_timeout_for_the_caller(
+    bus: Bus, other_bus: Bus
+) -> None:
+    # Whether the caller's timer or the responder's deadline_exceeded reply
+    # comes first is a race; the caller sees the same error either way.
+    async def gives_up(request: Request[Ping]) -> Pong:
+        raise RemoteError(ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed")
+
+    await other_bus.serve("test.gives-up", gives_up, Ping)
+    with pytest.raises(RequestTimeout) as caught:
+        await bus.request("test.gives-up", Ping(text="x"), Pong, timeout=2.0)
+    assert caught.value.timeout == pytest.approx(2.0)
+
+
 async def test_stopping_a_service_cancels_its_handlers_instead_of_failing_them(
     bus: Bus, other_bus: Bus
 ) -> None:

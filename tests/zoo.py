@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from agents import Agent, Call, ChatMessage, Context, Model
-from bus.errors import ErrorCode, RemoteError
+from bus.errors import ErrorCode, RemoteError, RequestTimeout
 
 
 class Numbers(msgspec.Struct, frozen=True):
@@ -111,12 +111,15 @@ async def fan(ctx: Context, seconds: float) -> list[str]:
         Call("echo", "nap", seconds, str),
         timeout=0.5,
     )
-    return [
-        f"ok:{r.value.total}"
-        if r.ok and isinstance(r.value, Sum)
-        else ("ok" if r.ok else f"failed:{type(r.error).__name__}")
-        for r in results
-    ]
+    return [_outcome(r.value if r.ok else r.error) for r in results]
+
+
+def _outcome(value: object) -> str:
+    if isinstance(value, Sum):
+        return f"ok:{value.total}"
+    if isinstance(value, RequestTimeout):
+        return "failed:timeout"
+    return f"failed:{value}" if isinstance(value, Exception) else "ok"
 
 
 jobs = Agent("jobs", description="Durable jobs for the delivery tests.")
