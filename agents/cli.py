@@ -17,6 +17,7 @@ from agents.process import load_agent, serve_agent
 from agents.settings import AgentSettings
 from bus.client import Bus
 from bus.errors import BusError
+from bus.telemetry import start_telemetry
 
 __all__ = ["agent_command", "agents_command", "dlq_command"]
 
@@ -65,10 +66,18 @@ def _run_agent(args: argparse.Namespace) -> int:
     try:
         agent = load_agent(args.target)
         settings = AgentSettings()
+        # Global too, for instrumentation libraries, which read the global providers.
+        telemetry = start_telemetry(f"hivewire-agent-{agent.name}", set_global=True)
     except (AgentError, ValueError) as exc:
         print(f"hivewire agent run: {exc}", file=sys.stderr)
         return 2
-    return _run(serve_agent(agent, settings, instance=args.instance), "hivewire agent run")
+    try:
+        return _run(
+            serve_agent(agent, settings, instance=args.instance, telemetry=telemetry), "hivewire agent run"
+        )
+    finally:
+        # After the drain: the spans of the last requests are sent before the process exits.
+        telemetry.shutdown()
 
 
 def _list_agents(args: argparse.Namespace) -> int:

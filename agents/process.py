@@ -10,9 +10,11 @@ import sys
 
 from agents.agent import Agent
 from agents.errors import AgentLoadError
+from agents.resources import Resources
 from agents.runtime import AgentRuntime
 from agents.settings import AgentSettings
 from bus.client import Bus
+from bus.telemetry import Telemetry
 
 __all__ = ["load_agent", "serve_agent"]
 
@@ -38,19 +40,35 @@ def load_agent(target: str) -> Agent:
     return found
 
 
-async def serve_agent(agent: Agent, settings: AgentSettings, *, instance: str | None = None) -> int:
-    """Run ``agent`` until SIGTERM or SIGINT, then drain and return the exit code (0)."""
-    bus = await Bus.connect(settings, name=f"agent-{agent.name}")
+async def serve_agent(
+    agent: Agent, settings: AgentSettings, *, instance: str | None = None, telemetry: Telemetry | None = None
+) -> int:
+    """Run ``agent`` until SIGTERM or SIGINT, then drain and return the exit code (0).
+
+    Args:
+        telemetry: the process's providers, given to the bus and the model client;
+            OpenTelemetry's global ones when ``None``. The caller shuts it down
+            after this returns, so spans of the drain are sent too.
+    """
+    tracer_provider = telemetry.tracer_provider if telemetry is not None else None
+    meter_provider = telemetry.meter_provider if telemetry is not None else None
+    bus = await Bus.connect(
+        settings, name=f"agent-{agent.name}", tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
+    resources = Resources.from_settings(
+        settings, tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        runtime = AgentRuntime(agent, bus, settings, instance=instance)
+        runtime = AgentRuntime(agent, bus, settings, instance=instance, resources=resources)
         await runtime.start()
         skills = ", ".join(agent.skills)
+        metrics = f"; metrics at {telemetry.metrics_url}" if telemetry and telemetry.metrics_url else ""
         print(
-            f"agent {agent.name} ({runtime.instance}) serving {skills} on {bus.connected_url}",
+            f"agent {agent.name} ({runtime.instance}) serving {skills} on {bus.connected_url}{metrics}",
             flush=True,
         )
         await stop.wait()
@@ -59,6 +77,7 @@ async def serve_agent(agent: Agent, settings: AgentSettings, *, instance: str | 
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        await resources.close()
         await bus.close()
     print(f"agent {agent.name} stopped", file=sys.stderr, flush=True)
     return 0

@@ -36,8 +36,9 @@ from bus.errors import (
     StreamBroken,
 )
 from bus.service import Request, Service, ServiceStats
-from bus.settings import NatsSettings
+from bus.settings import NatsSettings, TelemetrySettings
 from bus.stream import ReplyStream
+from bus.telemetry import Telemetry, TelemetryConfigError, start_telemetry
 
 __all__ = [
     "Artifact",
@@ -75,6 +76,10 @@ __all__ = [
     "TaskState",
     "TaskStatus",
     "TaskStatusUpdateEvent",
+    "Telemetry",
+    "TelemetryConfigError",
+    "TelemetrySettings",
     "new_id",
+    "start_telemetry",
     "subjects",
 ]

@@ -1,4 +1,4 @@
-"""Connection settings for NATS, read from ``HIVEWIRE_*`` environment variables and ``.env``."""
+"""Process settings from the environment: NATS (``HIVEWIRE_*``, ``.env``) and telemetry (``OTEL_*``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_NATS_URL", "NatsSettings"]
+__all__ = ["DEFAULT_NATS_URL", "NatsSettings", "TelemetrySettings"]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -82,3 +82,29 @@ class NatsSettings(BaseSettings):
         if self.nats_tls_cert_file is not None and self.nats_tls_key_file is not None:
             context.load_cert_chain(str(self.nats_tls_cert_file), str(self.nats_tls_key_file))
         return context
+
+
+class TelemetrySettings(BaseSettings):
+    """Which telemetry a process exports: the standard OpenTelemetry variables, plus a ``/metrics`` port.
+
+    Read from the environment only, never ``.env``: the OpenTelemetry SDK and its
+    exporters read the other ``OTEL_*`` variables (endpoints, headers, timeouts,
+    sampler, batch sizes) from the environment themselves, and both halves must
+    see the same configuration. An empty variable counts as unset.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", env_ignore_empty=True, extra="ignore")
+
+    otel_sdk_disabled: bool = Field(default=False, description="true: no telemetry at all.")
+    otel_service_name: str | None = Field(default=None, description="Overrides the process's own name.")
+    otel_traces_exporter: str = Field(default="none", description="Comma list of otlp, console, none.")
+    otel_metrics_exporter: str | None = Field(
+        default=None, description="Comma list of otlp, console, prometheus, none. Unset: caller's default."
+    )
+    otel_exporter_otlp_protocol: str | None = Field(default=None, description="Only http/protobuf.")
+    otel_exporter_otlp_traces_protocol: str | None = None
+    otel_exporter_otlp_metrics_protocol: str | None = None
+    hivewire_metrics_host: str = Field(default="127.0.0.1", description="Where the /metrics server listens.")
+    hivewire_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve /metrics here (0: a free port). Unset: no server."
+    )
