@@ -100,6 +100,9 @@ class AgentCard(_Card, frozen=True):
     supported_interfaces: tuple[AgentInterface, ...] = ()
     provider: AgentProvider | None = None
     documentation_url: str | None = None
+    # In the protocol's JSON form, e.g. {"apiKey": {"httpAuthSecurityScheme": {"scheme": "Bearer"}}}.
+    security_schemes: dict[str, Any] | None = None
+    security_requirements: tuple[dict[str, Any], ...] = ()
 
     def skill_schemas(self) -> dict[str, SkillSchema]:
         """The bus-level schema of each skill, read from the Hivewire extension."""

@@ -17,7 +17,7 @@ from nats.js.kv import KeyValue
 from agents.settings import AgentSettings
 from bus import subjects
 
-__all__ = ["Infrastructure", "ensure", "entries"]
+__all__ = ["Infrastructure", "ensure", "ensure_bucket", "entries"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +69,11 @@ async def ensure(js: JetStreamContext, settings: AgentSettings) -> Infrastructur
         ),
     )
     registry, task_records, state = await asyncio.gather(
-        _ensure_bucket(
+        ensure_bucket(
             js, subjects.REGISTRY_BUCKET, ttl=settings.registry_ttl, storage=api.StorageType.MEMORY
         ),
-        _ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention),
-        _ensure_bucket(js, subjects.STATE_BUCKET, ttl=settings.state_ttl),
+        ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention),
+        ensure_bucket(js, subjects.STATE_BUCKET, ttl=settings.state_ttl),
     )
     return Infrastructure(registry=registry, task_records=task_records, state=state)
 
@@ -90,9 +90,10 @@ async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None
             await js.stream_info(config.name)
 
 
-async def _ensure_bucket(
-    js: JetStreamContext, bucket: str, *, ttl: float, storage: api.StorageType = api.StorageType.FILE
+async def ensure_bucket(
+    js: JetStreamContext, bucket: str, *, ttl: float | None, storage: api.StorageType = api.StorageType.FILE
 ) -> KeyValue:
+    """The bucket named ``bucket``, created if missing (keys expire after ``ttl``; never if ``None``)."""
     try:
         return await js.key_value(bucket)
     except nats.js.errors.BucketNotFoundError:

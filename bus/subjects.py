@@ -29,6 +29,7 @@ from bus.errors import InvalidSubjectToken
 __all__ = [
     "DEAD_LETTER_STREAM",
     "EVENTS_STREAM",
+    "KEYS_BUCKET",
     "REDIS_ROOT",
     "REGISTRY_BUCKET",
     "ROOT",
@@ -45,6 +46,7 @@ __all__ = [
     "all_tenants_dead_letters",
     "all_tenants_events",
     "all_tenants_tasks",
+    "api_key_key",
     "cancel",
     "conversation_events",
     "dead_letter",
@@ -54,6 +56,7 @@ __all__ = [
     "parse_agent_request",
     "parse_cancel",
     "parse_task",
+    "rate_limit_key",
     "registry_key",
     "state_key",
     "state_prefix",
@@ -63,6 +66,8 @@ __all__ = [
     "tenant_events",
     "tenant_scope",
     "token",
+    "token_budget_key",
+    "usage_key",
 ]
 
 ROOT = "hw"
@@ -73,6 +78,7 @@ DEAD_LETTER_STREAM = "HW_DLQ"
 REGISTRY_BUCKET = "hw_agents"
 TASK_RECORDS_BUCKET = "hw_tasks"
 STATE_BUCKET = "hw_state"
+KEYS_BUCKET = "hw_keys"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -255,3 +261,23 @@ def llm_cache_key(tenant: str, namespace: str, digest: str) -> str:
 def history_key(tenant: str, context_id: str) -> str:
     """A conversation's history (a Redis list of turns)."""
     return f"{REDIS_ROOT}:history:{token('tenant', tenant)}:{token('context id', context_id)}"
+
+
+def rate_limit_key(tenant: str) -> str:
+    """A tenant's request rate limiter state (its GCRA theoretical arrival time)."""
+    return f"{REDIS_ROOT}:rate:{token('tenant', tenant)}"
+
+
+def token_budget_key(tenant: str, day: str) -> str:
+    """LLM tokens a tenant used on ``day`` (``YYYYMMDD``, UTC)."""
+    return f"{REDIS_ROOT}:tokens:{token('tenant', tenant)}:{token('day', day)}"
+
+
+def usage_key(tenant: str) -> str:
+    """A tenant's usage counters (a Redis hash: requests, tokens, cost)."""
+    return f"{REDIS_ROOT}:usage:{token('tenant', tenant)}"
+
+
+def api_key_key(digest: str) -> str:
+    """An API key's entry in the keys bucket, by the key's SHA-256 digest (never the key)."""
+    return token("key digest", digest)

@@ -188,6 +188,14 @@ async def answer(ctx: Context, question: str) -> str:
 
 
 @assistant.skill
+async def chat(ctx: Context, question: str) -> str:
+    """Answer with the conversation's history (the gateway records each turn), streaming tokens."""
+    history = await ctx.history.load(ctx.tenant, ctx.context_id)
+    stream = await ctx.llm.stream([*history, ChatMessage.user(question)])
+    return "".join([token async for token in stream])
+
+
+@assistant.skill
 async def classify(ctx: Context, text: str) -> Intent:
     """Classify with the small model, as structured output."""
     return await ctx.llm.structured([ChatMessage.user(text)], Intent, use="classify")

@@ -1,0 +1,181 @@
+"""The gateway's ASGI app: the services it runs on, built at start-up and closed at shutdown.
+
+``create_app(settings)`` returns a Starlette app; ``hivewire gateway`` serves
+it with uvicorn (uvloop, httptools). Nothing is kept per conversation in the
+process: any replica serves any request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib.metadata import version
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from agents.history import ConversationHistory
+from agents.mesh import Mesh
+from agents.redisstore import RedisStore
+from bus.client import Bus
+from bus.telemetry import Telemetry, TelemetryConfigError
+from gateway import problems
+from gateway.a2a import A2AEndpoint
+from gateway.events import ConversationFeed
+from gateway.guard import Guard
+from gateway.http import json_response
+from gateway.keys import ApiKeys
+from gateway.limits import RateLimiter, TokenBudget, UsageMeter
+from gateway.openapi import DOCS_HTML, openapi_document
+from gateway.rest import RestApi
+from gateway.settings import GatewaySettings
+from gateway.tracing import ServerSpans
+from gateway.turns import Conversations
+
+__all__ = ["Services", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the routes run on, connected at start-up."""
+
+    bus: Bus
+    mesh: Mesh
+    redis: RedisStore
+    keys: ApiKeys
+    guard: Guard
+    usage: UsageMeter
+    conversations: Conversations
+    feed: ConversationFeed
+
+    @classmethod
+    async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
+        bus = await Bus.connect(
+            settings,
+            name="gateway",
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+        )
+        try:
+            mesh = await Mesh.open(bus, settings)
+            keys = await ApiKeys.open(bus, cache_ttl=settings.gateway_key_cache)
+        except BaseException:
+            await bus.close()
+            raise
+        redis = RedisStore(
+            settings.redis_url,
+            timeout=settings.redis_timeout,
+            retry_interval=settings.redis_retry_interval,
+            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+        )
+        history = ConversationHistory(
+            redis,
+            ttl=settings.history_ttl,
+            max_turns=settings.history_max_turns,
+            token_budget=settings.history_token_budget,
+        )
+        budget = TokenBudget(redis)
+        usage = UsageMeter(redis, budget)
+        guard = Guard(keys, RateLimiter(redis, usage), budget, settings)
+        return cls(
+            bus=bus,
+            mesh=mesh,
+            redis=redis,
+            keys=keys,
+            guard=guard,
+            usage=usage,
+            conversations=Conversations(mesh, history, usage),
+            feed=ConversationFeed(bus),
+        )
+
+    async def close(self, grace: float) -> None:
+        await self.conversations.drain(grace)
+        await self.bus.close()
+        await self.redis.close()
+
+
+def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) -> Starlette:
+    """The gateway app; it connects to the mesh when the server starts it (ASGI lifespan)."""
+    telemetry = telemetry or Telemetry(service_name="hivewire-gateway")
+    holder: dict[str, Services] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await Services.start(settings, telemetry)
+        holder["services"] = services
+        rest = RestApi(
+            settings, services.mesh, services.guard, services.conversations, services.feed, services.usage
+        )
+        a2a = A2AEndpoint(settings, services.mesh, services.guard, services.feed, services.usage)
+        app.router.routes.extend([*rest.routes(), *a2a.routes()])
+        log.info("gateway connected to %s", services.bus.connected_url)
+        try:
+            yield
+        finally:
+            await services.close(grace=5.0)
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        services = holder.get("services")
+        checks = {"bus": False, "registry": False, "redis": "not configured"}
+        if services is not None:
+            checks["bus"] = services.bus.is_connected
+            try:
+                await asyncio.wait_for(services.mesh.registry.agents(), timeout=2.0)
+                checks["registry"] = True
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                checks["registry"] = False
+            if services.redis.configured:
+                # Redis down degrades (in-process limits), it does not make the gateway unready.
+                checks["redis"] = "up" if await services.redis.ping() else "down (in-process fallback)"
+        ready = checks["bus"] is True and checks["registry"] is True
+        return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        try:
+            body, content_type = telemetry.prometheus_text()
+        except TelemetryConfigError as exc:
+            raise problems.Problem(404, "metrics-off", "Metrics are not served", str(exc)) from None
+        return Response(body, media_type=content_type)
+
+    document = openapi_document(version("hivewire"))
+
+    async def openapi(request: Request) -> Response:
+        return json_response(document)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(DOCS_HTML)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(
+                ServerSpans,
+                tracer_provider=telemetry.tracer_provider,
+                meter_provider=telemetry.meter_provider,
+            )
+        ],
+        exception_handlers={
+            Exception: problems.handle,
+            HTTPException: problems.handle,
+            problems.Problem: problems.handle,
+        },
+        lifespan=lifespan,
+    )

@@ -1,0 +1,149 @@
+"""``hivewire gateway`` (serve HTTP and A2A) and ``hivewire keys create|list|revoke``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+import uvloop
+
+from bus.client import Bus
+from bus.errors import BusError
+from bus.telemetry import start_telemetry
+from gateway.app import create_app
+from gateway.keys import ApiKeys
+from gateway.settings import GatewaySettings
+
+__all__ = ["gateway_command", "keys_command"]
+
+
+def gateway_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire gateway``."""
+    parser = commands.add_parser(
+        "gateway",
+        help="serve the HTTP API and the A2A endpoint",
+        description="Serve HTTP and A2A clients in front of the mesh until SIGTERM or Ctrl-C.",
+    )
+    parser.add_argument("--host", help="address to listen on (HIVEWIRE_GATEWAY_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (HIVEWIRE_GATEWAY_PORT)")
+    parser.set_defaults(run=_serve)
+
+
+def keys_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire keys``."""
+    parser = commands.add_parser(
+        "keys", help="manage API keys", description="API keys map callers to tenants."
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a key for a tenant (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", default="", help="what the key is for")
+    create.set_defaults(run=_create)
+    listing = actions.add_parser("list", help="list keys (ids and tenants, never the keys)")
+    listing.add_argument("--tenant")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_list)
+    revoke = actions.add_parser("revoke", help="revoke a key by its id (or the key itself)")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=_revoke)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides = {
+        name: value
+        for name, value in (("gateway_host", args.host), ("gateway_port", args.port))
+        if value is not None
+    }
+    try:
+        settings = GatewaySettings(**overrides)
+        telemetry = start_telemetry(
+            "hivewire-gateway", default_metrics_exporter="prometheus", set_global=True
+        )
+    except ValueError as exc:
+        print(f"hivewire gateway: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        create_app(settings, telemetry),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        log_config=None,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        telemetry.shutdown()
+    return 0
+
+
+def _with_keys(action: Callable[[ApiKeys], Awaitable[int]]) -> int:
+    async def main() -> int:
+        try:
+            bus = await Bus.connect(GatewaySettings(), name="hivewire-keys")
+        except BusError as exc:
+            print(f"hivewire keys: {exc}", file=sys.stderr)
+            return 1
+        try:
+            return await action(await ApiKeys.open(bus))
+        finally:
+            await bus.close()
+
+    return uvloop.run(main())
+
+
+def _create(args: argparse.Namespace) -> int:
+    async def create(keys: ApiKeys) -> int:
+        try:
+            key, record = await keys.create(args.tenant, name=args.name)
+        except BusError as exc:  # an invalid tenant name, among others
+            print(f"hivewire keys create: {exc}", file=sys.stderr)
+            return 2
+        print(key)
+        print(
+            f"tenant {record.tenant}: keep this key; it is not stored and cannot be shown again",
+            file=sys.stderr,
+        )
+        return 0
+
+    return _with_keys(create)
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def show(keys: ApiKeys) -> int:
+        found = await keys.list(args.tenant)
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {"id": i, "tenant": r.tenant, "name": r.name, "createdAt": r.created_at}
+                        for i, r in found
+                    ]
+                )
+            )
+        else:
+            for key_id, record in found:
+                print(f"{key_id}  {record.tenant:<20} {record.name}")
+        return 0
+
+    return _with_keys(show)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    async def revoke(keys: ApiKeys) -> int:
+        try:
+            count = await keys.revoke(args.key_id)
+        except ValueError as exc:
+            print(f"hivewire keys revoke: {exc}", file=sys.stderr)
+            return 2
+        print(f"revoked {count} key(s)", file=sys.stderr)
+        return 0 if count else 1
+
+    return _with_keys(revoke)

@@ -1,0 +1,76 @@
+"""Who is calling and whether they may: API key -> tenant, then the tenant's rate limit and token budget."""
+
+from __future__ import annotations
+
+import math
+
+from starlette.requests import Request
+
+from gateway.http import api_key_of
+from gateway.keys import ApiKeys
+from gateway.limits import Decision, RateLimiter, TokenBudget
+from gateway.problems import Problem
+from gateway.settings import GatewaySettings
+
+__all__ = ["Admitted", "Guard"]
+
+
+class Admitted:
+    """A request let in: its tenant and the rate-limit headers its response carries."""
+
+    __slots__ = ("headers", "tenant")
+
+    def __init__(self, tenant: str, decision: Decision) -> None:
+        self.tenant = tenant
+        self.headers = decision.headers()
+
+
+class Guard:
+    """Authenticates requests and applies the tenant's limits."""
+
+    def __init__(
+        self, keys: ApiKeys, limiter: RateLimiter, budget: TokenBudget, settings: GatewaySettings
+    ) -> None:
+        self._keys = keys
+        self._limiter = limiter
+        self._budget = budget
+        self._settings = settings
+
+    async def admit(self, request: Request, *, spends_tokens: bool = False) -> Admitted:
+        """Let ``request`` in or raise the problem that says why not.
+
+        Raises:
+            Problem: 401 without a valid key; 429 over the rate limit or, for
+                requests that spend model tokens, over the daily token budget.
+        """
+        key = api_key_of(request)
+        tenant = await self._keys.verify(key) if key else None
+        if tenant is None:
+            raise Problem(
+                401,
+                "unauthorized",
+                "A valid API key is required",
+                "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"WWW-Authenticate": 'Bearer realm="hivewire"'},
+            )
+        rate, burst, daily = self._settings.limits_for(tenant)
+        decision = await self._limiter.check(tenant, rate=rate, burst=burst)
+        if not decision.allowed:
+            raise Problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"tenant {tenant!r} may send {rate:g} requests per second (bursts of {burst})",
+                headers=decision.headers(),
+            )
+        if spends_tokens:
+            renews_in = await self._budget.exhausted(tenant, daily)
+            if renews_in is not None:
+                raise Problem(
+                    429,
+                    "token-budget-exhausted",
+                    "Daily token budget used up",
+                    f"tenant {tenant!r} used its {daily} model tokens for today (UTC)",
+                    headers={**decision.headers(), "Retry-After": str(math.ceil(renews_in))},
+                )
+        return Admitted(tenant, decision)

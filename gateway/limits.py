@@ -1,0 +1,250 @@
+"""Per-tenant limits: a request rate (GCRA) and a daily LLM token budget, kept in Redis.
+
+Redis makes both atomic and shared by every gateway replica: the rate limiter
+is one Lua script (generic cell rate algorithm: one key per tenant holding its
+theoretical arrival time, read against Redis's own clock), and the token
+budget is one counter per tenant and UTC day. When Redis is absent or down,
+each replica keeps the same state in process: the service stays protected,
+but a tenant then gets its limit from every replica (documented in
+``docs/gateway.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import redis.asyncio
+
+from agents.llm.messages import Usage as LLMUsage
+from agents.redisstore import RedisStore
+from agents.usage import USAGE_KEY
+from bus import subjects
+from bus.a2a import Message
+
+__all__ = ["Decision", "RateLimiter", "TokenBudget", "Usage", "UsageMeter", "spend_in", "spend_of"]
+
+# KEYS[1]: the tenant's limiter key, KEYS[2]: its usage hash (requests are counted when let in).
+# ARGV: emission interval and burst tolerance, in microseconds.
+# Returns {allowed (0/1), retry after µs, µs until the bucket is full again}.
+_GCRA = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+if allow_at > now then
+  return {0, allow_at - now, tat - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+redis.call('HINCRBY', KEYS[2], 'requests', 1)
+return {1, 0, new_tat - now}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a request may go ahead, with what the rate-limit headers report."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: float  # seconds until the full burst is available again
+    retry_after: float  # seconds to wait when not allowed
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-*`` headers (and ``Retry-After`` when refused)."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(math.ceil(self.reset)),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
+
+
+class RateLimiter:
+    """Requests per second per tenant, with a burst, shared through Redis."""
+
+    def __init__(self, store: RedisStore, usage: UsageMeter) -> None:
+        self._store = store
+        self._usage = usage
+        self._script: Any = None
+        self._local: dict[str, float] = {}  # tenant -> theoretical arrival time (monotonic seconds)
+
+    async def check(self, tenant: str, *, rate: float, burst: int) -> Decision:
+        """Count one request of ``tenant`` and decide whether it may go ahead."""
+        interval = 1.0 / rate
+        tolerance = interval * burst
+        found = await self._store.run(
+            lambda r: self._redis(r, tenant, round(interval * 1e6), round(tolerance * 1e6)), None
+        )
+        if found is None:
+            allowed, retry, full = self._in_process(tenant, interval, tolerance)
+            if allowed:
+                self._usage.count_locally(tenant)
+        else:
+            allowed, retry, full = bool(found[0]), found[1] / 1e6, found[2] / 1e6
+        remaining = max(0, int((tolerance - full) / interval)) if allowed else 0
+        return Decision(allowed, burst, remaining, full, retry)
+
+    async def _redis(self, r: redis.asyncio.Redis, tenant: str, interval: int, tolerance: int) -> list[int]:
+        if self._script is None:
+            self._script = r.register_script(_GCRA)
+        keys = [subjects.rate_limit_key(tenant), subjects.usage_key(tenant)]
+        result: list[int] = await self._script(keys=keys, args=[interval, tolerance])
+        return result
+
+    def _in_process(self, tenant: str, interval: float, tolerance: float) -> tuple[bool, float, float]:
+        now = time.monotonic()
+        tat = max(self._local.get(tenant, now), now)
+        new_tat = tat + interval
+        allow_at = new_tat - tolerance
+        if allow_at > now:
+            return False, allow_at - now, tat - now
+        self._local[tenant] = new_tat
+        if len(self._local) > 100_000:
+            self._local = {t: v for t, v in self._local.items() if v > now}
+        return True, 0.0, new_tat - now
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+
+
+def _until_midnight() -> float:
+    now = dt.datetime.now(dt.UTC)
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (tomorrow - now).total_seconds()
+
+
+class TokenBudget:
+    """LLM tokens per tenant per UTC day."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+        self._local: dict[tuple[str, str], int] = {}
+
+    async def used(self, tenant: str) -> int:
+        """Tokens ``tenant`` used today."""
+        day = _today()
+        key = subjects.token_budget_key(tenant, day)
+        found = await self._store.run(lambda r: r.get(key), None)
+        return int(found) if found is not None else self._local.get((tenant, day), 0)
+
+    async def exhausted(self, tenant: str, budget: int) -> float | None:
+        """Seconds until the budget renews when ``tenant`` has used it up today, else ``None``."""
+        if budget <= 0:
+            return None
+        return _until_midnight() if await self.used(tenant) >= budget else None
+
+    async def spend(self, tenant: str, tokens: int) -> None:
+        """Add ``tokens`` to today's count."""
+        if tokens <= 0:
+            return
+        day = _today()
+        key = subjects.token_budget_key(tenant, day)
+
+        async def add(r: redis.asyncio.Redis) -> bool:
+            async with r.pipeline(transaction=True) as pipe:
+                pipe.incrby(key, tokens)
+                pipe.expire(key, 2 * 86400)
+                await pipe.execute()
+            return True
+
+        if not await self._store.run(add, False):
+            self._local[(tenant, day)] = self._local.get((tenant, day), 0) + tokens
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A tenant's usage so far, as the API reports it."""
+
+    tenant: str
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    tokens_today: int = 0
+    daily_token_budget: int = 0
+    shared: bool = True  # False: Redis is down and these counts are this replica's only
+
+
+class UsageMeter:
+    """Counts requests, tokens and cost per tenant (a Redis hash; in process without Redis)."""
+
+    def __init__(self, store: RedisStore, budget: TokenBudget) -> None:
+        self._store = store
+        self._budget = budget
+        self._local: dict[str, dict[str, float]] = {}
+
+    def count_locally(self, tenant: str) -> None:
+        """Count a request in process (Redis down: the rate limiter could not count it there)."""
+        local = self._local.setdefault(tenant, {})
+        local["requests"] = local.get("requests", 0) + 1
+
+    async def record(self, tenant: str, *, spend: tuple[int, int, float]) -> None:
+        """Add the model spend of one request: (input tokens, output tokens, cost)."""
+        if not any(spend):
+            return
+        fields = {"inputTokens": spend[0], "outputTokens": spend[1]}
+        key = subjects.usage_key(tenant)
+
+        async def add(r: redis.asyncio.Redis) -> bool:
+            async with r.pipeline(transaction=False) as pipe:
+                for name, value in fields.items():
+                    if value:
+                        pipe.hincrby(key, name, value)
+                if spend[2]:
+                    pipe.hincrbyfloat(key, "cost", spend[2])
+                await pipe.execute()
+            return True
+
+        if not await self._store.run(add, False):
+            local = self._local.setdefault(tenant, {})
+            for name, value in {**fields, "cost": spend[2]}.items():
+                local[name] = local.get(name, 0) + value
+        await self._budget.spend(tenant, spend[0] + spend[1])
+
+    async def read(self, tenant: str, daily_budget: int) -> Usage:
+        """``tenant``'s counters."""
+        key = subjects.usage_key(tenant)
+        found = await self._store.run(lambda r: r.hgetall(key), None)
+        shared = found is not None
+        values: dict[str, float] = (
+            {k.decode() if isinstance(k, bytes) else k: float(v) for k, v in found.items()}
+            if found is not None
+            else self._local.get(tenant, {})
+        )
+        return Usage(
+            tenant=tenant,
+            requests=int(values.get("requests", 0)),
+            input_tokens=int(values.get("inputTokens", 0)),
+            output_tokens=int(values.get("outputTokens", 0)),
+            cost=round(values.get("cost", 0.0), 6),
+            tokens_today=await self._budget.used(tenant),
+            daily_token_budget=daily_budget,
+            shared=shared,
+        )
+
+
+def spend_of(message: Message) -> tuple[int, int, float]:
+    """(input tokens, output tokens, cost) a reply reports in its metadata, summed over models."""
+    return spend_in((message.metadata or {}).get(USAGE_KEY))
+
+
+def spend_in(usage: object) -> tuple[int, int, float]:
+    """(input tokens, output tokens, cost) of a usage record ``{model: {inputTokens, ...}}``."""
+    try:
+        spends = msgspec.convert(usage or {}, dict[str, LLMUsage])
+    except msgspec.ValidationError:
+        return 0, 0, 0.0
+    total = sum(spends.values(), LLMUsage())
+    return total.input_tokens, total.output_tokens, total.cost

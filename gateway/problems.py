@@ -1,0 +1,139 @@
+"""Errors as ``application/problem+json`` (RFC 9457): one shape for every failure a client sees.
+
+Handlers raise :class:`Problem`; the bus and agent errors a request can meet
+are translated here, in one table, so every route reports them the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agents.errors import HopLimitExceeded, TaskNotFound
+from bus.errors import (
+    BusClosed,
+    Disconnected,
+    ErrorCode,
+    InvalidSubjectToken,
+    MalformedPayload,
+    NoResponders,
+    PayloadTooLarge,
+    RemoteError,
+    RequestTimeout,
+)
+
+__all__ = ["PROBLEM_JSON", "Problem", "problem_from", "problem_response"]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_BASE = "https://hivewire.dev/problems/"
+_encoder = msgspec.json.Encoder()
+
+
+class Problem(Exception):
+    """An HTTP error with a stable type, a title for people and the detail of this occurrence."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem document."""
+        doc: dict[str, Any] = {"type": _BASE + self.kind, "title": self.title, "status": self.status}
+        if self.detail:
+            doc["detail"] = self.detail
+        if instance:
+            doc["instance"] = instance
+        doc.update(self.extra)
+        return doc
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> Response:
+    """``problem`` as a response."""
+    return Response(
+        _encoder.encode(problem.body(instance)),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+_REMOTE_STATUS = {
+    ErrorCode.BAD_REQUEST: (422, "invalid-input", "The agent refused the input"),
+    ErrorCode.NOT_FOUND: (404, "not-found", "Not found"),
+    ErrorCode.HOP_LIMIT_EXCEEDED: (508, "hop-limit", "Too many agent hops"),
+    ErrorCode.UNAVAILABLE: (503, "unavailable", "A service the agent needs is unavailable"),
+}
+
+
+def problem_from(exc: Exception) -> Problem:
+    """The problem an exception met while serving a request stands for."""
+    match exc:
+        case Problem():
+            return exc
+        case HTTPException():
+            return Problem(
+                exc.status_code,
+                "http-" + str(exc.status_code),
+                _http_title(exc.status_code),
+                exc.detail if exc.detail != _http_title(exc.status_code) else "",
+                headers=dict(exc.headers or {}),
+            )
+        case NoResponders():
+            return Problem(503, "no-replica", "No live replica", f"nobody serves {exc.subject!r} right now")
+        case RequestTimeout():
+            return Problem(504, "deadline-exceeded", "The mesh did not answer in time", str(exc))
+        case HopLimitExceeded():
+            return Problem(508, "hop-limit", "Too many agent hops", str(exc))
+        case RemoteError():
+            status, kind, title = _REMOTE_STATUS.get(
+                exc.code,
+                (502, "agent-failed", "The agent failed"),  # type: ignore[call-overload]
+            )
+            return Problem(status, kind, title, exc.message, code=exc.code)
+        case TaskNotFound():
+            return Problem(404, "task-not-found", "No such task", str(exc))
+        case InvalidSubjectToken():
+            return Problem(400, "invalid-name", "Invalid name", str(exc))
+        case PayloadTooLarge():
+            return Problem(413, "too-large", "Payload too large for the bus", str(exc))
+        case MalformedPayload():
+            return Problem(502, "bad-reply", "The agent sent a reply that does not decode", str(exc))
+        case Disconnected() | BusClosed():
+            return Problem(503, "bus-unavailable", "The message bus is unavailable", str(exc))
+    log.exception("unexpected error serving a request", exc_info=exc)
+    return Problem(500, "internal", "Internal error", "the gateway failed; the error is in its log")
+
+
+async def handle(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler: every error becomes a problem document."""
+    return problem_response(problem_from(exc), request.url.path)
+
+
+def _http_title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,64 @@
+"""Settings of a gateway process: the agent settings (bus, Redis, history) plus HTTP and limits."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.settings import AgentSettings
+
+__all__ = ["GatewaySettings", "TenantLimits"]
+
+
+class TenantLimits(BaseModel):
+    """One tenant's limits; what is left out falls back to the gateway's defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate: float | None = Field(default=None, gt=0)
+    burst: int | None = Field(default=None, ge=1)
+    daily_tokens: int | None = Field(default=None, ge=0)
+
+
+class GatewaySettings(AgentSettings):
+    """Read from ``HIVEWIRE_*`` environment variables (and ``.env``)."""
+
+    gateway_host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    gateway_port: int = Field(default=8080, ge=0, le=65535, description="Port the gateway listens on.")
+    gateway_public_url: str | None = Field(
+        default=None,
+        description="The gateway's URL as clients see it (agent cards); http://host:port when unset.",
+    )
+    gateway_max_body: int = Field(
+        default=1 << 20, ge=1024, description="Largest request body in bytes; larger ones get 413."
+    )
+    gateway_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a conversation turn or skill call may take (504 after)."
+    )
+    gateway_agent: str = Field(
+        default="support", description="The agent a conversation talks to when the request names none."
+    )
+    gateway_skill: str = Field(default="chat", description="The skill a conversation turn calls by default.")
+    gateway_rate: float = Field(default=20.0, gt=0, description="Requests per second per tenant.")
+    gateway_burst: int = Field(default=40, ge=1, description="Requests a tenant may send at once.")
+    gateway_daily_tokens: int = Field(
+        default=2_000_000, ge=0, description="LLM tokens per tenant per UTC day (0: no budget)."
+    )
+    gateway_tenant_limits: dict[str, TenantLimits] = Field(
+        default_factory=dict,
+        description='Per-tenant overrides, e.g. {"acme": {"rate": 50, "burst": 100, "daily_tokens": 0}}.',
+    )
+    gateway_sse_ping: float = Field(
+        default=15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream."
+    )
+    gateway_key_cache: float = Field(
+        default=30.0, ge=0, description="Seconds a verified API key is trusted without a lookup."
+    )
+
+    def limits_for(self, tenant: str) -> tuple[float, int, int]:
+        """The (rate, burst, daily tokens) that apply to ``tenant``."""
+        own = self.gateway_tenant_limits.get(tenant, TenantLimits())
+        return (
+            own.rate if own.rate is not None else self.gateway_rate,
+            own.burst if own.burst is not None else self.gateway_burst,
+            own.daily_tokens if own.daily_tokens is not None else self.gateway_daily_tokens,
+        )

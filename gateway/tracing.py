@@ -1,0 +1,96 @@
+"""A server span per HTTP request, continuing the caller's W3C trace, parent of everything the turn does.
+
+Every bus request, agent, model, Redis and Chroma span of a turn descends from
+this span, so one conversation turn is one trace. With no tracer configured
+the middleware steps aside (no span work on the hot path).
+"""
+
+from __future__ import annotations
+
+import time
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["ServerSpans"]
+
+
+class ServerSpans:
+    """ASGI middleware: one ``SERVER`` span and one duration measurement per HTTP request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+    ) -> None:
+        self._app = app
+        self._tracing = not isinstance(tracer_provider, trace.NoOpTracerProvider | trace.ProxyTracerProvider)
+        self._tracer = tracer_provider.get_tracer("hivewire.gateway")
+        meter = meter_provider.get_meter("hivewire.gateway")
+        self._duration = meter.create_histogram(
+            "http.server.request.duration", unit="s", description="Duration of HTTP server requests."
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        method = scope["method"]
+        status = 500
+        started = time.perf_counter()
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        if not self._tracing:
+            try:
+                await self._app(scope, receive, capture)
+            finally:
+                self._measure(scope, method, status, started)
+            return
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        context = propagate.extract(carrier)
+        with self._tracer.start_as_current_span(
+            f"{method} {scope['path']}",
+            context=context,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "url.scheme": scope["scheme"],
+            },
+            record_exception=True,
+        ) as span:
+            try:
+                await self._app(scope, receive, capture)
+            finally:
+                route = _route(scope)
+                if route:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                self._measure(scope, method, status, started)
+
+    def _measure(self, scope: Scope, method: str, status: int, started: float) -> None:
+        attributes: dict[str, str | int] = {
+            "http.request.method": method,
+            "http.response.status_code": status,
+        }
+        route = _route(scope)
+        if route:
+            attributes["http.route"] = route
+        self._duration.record(time.perf_counter() - started, attributes)
+
+
+def _route(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None

@@ -1,0 +1,48 @@
+"""The gateway served by uvicorn inside the test's event loop, on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from bus.telemetry import Telemetry
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(settings: GatewaySettings, telemetry: Telemetry | None = None) -> AsyncIterator[str]:
+    """Serve the gateway (the same stack as ``hivewire gateway``) until the block ends; yields its URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, telemetry),
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the gateway stopped during start-up")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

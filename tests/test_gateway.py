@@ -1,0 +1,423 @@
+"""The gateway: HTTP into bus conversations, streamed replies, tenants, limits, errors as problems."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from agents import Mesh
+from agents.settings import AgentSettings
+from bus import EmbeddedNats, new_id
+from gateway.keys import ApiKeys
+from gateway.settings import GatewaySettings, TenantLimits
+from tests.gateway_server import serve_gateway
+from tests.openai_server import OpenAIServer
+from tests.processes import agent_process, hivewire
+from tests.redis_server import RedisServer
+
+RUN = new_id()[:8]
+
+
+class Gateway:
+    def __init__(self, url: str, keys: dict[str, str]) -> None:
+        self.url = url
+        self.keys = keys
+
+    def client(self, tenant: str = "acme", **kwargs: Any) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.keys[tenant]}"} if tenant in self.keys else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=20, **kwargs)
+
+
+@pytest.fixture(scope="module")
+async def gateway(
+    nats_server: EmbeddedNats, redis_server: RedisServer, openai_server: OpenAIServer
+) -> AsyncIterator[Gateway]:
+    env = {"HIVEWIRE_REDIS_URL": redis_server.url, "HIVEWIRE_LLM_BASE_URL": openai_server.url}
+    settings = GatewaySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        nats_url=nats_server.url,
+        redis_url=redis_server.url,
+        gateway_agent="assistant",
+        gateway_skill="chat",
+        gateway_timeout=2.0,
+        gateway_max_body=4096,
+        gateway_key_cache=0,
+        gateway_tenant_limits={f"slow{RUN}": TenantLimits(rate=0.5, burst=2)},
+    )
+    async with (
+        agent_process(nats_server.url, "tests.zoo:echo"),
+        agent_process(nats_server.url, "tests.zoo:assistant", **env),
+        serve_gateway(settings) as url,
+    ):
+        from bus.client import Bus
+
+        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
+        keys = await ApiKeys.open(bus)
+        made = {tenant: (await keys.create(tenant))[0] for tenant in ("acme", "globex", f"slow{RUN}")}
+        await bus.close()
+        yield Gateway(url, made)
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    return body
+
+
+def _sse(text: str) -> list[dict[str, Any]]:
+    """The events of an SSE body: id, event and decoded data."""
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(": ")
+            if name in ("id", "event"):
+                fields[name] = value
+            elif name == "data":
+                fields["data"] = msgspec.json.decode(value)
+        if "data" in fields:
+            events.append(fields)
+    return events
+
+
+async def test_requests_without_a_valid_key_get_401(gateway: Gateway) -> None:
+    async with gateway.client(tenant="nobody") as client:
+        _problem(await client.get("/v1/agents"), 401)
+        bad = await client.get("/v1/agents", headers={"Authorization": "Bearer hw_not-a-key"})
+        assert _problem(bad, 401)["type"].endswith("/unauthorized")
+        assert bad.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_keys_are_created_listed_and_revoked_from_the_command_line(
+    gateway: Gateway, nats_server: EmbeddedNats
+) -> None:
+    key = (await hivewire(nats_server.url, "keys", "create", "--tenant", "initech", "--name", "ci")).strip()
+    async with httpx.AsyncClient(base_url=gateway.url, headers={"X-API-Key": key}) as client:
+        assert (await client.get("/v1/usage")).json()["tenant"] == "initech"
+        listed = msgspec.json.decode(
+            await hivewire(nats_server.url, "keys", "list", "--tenant", "initech", "--json")
+        )
+        assert [(k["tenant"], k["name"]) for k in listed] == [("initech", "ci")]
+        assert key not in str(listed)
+        await hivewire(nats_server.url, "keys", "revoke", listed[0]["id"])
+        _problem(await client.get("/v1/usage"), 401)
+
+
+async def test_live_agents_are_listed_with_their_skills(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        response = await client.get("/v1/agents")
+        card = await client.get("/v1/agents/echo")
+    assert response.status_code == 200
+    agents = {agent["name"]: agent for agent in response.json()}
+    assert {"echo", "assistant"} <= agents.keys()
+    assert "shout" in agents["echo"]["skills"]
+    assert agents["echo"]["replicas"] == 1
+    assert "RateLimit-Remaining" in response.headers
+    assert card.json()["card"]["version"] == "1.2.0"
+
+
+async def test_a_skill_is_called_with_json_and_answers_json(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        shout = await client.post("/v1/agents/echo/skills/shout", json={"input": "hi"})
+        add = await client.post("/v1/agents/echo/skills/add", json={"input": {"a": 2, "b": 40}})
+    assert shout.json()["output"] == "HI"
+    assert add.json()["output"]["total"] == 42
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "kind"),
+    [
+        (
+            "/v1/agents/echo/skills/shout",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "bad-json",
+        ),
+        ("/v1/agents/echo/skills/shout", {"json": {"input": "hi", "extra": 1}}, 422, "invalid-body"),
+        ("/v1/agents/echo/skills/shout", {"json": {"input": "x" * 5000}}, 413, "too-large"),
+        (
+            "/v1/agents/echo/skills/shout",
+            {"content": b"hi", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported-media-type",
+        ),
+        ("/v1/agents/echo/skills/add", {"json": {"input": "not numbers"}}, 422, "invalid-input"),
+        ("/v1/agents/nobody/skills/shout", {"json": {"input": "hi"}}, 404, "agent-not-found"),
+        ("/v1/agents/echo/skills/nothing", {"json": {"input": "hi"}}, 404, "skill-not-found"),
+        ("/v1/agents/echo/skills/nap", {"json": {"input": 5.0}}, 504, "deadline-exceeded"),
+        ("/v1/agents/ec.ho/skills/shout", {"json": {"input": "hi"}}, 400, "invalid-name"),
+    ],
+)
+async def test_bad_requests_get_a_clear_problem_and_the_gateway_keeps_serving(
+    gateway: Gateway, path: str, kwargs: dict[str, Any], status: int, kind: str
+) -> None:
+    async with gateway.client() as client:
+        body = _problem(await client.post(path, **kwargs), status)
+        assert body["type"].endswith("/" + kind)
+        assert (await client.post("/v1/agents/echo/skills/shout", json={"input": "ok"})).json()[
+            "output"
+        ] == "OK"
+
+
+async def test_a_conversation_answers_in_json_and_keeps_its_history(
+    gateway: Gateway, openai_server: OpenAIServer
+) -> None:
+    openai_server.reply("big", "Open Settings, then Security.")
+    async with gateway.client() as client:
+        created = await client.post("/v1/conversations")
+        assert created.status_code == 201
+        cid = created.json()["id"]
+        assert created.headers["location"] == f"/v1/conversations/{cid}"
+        turn = await client.post(f"/v1/conversations/{cid}/messages", json={"text": "How do I enable 2FA?"})
+        second = await client.post(f"/v1/conversations/{cid}/messages", json={"text": "And then?"})
+        history = await client.get(f"/v1/conversations/{cid}/messages")
+    assert turn.status_code == 200, turn.text
+    assert turn.json()["text"] == "Open Settings, then Security."
+    assert second.json()["conversationId"] == cid
+    assert [m["content"] for m in history.json()["messages"]] == [
+        "How do I enable 2FA?",
+        "Open Settings, then Security.",
+        "And then?",
+        "Open Settings, then Security.",
+    ]
+    # The second turn reached the model with the first one as context.
+    assert [m["content"] for m in openai_server.requests[-1]["messages"]][:2] == [
+        "How do I enable 2FA?",
+        "Open Settings, then Security.",
+    ]
+
+
+async def test_a_streamed_turn_sends_tokens_then_the_final_status_and_a_reconnect_resumes(
+    gateway: Gateway, openai_server: OpenAIServer
+) -> None:
+    openai_server.reply("big", "Open Settings, then Security.")
+    async with gateway.client() as client:
+        cid = (await client.post("/v1/conversations")).json()["id"]
+        response = await client.post(
+            f"/v1/conversations/{cid}/messages",
+            json={"text": "How do I enable 2FA?"},
+            headers={"Accept": "text/event-stream"},
+        )
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = _sse(response.text)
+        # A client that dropped after the second event reconnects with Last-Event-ID.
+        replay = await client.get(
+            f"/v1/conversations/{cid}/events", headers={"Last-Event-ID": events[1]["id"]}
+        )
+    assert next(e["event"] for e in events) == "status"
+    tokens = [
+        e["data"]["artifactUpdate"]["artifact"]["parts"][0]["text"]
+        for e in events
+        if e["event"] == "artifact"
+    ]
+    assert "".join(tokens) == "Open Settings, then Security."
+    final = events[-1]["data"]["statusUpdate"]
+    assert final["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert final["status"]["message"]["parts"][0]["text"] == "Open Settings, then Security."
+    ids = [int(e["id"]) for e in events]
+    assert ids == sorted(ids)
+    assert [e["id"] for e in _sse(replay.text)] == [e["id"] for e in events[2:]]
+
+
+async def test_a_turn_that_fails_ends_its_stream_with_a_failed_status(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        created = await client.post("/v1/conversations", json={"agent": "echo", "skill": "nap"})
+        cid = created.json()["id"]
+        response = await client.post(
+            f"/v1/conversations/{cid}/messages",
+            json={"text": "not a number"},
+            headers={"Accept": "text/event-stream"},
+        )
+        json_turn = await client.post(f"/v1/conversations/{cid}/messages", json={"text": "not a number"})
+    final = _sse(response.text)[-1]["data"]["statusUpdate"]
+    assert final["status"]["state"] == "TASK_STATE_FAILED"
+    assert final["status"]["message"]["metadata"]["problem"]["status"] == 422
+    _problem(json_turn, 422)
+
+
+async def test_conversations_require_a_live_agent_and_valid_messages(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        _problem(await client.post("/v1/conversations", json={"agent": "nobody"}), 404)
+        _problem(await client.post("/v1/conversations", json={"agent": "echo", "skill": "nothing"}), 404)
+        _problem(await client.post("/v1/conversations/nope/messages", json={"text": "hi"}), 404)
+        cid = (await client.post("/v1/conversations")).json()["id"]
+        _problem(await client.post(f"/v1/conversations/{cid}/messages", json={}), 422)
+        _problem(await client.post(f"/v1/conversations/{cid}/messages", json={"text": " "}), 422)
+
+
+async def test_tenants_never_see_each_others_conversations_or_tasks(gateway: Gateway) -> None:
+    async with gateway.client("acme") as acme, gateway.client("globex") as globex:
+        cid = (await acme.post("/v1/conversations")).json()["id"]
+        task = (await acme.post("/v1/agents/echo/skills/add/tasks", json={"input": {"a": 1, "b": 1}})).json()
+        assert (await acme.get(f"/v1/conversations/{cid}")).status_code == 200
+        for path in (
+            f"/v1/conversations/{cid}",
+            f"/v1/conversations/{cid}/messages",
+            f"/v1/tasks/{task['id']}",
+        ):
+            _problem(await globex.get(path), 404)
+        _problem(await globex.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"}), 404)
+        _problem(await globex.post(f"/v1/tasks/{task['id']}/cancel"), 404)
+
+
+async def test_durable_tasks_are_submitted_awaited_and_canceled(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        submitted = await client.post(
+            "/v1/agents/echo/skills/add/tasks",
+            json={"input": {"a": 20, "b": 22}},
+            headers={"Idempotency-Key": f"sum-{RUN}"},
+        )
+        assert submitted.status_code == 202
+        task_id = submitted.json()["id"]
+        assert submitted.headers["location"] == f"/v1/tasks/{task_id}"
+        again = await client.post(
+            "/v1/agents/echo/skills/add/tasks",
+            json={"input": {"a": 20, "b": 22}},
+            headers={"Idempotency-Key": f"sum-{RUN}"},
+        )
+        assert again.json()["id"] == task_id
+        done = (await client.get(f"/v1/tasks/{task_id}", params={"wait": 5})).json()
+        slow = (await client.post("/v1/agents/echo/skills/nap/tasks", json={"input": 30})).json()
+        canceled = await client.post(f"/v1/tasks/{slow['id']}/cancel")
+    assert done["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert done["artifacts"][0]["parts"][0]["data"]["total"] == 42
+    assert canceled.json()["status"]["state"] == "TASK_STATE_CANCELED"
+
+
+async def test_a_tenant_over_its_rate_gets_429_with_retry_after(gateway: Gateway) -> None:
+    async with gateway.client(f"slow{RUN}") as client:
+        responses = [await client.get("/v1/agents") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert responses[0].headers["RateLimit-Limit"] == "2"
+    assert responses[1].headers["RateLimit-Remaining"] == "0"
+    limited = _problem(responses[2], 429)
+    assert limited["type"].endswith("/rate-limited")
+    assert int(responses[2].headers["Retry-After"]) >= 1
+
+
+async def test_usage_counts_requests_per_tenant(gateway: Gateway) -> None:
+    async with gateway.client("globex") as client:
+        before = (await client.get("/v1/usage")).json()
+        await client.post("/v1/agents/echo/skills/shout", json={"input": "hi"})
+        after = (await client.get("/v1/usage")).json()
+    assert after["tenant"] == "globex"
+    assert after["requests"] == before["requests"] + 2
+    assert after["shared"] is True
+
+
+async def test_health_readiness_and_the_openapi_document(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        health = await client.get("/healthz")
+        ready = await client.get("/readyz")
+        document = await client.get("/openapi.json")
+        docs = await client.get("/docs")
+        missing = await client.get("/no/such/path")
+    assert health.json() == {"status": "ok"}
+    assert ready.json()["ready"] is True
+    assert ready.json()["checks"]["redis"] == "up"
+    assert "/v1/conversations/{cid}/messages" in document.json()["paths"]
+    assert "Turn" in document.json()["components"]["schemas"]
+    assert "swagger-ui" in docs.text
+    _problem(missing, 404)
+
+
+async def test_many_concurrent_requests_are_all_answered(gateway: Gateway) -> None:
+    async with gateway.client("globex") as client:
+        replies = await asyncio.gather(
+            *(client.post("/v1/agents/echo/skills/shout", json={"input": f"n{i}"}) for i in range(20))
+        )
+    assert sorted(r.json()["output"] for r in replies) == sorted(f"N{i}" for i in range(20))
+
+
+async def test_the_mesh_keeps_working_for_direct_callers(gateway: Gateway, mesh: Mesh) -> None:
+    assert await mesh.caller("acme").call("echo", "shout", "direct", str) == "DIRECT"
+
+
+# The A2A endpoint, through the official a2a-sdk client (a client we did not write).
+
+
+async def _a2a_client(gateway: Gateway, agent: str, *, streaming: bool) -> Any:
+    from a2a.client import ClientConfig, ClientFactory
+
+    http = httpx.AsyncClient(headers={"Authorization": f"Bearer {gateway.keys['acme']}"}, timeout=20)
+    factory = ClientFactory(ClientConfig(streaming=streaming, httpx_client=http))
+    return await factory.create_from_url(f"{gateway.url}/a2a/agents/{agent}"), http
+
+
+def _a2a_message(text: str, skill: str) -> Any:
+    from a2a.types import Message, Part, Role, SendMessageRequest
+    from google.protobuf import struct_pb2
+
+    metadata = struct_pb2.Struct()
+    metadata.update({"skill": skill})
+    message = Message(message_id=new_id(), role=Role.ROLE_USER, parts=[Part(text=text)], metadata=metadata)
+    return SendMessageRequest(message=message)
+
+
+async def test_an_a2a_client_sends_a_message_and_gets_the_task(gateway: Gateway) -> None:
+    from a2a.types import GetTaskRequest, TaskState
+
+    client, http = await _a2a_client(gateway, "echo", streaming=False)
+    try:
+        events = [event async for event in client.send_message(_a2a_message("hello", "shout"))]
+        task = events[-1].task
+        assert task.status.state == TaskState.TASK_STATE_COMPLETED
+        assert task.artifacts[0].parts[0].text == "HELLO"
+        fetched = await client.get_task(GetTaskRequest(id=task.id))
+    finally:
+        await client.close()
+        await http.aclose()
+    assert fetched.id == task.id
+    assert fetched.status.state == TaskState.TASK_STATE_COMPLETED
+
+
+async def test_an_a2a_client_streams_a_message(gateway: Gateway, openai_server: OpenAIServer) -> None:
+    from a2a.types import TaskState
+
+    openai_server.reply("big", "Open Settings, then Security.")
+    client, http = await _a2a_client(gateway, "assistant", streaming=True)
+    try:
+        events = [event async for event in client.send_message(_a2a_message("How do I enable 2FA?", "chat"))]
+    finally:
+        await client.close()
+        await http.aclose()
+    assert events[0].HasField("task")
+    tokens = [e.artifact_update.artifact.parts[0].text for e in events if e.HasField("artifact_update")]
+    assert "".join(tokens) == "Open Settings, then Security."
+    assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+
+
+async def test_the_a2a_card_is_served_at_the_well_known_path(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url) as client:
+        card = (await client.get("/.well-known/agent-card.json")).json()
+        echo = (await client.get("/a2a/agents/echo/.well-known/agent-card.json")).json()
+        missing = await client.get("/a2a/agents/nobody/.well-known/agent-card.json")
+    assert card["name"] == "assistant"
+    assert card["supportedInterfaces"][0]["url"] == f"{gateway.url}/a2a"
+    assert echo["supportedInterfaces"][0]["protocolBinding"] == "JSONRPC"
+    assert echo["capabilities"]["streaming"] is True
+    _problem(missing, 404)
+
+
+async def test_a2a_errors_are_json_rpc_errors(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        parse = await client.post("/a2a", content=b"{oops", headers={"content-type": "application/json"})
+        unknown = await client.post("/a2a", json={"jsonrpc": "2.0", "id": 1, "method": "Nope", "params": {}})
+        no_task = await client.post(
+            "/a2a", json={"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": "missing"}}
+        )
+        bad_params = await client.post(
+            "/a2a", json={"jsonrpc": "2.0", "id": 3, "method": "SendMessage", "params": {"message": 5}}
+        )
+    assert parse.json()["error"]["code"] == -32700
+    assert unknown.json()["error"]["code"] == -32601
+    assert no_task.json()["error"]["code"] == -32001
+    assert bad_params.json()["error"]["code"] == -32602
