@@ -11,71 +11,44 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import msgspec
+from typing import Any
 
 from agents import Agent, AgentSettings, Context
 from knowledge.chunking import chunk_markdown, chunk_text
+from knowledge.classify import ExampleClassifier
 from knowledge.documents import html_to_markdown
-from knowledge.embeddings import MiniLMEmbedder
+from knowledge.messages import (
+    ClassifyReply,
+    ClassifyRequest,
+    IngestReply,
+    IngestRequest,
+    Passage,
+    SearchReply,
+    SearchRequest,
+)
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
 
-__all__ = ["IngestReply", "IngestRequest", "Passage", "SearchReply", "SearchRequest", "knowledge"]
+__all__ = [
+    "ClassifyReply",
+    "ClassifyRequest",
+    "IngestReply",
+    "IngestRequest",
+    "Passage",
+    "SearchReply",
+    "SearchRequest",
+    "knowledge",
+]
 
 # Time kept back from the caller's deadline to send the (empty) answer.
 _REPLY_MARGIN = 0.05
-
-
-class SearchRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """What to look for, in which knowledge base (the tenant comes from the request)."""
-
-    query: str
-    k: int = 5
-    kb: str | None = None
-    min_score: float | None = None
-    source: str | None = None
-
-
-class Passage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """A passage found, with where it came from and how similar it is (cosine, 0..1)."""
-
-    text: str
-    source: str
-    title: str
-    heading: str
-    score: float
-
-
-class SearchReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """The passages found, best first; ``timed_out`` when the deadline cut the search short."""
-
-    passages: tuple[Passage, ...] = ()
-    timed_out: bool = False
-
-
-class IngestRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """One document to add or update."""
-
-    source: str
-    text: str
-    format: Literal["markdown", "text", "html"] = "markdown"
-    kb: str | None = None
-
-
-class IngestReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """What ingesting the document changed."""
-
-    added: int
-    removed: int
-    unchanged: int
 
 
 @dataclass(frozen=True, slots=True)
 class _Resources:
     store: KnowledgeStore
     default_kb: str
+    classifier: ExampleClassifier
 
 
 knowledge = Agent(
@@ -89,9 +62,14 @@ knowledge = Agent(
 async def _open(settings: AgentSettings) -> AsyncIterator[_Resources]:
     # The store's own settings (data folder or server) live beside the agent's.
     own = KnowledgeSettings()
-    embedder = await asyncio.to_thread(MiniLMEmbedder)
-    store = KnowledgeStore.open(path=own.chroma_path, url=own.chroma_url, embedder=embedder)
-    yield _Resources(store=store, default_kb=own.knowledge_base)
+    # Loading the embedder takes about a second: off the event loop.
+    store = await asyncio.to_thread(KnowledgeStore.from_settings, own)
+    try:
+        yield _Resources(
+            store=store, default_kb=own.knowledge_base, classifier=ExampleClassifier(store.embedder)
+        )
+    finally:
+        await store.close()
 
 
 @knowledge.skill(tags=("search",), examples=('{"query": "how do I reset my password?"}',))
@@ -136,3 +114,11 @@ async def ingest(ctx: Context, request: IngestRequest) -> IngestReply:
         ctx.tenant, request.kb or resources.default_kb, request.source, chunks
     )
     return IngestReply(added=result.added, removed=result.removed, unchanged=result.unchanged)
+
+
+@knowledge.skill(tags=("classify",))
+async def classify(ctx: Context, request: ClassifyRequest) -> ClassifyReply:
+    """Pick the label whose examples are closest in meaning to the text (offline classification)."""
+    resources = ctx.resource(_Resources)
+    label, scores = await asyncio.to_thread(resources.classifier.classify, request.text, request.labels)
+    return ClassifyReply(label=label, score=scores[label], scores=scores)

@@ -19,9 +19,24 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
+from knowledge.embedders import ChromaDefaultEmbedder, Embedder
 from knowledge.embeddings import MAX_TOKENS, MODEL_NAME, MiniLMEmbedder
 
-__all__ = ["HivewireEmbeddings"]
+__all__ = ["HivewireEmbeddings", "function_for"]
+
+
+def function_for(embedder: Embedder) -> EmbeddingFunction[Documents] | None:
+    """What a new collection records as its embedding function, so plain Chroma can embed query texts.
+
+    ``None`` for OpenAI embeddings: Chroma's own OpenAI function would need the
+    key in an environment variable of its choosing, so such collections record
+    none and plain Chroma must be given query vectors.
+    """
+    if isinstance(embedder, MiniLMEmbedder):
+        return HivewireEmbeddings(embedder)
+    if isinstance(embedder, ChromaDefaultEmbedder):
+        return embedder.function
+    return None
 
 
 @register_embedding_function

@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 
 from knowledge.documents import UnsupportedDocument, document_files, read_document
-from knowledge.embeddings import MiniLMEmbedder
 from knowledge.errors import KnowledgeError
-from knowledge.settings import KnowledgeSettings
-from knowledge.store import KnowledgeStore
+
+if TYPE_CHECKING:
+    from knowledge.store import KnowledgeStore
 
 __all__ = ["knowledge_command"]
 
@@ -55,47 +56,59 @@ def _scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kb", help="knowledge base (default HIVEWIRE_KNOWLEDGE_BASE or 'default')")
 
 
-def _open(args: argparse.Namespace) -> tuple[KnowledgeStore, str]:
+@asynccontextmanager
+async def _open(args: argparse.Namespace) -> AsyncIterator[tuple[KnowledgeStore, str]]:
+    # Imported here: Chroma and the embedder load only for commands that use them.
+    from knowledge.settings import KnowledgeSettings
+    from knowledge.store import KnowledgeStore
+
     settings = KnowledgeSettings()
-    store = KnowledgeStore.open(path=settings.chroma_path, url=settings.chroma_url, embedder=MiniLMEmbedder())
-    return store, args.kb or settings.knowledge_base
+    store = KnowledgeStore.from_settings(settings)
+    try:
+        yield store, args.kb or settings.knowledge_base
+    finally:
+        await store.close()
 
 
 def _ingest(args: argparse.Namespace) -> int:
     async def main() -> int:
-        store, kb = _open(args)
-        files = list(document_files(args.path))
-        root = args.path if args.path.is_dir() else args.path.parent
-        totals = [0, 0, 0]
-        failed = 0
-        for n, path in enumerate(files, 1):
-            source = path.relative_to(root).as_posix()
-            try:
-                result = await store.ingest(args.tenant, kb, source, read_document(path, source=source))
-            except UnsupportedDocument as exc:
-                failed += 1
-                print(f"[{n}/{len(files)}] {exc}", file=sys.stderr)
-                continue
-            totals = [totals[0] + result.added, totals[1] + result.removed, totals[2] + result.unchanged]
-            print(
-                f"[{n}/{len(files)}] {source}: +{result.added} -{result.removed} ={result.unchanged}",
-                file=sys.stderr,
-                flush=True,
-            )
-        added, removed, unchanged = totals
-        print(
-            f"{len(files) - failed} documents: {added} passages added, "
-            f"{removed} removed, {unchanged} unchanged"
-        )
-        return 1 if failed else 0
+        async with _open(args) as (store, kb):
+            return await _ingest_files(args, store, kb)
 
     return _run(main)
 
 
+async def _ingest_files(args: argparse.Namespace, store: KnowledgeStore, kb: str) -> int:
+    """Ingest a file or a folder, one line of progress per document on stderr."""
+    files = list(document_files(args.path))
+    root = args.path if args.path.is_dir() else args.path.parent
+    totals = [0, 0, 0]
+    failed = 0
+    for n, path in enumerate(files, 1):
+        source = path.relative_to(root).as_posix()
+        try:
+            result = await store.ingest(args.tenant, kb, source, read_document(path, source=source))
+        except UnsupportedDocument as exc:
+            failed += 1
+            print(f"[{n}/{len(files)}] {exc}", file=sys.stderr)
+            continue
+        totals = [totals[0] + result.added, totals[1] + result.removed, totals[2] + result.unchanged]
+        print(
+            f"[{n}/{len(files)}] {source}: +{result.added} -{result.removed} ={result.unchanged}",
+            file=sys.stderr,
+            flush=True,
+        )
+    added, removed, unchanged = totals
+    print(
+        f"{len(files) - failed} documents: {added} passages added, {removed} removed, {unchanged} unchanged"
+    )
+    return 1 if failed else 0
+
+
 def _search(args: argparse.Namespace) -> int:
     async def main() -> int:
-        store, kb = _open(args)
-        hits = await store.search(args.tenant, kb, args.query, k=args.k, min_score=args.min_score)
+        async with _open(args) as (store, kb):
+            hits = await store.search(args.tenant, kb, args.query, k=args.k, min_score=args.min_score)
         if args.json:
             print(json.dumps([_row(hit) for hit in hits]))
             return 0
@@ -112,8 +125,8 @@ def _search(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     async def main() -> int:
-        store, kb = _open(args)
-        stats = await store.stats(args.tenant, kb)
+        async with _open(args) as (store, kb):
+            stats = await store.stats(args.tenant, kb)
         print(f"{args.tenant}/{kb}: {stats.passages} passages from {stats.sources} documents")
         return 0
 
@@ -122,8 +135,8 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _delete(args: argparse.Namespace) -> int:
     async def main() -> int:
-        store, kb = _open(args)
-        removed = await store.delete_source(args.tenant, kb, args.source)
+        async with _open(args) as (store, kb):
+            removed = await store.delete_source(args.tenant, kb, args.source)
         print(f"removed {removed} passages of {args.source}")
         return 0 if removed else 1
 

@@ -56,6 +56,9 @@ def default_vocab_path() -> Path:
 class MiniLMEmbedder:
     """Embeds texts as 384-dimensional unit vectors; thread-safe, one per process is enough."""
 
+    kind = "minilm"
+    model = MODEL_NAME
+
     def __init__(
         self,
         *,
@@ -122,6 +125,9 @@ class MiniLMEmbedder:
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             vectors[batch] = pooled
         return vectors
+
+    def close(self) -> None:
+        """Nothing to release (the session lives as long as the embedder)."""
 
     def _batches(
         self, order: np.ndarray[Any, np.dtype[np.int64]]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
+import hashlib
 import itertools
 import json
+import math
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -36,6 +40,9 @@ _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 
 # A piece of a streamed reply: a word and the whitespace after it, so the pieces add up to the reply.
 _PIECE = re.compile(r"\s*\S+\s*")
+_WORD = re.compile(r"\w+")
+# text-embedding-3-small's size; a request's "dimensions" asks for another.
+_EMBEDDING_DIMENSIONS = 1536
 
 
 @dataclass
@@ -54,15 +61,23 @@ class OpenAIServer:
     fails on demand with the status codes and error bodies of the real API. Every JSON
     body it receives on ``/v1/chat/completions`` is recorded, failed ones included.
 
+    With ``embeddings=True`` it also serves ``/v1/embeddings``: deterministic
+    vectors hashed from the words of each input (texts sharing words are
+    close, so search over them behaves like search), as floats or base64 as
+    asked. Embedding requests are recorded apart, in :attr:`embedding_requests`.
+
     Args:
         latency: seconds to wait before the first byte of each answer; may be changed
             while the server runs.
+        embeddings: serve ``/v1/embeddings`` (off: it is an unknown URL, a 404).
     """
 
-    def __init__(self, *, latency: float = 0.0) -> None:
+    def __init__(self, *, latency: float = 0.0, embeddings: bool = False) -> None:
         self.latency = latency
+        self.embeddings = embeddings
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
+        self._embedding_requests: list[dict[str, Any]] = []
         self._failures: list[_Failure] = []
         self._replies: dict[str, str] = {}
         self._ids = itertools.count(1)
@@ -83,6 +98,12 @@ class OpenAIServer:
         """A copy of the chat-completion bodies received so far, oldest first."""
         with self._lock:
             return copy.deepcopy(self._requests)
+
+    @property
+    def embedding_requests(self) -> list[dict[str, Any]]:
+        """A copy of the ``/v1/embeddings`` bodies received so far, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._embedding_requests)
 
     def start(self) -> None:
         """Bind a free port on 127.0.0.1 and serve from a daemon thread."""
@@ -144,6 +165,7 @@ class OpenAIServer:
         """Forget recorded requests, pending failures and canned replies."""
         with self._lock:
             self._requests.clear()
+            self._embedding_requests.clear()
             self._failures.clear()
             self._replies.clear()
 
@@ -230,6 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         owner = self.server.owner
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if owner.embeddings and self.path.rstrip("/") == "/v1/embeddings":
+            self._embed(raw)
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_error(404, f"Unknown request URL: POST {self.path}")
             return
@@ -270,6 +295,41 @@ class _Handler(BaseHTTPRequestHandler):
             "system_fingerprint": None,
         }
         self._send_json(200, completion)
+
+    def _embed(self, raw: bytes) -> None:
+        owner = self.server.owner
+        try:
+            body = json.loads(raw)
+        except ValueError as error:
+            self._send_error(400, f"We could not parse the JSON body of your request: {error}")
+            return
+        if not isinstance(body, dict):
+            self._send_error(400, "The request body must be a JSON object")
+            return
+        with owner._lock:
+            owner._embedding_requests.append(body)
+        owner._wait_latency()
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+            self._send_error(400, "'input' must be a non-empty string or a list of non-empty strings")
+            return
+        dimensions = body.get("dimensions", _EMBEDDING_DIMENSIONS)
+        if not isinstance(dimensions, int) or dimensions < 1:
+            self._send_error(400, f"'dimensions' must be a positive integer, not {dimensions!r}")
+            return
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, text in enumerate(texts):
+            vector = _hashed_vector(text, dimensions)
+            encoded: object = (
+                base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode() if as_base64 else vector
+            )
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(len(text.split()) for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        self._send_json(200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
 
     def _stream(self, completion_id: str, model: str, text: str, usage: dict[str, int] | None) -> None:
         """Send the reply as Server-Sent Events in a chunked body, one write (and packet) per event."""
@@ -352,6 +412,18 @@ def _count_prompt_words(messages: object) -> int:
     if not isinstance(messages, list):
         return 0
     return sum(len(_text_of(m.get("content")).split()) for m in messages if isinstance(m, dict))
+
+
+def _hashed_vector(text: str, dimensions: int) -> list[float]:
+    """A unit vector with one signed component per word (hashed): shared words make texts close."""
+    vector = [0.0] * dimensions
+    words = _WORD.findall(text.lower()) or [text]
+    for word in words:
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        slot = int.from_bytes(digest[:4], "little") % dimensions
+        vector[slot] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+    return [value / norm for value in vector]
 
 
 def _seconds(value: float) -> str:

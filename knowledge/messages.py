@@ -1,0 +1,86 @@
+"""What the knowledge agent takes and returns on the bus.
+
+A module of its own, free of Chroma and the embedder, so that agents calling
+the knowledge service import these types without loading either.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "ClassifyReply",
+    "ClassifyRequest",
+    "IngestReply",
+    "IngestRequest",
+    "Passage",
+    "SearchReply",
+    "SearchRequest",
+]
+
+
+class SearchRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What to look for, in which knowledge base (the tenant comes from the request)."""
+
+    query: str
+    k: int = 5
+    kb: str | None = None
+    min_score: float | None = None
+    source: str | None = None
+
+
+class Passage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A passage found, with where it came from and how similar it is (cosine, 0..1)."""
+
+    text: str
+    source: str
+    title: str
+    heading: str
+    score: float
+
+
+class SearchReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The passages found, best first; ``timed_out`` when the deadline cut the search short."""
+
+    passages: tuple[Passage, ...] = ()
+    timed_out: bool = False
+
+
+class IngestRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One document to add or update."""
+
+    source: str
+    text: str
+    format: Literal["markdown", "text", "html"] = "markdown"
+    kb: str | None = None
+
+
+class IngestReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What ingesting the document changed."""
+
+    added: int
+    removed: int
+    unchanged: int
+
+
+class ClassifyRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A text and the labels to choose from, each with example texts."""
+
+    text: str
+    labels: dict[str, list[str]]
+
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise ValueError("text is empty")
+        if not self.labels or not all(self.labels.values()):
+            raise ValueError("give at least one label, each with at least one example")
+
+
+class ClassifyReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The closest label, its similarity (cosine, 0..1) and every label's."""
+
+    label: str
+    score: float
+    scores: dict[str, float]
