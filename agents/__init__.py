@@ -1,35 +1,106 @@
-"""Agents: declare typed skills, run each agent as its own process, and call across the mesh."""
+"""Agents: declare typed skills, run each agent as its own process, and call across the mesh.
 
-from agents.agent import Agent, Skill
-from agents.calls import Call, Caller, Failed, Ok, Outcome
-from agents.card import AgentCard, AgentSkill, SkillSchema
-from agents.context import Context
-from agents.deadletter import DeadLetter, DeadLetters, Parked
-from agents.errors import (
-    AgentDefinitionError,
-    AgentError,
-    AgentLoadError,
-    HopLimitExceeded,
-    InvalidInput,
-    LLMError,
-    ModelUnavailable,
-    StateConflict,
-    StructuredOutputError,
-    TaskNotFound,
-)
-from agents.events import ConversationEvents
-from agents.history import ConversationHistory
-from agents.infrastructure import Infrastructure, ensure
-from agents.llm import ChatMessage, Completion, Model, Passage, TurnLLM, Usage
-from agents.mesh import Mesh
-from agents.process import load_agent, serve_agent
-from agents.redisstore import RedisStore
-from agents.registry import Instance, LiveAgent, Load, Registry
-from agents.resources import Resources
-from agents.runtime import AgentRuntime
-from agents.settings import AgentSettings
-from agents.state import ConversationState, Versioned
-from agents.tasks import TaskRecords, TaskRequest, Tasks
+Names are imported on first use (PEP 562), so the command line and programs
+that need one part of the package do not load the rest.
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.agent import Agent, Skill
+    from agents.calls import Call, Caller, Failed, Ok, Outcome
+    from agents.card import AgentCard, AgentSkill, SkillSchema
+    from agents.context import Context
+    from agents.deadletter import DeadLetter, DeadLetters, Parked
+    from agents.errors import (
+        AgentDefinitionError,
+        AgentError,
+        AgentLoadError,
+        HopLimitExceeded,
+        InvalidInput,
+        LLMError,
+        ModelUnavailable,
+        StateConflict,
+        StructuredOutputError,
+        TaskNotFound,
+    )
+    from agents.events import ConversationEvents
+    from agents.history import ConversationHistory
+    from agents.infrastructure import Infrastructure, ensure
+    from agents.llm import ChatMessage, Completion, Model, Passage, TurnLLM, Usage
+    from agents.mesh import Mesh
+    from agents.process import load_agent, serve_agent
+    from agents.redisstore import RedisStore
+    from agents.registry import Instance, LiveAgent, Load, Registry
+    from agents.resources import Resources
+    from agents.runtime import AgentRuntime
+    from agents.settings import AgentSettings
+    from agents.state import ConversationState, Versioned
+    from agents.tasks import TaskRecords, TaskRequest, Tasks
+
+_EXPORTS = {
+    "Agent": "agents.agent",
+    "Skill": "agents.agent",
+    "Call": "agents.calls",
+    "Caller": "agents.calls",
+    "Failed": "agents.calls",
+    "Ok": "agents.calls",
+    "Outcome": "agents.calls",
+    "AgentCard": "agents.card",
+    "AgentSkill": "agents.card",
+    "SkillSchema": "agents.card",
+    "Context": "agents.context",
+    "DeadLetter": "agents.deadletter",
+    "DeadLetters": "agents.deadletter",
+    "Parked": "agents.deadletter",
+    "AgentDefinitionError": "agents.errors",
+    "AgentError": "agents.errors",
+    "AgentLoadError": "agents.errors",
+    "HopLimitExceeded": "agents.errors",
+    "InvalidInput": "agents.errors",
+    "LLMError": "agents.errors",
+    "ModelUnavailable": "agents.errors",
+    "StateConflict": "agents.errors",
+    "StructuredOutputError": "agents.errors",
+    "TaskNotFound": "agents.errors",
+    "ConversationEvents": "agents.events",
+    "ConversationHistory": "agents.history",
+    "Infrastructure": "agents.infrastructure",
+    "ensure": "agents.infrastructure",
+    "ChatMessage": "agents.llm",
+    "Completion": "agents.llm",
+    "Model": "agents.llm",
+    "Passage": "agents.llm",
+    "TurnLLM": "agents.llm",
+    "Usage": "agents.llm",
+    "Mesh": "agents.mesh",
+    "load_agent": "agents.process",
+    "serve_agent": "agents.process",
+    "RedisStore": "agents.redisstore",
+    "Instance": "agents.registry",
+    "LiveAgent": "agents.registry",
+    "Load": "agents.registry",
+    "Registry": "agents.registry",
+    "Resources": "agents.resources",
+    "AgentRuntime": "agents.runtime",
+    "AgentSettings": "agents.settings",
+    "ConversationState": "agents.state",
+    "Versioned": "agents.state",
+    "TaskRecords": "agents.tasks",
+    "TaskRequest": "agents.tasks",
+    "Tasks": "agents.tasks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Agent",

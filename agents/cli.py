@@ -6,18 +6,16 @@ import argparse
 import json
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-import uvloop
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
-from agents.errors import AgentError
-from agents.mesh import Mesh
-from agents.process import load_agent, serve_agent
-from agents.settings import AgentSettings
-from bus.client import Bus
-from bus.errors import BusError
-from bus.telemetry import start_telemetry
+    from agents.mesh import Mesh
+
+# Registering the commands imports nothing heavy (the NATS client, the runtime):
+# each command imports what it needs when it runs, so every `hivewire` starts fast.
 
 __all__ = ["agent_command", "agents_command", "dlq_command"]
 
@@ -63,6 +61,11 @@ def dlq_command(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run_agent(args: argparse.Namespace) -> int:
+    from agents.errors import AgentError
+    from agents.process import load_agent, serve_agent
+    from agents.settings import AgentSettings
+    from bus.telemetry import start_telemetry
+
     try:
         agent = load_agent(args.target)
         settings = AgentSettings()
@@ -80,14 +83,26 @@ def _run_agent(args: argparse.Namespace) -> int:
         telemetry.shutdown()
 
 
+@asynccontextmanager
+async def _mesh() -> AsyncIterator[Mesh]:
+    from agents.mesh import Mesh
+    from agents.settings import AgentSettings
+    from bus.client import Bus
+
+    settings = AgentSettings()
+    bus = await Bus.connect(settings, name="hivewire-cli")
+    try:
+        yield await Mesh.open(bus, settings)
+    finally:
+        await bus.close()
+
+
 def _list_agents(args: argparse.Namespace) -> int:
+    import msgspec
+
     async def main() -> int:
-        settings = AgentSettings()
-        bus = await Bus.connect(settings, name="hivewire-cli")
-        try:
-            agents = await (await Mesh.open(bus, settings)).registry.agents()
-        finally:
-            await bus.close()
+        async with _mesh() as mesh:
+            agents = await mesh.registry.agents()
         if args.json:
             print(msgspec.json.encode(agents).decode())
             return 0
@@ -114,14 +129,11 @@ def _list_agents(args: argparse.Namespace) -> int:
 
 
 def _list_dead_letters(args: argparse.Namespace) -> int:
+    import msgspec
+
     async def main() -> int:
-        settings = AgentSettings()
-        bus = await Bus.connect(settings, name="hivewire-cli")
-        try:
-            mesh = await Mesh.open(bus, settings)
+        async with _mesh() as mesh:
             parked = await mesh.dead_letters.list(tenant=args.tenant, agent=args.agent, limit=args.limit)
-        finally:
-            await bus.close()
         if args.json:
             print(msgspec.json.encode(parked).decode())
             return 0
@@ -141,11 +153,8 @@ def _list_dead_letters(args: argparse.Namespace) -> int:
 
 def _replay_dead_letters(args: argparse.Namespace) -> int:
     async def main() -> int:
-        settings = AgentSettings()
-        bus = await Bus.connect(settings, name="hivewire-cli")
         failures = 0
-        try:
-            mesh = await Mesh.open(bus, settings)
+        async with _mesh() as mesh:
             for seq in args.seqs:
                 try:
                     task = await mesh.dead_letters.replay(seq, mesh.tasks)
@@ -154,8 +163,6 @@ def _replay_dead_letters(args: argparse.Namespace) -> int:
                     print(f"{seq}: {exc}", file=sys.stderr)
                     continue
                 print(json.dumps({"seq": seq, "task": task.id, "state": task.status.state.value}))
-        finally:
-            await bus.close()
         return 1 if failures else 0
 
     return _run(main(), "hivewire dlq replay")
@@ -163,6 +170,9 @@ def _replay_dead_letters(args: argparse.Namespace) -> int:
 
 def _run(main: Coroutine[Any, Any, int], command: str) -> int:
     """Run a command's coroutine on uvloop; a bus failure is a one-line error and exit code 1."""
+    import uvloop
+
+    from bus.errors import BusError
 
     async def guarded() -> int:
         try:

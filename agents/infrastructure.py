@@ -8,8 +8,11 @@ it is (an operator who changed its limits keeps them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
+import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
@@ -17,7 +20,7 @@ from nats.js.kv import KeyValue
 from agents.settings import AgentSettings
 from bus import subjects
 
-__all__ = ["Infrastructure", "ensure", "ensure_bucket", "entries"]
+__all__ = ["Infrastructure", "ensure", "ensure_bucket", "entries", "release"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,9 @@ async def ensure(js: JetStreamContext, settings: AgentSettings) -> Infrastructur
                 storage=api.StorageType.FILE,
                 max_age=settings.state_ttl,
                 duplicate_window=min(120.0, settings.state_ttl),
+                # Every open event stream (an SSE client) is one consumer; the server's
+                # default cap of 1,000 per stream would limit the whole mesh to that many.
+                max_consumers=EVENT_READERS,
             ),
         ),
     )
@@ -111,7 +117,9 @@ async def entries(kv: KeyValue, pattern: str = ">", *, values: bool = True) -> l
 
     The server filters by subject, so this reads only the matching keys.
     """
-    watcher = await kv.watch(pattern, ignore_deletes=True, meta_only=not values)
+    watcher = await kv.watch(
+        pattern, ignore_deletes=True, meta_only=not values, inactive_threshold=_ABANDONED_AFTER
+    )
     found: list[KeyValue.Entry] = []
     try:
         async for entry in watcher:
@@ -120,4 +128,29 @@ async def entries(kv: KeyValue, pattern: str = ">", *, values: bool = True) -> l
             found.append(entry)
     finally:
         await watcher.stop()
+        await release(watcher._sub)
     return found
+
+
+# Event streams the mesh may have open at once, across every gateway replica.
+EVENT_READERS = 100_000
+
+# The server removes a consumer nobody has listened to for this long (a crashed
+# reader's); readers that finish delete theirs at once with release().
+_ABANDONED_AFTER = 30.0
+
+
+async def release(sub: Any) -> None:
+    """Unsubscribe ``sub`` and delete its ephemeral consumer now.
+
+    nats-py's unsubscribe leaves the consumer on the server until its inactivity
+    threshold passes, and a stream holds a limited number of consumers (1,000 by
+    default): a reader per request would exhaust them within minutes.
+    """
+    with contextlib.suppress(nats.errors.Error):
+        await sub.unsubscribe()
+    # A JetStream subscription knows its context, stream and (current) consumer name.
+    js, stream, consumer = (getattr(sub, name, None) for name in ("_js", "_stream", "_consumer"))
+    if js is not None and stream and consumer:
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
+            await js.delete_consumer(stream, consumer)

@@ -46,14 +46,17 @@ class Mesh:
         self._state_bucket = state_bucket
 
     @classmethod
-    async def open(cls, bus: Bus, settings: AgentSettings) -> Mesh:
-        """Bind to the mesh's streams and buckets over ``bus`` (creating what is missing)."""
+    async def open(cls, bus: Bus, settings: AgentSettings, *, registry_cache: float = 0.0) -> Mesh:
+        """Bind to the mesh's streams and buckets over ``bus`` (creating what is missing).
+
+        ``registry_cache``: seconds a read of the live agents is reused (see :class:`Registry`).
+        """
         infra = await ensure(bus.jetstream(), settings)
         events = ConversationEvents(bus)
         return cls(
             bus,
             settings,
-            registry=Registry(infra.registry, bus.codec, ttl=settings.registry_ttl),
+            registry=Registry(infra.registry, bus.codec, ttl=settings.registry_ttl, cache_ttl=registry_cache),
             tasks=Tasks(bus, TaskRecords(infra.task_records, bus.codec), events),
             dead_letters=DeadLetters(bus.jetstream(), bus.codec),
             events=events,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import logging
 import signal
 import sys
+from pathlib import Path
+from types import ModuleType
 
 from agents.agent import Agent
 from agents.errors import AgentLoadError
@@ -22,22 +25,38 @@ log = logging.getLogger(__name__)
 
 
 def load_agent(target: str) -> Agent:
-    """Import ``MODULE:ATTR`` and return the :class:`Agent` found there.
+    """Import ``MODULE:ATTR`` (or ``path/to/file.py:ATTR``) and return the :class:`Agent` found there.
 
     Raises:
         AgentLoadError: the module or attribute is missing, or is not an agent.
     """
-    module_name, sep, attr = target.partition(":")
+    module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
-        raise AgentLoadError(target, "expected MODULE:ATTR, e.g. myagents.greeter:agent")
+        raise AgentLoadError(target, "expected MODULE:ATTR or FILE.py:ATTR, e.g. myagents.greeter:agent")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
+        module = (
+            _import_file(module_name) if module_name.endswith(".py") else importlib.import_module(module_name)
+        )
+    except (ImportError, OSError) as exc:
         raise AgentLoadError(target, f"cannot import {module_name!r}: {exc}") from exc
     found = getattr(module, attr, None)
     if not isinstance(found, Agent):
         raise AgentLoadError(target, f"{attr!r} in {module_name!r} is {type(found).__name__}, not an Agent")
     return found
+
+
+def _import_file(path: str) -> ModuleType:
+    """Import a Python file as a module named after it (a new agent needs no package)."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise ImportError(f"no file {path}")
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[file.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 async def serve_agent(

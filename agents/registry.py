@@ -65,10 +65,17 @@ class LiveAgent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class Registry:
     """Reads and writes the registry bucket."""
 
-    def __init__(self, kv: KeyValue, codec: Codec, *, ttl: float) -> None:
+    def __init__(self, kv: KeyValue, codec: Codec, *, ttl: float, cache_ttl: float = 0.0) -> None:
+        """Args:
+        ttl: how long a replica counts as live after its last beat.
+        cache_ttl: seconds a read of every replica is reused (0: read each time);
+            a front door such as the gateway looks agents up on many requests.
+        """
         self._kv = kv
         self._codec = codec
         self.ttl = ttl
+        self._cache_ttl = cache_ttl
+        self._cached: tuple[float, list[Instance]] | None = None
 
     async def announce(self, instance: Instance) -> None:
         """Write (or refresh) ``instance``'s entry."""
@@ -82,7 +89,15 @@ class Registry:
 
     async def instances(self, agent: str | None = None) -> list[Instance]:
         """Every live replica (of ``agent`` only, if given)."""
-        pattern = ">" if agent is None else f"{subjects.token('agent', agent)}.*"
+        if self._cache_ttl > 0:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self._cache_ttl:
+                self._cached = (now, await self._read(">"))
+            every = self._cached[1]
+            return every if agent is None else [i for i in every if i.agent == subjects.token("agent", agent)]
+        return await self._read(">" if agent is None else f"{subjects.token('agent', agent)}.*")
+
+    async def _read(self, pattern: str) -> list[Instance]:
         now = time.time()
         found = []
         for entry in await entries(self._kv, pattern):

@@ -18,10 +18,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bus.embedded import EmbeddedNats
-from bus.errors import EmbeddedServerError
-from bus.settings import NatsSettings
-
 __all__ = ["main", "nats_command"]
 
 ENTRY_POINT_GROUP = "hivewire.commands"
@@ -67,6 +63,11 @@ def nats_command(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run_nats(args: argparse.Namespace) -> int:
+    # Imported here, like every command's dependencies, so `hivewire` starts fast.
+    from bus.embedded import EmbeddedNats
+    from bus.errors import EmbeddedServerError
+    from bus.settings import NatsSettings
+
     settings = NatsSettings()
     server = EmbeddedNats(
         data_dir=Path(args.data_dir) if args.data_dir else settings.nats_data_dir,

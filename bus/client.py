@@ -179,7 +179,12 @@ class Bus:
             return
         for service in list(self._services):
             await service.stop()
-        with contextlib.suppress(nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+        # A connection that is reconnecting (its server went away) cannot drain: just close it.
+        with contextlib.suppress(
+            nats.errors.ConnectionClosedError,
+            nats.errors.ConnectionDrainingError,
+            nats.errors.ConnectionReconnectingError,
+        ):
             await self._nc.drain()
         if not self._nc.is_closed:
             await self._nc.close()

@@ -243,6 +243,9 @@ class EmbeddedNats:
                 stdin=subprocess.DEVNULL,
                 # Only from the main thread: Linux ties the death signal to the forking thread.
                 preexec_fn=die_with_parent(),
+                # Its own process group: a Ctrl-C in the terminal reaches the parent only,
+                # which stops the server after its clients have drained.
+                process_group=0,
             )
         self._ready_by = time.monotonic() + self._ready_timeout
         return ports_dir

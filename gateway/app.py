@@ -17,7 +17,7 @@ from importlib.metadata import version
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
@@ -66,7 +66,9 @@ class Services:
             meter_provider=telemetry.meter_provider,
         )
         try:
-            mesh = await Mesh.open(bus, settings)
+            # Agents come and go on heartbeats of seconds: a second-old view is fresh enough,
+            # and spares the registry a read per request.
+            mesh = await Mesh.open(bus, settings, registry_cache=1.0)
             keys = await ApiKeys.open(bus, cache_ttl=settings.gateway_key_cache)
         except BaseException:
             await bus.close()
@@ -176,6 +178,7 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             Exception: problems.handle,
             HTTPException: problems.handle,
             problems.Problem: problems.handle,
+            ClientDisconnect: problems.handle,
         },
         lifespan=lifespan,
     )

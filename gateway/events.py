@@ -17,6 +17,7 @@ import msgspec
 import nats.errors
 from nats.js import api
 
+from agents.infrastructure import release
 from bus import subjects
 from bus.a2a import StreamResponse
 from bus.client import Bus
@@ -80,13 +81,16 @@ class ConversationFeed:
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
             )
         sub = await self._bus.jetstream().subscribe(
-            subject, stream=subjects.EVENTS_STREAM, ordered_consumer=True, config=config
+            subject,
+            stream=subjects.EVENTS_STREAM,
+            ordered_consumer=True,
+            config=config,
+            inactive_threshold=30.0,  # the server's clean-up if this process dies
         )
         try:
             yield Feed(sub, self._bus)
         finally:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+            await release(sub)
 
 
 class Feed:

@@ -64,7 +64,7 @@ class Guard:
                 headers=decision.headers(),
             )
         if spends_tokens:
-            renews_in = await self._budget.exhausted(tenant, daily)
+            renews_in = await self._budget.exhausted(tenant, daily, used=decision.tokens_today)
             if renews_in is not None:
                 raise Problem(
                     429,

@@ -28,9 +28,10 @@ from bus.a2a import Message
 
 __all__ = ["Decision", "RateLimiter", "TokenBudget", "Usage", "UsageMeter", "spend_in", "spend_of"]
 
-# KEYS[1]: the tenant's limiter key, KEYS[2]: its usage hash (requests are counted when let in).
+# KEYS[1]: the tenant's limiter key, KEYS[2]: its usage hash (requests are counted when let in),
+# KEYS[3]: its token count for today (read here, so a request costs one round trip).
 # ARGV: emission interval and burst tolerance, in microseconds.
-# Returns {allowed (0/1), retry after µs, µs until the bucket is full again}.
+# Returns {allowed (0/1), retry after µs, µs until the bucket is full again, tokens used today}.
 _GCRA = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
@@ -40,12 +41,13 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - tolerance
+local tokens = tonumber(redis.call('GET', KEYS[3]) or 0)
 if allow_at > now then
-  return {0, allow_at - now, tat - now}
+  return {0, allow_at - now, tat - now, tokens}
 end
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
 redis.call('HINCRBY', KEYS[2], 'requests', 1)
-return {1, 0, new_tat - now}
+return {1, 0, new_tat - now, tokens}
 """
 
 
@@ -58,6 +60,7 @@ class Decision:
     remaining: int
     reset: float  # seconds until the full burst is available again
     retry_after: float  # seconds to wait when not allowed
+    tokens_today: int | None = None  # model tokens the tenant used today, when read with the decision
 
     def headers(self) -> dict[str, str]:
         """``RateLimit-*`` headers (and ``Retry-After`` when refused)."""
@@ -87,19 +90,24 @@ class RateLimiter:
         found = await self._store.run(
             lambda r: self._redis(r, tenant, round(interval * 1e6), round(tolerance * 1e6)), None
         )
+        tokens: int | None = None
         if found is None:
             allowed, retry, full = self._in_process(tenant, interval, tolerance)
             if allowed:
                 self._usage.count_locally(tenant)
         else:
-            allowed, retry, full = bool(found[0]), found[1] / 1e6, found[2] / 1e6
+            allowed, retry, full, tokens = bool(found[0]), found[1] / 1e6, found[2] / 1e6, int(found[3])
         remaining = max(0, int((tolerance - full) / interval)) if allowed else 0
-        return Decision(allowed, burst, remaining, full, retry)
+        return Decision(allowed, burst, remaining, full, retry, tokens)
 
     async def _redis(self, r: redis.asyncio.Redis, tenant: str, interval: int, tolerance: int) -> list[int]:
         if self._script is None:
             self._script = r.register_script(_GCRA)
-        keys = [subjects.rate_limit_key(tenant), subjects.usage_key(tenant)]
+        keys = [
+            subjects.rate_limit_key(tenant),
+            subjects.usage_key(tenant),
+            subjects.token_budget_key(tenant, _today()),
+        ]
         result: list[int] = await self._script(keys=keys, args=[interval, tolerance])
         return result
 
@@ -140,11 +148,16 @@ class TokenBudget:
         found = await self._store.run(lambda r: r.get(key), None)
         return int(found) if found is not None else self._local.get((tenant, day), 0)
 
-    async def exhausted(self, tenant: str, budget: int) -> float | None:
-        """Seconds until the budget renews when ``tenant`` has used it up today, else ``None``."""
+    async def exhausted(self, tenant: str, budget: int, *, used: int | None = None) -> float | None:
+        """Seconds until the budget renews when ``tenant`` has used it up today, else ``None``.
+
+        ``used``: today's count if already known (the rate limiter reads it too).
+        """
         if budget <= 0:
             return None
-        return _until_midnight() if await self.used(tenant) >= budget else None
+        if used is None:
+            used = await self.used(tenant)
+        return _until_midnight() if used >= budget else None
 
     async def spend(self, tenant: str, tokens: int) -> None:
         """Add ``tokens`` to today's count."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agents.errors import HopLimitExceeded, TaskNotFound
@@ -127,6 +127,9 @@ def problem_from(exc: Exception) -> Problem:
 
 async def handle(request: Request, exc: Exception) -> Response:
     """Starlette exception handler: every error becomes a problem document."""
+    if isinstance(exc, ClientDisconnect):
+        # Nobody is left to read an answer: nothing failed on our side.
+        return Response(status_code=499)
     return problem_response(problem_from(exc), request.url.path)
 
 

@@ -199,7 +199,7 @@ class RestApi:
         async def stream() -> AsyncIterator[bytes]:
             try:
                 async for chunk in self._relay(
-                    events, None, None if follow else self._settings.gateway_timeout
+                    events, None, None if follow else self._settings.gateway_timeout, follow=follow
                 ):
                     yield chunk
             finally:
@@ -207,8 +207,11 @@ class RestApi:
 
         return _sse(stream(), admitted.headers)
 
-    async def _relay(self, events: Any, task_id: str | None, timeout: float | None) -> AsyncIterator[bytes]:
-        """SSE frames of ``events`` until ``task_id``'s turn ends (any turn when ``None``)."""
+    async def _relay(
+        self, events: Any, task_id: str | None, timeout: float | None, *, follow: bool = False
+    ) -> AsyncIterator[bytes]:
+        """SSE frames of ``events`` until ``task_id``'s turn ends (any turn when ``None``; with
+        ``follow``, until the client leaves)."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout + 5.0
         ping = self._settings.gateway_sse_ping
@@ -221,6 +224,8 @@ class RestApi:
                 continue
             yield sse_event(_encoder.encode(found.event), name=event_name(found.event), event_id=found.seq)
             update = found.event.status_update
+            if follow:
+                continue
             if task_id is None:
                 if not isinstance(update, msgspec.UnsetType) and update.status.state.terminal:
                     return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,7 @@ def test_the_bus_example_in_the_readme_runs(tmp_path: Path) -> None:
 
 def test_the_readme_names_the_commands_ci_runs() -> None:
     text = README.read_text()
-    assert "bash .ci/install && .venv/bin/hivewire nats" in text
+    assert "bash .ci/install && .venv/bin/hivewire up" in text
     assert "bash .ci/run" in text
 
 
@@ -35,9 +34,8 @@ async def test_the_readme_agent_joins_a_running_mesh_and_answers(
 ) -> None:
     (code,) = re.findall(r"```python file=greeter.py\n(.*?)```", README.read_text(), flags=re.DOTALL)
     (tmp_path / "greeter.py").write_text(code)
-    assert "hivewire agent run greeter:agent" in README.read_text()
-    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    async with agent_process(nats_server.url, "greeter:agent", PYTHONPATH=path):
+    assert "hivewire agent run greeter.py:agent" in README.read_text()
+    async with agent_process(nats_server.url, f"{tmp_path / 'greeter.py'}:agent"):
         live = await mesh.registry.get("greeter")
         assert live is not None
         assert [skill.id for skill in live.card.skills] == ["greet"]

@@ -75,44 +75,85 @@ _STOPWORDS = frozenset(
 )
 
 
+def _stem(word: str) -> str:
+    """A crude stem, so "charged", "charges" and "charge" meet."""
+    for suffix in ("ing", "ed", "es", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
+def _units(text: str) -> list[str]:
+    """A passage's answerable pieces, in order: a list is one piece (a procedure stays whole),
+    a paragraph gives one piece per sentence; headings and breadcrumbs are dropped."""
+    units: list[str] = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if all(_LIST_ITEM.match(line) for line in lines):
+            steps = "\n".join(lines[:8])
+            if units and units[-1].endswith(":"):
+                # "If the code is rejected:" introduces the list: they answer together.
+                units[-1] = units[-1] + "\n" + steps
+            else:
+                units.append(steps)
+            continue
+        paragraph = " ".join(lines)
+        if paragraph.startswith("#") or (" > " in paragraph and not paragraph.endswith((".", "!", "?", ":"))):
+            continue
+        if len(paragraph.split()) <= 8 and not paragraph.endswith((".", "!", "?", ":")):
+            continue  # a heading
+        units.extend(s.strip() for s in _SENTENCE.split(paragraph) if len(s.strip()) > 2)
+    return units
 
 
 def extractive_answer(
-    messages: list[ChatMessage], passages: list[Passage], *, max_sentences: int = 3
+    messages: list[ChatMessage], passages: list[Passage], *, max_units: int = 3
 ) -> Completion:
-    """Answer the last user message from ``passages`` alone."""
+    """Answer the last user message from ``passages`` alone.
+
+    The best-ranked passage leads (retrieval ranked it by meaning): its piece
+    sharing the most words with the question, or its first piece when none
+    does. Up to ``max_units - 1`` more pieces follow, from any passage, by the
+    words they share with the question.
+    """
     question = next((m.content for m in reversed(messages) if m.role == "user"), "")
     asked = _words(question)
-    scored: list[tuple[float, int, int, str]] = []
+    candidates: list[tuple[int, int, int, str]] = []  # (overlap, passage, position, text)
     for p_index, passage in enumerate(passages):
-        for s_index, sentence in enumerate(s.strip() for s in _SENTENCE.split(passage.text)):
-            if len(sentence) < 3 or sentence.startswith("#"):
-                continue
-            overlap = len(asked & _words(sentence))
-            if overlap:
-                # Earlier (better-ranked) passages win ties.
-                scored.append((overlap - 0.01 * p_index, p_index, s_index, sentence))
-    best = sorted(scored, reverse=True)[:max_sentences]
-    if not best:
+        for u_index, unit in enumerate(_units(passage.text)):
+            candidates.append((len(asked & _words(unit)), p_index, u_index, unit))
+    if not candidates:
         text = (
             "I'm running without a language model (offline mode) and found nothing in the "
             "knowledge base that answers this."
         )
         return Completion(text=text, model=OFFLINE_MODEL, usage=Usage(), offline=True)
-    chosen = sorted(best, key=lambda item: (item[1], item[2]))
+    top = [c for c in candidates if c[1] == candidates[0][1]]
+    lead = max(top, key=lambda c: (c[0], -c[2]))
+    rest = sorted((c for c in candidates if c is not lead and c[0] > 0), key=lambda c: (-c[0], c[1], c[2]))[
+        : max_units - 1
+    ]
+    chosen = sorted([lead, *rest], key=lambda c: (c[1] != lead[1], c[1], c[2]))
     cited: list[int] = []
     lines = []
-    for _, p_index, _, sentence in chosen:
+    for _, p_index, _, unit in chosen:
         if p_index not in cited:
             cited.append(p_index)
-        lines.append(f"{sentence} [{cited.index(p_index) + 1}]")
+        lines.append(f"{unit} [{cited.index(p_index) + 1}]")
     sources = [f"[{n + 1}] {passages[p].label}" for n, p in enumerate(cited)]
     text = (
         "From the knowledge base (offline mode: no language model is configured, so these are "
-        "the most relevant sentences as written):\n\n"
-        + "\n".join(lines)
+        "the most relevant passages as written):\n\n"
+        + "\n\n".join(lines)
         + "\n\nSources:\n"
         + "\n".join(sources)
     )

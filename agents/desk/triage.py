@@ -1,0 +1,152 @@
+"""The triage agent: the support desk's entry point (the gateway's default agent).
+
+Each turn runs three things at once, each under its own deadline: intent and
+sentiment classification (a small model, or embedding similarity through the
+knowledge agent in offline mode) and the knowledge search. Whatever arrives in
+time goes to the answer agent, which streams the reply to the conversation. A
+negative turn that the knowledge base cannot resolve is flagged for a human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import msgspec
+
+from agents import Agent, ChatMessage, Context, Model
+from agents.desk.answer import AnswerRequest
+from agents.desk.labels import INTENTS, SENTIMENTS, describe
+from agents.llm.messages import Passage
+from bus.a2a import Message, Part, Role, new_id
+from knowledge.messages import ClassifyReply, ClassifyRequest, SearchReply, SearchRequest
+
+__all__ = ["DESK_KEY", "DeskOutcome", "triage"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Where a reply carries the desk's reading of the turn.
+DESK_KEY = "hivewire.desk"
+
+CLASSIFY_TIMEOUT = 2.0
+SEARCH_TIMEOUT = 3.0
+ANSWER_TIMEOUT = 45.0
+# Passages at least this similar (cosine) to the question go to the answer agent;
+# the knowledge base counts as having the answer when the best one reaches RESOLVES.
+# (On the sample base, the passage that answers a question scores 0.5-0.6 typically
+# and 0.3 at worst; off-topic questions score 0.1-0.2.)
+RELEVANT = 0.25
+RESOLVES = 0.40
+PASSAGES = 4
+
+
+class Label(msgspec.Struct, frozen=True, kw_only=True):
+    """A model's classification of the question."""
+
+    label: str
+
+
+class DeskOutcome(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The desk's reading of a turn, in the reply's metadata under ``hivewire.desk``."""
+
+    intent: str
+    sentiment: str
+    handoff: bool
+    reason: str = ""
+    sources: tuple[str, ...] = ()
+    searched: bool = True
+
+
+triage = Agent(
+    "triage",
+    description="The support desk's front door: classifies each question, searches the knowledge base "
+    "and has the answer agent reply; flags unhappy, unresolved turns for a human.",
+    version="0.1.0",
+    models={"classify": Model(name="gpt-4o-mini", temperature=0.0, max_tokens=20)},
+)
+
+
+@triage.skill(examples=("How do I reset my password?", "I was charged twice and I'm furious"))
+async def chat(ctx: Context, question: str) -> Message:
+    """Answer a customer's question, grounded in the knowledge base, with a hand-off flag."""
+    await ctx.emit_status("looking into it")
+    intent, sentiment, found = await asyncio.gather(
+        _within(_classify(ctx, question, INTENTS, "intent"), CLASSIFY_TIMEOUT, "unknown", "intent"),
+        _within(_classify(ctx, question, SENTIMENTS, "sentiment"), CLASSIFY_TIMEOUT, "neutral", "sentiment"),
+        _within(_search(ctx, question), SEARCH_TIMEOUT, None, "search"),
+    )
+    passages = tuple(p for p in (found.passages if found else ()) if p.score >= RELEVANT)
+    resolvable = any(p.score >= RESOLVES for p in passages)
+    handoff = sentiment == "negative" and (not resolvable or intent == "cancellation")
+    reason = ""
+    if handoff:
+        reason = (
+            "negative and the knowledge base has no answer" if not resolvable else "an unhappy cancellation"
+        )
+        await ctx.emit_status("flagged for a human agent: " + reason)
+        await ctx.state.put("handoff", {"reason": reason, "question": question})
+    text = await ctx.call(
+        "answer",
+        "respond",
+        AnswerRequest(
+            question=question,
+            passages=tuple(
+                Passage(text=p.text, source=p.source, title=p.heading or p.title, score=p.score)
+                for p in passages
+            ),
+            intent=intent,
+            sentiment=sentiment,
+        ),
+        str,
+        timeout=ANSWER_TIMEOUT,
+    )
+    if handoff:
+        text += "\n\nI've passed this conversation to a person on our support team; they will follow up here."
+    outcome = DeskOutcome(
+        intent=intent,
+        sentiment=sentiment,
+        handoff=handoff,
+        reason=reason,
+        sources=tuple(dict.fromkeys(p.source for p in passages)),
+        searched=found is not None and not found.timed_out,
+    )
+    return Message(
+        message_id=new_id(),
+        role=Role.AGENT,
+        parts=(Part.text_part(text),),
+        context_id=ctx.context_id,
+        metadata={DESK_KEY: msgspec.to_builtins(outcome)},
+    )
+
+
+async def _classify(ctx: Context, question: str, labels: dict[str, list[str]], what: str) -> str:
+    if ctx.llm.offline:
+        reply = await ctx.call(
+            "knowledge", "classify", ClassifyRequest(text=question, labels=labels), ClassifyReply
+        )
+        return reply.label
+    prompt = (
+        f"Classify the {what} of the customer's message as exactly one of these labels:\n{describe(labels)}\n"
+        'Reply with JSON: {"label": "<label>"}.'
+    )
+    found = await ctx.llm.structured(
+        [ChatMessage.system(prompt), ChatMessage.user(question)], Label, use="classify", cache="tenant"
+    )
+    return found.label if found.label in labels else next(iter(labels))
+
+
+async def _search(ctx: Context, question: str) -> SearchReply:
+    return await ctx.call("knowledge", "search", SearchRequest(query=question, k=PASSAGES), SearchReply)
+
+
+async def _within(work: Awaitable[T], seconds: float, default: T, what: str) -> T:
+    """``work``'s result, or ``default`` if it fails or takes longer than ``seconds``."""
+    try:
+        return await asyncio.wait_for(work, seconds)
+    except Exception as exc:  # noqa: BLE001 - a missing signal degrades the answer, never fails the turn
+        log.warning("triage: %s unavailable (%s: %s)", what, type(exc).__name__, exc)
+        return default

@@ -1,0 +1,286 @@
+"""``hivewire up``: the whole mesh on this machine, one process per component, with one command.
+
+It runs what an operator runs in production, only all at once: NATS (the
+embedded server unless ``HIVEWIRE_NATS_URL`` names one), the knowledge agent,
+the support desk's ``triage`` and ``answer`` agents, and the gateway, each as
+its own ``hivewire`` process. It seeds the knowledge base with the sample
+articles (through the knowledge agent, so there is one writer), keeps a local
+API key in ``.hivewire/up.json``, prints how to talk to it, and on Ctrl-C stops
+every child cleanly (gateway first, then agents, then NATS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+
+import knowledge
+from agents.mesh import Mesh
+from bus.children import die_with_parent
+from bus.client import Bus
+from bus.embedded import EmbeddedNats
+from gateway.keys import ApiKeys
+from gateway.local import TENANT, UP_FILE, read_up, save_up
+from gateway.settings import GatewaySettings
+from knowledge.messages import IngestReply, IngestRequest
+
+__all__ = ["run"]
+AGENTS = ("knowledge.agent:knowledge", "agents.desk.triage:triage", "agents.desk.answer:answer")
+SAMPLES = Path(knowledge.__file__).parent / "samples" / "support"
+EXAMPLE = "How do I reset my password?"
+
+
+def run(args: argparse.Namespace) -> int:
+    """``hivewire up`` (registered in :mod:`gateway.cli`)."""
+    return uvloop.run(_up(args))
+
+
+@dataclass
+class _Child:
+    name: str
+    process: asyncio.subprocess.Process
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def _redis_on_standard_port() -> str | None:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", 6379), 0.5)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(b"PING\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 0.5)
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+    return "redis://127.0.0.1:6379/0" if answer.startswith(b"+PONG") else None
+
+
+async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Child:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bus.cli",
+        "--log-level",
+        "WARNING",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        preexec_fn=die_with_parent(),
+        # Their own session: Ctrl-C reaches `hivewire up` only, which stops the
+        # children in order (gateway, agents, NATS) instead of all at once.
+        start_new_session=True,
+    )
+    return _Child(name, process)
+
+
+async def _up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    settings = GatewaySettings()
+    children: list[_Child] = []
+    nats: EmbeddedNats | None = None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        # NATS: the configured one, or the embedded server.
+        if settings.nats_url:
+            url = settings.nats_url
+            _say(f"NATS      {url} (configured)")
+        else:
+            port = settings.nats_embedded_port
+            if port and not _port_free(settings.nats_embedded_host, port):
+                _say(f"NATS      port {port} is taken (another server?); the embedded one takes a free port")
+                port = 0
+            nats = await EmbeddedNats(
+                host=settings.nats_embedded_host, port=port, data_dir=settings.nats_data_dir
+            ).astart()
+            url = nats.url
+            _say(f"NATS      {url} (embedded, JetStream data in {settings.nats_data_dir})")
+
+        if not _port_free(settings.gateway_host, settings.gateway_port):
+            _say(f"hivewire up: port {settings.gateway_port} is in use; set HIVEWIRE_GATEWAY_PORT")
+            return 1
+
+        # Redis: configured, found on its standard port, or none (said plainly).
+        redis_url = settings.redis_url or await _redis_on_standard_port()
+        if settings.redis_url:
+            _say(f"Redis     {settings.redis_url} (configured)")
+        elif redis_url:
+            _say(f"Redis     {redis_url} (found on the standard port)")
+        else:
+            _say(
+                "Redis     none: cache, history and rate limits are kept in each process. That is fine "
+                "on one machine; a deployment with several replicas needs Redis (HIVEWIRE_REDIS_URL)."
+            )
+        if settings.llm_base_url:
+            _say(f"Models    {settings.llm_base_url}")
+        else:
+            _say(
+                "Models    none configured: OFFLINE MODE. Answers are the knowledge base's own sentences, "
+                "labelled as such; set HIVEWIRE_LLM_BASE_URL (and HIVEWIRE_LLM_API_KEY) for a model."
+            )
+
+        env = {
+            **os.environ,
+            "HIVEWIRE_NATS_URL": url,
+            "HIVEWIRE_GATEWAY_AGENT": "triage",
+            "HIVEWIRE_GATEWAY_SKILL": "chat",
+        }
+        if redis_url:
+            env["HIVEWIRE_REDIS_URL"] = redis_url
+        for target in AGENTS:
+            children.append(await _spawn(target.split(":")[1], ["agent", "run", target], env))
+        bus = await Bus.connect(settings.model_copy(update={"nats_url": url}), name="hivewire-up")
+        try:
+            mesh = await Mesh.open(bus, settings)
+            key = await _local_key(await ApiKeys.open(bus))
+            children.append(await _spawn("gateway", ["gateway"], env))
+            base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+            await _wait_ready(mesh, base, children, stop)
+            if stop.is_set():
+                return 0
+            if not args.no_samples:
+                await _ingest_samples(mesh)
+        finally:
+            await bus.close()
+        save_up(base, key)
+        _banner(base, key, url, time.monotonic() - started)
+        return await _supervise(children, stop)
+    finally:
+        await _stop_all(children)
+        if nats is not None:
+            nats.stop()
+        _say("stopped")
+
+
+async def _local_key(keys: ApiKeys) -> str:
+    """The local tenant's key from ``.hivewire/up.json`` if still valid, else a new one."""
+    key = read_up().get("apiKey")
+    if isinstance(key, str) and await keys.verify(key) == TENANT:
+        return key
+    key, _ = await keys.create(TENANT, name="hivewire up")
+    return key
+
+
+async def _wait_ready(mesh: Mesh, base: str, children: list[_Child], stop: asyncio.Event) -> None:
+    """Until every agent is registered and the gateway is ready (or a child died, or Ctrl-C)."""
+    wanted = {target.split(":")[1] for target in AGENTS}
+    deadline = time.monotonic() + 90
+    while not stop.is_set():
+        for child in children:
+            if child.process.returncode is not None:
+                raise SystemExit(f"hivewire up: {child.name} exited with code {child.process.returncode}")
+        live = {agent.name for agent in await mesh.registry.agents()}
+        if wanted <= live and await asyncio.to_thread(_ready, base):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"hivewire up: not ready after 90 s (live agents: {sorted(live)})")
+        await asyncio.sleep(0.2)
+
+
+def _ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/readyz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+async def _ingest_samples(mesh: Mesh) -> None:
+    files = sorted(SAMPLES.glob("*.md"))
+    caller = mesh.caller(TENANT)
+    added = 0
+    _say(f"Knowledge ingesting {len(files)} sample articles (unchanged ones are skipped)...")
+    for path in files:
+        reply = await caller.call(
+            "knowledge",
+            "ingest",
+            IngestRequest(source=path.name, text=path.read_text()),
+            IngestReply,
+            timeout=120,
+        )
+        added += reply.added
+    _say(f"Knowledge {len(files)} articles, {added} new passages")
+
+
+def _banner(base: str, key: str, nats_url: str, seconds: float) -> None:
+    join = "" if nats_url == "nats://127.0.0.1:4222" else f"HIVEWIRE_NATS_URL={nats_url} "
+    _say(
+        f"""
+Hivewire is up ({seconds:.0f} s): NATS, knowledge, triage, answer and the gateway, one process each.
+
+  Gateway   {base}   (API docs: {base}/docs)
+  API key   {key}   (tenant {TENANT!r}; also in {UP_FILE})
+
+Ask from this machine:
+  .venv/bin/hivewire ask "{EXAMPLE}"
+
+or over HTTP:
+  curl -s -XPOST {base}/v1/conversations -H "Authorization: Bearer {key}"
+  curl -N {base}/v1/conversations/<id>/messages -H "Authorization: Bearer {key}" \\
+       -H "Accept: text/event-stream" -d '{{"text": "{EXAMPLE}"}}'
+
+Add an agent (see the README):
+  {join}.venv/bin/hivewire agent run greeter.py:agent
+
+Ctrl-C stops everything."""
+    )
+
+
+async def _supervise(children: list[_Child], stop: asyncio.Event) -> int:
+    """Wait for Ctrl-C (exit 0) or a child that dies (exit 1)."""
+    waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
+    stopping = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
+    for future in waits:
+        future.cancel()
+    if stopping in done:
+        return 0
+    stopping.cancel()
+    dead = next(waits[f] for f in done if f in waits)
+    _say(f"hivewire up: {dead.name} exited with code {dead.process.returncode}; stopping the rest")
+    return 1
+
+
+async def _stop_all(children: list[_Child], grace: float = 15.0) -> None:
+    """SIGTERM the gateway first, then the agents (they drain), then wait; kill what is left."""
+    for child in reversed(children):
+        if child.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+            if child.name == "gateway":
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(child.process.wait(), grace)
+    for child in children:
+        try:
+            await asyncio.wait_for(child.process.wait(), grace)
+        except TimeoutError:
+            child.process.kill()
+            await child.process.wait()

@@ -1,0 +1,155 @@
+"""The main job: `hivewire up` starts the whole mesh; the README's request gets a streamed answer;
+a new agent joins the running mesh and is callable through the gateway; Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.gateway_server import free_port
+from tests.processes import agent_process
+from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(240)
+
+
+@dataclass
+class RunningMesh:
+    process: asyncio.subprocess.Process
+    folder: Path
+    url: str
+    key: str
+    nats_url: str
+    output: list[str]
+
+
+async def _hivewire(folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bus.cli", *args,
+        cwd=folder, env=env or os.environ.copy(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture(scope="module")
+async def running(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> AsyncIterator[RunningMesh]:
+    folder = tmp_path_factory.mktemp("up")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HIVEWIRE_", "OTEL_"))  # a fresh clone's defaults
+    }
+    env.update(
+        HIVEWIRE_GATEWAY_PORT=str(free_port()),
+        HIVEWIRE_NATS_EMBEDDED_PORT="0",
+        HIVEWIRE_REDIS_URL=redis_server.url,
+        PYTHONPATH=str(ROOT),
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bus.cli", "up",
+        cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+        while not any("Ctrl-C stops everything" in line for line in output):
+            line = (await asyncio.wait_for(process.stdout.readline(), 180)).decode()
+            assert line, "hivewire up exited:\n" + "".join(output)
+            output.append(line)
+        text = "".join(output)
+        url = re.search(r"Gateway\s+(http://\S+)", text)
+        key = re.search(r"API key\s+(hw_\S+)", text)
+        nats = re.search(r"NATS\s+(nats://\S+)", text)
+        assert url, text
+        assert key, text
+        assert nats, text
+        yield RunningMesh(process, folder, url.group(1), key.group(1), nats.group(1), output)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_up_reports_what_it_started_and_how_to_ask(running: RunningMesh) -> None:
+    text = "".join(running.output)
+    assert "OFFLINE MODE" in text
+    assert "(configured)" in next(line for line in running.output if line.startswith("Redis"))
+    assert "Knowledge 20 articles" in text
+    assert 'hivewire ask "How do I reset my password?"' in text
+
+
+async def test_the_readme_example_request_gets_a_streamed_cited_answer(running: RunningMesh) -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"\.venv/bin/hivewire ask \"([^\"]+)\"", readme)
+    assert example, "the README shows a `hivewire ask` example"
+    code, out, err = await _hivewire(running.folder, "ask", example.group(1))
+    assert code == 0, err
+    assert "offline mode" in out
+    assert "account-password-reset.md" in out
+    assert "Forgot password?" in out
+    assert "intent: account" in err
+
+
+async def test_an_unhappy_unresolved_turn_is_flagged_for_a_human(running: RunningMesh) -> None:
+    headers = {"Authorization": f"Bearer {running.key}"}
+    async with httpx.AsyncClient(base_url=running.url, headers=headers, timeout=30) as client:
+        cid = (await client.post("/v1/conversations")).json()["id"]
+        turn = await client.post(
+            f"/v1/conversations/{cid}/messages",
+            json={
+                "text": "I'm furious: the courier lost my Orbitly mug order again and nobody answers. Fed up!"
+            },
+        )
+    assert turn.status_code == 200, turn.text
+    desk = turn.json()["message"]["metadata"]["hivewire.desk"]
+    assert desk["sentiment"] == "negative"
+    assert desk["handoff"] is True
+    assert "passed this conversation to a person" in turn.json()["text"]
+
+
+async def test_a_new_agent_joins_the_running_mesh_and_is_callable_through_the_gateway(
+    running: RunningMesh,
+) -> None:
+    # Exactly what the README's "Add an agent" section tells a newcomer to do.
+    readme = (ROOT / "README.md").read_text()
+    source = re.search(r"```python file=greeter.py\n(.*?)```", readme, re.S)
+    assert source, "the README shows greeter.py"
+    (running.folder / "greeter.py").write_text(source.group(1))
+    headers = {"Authorization": f"Bearer {running.key}"}
+    async with (
+        agent_process(running.nats_url, str(running.folder / "greeter.py") + ":agent"),
+        httpx.AsyncClient(base_url=running.url, headers=headers, timeout=30) as client,
+    ):
+        reply = await client.post("/v1/agents/greeter/skills/greet", json={"input": "Ada"})
+        listed: list[str] = []
+        for _ in range(50):  # the gateway reads the registry at most once a second
+            listed = [agent["name"] for agent in (await client.get("/v1/agents")).json()]
+            if "greeter" in listed:
+                break
+            await asyncio.sleep(0.1)
+    assert "greeter" in listed
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["output"] == "Hello, Ada!"
+
+
+async def test_ctrl_c_stops_every_component(running: RunningMesh) -> None:
+    running.process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(running.process.wait(), 60) == 0
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            await client.get("/healthz")
