@@ -167,6 +167,18 @@ async def test_bad_requests_get_a_clear_problem_and_the_gateway_keeps_serving(
         ] == "OK"
 
 
+async def test_an_agent_whose_replicas_all_died_gets_503(gateway: Gateway, nats_server: EmbeddedNats) -> None:
+    async with gateway.client("globex") as client, agent_process(nats_server.url, "tests.zoo:jobs") as jobs:
+        for _ in range(50):  # until the gateway has seen it
+            if "jobs" in [a["name"] for a in (await client.get("/v1/agents")).json()]:
+                break
+            await asyncio.sleep(0.1)
+        jobs.process.kill()  # gone without a word: the registry still lists it for a moment
+        await jobs.process.wait()
+        response = await client.post("/v1/agents/jobs/skills/work", json={"input": {"n": 1, "seconds": 0}})
+    assert _problem(response, 503)["type"].endswith("/no-replica")
+
+
 async def test_a_conversation_answers_in_json_and_keeps_its_history(
     gateway: Gateway, openai_server: OpenAIServer
 ) -> None:

@@ -105,6 +105,23 @@ async def test_the_readme_example_request_gets_a_streamed_cited_answer(running: 
     assert "intent: account" in err
 
 
+async def test_another_tenant_sees_none_of_the_local_knowledge(running: RunningMesh) -> None:
+    env = {**os.environ, "HIVEWIRE_NATS_URL": running.nats_url}
+    code, out, err = await _hivewire(running.folder, "keys", "create", "--tenant", "elsewhere", env=env)
+    assert code == 0, err
+    query = {"input": {"query": "How do I reset my password?"}}
+    found = {}
+    for tenant, key in (("local", running.key), ("elsewhere", out.strip())):
+        async with httpx.AsyncClient(
+            base_url=running.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as client:
+            reply = await client.post("/v1/agents/knowledge/skills/search", json=query)
+        assert reply.status_code == 200, reply.text
+        found[tenant] = reply.json()["output"]["passages"]
+    assert found["local"]
+    assert found["elsewhere"] == []
+
+
 async def test_an_unhappy_unresolved_turn_is_flagged_for_a_human(running: RunningMesh) -> None:
     headers = {"Authorization": f"Bearer {running.key}"}
     async with httpx.AsyncClient(base_url=running.url, headers=headers, timeout=30) as client:
