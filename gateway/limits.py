@@ -11,6 +11,7 @@ but a tenant then gets its limit from every replica (documented in
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import time
@@ -29,25 +30,29 @@ from bus.a2a import Message
 __all__ = ["Decision", "RateLimiter", "TokenBudget", "Usage", "UsageMeter", "spend_in", "spend_of"]
 
 # KEYS[1]: the tenant's limiter key, KEYS[2]: its usage hash (requests are counted when let in),
-# KEYS[3]: its token count for today (read here, so a request costs one round trip).
-# ARGV: emission interval and burst tolerance, in microseconds.
-# Returns {allowed (0/1), retry after µs, µs until the bucket is full again, tokens used today}.
+# KEYS[3]: its token count for today (read here, so a request costs no second round trip).
+# ARGV: emission interval and burst tolerance in microseconds, and how many requests ask at once.
+# Returns {requests let in (the first ones, in order), µs until the first refused one could
+# go, µs until the bucket is full again, tokens used today}.
 _GCRA = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local asking = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
-local tokens = tonumber(redis.call('GET', KEYS[3]) or 0)
-if allow_at > now then
-  return {0, allow_at - now, tat - now, tokens}
+local granted = 0
+while granted < asking and tat + interval - tolerance <= now do
+  tat = tat + interval
+  granted = granted + 1
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
-redis.call('HINCRBY', KEYS[2], 'requests', 1)
-return {1, 0, new_tat - now, tokens}
+if granted > 0 then
+  redis.call('SET', KEYS[1], tat, 'PX', math.ceil((tat - now) / 1000) + 1)
+  redis.call('HINCRBY', KEYS[2], 'requests', granted)
+end
+local tokens = tonumber(redis.call('GET', KEYS[3]) or 0)
+return {granted, math.max(0, tat + interval - tolerance - now), tat - now, tokens}
 """
 
 
@@ -75,32 +80,63 @@ class Decision:
 
 
 class RateLimiter:
-    """Requests per second per tenant, with a burst, shared through Redis."""
+    """Requests per second per tenant, with a burst, shared through Redis.
+
+    The requests of one tenant that arrive in the same turn of the event loop
+    are decided together, in one script call: under load a replica makes one
+    Redis round trip per batch instead of one per request, and the decisions
+    are the same as one by one (the first ones in go first).
+    """
 
     def __init__(self, store: RedisStore, usage: UsageMeter) -> None:
         self._store = store
         self._usage = usage
         self._script: Any = None
         self._local: dict[str, float] = {}  # tenant -> theoretical arrival time (monotonic seconds)
+        self._waiting: dict[tuple[str, float, int], list[asyncio.Future[Decision]]] = {}
+        self._deciding: set[asyncio.Task[None]] = set()
 
     async def check(self, tenant: str, *, rate: float, burst: int) -> Decision:
         """Count one request of ``tenant`` and decide whether it may go ahead."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Decision] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._decide_waiting)
+        self._waiting.setdefault((tenant, rate, burst), []).append(future)
+        return await future
+
+    def _decide_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for (tenant, rate, burst), futures in waiting.items():
+            task = asyncio.create_task(self._decide(tenant, rate, burst, futures))
+            self._deciding.add(task)
+            task.add_done_callback(self._deciding.discard)
+
+    async def _decide(
+        self, tenant: str, rate: float, burst: int, futures: list[asyncio.Future[Decision]]
+    ) -> None:
         interval = 1.0 / rate
         tolerance = interval * burst
-        found = await self._store.run(
-            lambda r: self._redis(r, tenant, round(interval * 1e6), round(tolerance * 1e6)), None
-        )
-        tokens: int | None = None
-        if found is None:
-            allowed, retry, full = self._in_process(tenant, interval, tolerance)
-            if allowed:
-                self._usage.count_locally(tenant)
-        else:
-            allowed, retry, full, tokens = bool(found[0]), found[1] / 1e6, found[2] / 1e6, int(found[3])
-        remaining = max(0, int((tolerance - full) / interval)) if allowed else 0
-        return Decision(allowed, burst, remaining, full, retry, tokens)
+        try:
+            found = await self._store.run(
+                lambda r: self._redis(r, tenant, interval, tolerance, len(futures)), None
+            )
+            if found is None:
+                decisions = [self._in_process(tenant, burst, interval, tolerance) for _ in futures]
+            else:
+                decisions = _batch(found, len(futures), burst, interval, tolerance)
+        except Exception as exc:  # noqa: BLE001 - every waiting request learns of the failure
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, decision in zip(futures, decisions, strict=True):
+            if not future.done():
+                future.set_result(decision)
 
-    async def _redis(self, r: redis.asyncio.Redis, tenant: str, interval: int, tolerance: int) -> list[int]:
+    async def _redis(
+        self, r: redis.asyncio.Redis, tenant: str, interval: float, tolerance: float, asking: int
+    ) -> list[int]:
         if self._script is None:
             self._script = r.register_script(_GCRA)
         keys = [
@@ -108,20 +144,38 @@ class RateLimiter:
             subjects.usage_key(tenant),
             subjects.token_budget_key(tenant, _today()),
         ]
-        result: list[int] = await self._script(keys=keys, args=[interval, tolerance])
+        args = [round(interval * 1e6), round(tolerance * 1e6), asking]
+        result: list[int] = await self._script(keys=keys, args=args)
         return result
 
-    def _in_process(self, tenant: str, interval: float, tolerance: float) -> tuple[bool, float, float]:
+    def _in_process(self, tenant: str, burst: int, interval: float, tolerance: float) -> Decision:
         now = time.monotonic()
         tat = max(self._local.get(tenant, now), now)
         new_tat = tat + interval
         allow_at = new_tat - tolerance
         if allow_at > now:
-            return False, allow_at - now, tat - now
+            return Decision(False, burst, 0, tat - now, allow_at - now)
         self._local[tenant] = new_tat
         if len(self._local) > 100_000:
             self._local = {t: v for t, v in self._local.items() if v > now}
-        return True, 0.0, new_tat - now
+        self._usage.count_locally(tenant)
+        full = new_tat - now
+        return Decision(True, burst, max(0, int((tolerance - full) / interval)), full, 0.0)
+
+
+def _batch(found: list[int], asking: int, burst: int, interval: float, tolerance: float) -> list[Decision]:
+    """The decisions of ``asking`` requests from the script's answer, in arrival order."""
+    granted, retry, full, tokens = int(found[0]), found[1] / 1e6, found[2] / 1e6, int(found[3])
+    decisions = []
+    for i in range(asking):
+        if i < granted:
+            # The i-th request let in saw the bucket as full as it was after it.
+            mine = full - (granted - 1 - i) * interval
+            remaining = max(0, int((tolerance - mine) / interval))
+            decisions.append(Decision(True, burst, remaining, mine, 0.0, tokens))
+        else:
+            decisions.append(Decision(False, burst, 0, full, retry, tokens))
+    return decisions
 
 
 def _today() -> str:

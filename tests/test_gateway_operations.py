@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -144,3 +145,15 @@ async def test_the_redis_rate_limit_is_shared_by_replicas(redis_server: RedisSer
     await second.close()
     assert [d.allowed for d in decisions] == [True, True, True, True, False, False]
     assert [d.remaining for d in decisions[:4]] == [3, 2, 1, 0]
+
+
+async def test_requests_arriving_together_are_decided_in_one_round_trip_as_if_one_by_one(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(redis_server.url)
+    limiter = RateLimiter(store, UsageMeter(store, TokenBudget(store)))
+    decisions = await asyncio.gather(*(limiter.check(f"batch{RUN}", rate=1.0, burst=4) for _ in range(6)))
+    await store.close()
+    assert [d.allowed for d in decisions] == [True, True, True, True, False, False]
+    assert [d.remaining for d in decisions] == [3, 2, 1, 0, 0, 0]
+    assert decisions[-1].headers()["Retry-After"] == "1"
