@@ -75,8 +75,15 @@ async def chat(ctx: Context, question: str) -> Message:
     """Answer a customer's question, grounded in the knowledge base, with a hand-off flag."""
     await ctx.emit_status("looking into it")
     intent, sentiment, found = await asyncio.gather(
-        _within(_classify(ctx, question, INTENTS, "intent"), CLASSIFY_TIMEOUT, "unknown", "intent"),
-        _within(_classify(ctx, question, SENTIMENTS, "sentiment"), CLASSIFY_TIMEOUT, "neutral", "sentiment"),
+        _within(
+            _classify(ctx, question, INTENTS, "intent", "unknown"), CLASSIFY_TIMEOUT, "unknown", "intent"
+        ),
+        _within(
+            _classify(ctx, question, SENTIMENTS, "sentiment", "neutral"),
+            CLASSIFY_TIMEOUT,
+            "neutral",
+            "sentiment",
+        ),
         _within(_search(ctx, question), SEARCH_TIMEOUT, None, "search"),
     )
     passages = tuple(p for p in (found.passages if found else ()) if p.score >= RELEVANT)
@@ -123,7 +130,10 @@ async def chat(ctx: Context, question: str) -> Message:
     )
 
 
-async def _classify(ctx: Context, question: str, labels: dict[str, list[str]], what: str) -> str:
+async def _classify(
+    ctx: Context, question: str, labels: dict[str, list[str]], what: str, default: str
+) -> str:
+    """The label for ``question``; ``default`` when the model answers with something else."""
     if ctx.llm.offline:
         reply = await ctx.call(
             "knowledge", "classify", ClassifyRequest(text=question, labels=labels), ClassifyReply
@@ -136,7 +146,7 @@ async def _classify(ctx: Context, question: str, labels: dict[str, list[str]], w
     found = await ctx.llm.structured(
         [ChatMessage.system(prompt), ChatMessage.user(question)], Label, use="classify", cache="tenant"
     )
-    return found.label if found.label in labels else next(iter(labels))
+    return found.label if found.label in labels else default
 
 
 async def _search(ctx: Context, question: str) -> SearchReply:

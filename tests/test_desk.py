@@ -1,0 +1,88 @@
+"""The support desk with a model: triage classifies with the small model while the knowledge agent
+searches, the answer agent streams a reply grounded in (and citing) the passages found."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agents import Mesh
+from bus import EmbeddedNats, Message, new_id
+from knowledge.messages import IngestReply, IngestRequest
+from tests.openai_server import OpenAIServer
+from tests.processes import agent_process
+
+SAMPLES = Path(__file__).resolve().parent.parent / "knowledge" / "samples" / "support"
+ANSWER = "Duplicate charges are always refunded in full [1]."
+
+
+@pytest.fixture(scope="module")
+async def desk(
+    nats_server: EmbeddedNats, openai_server: OpenAIServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[None]:
+    env = {
+        "HIVEWIRE_LLM_BASE_URL": openai_server.url,
+        "HIVEWIRE_LLM_API_KEY": "test",
+        # The small model classifies, the big one answers (the test server answers per model).
+        "HIVEWIRE_LLM_MODELS": json.dumps(
+            {"triage.classify": {"name": "small"}, "answer.default": {"name": "big"}}
+        ),
+        "HIVEWIRE_CHROMA_PATH": str(tmp_path_factory.mktemp("chroma")),
+    }
+    async with (
+        agent_process(nats_server.url, "knowledge.agent:knowledge", **env),
+        agent_process(nats_server.url, "agents.desk.triage:triage", **env),
+        agent_process(nats_server.url, "agents.desk.answer:answer", **env),
+    ):
+        yield
+
+
+@pytest.fixture
+async def seeded(desk: None, mesh: Mesh) -> str:
+    tenant = f"desk{new_id()[:6]}"
+    article = SAMPLES / "billing-refunds-and-cancellations.md"
+    await mesh.caller(tenant).call(
+        "knowledge",
+        "ingest",
+        IngestRequest(source=article.name, text=article.read_text()),
+        IngestReply,
+        timeout=60,
+    )
+    return tenant
+
+
+async def test_a_question_is_classified_searched_and_answered_with_citations(
+    seeded: str, mesh: Mesh, model_endpoint: OpenAIServer
+) -> None:
+    model_endpoint.reply("small", '{"label": "billing"}')
+    model_endpoint.reply("big", ANSWER)
+    reply = await mesh.caller(seeded).call(
+        "triage", "chat", "I was charged twice this month", Message, timeout=30
+    )
+    assert reply.text == ANSWER
+    assert reply.metadata is not None
+    desk = reply.metadata["hivewire.desk"]
+    assert desk["intent"] == "billing"
+    assert desk["sources"] == ["billing-refunds-and-cancellations.md"]
+    assert desk["handoff"] is False
+    answered = next(r for r in model_endpoint.requests if r["model"] == "big")
+    prompt = json.dumps(answered["messages"])
+    assert "Duplicate charges" in prompt  # the passage found went to the model
+    assert "cite" in prompt
+
+
+async def test_a_failing_classifier_degrades_the_turn_instead_of_failing_it(
+    seeded: str, mesh: Mesh, model_endpoint: OpenAIServer
+) -> None:
+    model_endpoint.fail(500, times=20, model="small")
+    model_endpoint.reply("big", ANSWER)
+    reply = await mesh.caller(seeded).call(
+        "triage", "chat", "I was charged twice this month", Message, timeout=30
+    )
+    assert reply.text == ANSWER
+    assert reply.metadata is not None
+    assert reply.metadata["hivewire.desk"]["intent"] == "unknown"
+    assert reply.metadata["hivewire.desk"]["sentiment"] == "neutral"
