@@ -10,6 +10,7 @@ relays the task's events from the conversation's event stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -205,12 +206,12 @@ class A2AEndpoint:
     ) -> AsyncIterator[StreamResponse]:
         agent, skill, message = await self._route(agent_name, params)
         assert message.context_id is not None
-        feed = self._feed.open(tenant, message.context_id)
-        events = await feed.__aenter__()
+        feed = contextlib.AsyncExitStack()
+        events = await feed.enter_async_context(self._feed.open(tenant, message.context_id))
         try:
             task = await self._mesh.tasks.submit(tenant, agent.name, skill, message)
         except BaseException:
-            await feed.__aexit__(None, None, None)
+            await feed.aclose()
             raise
 
         async def relay() -> AsyncIterator[StreamResponse]:
@@ -232,7 +233,7 @@ class A2AEndpoint:
                         await self._count(tenant, await self._mesh.tasks.get(tenant, task.id))
                         return
             finally:
-                await feed.__aexit__(None, None, None)
+                await feed.aclose()
 
         return relay()
 

@@ -23,7 +23,7 @@ from bus.a2a import StreamResponse
 from bus.client import Bus
 from bus.errors import MalformedPayload
 
-__all__ = ["ConversationFeed", "FeedEvent", "event_name", "sse_comment", "sse_event"]
+__all__ = ["ConversationFeed", "Feed", "FeedEvent", "event_name", "sse_comment", "sse_event"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from agents.payloads import to_message
 from agents.registry import LiveAgent
 from bus.a2a import Message, Role, Task, new_id
 from bus.errors import NoResponders
-from gateway.events import ConversationFeed, event_name, sse_comment, sse_event
+from gateway.events import ConversationFeed, Feed, event_name, sse_comment, sse_event
 from gateway.guard import Guard
 from gateway.http import json_response, read_json
 from gateway.limits import Usage, UsageMeter, spend_of
@@ -156,12 +157,12 @@ class RestApi:
             turn: Turn = await self._conversations.send(admitted.tenant, conversation, message, timeout)
             return json_response(turn, headers=admitted.headers)
         # Follow the conversation's events before the turn starts, so nothing is missed.
-        feed = self._feed.open(admitted.tenant, conversation.id)
-        events = await feed.__aenter__()
+        feed = contextlib.AsyncExitStack()
+        events = await feed.enter_async_context(self._feed.open(admitted.tenant, conversation.id))
         try:
             task_id = await self._conversations.start(admitted.tenant, conversation, message, timeout)
         except BaseException:
-            await feed.__aexit__(None, None, None)
+            await feed.aclose()
             raise
 
         async def stream() -> AsyncIterator[bytes]:
@@ -169,7 +170,7 @@ class RestApi:
                 async for chunk in self._relay(events, task_id, timeout):
                     yield chunk
             finally:
-                await feed.__aexit__(None, None, None)
+                await feed.aclose()
 
         return _sse(stream(), {**admitted.headers, "Hivewire-Task-Id": task_id})
 
@@ -193,8 +194,10 @@ class RestApi:
         if not raw.isdigit():
             raise Problem(400, "bad-event-id", "Invalid event id", f"{raw!r} is not an event id")
         follow = request.query_params.get("follow", "false").lower() in ("1", "true", "yes")
-        feed = self._feed.open(admitted.tenant, conversation.id, after=int(raw))
-        events = await feed.__aenter__()
+        feed = contextlib.AsyncExitStack()
+        events = await feed.enter_async_context(
+            self._feed.open(admitted.tenant, conversation.id, after=int(raw))
+        )
 
         async def stream() -> AsyncIterator[bytes]:
             try:
@@ -203,12 +206,12 @@ class RestApi:
                 ):
                     yield chunk
             finally:
-                await feed.__aexit__(None, None, None)
+                await feed.aclose()
 
         return _sse(stream(), admitted.headers)
 
     async def _relay(
-        self, events: Any, task_id: str | None, timeout: float | None, *, follow: bool = False
+        self, events: Feed, task_id: str | None, timeout: float | None, *, follow: bool = False
     ) -> AsyncIterator[bytes]:
         """SSE frames of ``events`` until ``task_id``'s turn ends (any turn when ``None``; with
         ``follow``, until the client leaves)."""
