@@ -20,7 +20,7 @@ from nats.js.kv import KeyValue
 from agents.settings import AgentSettings
 from bus import subjects
 
-__all__ = ["Infrastructure", "ensure", "ensure_bucket", "entries", "release"]
+__all__ = ["Infrastructure", "ensure", "ensure_bucket", "entries", "registry_bucket", "release"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +75,19 @@ async def ensure(js: JetStreamContext, settings: AgentSettings) -> Infrastructur
         ),
     )
     registry, task_records, state = await asyncio.gather(
-        ensure_bucket(
-            js, subjects.REGISTRY_BUCKET, ttl=settings.registry_ttl, storage=api.StorageType.MEMORY
-        ),
+        registry_bucket(js, settings),
         ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention),
         ensure_bucket(js, subjects.STATE_BUCKET, ttl=settings.state_ttl),
     )
     return Infrastructure(registry=registry, task_records=task_records, state=state)
+
+
+async def registry_bucket(js: JetStreamContext, settings: AgentSettings) -> KeyValue:
+    """The registry bucket, created if missing: in memory, so a NATS restart loses it and the
+    registry makes it again (see :class:`~agents.registry.Registry`)."""
+    return await ensure_bucket(
+        js, subjects.REGISTRY_BUCKET, ttl=settings.registry_ttl, storage=api.StorageType.MEMORY
+    )
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:

@@ -13,7 +13,7 @@ from nats.js.kv import KeyValue
 from agents.calls import Caller
 from agents.deadletter import DeadLetters
 from agents.events import ConversationEvents
-from agents.infrastructure import ensure
+from agents.infrastructure import ensure, registry_bucket
 from agents.registry import Registry
 from agents.settings import AgentSettings
 from agents.state import ConversationState
@@ -56,7 +56,13 @@ class Mesh:
         return cls(
             bus,
             settings,
-            registry=Registry(infra.registry, bus.codec, ttl=settings.registry_ttl, cache_ttl=registry_cache),
+            registry=Registry(
+                infra.registry,
+                bus.codec,
+                ttl=settings.registry_ttl,
+                cache_ttl=registry_cache,
+                recreate=lambda: registry_bucket(bus.jetstream(), settings),
+            ),
             tasks=Tasks(bus, TaskRecords(infra.task_records, bus.codec), events),
             dead_letters=DeadLetters(bus.jetstream(), bus.codec),
             events=events,

@@ -14,10 +14,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from nats.js.kv import KeyValue
 
 from agents.card import AgentCard
@@ -29,6 +31,8 @@ from bus.errors import MalformedPayload
 __all__ = ["Heartbeat", "Instance", "LiveAgent", "Load", "Registry"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Load(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -65,12 +69,23 @@ class LiveAgent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class Registry:
     """Reads and writes the registry bucket."""
 
-    def __init__(self, kv: KeyValue, codec: Codec, *, ttl: float, cache_ttl: float = 0.0) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        codec: Codec,
+        *,
+        ttl: float,
+        cache_ttl: float = 0.0,
+        recreate: Callable[[], Awaitable[KeyValue]] | None = None,
+    ) -> None:
         """Args:
         ttl: how long a replica counts as live after its last beat.
         cache_ttl: seconds a read of every replica is reused (0: read each time);
             a front door such as the gateway looks agents up on many requests.
+        recreate: makes the bucket again when it is gone. It lives in memory, so a
+            NATS restart loses it; the next beat or read brings it back.
         """
+        self._recreate = recreate
         self._kv = kv
         self._codec = codec
         self.ttl = ttl
@@ -79,9 +94,8 @@ class Registry:
 
     async def announce(self, instance: Instance) -> None:
         """Write (or refresh) ``instance``'s entry."""
-        await self._kv.put(
-            subjects.registry_key(instance.agent, instance.instance), self._codec.encode(instance)
-        )
+        key, value = subjects.registry_key(instance.agent, instance.instance), self._codec.encode(instance)
+        await self._with_bucket(lambda kv: kv.put(key, value))
 
     async def withdraw(self, agent: str, instance: str) -> None:
         """Remove a replica's entry (on clean shutdown)."""
@@ -100,7 +114,7 @@ class Registry:
     async def _read(self, pattern: str) -> list[Instance]:
         now = time.time()
         found = []
-        for entry in await entries(self._kv, pattern):
+        for entry in await self._with_bucket(lambda kv: entries(kv, pattern)):
             try:
                 instance = self._codec.decode(entry.value or b"", Instance)
             except MalformedPayload as exc:
@@ -111,6 +125,17 @@ class Registry:
             if now - instance.beat_at <= self.ttl:
                 found.append(instance)
         return found
+
+    async def _with_bucket(self, operation: Callable[[KeyValue], Awaitable[T]]) -> T:
+        try:
+            return await operation(self._kv)
+        except (nats.js.errors.NotFoundError, nats.errors.NoRespondersError):
+            # The bucket's stream is gone (a restarted NATS loses memory streams).
+            if self._recreate is None:
+                raise
+            log.warning("the registry bucket is gone (NATS restarted?); creating it again")
+            self._kv = await self._recreate()
+            return await operation(self._kv)
 
     async def agents(self) -> list[LiveAgent]:
         """The live agents, each with its replica count and summed load, by name."""

@@ -27,7 +27,7 @@ from agents.context import Context
 from agents.deadletter import DeadLetters
 from agents.errors import AgentDefinitionError, HopLimitExceeded, InvalidInput
 from agents.events import ConversationEvents, chunk_event
-from agents.infrastructure import Infrastructure, ensure
+from agents.infrastructure import Infrastructure, ensure, registry_bucket
 from agents.llm.turn import resolve_models
 from agents.payloads import from_message, to_message
 from agents.registry import Heartbeat, Load, Registry
@@ -130,7 +130,12 @@ class AgentRuntime:
         )
         await self._worker.start()
         self._heartbeat = Heartbeat(
-            Registry(infra.registry, self._bus.codec, ttl=self._settings.registry_ttl),
+            Registry(
+                infra.registry,
+                self._bus.codec,
+                ttl=self._settings.registry_ttl,
+                recreate=lambda: registry_bucket(self._bus.jetstream(), self._settings),
+            ),
             agent=self.agent.name,
             instance=self.instance,
             card=self.agent.card(),
