@@ -91,6 +91,10 @@ class MiniLMEmbedder:
         options.log_severity_level = 3
         # Spinning worker threads burn CPU between runs, which other processes on a small host need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # ONNX Runtime's memory arena keeps the largest batch's buffers for good: with
+        # dynamically padded batches it grew the knowledge agent by 150-300 MB (measured
+        # 551 MB resident with it, 240 MB without), for no measurable speed.
+        options.enable_cpu_mem_arena = False
         try:
             self._session = ort.InferenceSession(
                 str(model), sess_options=options, providers=["CPUExecutionProvider"]
