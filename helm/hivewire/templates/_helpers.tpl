@@ -102,3 +102,172 @@ The NATS URL(s) Hivewire processes connect to: the in-chart Service, or external
 {{- required "externalNats.url is required when nats.enabled is false (e.g. --set externalNats.url=nats://my-nats:4222)" .Values.externalNats.url }}
 {{- end }}
 {{- end }}
+
+{{/*
+The Hivewire image every component runs (the tag defaults to the chart's appVersion).
+*/}}
+{{- define "hivewire.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+
+{{/*
+A component's resource name, labels and selector labels. Called with
+(dict "root" $ "component" "gateway").
+*/}}
+{{- define "hivewire.component.fullname" -}}
+{{- printf "%s-%s" (include "hivewire.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hivewire.component.labels" -}}
+{{ include "hivewire.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "hivewire.component.selectorLabels" -}}
+{{ include "hivewire.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+The Redis URL every process gets: the in-chart Redis, redis.url, or nothing.
+*/}}
+{{- define "hivewire.redisUrl" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s:6379/0" (include "hivewire.component.fullname" (dict "root" . "component" "redis")) }}
+{{- else }}
+{{- .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret with the model endpoint (HIVEWIRE_LLM_*), or nothing (offline mode).
+*/}}
+{{- define "hivewire.llmSecretName" -}}
+{{- if .Values.llm.existingSecret }}
+{{- .Values.llm.existingSecret }}
+{{- else if .Values.llm.baseUrl }}
+{{- printf "%s-llm" (include "hivewire.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod-level settings shared by every Hivewire pod: the image's non-root user, no service account
+token, no service links (Kubernetes would otherwise inject *_PORT variables for every Service).
+Called with (dict "root" $ "grace" <terminationGracePeriodSeconds> "component" "gateway"); fails
+when the grace period does not exceed drainGrace.
+*/}}
+{{- define "hivewire.podSpec" -}}
+{{- if le (float64 .grace) (float64 .root.Values.drainGrace) }}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%v) must be greater than drainGrace (%v): a draining process would be killed" .component .grace .root.Values.drainGrace) }}
+{{- end }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+terminationGracePeriodSeconds: {{ .grace }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 10001
+  runAsGroup: 10001
+  fsGroup: 10001
+  fsGroupChangePolicy: OnRootMismatch
+  seccompProfile:
+    type: RuntimeDefault
+{{- end }}
+
+{{/*
+Container-level settings shared by every Hivewire container: the image, settings from the -env
+ConfigMap and the model Secret, a read-only root filesystem.
+*/}}
+{{- define "hivewire.container" -}}
+image: {{ include "hivewire.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+envFrom:
+  - configMapRef:
+      name: {{ include "hivewire.envConfigMapName" . }}
+  {{- with (include "hivewire.llmSecretName" .) }}
+  - secretRef:
+      name: {{ . }}
+  {{- end }}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: ["ALL"]
+{{- end }}
+
+{{/*
+Writable scratch space under the read-only root filesystem: /tmp and the image's home (the
+working directory).
+*/}}
+{{- define "hivewire.scratchMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: home
+  mountPath: /home/hivewire
+{{- end }}
+
+{{- define "hivewire.scratchVolumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: home
+  emptyDir: {}
+{{- end }}
+
+{{/*
+Pod annotations: restart when the shared settings change; Prometheus scrape hints when asked.
+Called with (dict "root" $ "port" <metrics port or nil> "extra" <podAnnotations>).
+*/}}
+{{- define "hivewire.podAnnotations" -}}
+checksum/env: {{ include (print .root.Template.BasePath "/env-configmap.yaml") .root | sha256sum }}
+checksum/llm: {{ include (print .root.Template.BasePath "/llm-secret.yaml") .root | sha256sum }}
+{{- if and .port .root.Values.prometheusAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+A map of environment variables as a container env list (sorted by name).
+*/}}
+{{- define "hivewire.envList" -}}
+{{- range $name, $value := . }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+An agent's /metrics port (HIVEWIRE_METRICS_PORT) as env, port and liveness probe.
+*/}}
+{{- define "hivewire.agentMetricsEnv" -}}
+{{- if .Values.agentMetrics.enabled }}
+- name: HIVEWIRE_METRICS_HOST
+  value: "0.0.0.0"
+- name: HIVEWIRE_METRICS_PORT
+  value: {{ .Values.agentMetrics.port | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "hivewire.agentMetricsPort" -}}
+{{- if .Values.agentMetrics.enabled }}
+ports:
+  - name: metrics
+    containerPort: {{ .Values.agentMetrics.port }}
+# The /metrics server is part of the agent process: it answers while the process lives.
+livenessProbe:
+  httpGet:
+    path: /metrics
+    port: metrics
+  initialDelaySeconds: 20
+  periodSeconds: 20
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end }}
+{{- end }}
