@@ -29,6 +29,7 @@ from bus.client import Bus
 from bus.codec import Codec
 from bus.envelope import Envelope
 from bus.errors import RequestTimeout
+from bus.jetstream_fast import FastJetStream, FastKeyValue
 
 __all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
 
@@ -75,6 +76,8 @@ class TaskRecords:
 
     def __init__(self, kv: KeyValue, codec: Codec) -> None:
         self._kv = kv
+        # Every transition is a write on the hot path of a task: nats-py reads, lean writes.
+        self._writes = FastKeyValue(kv)
         self._codec = codec
 
     async def get(self, tenant: str, task_id: str) -> tuple[Task, int] | None:
@@ -88,8 +91,15 @@ class TaskRecords:
 
     async def create(self, tenant: str, task: Task) -> int | None:
         """Store a new record; ``None`` if one already exists."""
+        key = subjects.task_record_key(tenant, task.id)
+        data = self._codec.encode(task)
         try:
-            return await self._kv.create(subjects.task_record_key(tenant, task.id), self._codec.encode(task))
+            return await self._writes.update(key, data, last=0)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        try:
+            # Rare: the key exists. nats-py's create also writes over a deleted record.
+            return await self._kv.create(key, data)
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
@@ -101,9 +111,9 @@ class TaskRecords:
         key = subjects.task_record_key(tenant, task.id)
         data = self._codec.encode(task)
         if revision is None:
-            return await self._kv.put(key, data)
+            return await self._writes.put(key, data)
         try:
-            return await self._kv.update(key, data, last=revision)
+            return await self._writes.update(key, data, last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
@@ -142,6 +152,7 @@ class Tasks:
 
     def __init__(self, bus: Bus, records: TaskRecords, events: ConversationEvents) -> None:
         self._bus = bus
+        self._js = FastJetStream(bus.jetstream())
         self._records = records
         self._events = events
 
@@ -183,10 +194,12 @@ class Tasks:
                 tenant, msgspec.structs.replace(request, revision=revision), msg_id=message.message_id
             )
             return task
+        # Announced before it is queued: the worker announces "working" as it starts,
+        # and a client must see "submitted" first.
+        await self._events.task_status(tenant, task)
         await self._publish(
             tenant, msgspec.structs.replace(request, revision=revision), msg_id=message.message_id
         )
-        await self._events.task_status(tenant, task)
         return task
 
     async def resubmit(self, tenant: str, request: TaskRequest, *, msg_id: str) -> Task:
@@ -198,8 +211,8 @@ class Tasks:
             task = msgspec.structs.replace(task, metadata=merged)
         revision = await self._records.replace(tenant, task, None)
         assert revision is not None
-        await self._publish(tenant, msgspec.structs.replace(request, revision=revision), msg_id=msg_id)
         await self._events.task_status(tenant, task)
+        await self._publish(tenant, msgspec.structs.replace(request, revision=revision), msg_id=msg_id)
         return task
 
     async def get(self, tenant: str, task_id: str) -> Task:
@@ -247,7 +260,7 @@ class Tasks:
     async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> None:
         # The message id becomes Nats-Msg-Id: JetStream drops a copy within its window.
         headers = Envelope(message_id=msg_id, tenant=tenant).to_headers()
-        await self._bus.jetstream().publish(
+        await self._js.publish(
             subjects.task(tenant, request.agent),
             self._bus.codec.encode(request),
             headers=headers,

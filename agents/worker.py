@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -37,6 +38,9 @@ from bus.service import Request, Service
 __all__ = ["TaskWorker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
+
+# Claims a task's record (as read, at its revision) for this replica.
+_Claim = Callable[[Task, int], Coroutine[Any, Any, tuple[Task | None, int]]]
 
 # Runs one task's skill and returns the reply message.
 Invoke = Callable[[str, TaskRequest, Envelope], Awaitable[Message]]
@@ -94,6 +98,9 @@ class TaskWorker:
         self._loop: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
         self._cancels: Service[TaskCancel] | None = None
+        # Cancellations heard, oldest first, and the last task queued before we listened.
+        self._canceled: dict[str, None] = {}
+        self._fresh_after = 2**63
 
     async def start(self) -> None:
         """Bind to the agent's work queue (creating its consumer) and start pulling."""
@@ -112,6 +119,9 @@ class TaskWorker:
         await _create_or_update_consumer(js, subjects.TASKS_STREAM, config)
         self._sub = await js.pull_subscribe_bind(durable, stream=subjects.TASKS_STREAM)
         self._cancels = await self._bus.serve(subjects.all_tenants_cancels(), self._on_cancel, TaskCancel)
+        # Asked after subscribing (on the same connection, so the server has the
+        # subscription): a task queued later has any cancellation of it broadcast to us.
+        self._fresh_after = (await js.stream_info(subjects.TASKS_STREAM)).state.last_seq
         self._loop = asyncio.create_task(self._pull(self._sub), name=f"tasks {self.agent}")
 
     async def stop(self, *, grace: float) -> None:
@@ -180,7 +190,19 @@ class TaskWorker:
             self.stats.in_flight -= 1
 
     async def _run(self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int) -> None:
-        task, revision = await self._claim(tenant, request, deliveries)
+        late: _LateClaim | None = None
+        if self._untouched(msg, request, deliveries):
+            # The record is as queued: run at once and record ``working`` only if the
+            # task is still running after a moment (see _LateClaim); the event goes now.
+            task: Task | None = self._working(request.submitted(), deliveries)
+            revision = request.revision
+            assert task is not None
+            await self._events.task_status(tenant, task)
+            late = _LateClaim(
+                self._claim_from(tenant, request, deliveries), task, revision, _RECORD_WORKING_AFTER
+            )
+        else:
+            task, revision = await self._claim(tenant, request, deliveries)
         if task is None:
             self.stats.skipped += 1
             await msg.ack()
@@ -200,6 +222,8 @@ class TaskWorker:
         try:
             reply = await self._invoke(tenant, request, Envelope(tenant=tenant))
         except asyncio.CancelledError:
+            if late is not None:
+                late.abandon()
             if _Why.SHUTDOWN in why:
                 self.stats.released += 1
                 with contextlib.suppress(nats.errors.Error):
@@ -213,17 +237,63 @@ class TaskWorker:
                 raise
             return
         except Exception as exc:  # noqa: BLE001 - any handler failure is a failed attempt, recorded below
+            if late is not None:
+                task, revision = await late.settle()
             await self._failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
             beat.stop()
             self._running.pop(request.task_id, None)
+        if late is not None:
+            task, revision = await late.settle()
         await self._complete(msg, tenant, task, revision, reply)
 
-    async def _claim(self, tenant: str, request: TaskRequest, deliveries: int) -> tuple[Task | None, int]:
+    def _untouched(self, msg: Msg, request: TaskRequest, deliveries: int) -> bool:
+        """Whether the task's record is surely as queued, so it can run without a claim first.
+
+        True for a first delivery that carries its record's revision, queued after
+        this worker began hearing cancellations, and not canceled since: any other
+        change of a fresh record is a cancellation, and those are broadcast to us.
+        """
+        return (
+            deliveries == 1
+            and request.revision > 0
+            and msg.metadata.sequence.stream > self._fresh_after
+            and request.task_id not in self._canceled
+        )
+
+    def _working(self, task: Task, deliveries: int) -> Task:
+        """``task`` as this replica's ``deliveries``-th attempt at it is running."""
+        note = Message.agent_text(
+            f"{self.agent} is working on it (delivery {deliveries})",
+            context_id=task.context_id,
+            task_id=task.id,
+        )
+        working = finish(task, TaskState.WORKING, note)
+        return msgspec.structs.replace(
+            working,
+            metadata={**(task.metadata or {}), "deliveries": deliveries, "instance": self.instance},
+        )
+
+    def _claim_from(self, tenant: str, request: TaskRequest, deliveries: int) -> _Claim:
+        async def claim(task: Task, revision: int) -> tuple[Task | None, int]:
+            return await self._claim(tenant, request, deliveries, found=(task, revision), announce=False)
+
+        return claim
+
+    async def _claim(
+        self,
+        tenant: str,
+        request: TaskRequest,
+        deliveries: int,
+        *,
+        found: tuple[Task, int] | None = None,
+        announce: bool = True,
+    ) -> tuple[Task | None, int]:
         """Move the task's record to ``working``; ``None`` if it already ended (or was canceled)."""
-        # Usually the record is as submitted: claim it by its queued revision, unread.
-        found: tuple[Task, int] | None = (request.submitted(), request.revision) if request.revision else None
+        if found is None and request.revision:
+            # Usually the record is as submitted: claim it by its queued revision, unread.
+            found = (request.submitted(), request.revision)
         while True:
             if found is None:
                 found = await self._records.get(tenant, request.task_id)
@@ -234,19 +304,11 @@ class TaskWorker:
             task, revision = found
             if task.status.state.terminal:
                 return None, revision
-            note = Message.agent_text(
-                f"{self.agent} is working on it (delivery {deliveries})",
-                context_id=task.context_id,
-                task_id=task.id,
-            )
-            working = finish(task, TaskState.WORKING, note)
-            working = msgspec.structs.replace(
-                working,
-                metadata={**(task.metadata or {}), "deliveries": deliveries, "instance": self.instance},
-            )
+            working = self._working(task, deliveries)
             new_revision = await self._records.replace(tenant, working, revision)
             if new_revision is not None:
-                await self._events.task_status(tenant, working)
+                if announce:
+                    await self._events.task_status(tenant, working)
                 return working, new_revision
             found = None
 
@@ -256,13 +318,20 @@ class TaskWorker:
         usage = (reply.metadata or {}).get(USAGE_KEY)
         if usage is not None:
             done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
-        if await self._records.replace(tenant, done, revision) is not None:
-            self.stats.completed += 1
-            await self._events.task_status(tenant, done)
-        else:
-            # Someone else ended it meanwhile (canceled, or a slower duplicate
-            # delivery completed first): theirs is the recorded outcome.
-            self.stats.skipped += 1
+        while True:
+            if await self._records.replace(tenant, done, revision) is not None:
+                self.stats.completed += 1
+                await self._events.task_status(tenant, done)
+                break
+            found = await self._records.get(tenant, task.id)
+            if found is None or found[0].status.state.terminal:
+                # Someone else ended it meanwhile (canceled, or a slower duplicate
+                # delivery completed first): theirs is the recorded outcome.
+                self.stats.skipped += 1
+                break
+            # Still running by the record (a retry's note, or another replica's claim
+            # after a stall): this attempt finished, so its outcome is the one recorded.
+            revision = found[1]
         await msg.ack()
 
     async def _failed(
@@ -339,6 +408,10 @@ class TaskWorker:
         await msg.ack()
 
     async def _on_cancel(self, request: Request[TaskCancel]) -> None:
+        # Remembered so a task fetched after its cancellation does not start (see _untouched).
+        self._canceled[request.payload.task_id] = None
+        if len(self._canceled) > _CANCELS_REMEMBERED:
+            del self._canceled[next(iter(self._canceled))]
         running = self._running.get(request.payload.task_id)
         if running is not None:
             task, why = running
@@ -346,9 +419,72 @@ class TaskWorker:
             task.cancel()
 
 
+# A task still running after this long gets its ``working`` record; a quicker one
+# goes from ``submitted`` to its outcome in one write (its ``working`` event is sent at once).
+_RECORD_WORKING_AFTER = 0.1
+
+# Task ids of cancellations this worker remembers (a cancellation is rare; a task
+# canceled long before it is fetched is claimed with a read instead).
+_CANCELS_REMEMBERED = 10_000
+
+
 def _permanent(exc: Exception) -> bool:
     """Failures that another attempt cannot fix: the task itself is wrong."""
     return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
+
+
+class _LateClaim:
+    """Writes a running task's ``working`` record only once it has run for ``delay`` seconds.
+
+    Until then the record stays as submitted, at the revision the task was queued
+    with, and the outcome is written over that: a cancellation meanwhile still
+    makes the outcome's compare-and-set fail, so it is never recorded twice.
+    """
+
+    def __init__(
+        self,
+        claim: _Claim,
+        task: Task,
+        revision: int,
+        delay: float,
+    ) -> None:
+        self._claim = claim
+        self._task = task
+        self._revision = revision
+        self._loop = asyncio.get_running_loop()
+        self._writing: asyncio.Task[tuple[Task | None, int]] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(delay, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._writing = self._loop.create_task(self._claim(self._task, self._revision))
+
+    async def settle(self) -> tuple[Task, int]:
+        """The task and record revision to write the outcome over (after any write in flight)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writing is not None:
+            task, revision = await self._writing
+            self._writing = None
+            if task is not None:
+                self._task, self._revision = task, revision
+        return self._task, self._revision
+
+    def abandon(self) -> None:
+        """Write nothing more (the task was canceled or released)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writing is not None:
+            self._writing.cancel()
+            self._writing.add_done_callback(_retrieved)
+            self._writing = None
+
+
+def _retrieved(task: asyncio.Task[tuple[Task | None, int]]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class _ProgressBeat:

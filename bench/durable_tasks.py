@@ -14,7 +14,8 @@ waits until all are done:
   message and publishes a one-line completion notice, which the client counts.
 * Hivewire: ``mesh.tasks.submit`` (record create, publish,
   ``submitted`` event); the agent's worker claims, runs, records and acks each
-  task; the client counts the ``completed`` status events of the tenant.
+  task; the client counts the ``completed`` status events of the tenant
+  (decoding each event, on a plain subscription as the raw notices are counted).
 
 The clock runs from the first submit to the last completion. Rounds alternate
 raw and Hivewire so drift on a shared machine hits both alike; the median
@@ -42,7 +43,7 @@ from agents import AgentSettings, Mesh, TaskRequest
 from agents.payloads import to_message
 from agents.tasks import task_id_for
 from bench.processes import agent_processes
-from bus import Bus, Codec, EmbeddedNats, Request, StreamResponse, TaskState, subjects
+from bus import Bus, Codec, EmbeddedNats, StreamResponse, TaskState, subjects
 from bus.a2a import Role, new_id
 
 RAW_STREAM = "BENCH_RAW"
@@ -178,12 +179,14 @@ async def measure(url: str, args: argparse.Namespace, concurrency: int) -> dict[
     hive_done = Counter()
     tenant = f"bench{concurrency}"
 
-    async def on_event(request: Request[StreamResponse]) -> None:
-        update = request.payload.status_update
+    async def on_event(msg: Msg) -> None:
+        update = codec.decode(msg.data, StreamResponse).status_update
         if update is not None and update.status.state is TaskState.COMPLETED:
             hive_done.add()
 
-    await bus.serve(subjects.tenant_events(tenant), on_event, StreamResponse)
+    # Counted like the raw notices, by a plain subscriber: the observer's cost is
+    # not the mesh's (a bus service per event would add its dispatch to every count).
+    await nc.subscribe(subjects.tenant_events(tenant), cb=on_event)
 
     async def submit_hivewire(n: int) -> object:
         return await mesh.tasks.submit(tenant, AGENT, SKILL, n)

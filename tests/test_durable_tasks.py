@@ -278,3 +278,59 @@ async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
     assert done.status.state is TaskState.COMPLETED
     assert (done.metadata or {})["deliveries"] == 1
     assert counts == {task.id: 1}
+
+
+async def test_a_quick_task_reports_working_then_completed_and_writes_its_record_twice(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    states: list[TaskState] = []
+
+    async def collect(request: Request[StreamResponse]) -> None:
+        update = request.payload.status_update
+        if update is not None:
+            states.append(update.status.state)
+
+    service = await mesh.bus.serve(subjects.conversation_events("t-quick", "q-ctx"), collect, StreamResponse)
+    records_stream = f"KV_{subjects.TASK_RECORDS_BUCKET}"
+    js = mesh.bus.jetstream()
+    async with agent_process(nats_server.url, "tests.zoo:jobs") as worker:
+        before = (await js.stream_info(records_stream)).state.last_seq
+        task = await mesh.tasks.submit("t-quick", "jobs", "work", Job(n=3), context_id="q-ctx")
+        done = await mesh.tasks.wait("t-quick", task.id, timeout=10)
+        writes = (await js.stream_info(records_stream)).state.last_seq - before
+        await _until(_async(lambda: TaskState.COMPLETED in states), within=5)
+    await service.stop()
+    # A2A clients see the task start before it ends, even when its record skipped "working".
+    assert [s for i, s in enumerate(states) if i == 0 or states[i - 1] is not s] == [
+        TaskState.SUBMITTED,
+        TaskState.WORKING,
+        TaskState.COMPLETED,
+    ]
+    assert (done.metadata or {})["deliveries"] == 1
+    assert str(worker.pid) in str(done.metadata)
+    # Submitted, then completed: a quick task's record is written twice, not three times.
+    assert writes == 2
+
+
+async def test_a_record_changed_while_the_task_runs_still_gets_one_completion(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    from agents.tasks import TaskRecords, finish
+
+    tenant = "t-changed"
+    kv = await mesh.bus.jetstream().key_value(subjects.TASK_RECORDS_BUCKET)
+    records = TaskRecords(kv, mesh.bus.codec)
+    async with completions(mesh, tenant) as counts, agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=5, seconds=1.0))
+        await _until(lambda: _working_on(mesh, tenant, [task.id], None), within=10)
+        # Another writer moves the record on (as a stalled replica's claim would):
+        # the worker's compare-and-set of the outcome fails, it reads, and records it once.
+        found = await records.get(tenant, task.id)
+        assert found is not None
+        note = Message.agent_text("someone else was here", context_id=task.context_id, task_id=task.id)
+        assert await records.replace(tenant, finish(found[0], TaskState.WORKING, note), found[1]) is not None
+        done = await mesh.tasks.wait(tenant, task.id, timeout=10)
+        await _until(_async(lambda: counts[task.id] > 0), within=5)
+        await asyncio.sleep(0.3)
+    assert done.status.state is TaskState.COMPLETED
+    assert counts == {task.id: 1}
