@@ -23,7 +23,7 @@ from bus.envelope import Envelope
 from bus.errors import MalformedPayload, RequestTimeout
 from bus.stream import ReplyStream
 
-__all__ = ["Call", "Caller", "Failed", "Ok", "Outcome"]
+__all__ = ["Call", "Caller", "Failed", "Ok", "Outcome", "read_reply"]
 
 R = TypeVar("R")
 
@@ -116,12 +116,7 @@ class Caller:
         envelope = self._envelope(f"{agent}.{skill}")
         message = to_message(input, role=Role.USER, context_id=self.context_id)
         reply = await self.bus.request(subject, message, Message, envelope=envelope, timeout=timeout)
-        try:
-            return from_message(reply, reply_type)
-        except ValueError as exc:
-            raise MalformedPayload(
-                expected=getattr(reply_type, "__name__", "reply"), reason=str(exc)
-            ) from None
+        return read_reply(reply, reply_type)
 
     def stream(
         self, agent: str, skill: str, input: object, *, timeout: float | None = None
@@ -206,3 +201,15 @@ class Caller:
         if self.hops > self.max_hops:
             raise HopLimitExceeded(self.hops, self.max_hops, target=target)
         return Envelope(tenant=self.tenant, deadline=self.deadline, hops=self.hops)
+
+
+def read_reply(reply: Message, reply_type: type[R]) -> R:
+    """The value of ``reply_type`` an agent's reply carries.
+
+    Raises:
+        MalformedPayload: the reply does not carry a ``reply_type``.
+    """
+    try:
+        return from_message(reply, reply_type)
+    except ValueError as exc:
+        raise MalformedPayload(expected=getattr(reply_type, "__name__", "reply"), reason=str(exc)) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from agents.calls import Call, Caller, Outcome
+from agents.calls import Call, Caller, Outcome, read_reply
 from agents.events import ConversationEvents, chunk_event, status_event
 from agents.history import ConversationHistory
 from agents.llm.client import LLMClient, Scope
@@ -13,6 +13,7 @@ from agents.llm.models import Model
 from agents.llm.turn import TurnLLM
 from agents.state import ConversationState
 from agents.tasks import Tasks
+from agents.usage import spend_of
 from bus.a2a import Message, Part, StreamResponse, Task, TaskState, new_id
 from bus.envelope import Envelope
 from bus.stream import ReplyStream
@@ -106,8 +107,14 @@ class Context:
         *,
         timeout: float | None = None,
     ) -> R:
-        """Call another agent within this turn's deadline and hop limit (see :meth:`Caller.call`)."""
-        return await self._caller.call(agent, skill, input, reply_type, timeout=timeout)
+        """Call another agent within this turn's deadline and hop limit (see :meth:`Caller.call`).
+
+        The model spend the callee reports counts toward this request's, so the
+        reply to the caller (and the tenant's token budget) covers the whole turn.
+        """
+        reply = await self._caller.call(agent, skill, input, Message, timeout=timeout)
+        self.llm.add(spend_of(reply))
+        return read_reply(reply, reply_type)
 
     def stream(
         self, agent: str, skill: str, input: object, *, timeout: float | None = None

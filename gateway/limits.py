@@ -21,9 +21,9 @@ from typing import Any
 import msgspec
 import redis.asyncio
 
+from agents import usage as agents_usage
 from agents.llm.messages import Usage as LLMUsage
 from agents.redisstore import RedisStore
-from agents.usage import USAGE_KEY
 from bus import subjects
 from bus.a2a import Message
 
@@ -304,14 +304,14 @@ class UsageMeter:
 
 def spend_of(message: Message) -> tuple[int, int, float]:
     """(input tokens, output tokens, cost) a reply reports in its metadata, summed over models."""
-    return spend_in((message.metadata or {}).get(USAGE_KEY))
+    return _total(agents_usage.spend_of(message))
 
 
 def spend_in(usage: object) -> tuple[int, int, float]:
     """(input tokens, output tokens, cost) of a usage record ``{model: {inputTokens, ...}}``."""
-    try:
-        spends = msgspec.convert(usage or {}, dict[str, LLMUsage])
-    except msgspec.ValidationError:
-        return 0, 0, 0.0
-    total = sum(spends.values(), LLMUsage())
+    return _total(agents_usage.spend_in(usage))
+
+
+def _total(spend: dict[str, LLMUsage]) -> tuple[int, int, float]:
+    total = sum(spend.values(), LLMUsage())
     return total.input_tokens, total.output_tokens, total.cost

@@ -68,6 +68,8 @@ async def test_a_question_is_classified_searched_and_answered_with_citations(
     assert desk["intent"] == "billing"
     assert desk["sources"] == ["billing-refunds-and-cancellations.md"]
     assert desk["handoff"] is False
+    # The turn's spend covers both agents: triage's classification and answer's reply.
+    assert set(reply.metadata["hivewire.usage"]) == {"small", "big"}
     answered = next(r for r in model_endpoint.requests if r["model"] == "big")
     prompt = json.dumps(answered["messages"])
     assert "Duplicate charges" in prompt  # the passage found went to the model

@@ -145,6 +145,11 @@ class TurnLLM:
             return Scope(self._scope.tenant, self._scope.agent, self._scope.context_id, cache="tenant")
         return self._scope
 
+    def add(self, spend: dict[str, Usage]) -> None:
+        """Count model spend made elsewhere for this request (an agent it called)."""
+        for model, usage in spend.items():
+            self.spend[model] = self.spend.get(model, Usage()) + usage
+
     def _count(self, completion: Completion) -> None:
         if completion.cached or completion.offline:
             return
