@@ -24,9 +24,10 @@ RUN = new_id()[:8]
 
 
 class Gateway:
-    def __init__(self, url: str, keys: dict[str, str]) -> None:
+    def __init__(self, url: str, keys: dict[str, str], settings: GatewaySettings) -> None:
         self.url = url
         self.keys = keys
+        self.settings = settings
 
     def client(self, tenant: str = "acme", **kwargs: Any) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.keys[tenant]}"} if tenant in self.keys else {}
@@ -60,7 +61,7 @@ async def gateway(
         keys = await ApiKeys.open(bus)
         made = {tenant: (await keys.create(tenant))[0] for tenant in ("acme", "globex", f"slow{RUN}")}
         await bus.close()
-        yield Gateway(url, made)
+        yield Gateway(url, made, settings)
 
 
 def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -237,6 +238,32 @@ async def test_a_streamed_turn_sends_tokens_then_the_final_status_and_a_reconnec
     ids = [int(e["id"]) for e in events]
     assert ids == sorted(ids)
     assert [e["id"] for e in _sse(replay.text)] == [e["id"] for e in events[2:]]
+
+
+async def test_any_replica_serves_any_conversation(gateway: Gateway, openai_server: OpenAIServer) -> None:
+    openai_server.reply("big", "Open Settings, then Security.")
+    headers = {"Authorization": f"Bearer {gateway.keys['acme']}"}
+    async with (
+        serve_gateway(gateway.settings) as other_url,
+        httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=20) as first,
+        httpx.AsyncClient(base_url=other_url, headers=headers, timeout=20) as second,
+    ):
+        cid = (await first.post("/v1/conversations")).json()["id"]
+        streamed = await second.post(
+            f"/v1/conversations/{cid}/messages",
+            json={"text": "How do I enable 2FA?"},
+            headers={"Accept": "text/event-stream"},
+        )
+        events = _sse(streamed.text)
+        replay = await first.get(
+            f"/v1/conversations/{cid}/events", headers={"Last-Event-ID": events[0]["id"]}
+        )
+        history = await first.get(f"/v1/conversations/{cid}/messages")
+    assert [e["id"] for e in _sse(replay.text)] == [e["id"] for e in events[1:]]
+    assert [m["content"] for m in history.json()["messages"]] == [
+        "How do I enable 2FA?",
+        "Open Settings, then Security.",
+    ]
 
 
 async def test_a_turn_that_fails_ends_its_stream_with_a_failed_status(gateway: Gateway) -> None:
