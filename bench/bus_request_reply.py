@@ -10,17 +10,27 @@ with 64 requests in flight. Rounds alternate raw and Bus so drift on a shared
 machine hits both alike; the median round is reported.
 
 Targets (issue #2): throughput >= 0.8x raw, p50 latency <= 1.2x raw.
+
+The last column is CPU time per request in the throughput rounds, of the
+caller, the responder and nats-server (from ``/proc``, so Linux only): on a
+shared machine wall-clock figures drift, CPU per request much less, so it shows
+where a change saves. ``--only bus`` measures the Bus alone (for profiling);
+``HIVEWIRE_BENCH_PROFILE=<dir>`` writes cProfile data of both processes there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import nats
 import uvloop
@@ -71,9 +81,33 @@ async def serve(url: str) -> None:
 
     await bus.serve(BUS, handle, Message)
     print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    with profiled("responder"):
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await bus.close()
     await raw.close()
+
+
+@contextmanager
+def profiled(name: str) -> Iterator[None]:
+    """cProfile the block into ``$HIVEWIRE_BENCH_PROFILE/<name>.prof`` when that variable is set."""
+    folder = os.environ.get("HIVEWIRE_BENCH_PROFILE")
+    if not folder:
+        yield
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(Path(folder) / f"{name}.prof")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def latencies(call: Callable[[], Awaitable[object]], count: int) -> list[float]:
@@ -102,7 +136,9 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def measure(url: str, rounds: int, sequential: int, concurrent: int) -> dict[str, dict[str, float]]:
+async def measure(
+    url: str, pids: tuple[int, int], rounds: int, sequential: int, concurrent: int, only: str | None
+) -> dict[str, dict[str, float]]:
     message = sample_message()
     raw = await nats.connect(url)
     plain = await Bus.connect(settings(url), name="bench-caller")
@@ -129,15 +165,23 @@ async def measure(url: str, rounds: int, sequential: int, concurrent: int) -> di
         "Bus": call_bus,
         "Bus + SDK tracing": call_traced,
     }
-    results: dict[str, dict[str, list[float]]] = {name: {"p50": [], "p99": [], "rps": []} for name in calls}
+    if only == "bus":
+        calls = {"Bus": call_bus}
+    columns = ("p50", "p99", "rps", "cpu caller", "cpu responder", "cpu server")
+    results: dict[str, dict[str, list[float]]] = {name: {c: [] for c in columns} for name in calls}
     for call in calls.values():  # warm up connections and decoders
         await latencies(call, 300)
-    for _ in range(rounds):
-        for name, call in calls.items():
-            samples = await latencies(call, sequential)
-            results[name]["p50"].append(percentile(samples, 50))
-            results[name]["p99"].append(percentile(samples, 99))
-            results[name]["rps"].append(await throughput(call, concurrent))
+    with profiled("caller"):
+        for _ in range(rounds):
+            for name, call in calls.items():
+                samples = await latencies(call, sequential)
+                results[name]["p50"].append(percentile(samples, 50))
+                results[name]["p99"].append(percentile(samples, 99))
+                before = (time.process_time(), *(cpu_seconds(pid) for pid in pids))
+                results[name]["rps"].append(await throughput(call, concurrent))
+                after = (time.process_time(), *(cpu_seconds(pid) for pid in pids))
+                for column, start, end in zip(columns[3:], before, after, strict=True):
+                    results[name][column].append((end - start) / concurrent)
     await traced.close()
     await plain.close()
     await raw.close()
@@ -146,9 +190,15 @@ async def measure(url: str, rounds: int, sequential: int, concurrent: int) -> di
 
 def report(results: dict[str, dict[str, float]], payload_size: int) -> tuple[float, float]:
     print(f"payload: {payload_size} bytes of A2A JSON; {IN_FLIGHT} in flight for throughput\n")
-    print(f"{'':20} {'p50 (ms)':>10} {'p99 (ms)':>10} {'req/s':>10}")
+    print(f"{'':20} {'p50 (ms)':>10} {'p99 (ms)':>10} {'req/s':>10}   CPU µs/req: caller+responder+server")
     for name, r in results.items():
-        print(f"{name:20} {r['p50'] * 1e3:10.3f} {r['p99'] * 1e3:10.3f} {r['rps']:10.0f}")
+        cpu = [r[c] * 1e6 for c in ("cpu caller", "cpu responder", "cpu server")]
+        print(
+            f"{name:20} {r['p50'] * 1e3:10.3f} {r['p99'] * 1e3:10.3f} {r['rps']:10.0f}   "
+            f"{cpu[0]:.0f}+{cpu[1]:.0f}+{cpu[2]:.0f} = {sum(cpu):.0f}"
+        )
+    if "raw nats-py" not in results:
+        return 0.0, 0.0
     raw, bus = results["raw nats-py"], results["Bus"]
     rps_ratio, p50_ratio = bus["rps"] / raw["rps"], bus["p50"] / raw["p50"]
     print(
@@ -167,11 +217,15 @@ async def main(args: argparse.Namespace) -> int:
             assert responder.stdin is not None
             if responder.stdout.readline().strip() != b"ready":
                 raise SystemExit("responder did not start")
-            results = await measure(server.url, args.rounds, args.sequential, args.concurrent)
+            assert server.pid is not None
+            pids = (responder.pid, server.pid)
+            results = await measure(
+                server.url, pids, args.rounds, args.sequential, args.concurrent, args.only
+            )
             responder.stdin.close()
             responder.wait(timeout=30)
     rps_ratio, p50_ratio = report(results, len(Codec().encode(sample_message())))
-    if args.check and (rps_ratio < 0.8 or p50_ratio > 1.2):
+    if args.check and args.only is None and (rps_ratio < 0.8 or p50_ratio > 1.2):
         return 1
     return 0
 
@@ -185,6 +239,7 @@ if __name__ == "__main__":
     parser.add_argument("--sequential", type=int, default=2000, help="requests per latency round")
     parser.add_argument("--concurrent", type=int, default=20000, help="requests per throughput round")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--only", choices=["bus"], help="measure the Bus alone (for profiling)")
     arguments = parser.parse_args()
     if arguments.serve:
         uvloop.run(serve(arguments.serve))

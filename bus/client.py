@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import msgspec
+import nats.aio.client
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -20,6 +21,8 @@ from opentelemetry import metrics, trace
 
 from bus.backoff import Backoff
 from bus.codec import Codec
+from bus.connection import Connection
+from bus.deadlines import Deadlines
 from bus.envelope import Envelope
 from bus.errors import (
     AuthError,
@@ -78,7 +81,7 @@ class Bus:
             ConnectError: no server could be reached.
         """
         telemetry = BusTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
-        nc = NATS()
+        nc = Connection()
         bus = cls(nc, settings, telemetry)
         servers = settings.servers()
         refused: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
@@ -230,23 +233,32 @@ class Bus:
         env, wait = self._deadline(envelope, timeout)
         data = self._encode(payload)
         headers = env.to_headers()
+        if not self._telemetry.tracing:
+            return await self._request(subject, data, headers, reply_type, wait)
         with self._telemetry.send_span(
             "request", subject, headers, message_id=env.message_id, size=len(data)
         ):
-            if wait <= 0:
-                raise RequestTimeout(subject, 0.0)
-            try:
-                msg = await self._replies.request(subject, data, headers, wait)
-            except nats.errors.ConnectionClosedError:
-                raise BusClosed() from None
-            except nats.errors.OutboundBufferLimitError:
-                raise Disconnected(subject) from None
-            except nats.errors.MaxPayloadError:
-                raise PayloadTooLarge(len(data), self._nc.max_payload) from None
-            if msg is None:
-                raise RequestTimeout(subject, wait)
-            # A "no responders" status reply is raised as NoResponders here.
-            return read_reply(msg, subject, reply_type, self.codec, wait)
+            return await self._request(subject, data, headers, reply_type, wait)
+
+    async def _request(
+        self, subject: str, data: bytes, headers: dict[str, str], reply_type: type[R], wait: float
+    ) -> R:
+        if wait <= 0:
+            raise RequestTimeout(subject, 0.0)
+        try:
+            msg = await self._replies.request(subject, data, headers, wait)
+        except nats.errors.ConnectionClosedError:
+            raise BusClosed() from None
+        except nats.errors.OutboundBufferLimitError:
+            raise Disconnected(subject) from None
+        except nats.errors.MaxPayloadError:
+            raise PayloadTooLarge(len(data), self._nc.max_payload) from None
+        if msg is None:
+            raise RequestTimeout(subject, wait)
+        if not msg.headers:  # a plain reply: nothing to check but its type
+            return self.codec.decode(msg.data, reply_type)
+        # A "no responders" status reply is raised as NoResponders here.
+        return read_reply(msg, subject, reply_type, self.codec, wait)
 
     def stream(
         self,
@@ -338,6 +350,7 @@ class Bus:
             max_concurrency=max_concurrency,
             streaming=streaming,
             on_stop=self._services.discard,
+            direct=self._nc if isinstance(self._nc, Connection) else None,
         )
         await service.start()
         self._services.add(service)
@@ -383,8 +396,9 @@ class _Replies:
     """Replies to this connection's requests: one wildcard inbox, a waiting future per request.
 
     nats-py's ``request()`` does the same, but pays on every call for a random
-    token (a system call), a NUID and ``asyncio.wait_for``; a counter and a
-    timer handle are a fraction of that, on the hottest path of the mesh.
+    token (a system call), a NUID and ``asyncio.wait_for``; a counter and an
+    entry in the shared :class:`~bus.service.Deadlines` are a fraction of that,
+    on the hottest path of the mesh.
     """
 
     def __init__(self, nc: NATS) -> None:
@@ -393,6 +407,9 @@ class _Replies:
         self._subscribing = asyncio.Lock()
         self._tokens = itertools.count()
         self._waiting: dict[str, asyncio.Future[Msg | None]] = {}
+        # Set with the inbox, in the running loop.
+        self._loop: asyncio.AbstractEventLoop
+        self._deadlines: Deadlines[str]
 
     async def request(self, subject: str, data: bytes, headers: dict[str, str], wait: float) -> Msg | None:
         """Publish a request and return its reply, or ``None`` if none came within ``wait`` seconds."""
@@ -400,36 +417,47 @@ class _Replies:
         if prefix is None:
             prefix = await self._subscribe()
         token = f"{next(self._tokens):x}"
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Msg | None] = loop.create_future()
+        waiter: asyncio.Future[Msg | None] = self._loop.create_future()
         self._waiting[token] = waiter
-        timer = loop.call_later(wait, _give_up, waiter)
+        deadlines = self._deadlines
+        deadlines.add(token, wait)
         try:
             await self._nc.publish(subject, data, reply=prefix + token, headers=headers)
             return await waiter
         finally:
-            timer.cancel()
+            deadlines.discard(token)
             del self._waiting[token]
 
     async def _subscribe(self) -> str:
         async with self._subscribing:
             if self._prefix is None:
+                self._loop = asyncio.get_running_loop()
+                self._deadlines = Deadlines(self._loop, self._give_up)
                 prefix = self._nc.new_inbox() + "."
                 # The SUB goes out ahead of any request published after it: no flush needed.
-                await self._nc.subscribe(prefix + "*", cb=self._deliver)
+                sub = await self._nc.subscribe(prefix + "*", cb=self._receive)
+                if isinstance(self._nc, Connection):
+                    self._nc.deliver_directly(sub._id, accepting=_always, deliver=self._deliver)
                 self._prefix = prefix
             return self._prefix
 
-    async def _deliver(self, msg: Msg) -> None:
+    async def _receive(self, msg: Msg) -> None:
+        self._deliver(msg)
+
+    def _deliver(self, msg: Msg) -> None:
         assert self._prefix is not None
         waiter = self._waiting.get(msg.subject[len(self._prefix) :])
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
 
+    def _give_up(self, token: str) -> None:
+        waiter = self._waiting.get(token)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-def _give_up(waiter: asyncio.Future[Msg | None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+
+def _always() -> bool:
+    return True
 
 
 def _secret(value: Any) -> str | None:

@@ -76,9 +76,9 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
         headers = {Header.MESSAGE_ID: self.message_id}
         if self.tenant is not None:
             headers[Header.TENANT] = self.tenant
-        remaining = self.remaining(now)
-        if remaining is not None:
-            headers[Header.TIMEOUT] = str(max(0, int(remaining * 1000)))
+        if self.deadline is not None:
+            remaining = self.deadline - (time.monotonic() if now is None else now)
+            headers[Header.TIMEOUT] = str(int(remaining * 1000)) if remaining > 0 else "0"
         if self.reply_to is not None:
             headers[Header.REPLY_TO] = self.reply_to
         if self.hops:
@@ -94,21 +94,21 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
         """
         if not headers:
             return cls()
+        timeout = headers.get(Header.TIMEOUT)
+        hops = headers.get(Header.HOPS)
         try:
-            timeout = headers.get(Header.TIMEOUT)
-            deadline = None
-            if timeout is not None:
-                deadline = (time.monotonic() if now is None else now) + int(timeout) / 1000
-            hops = int(headers.get(Header.HOPS, "0"))
+            deadline = (
+                None if timeout is None else (time.monotonic() if now is None else now) + int(timeout) / 1000
+            )
+            hop_count = 0 if hops is None else int(hops)
         except ValueError as exc:
             raise MalformedPayload(expected="envelope headers", reason=str(exc)) from exc
-        if hops < 0:
-            raise MalformedPayload(expected="envelope headers", reason=f"negative hops {hops}")
-        message_id = headers.get(Header.MESSAGE_ID)
+        if hop_count < 0:
+            raise MalformedPayload(expected="envelope headers", reason=f"negative hops {hop_count}")
         return cls(
-            message_id=message_id if message_id else next_message_id(),
+            message_id=headers.get(Header.MESSAGE_ID) or next_message_id(),
             tenant=headers.get(Header.TENANT),
             deadline=deadline,
             reply_to=headers.get(Header.REPLY_TO),
-            hops=hops,
+            hops=hop_count,
         )

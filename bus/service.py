@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
+import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from opentelemetry.trace import INVALID_SPAN, Span
 
-from bus.codec import Codec
+from bus.codec import Codec, malformed
+from bus.deadlines import Deadlines
 from bus.envelope import Envelope, Header
 from bus.errors import BusClosed, ErrorCode, MalformedPayload, RemoteError
 from bus.frames import ErrorBody, FrameKind
@@ -28,10 +31,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Request(Generic[T]):
+class Request(msgspec.Struct, Generic[T], frozen=True):
     """One received request: the decoded payload and its transport metadata."""
 
+    # A struct rather than a frozen dataclass: one is built per request, and a
+    # frozen dataclass's __init__ costs several times as much.
     subject: str
     payload: T
     envelope: Envelope
@@ -52,11 +56,27 @@ class ServiceStats:
     in_flight: int = 0
 
 
-@dataclass(slots=True)
 class _Outcome:
-    code: str | None = None
-    message: str = ""
-    error: BaseException | None = field(default=None, repr=False)
+    """How handling one request ended: ``code`` is ``None`` on success."""
+
+    __slots__ = ("code", "error", "message")
+
+    def __init__(
+        self, code: str | None = None, message: str = "", error: BaseException | None = None
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.error = error
+
+
+class _DirectDelivery(Protocol):
+    """A connection that can hand a subscription's messages over as soon as they are parsed."""
+
+    def deliver_directly(
+        self, sid: int, *, accepting: Callable[[], bool], deliver: Callable[[Msg], None]
+    ) -> None: ...
+
+    def stop_delivering(self, sid: int) -> None: ...
 
 
 class Service(Generic[T]):
@@ -75,6 +95,7 @@ class Service(Generic[T]):
         max_concurrency: int,
         streaming: bool,
         on_stop: Callable[[Service[Any]], None],
+        direct: _DirectDelivery | None = None,
     ) -> None:
         self.subject = subject
         self.queue = queue
@@ -84,11 +105,16 @@ class Service(Generic[T]):
         self._codec = codec
         self._handler = handler
         self._request_type = request_type
+        self._decode = codec.decoder(request_type).decode
         self._streaming = streaming
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
         self._max_concurrency = max_concurrency
         self._slot_freed: asyncio.Future[None] | None = None
+        # True while a received message waits for a free slot: meanwhile every
+        # message goes through the subscription's queue, so none overtakes it.
+        self._backlogged = False
+        self._direct = direct
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
         self._on_stop = on_stop
@@ -96,6 +122,7 @@ class Service(Generic[T]):
     async def start(self) -> None:
         """Subscribe; from here on requests are handled."""
         self._loop = asyncio.get_running_loop()
+        self._deadlines: Deadlines[_guard] = Deadlines(self._loop, _guard.expire)
         try:
             self._sub = await self._nc.subscribe(self.subject, queue=self.queue or "", cb=self._receive)
             # Once start() returns, the server knows the interest: no request races it.
@@ -105,6 +132,8 @@ class Service(Generic[T]):
             await self._nc.flush()
         except nats.errors.ConnectionClosedError:
             raise BusClosed() from None
+        if self._direct is not None:
+            self._direct.deliver_directly(self._sub._id, accepting=self._accepting, deliver=self._spawn)
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop taking requests and give those already received up to ``grace`` seconds to finish.
@@ -113,6 +142,8 @@ class Service(Generic[T]):
         those still queued behind ``max_concurrency``, are handled, not dropped.
         """
         sub, self._sub = self._sub, None
+        if sub is not None and self._direct is not None:
+            self._direct.stop_delivering(sub._id)
         self._on_stop(self)
         deadline = time.monotonic() + grace
         if sub is not None:
@@ -134,11 +165,23 @@ class Service(Generic[T]):
         # time. Waiting here when all slots are busy leaves further messages in
         # the subscription's bounded pending queue, which is the backpressure.
         tasks = self._tasks
-        while len(tasks) >= self._max_concurrency:
-            self._slot_freed = freed = self._loop.create_future()
-            await freed
+        if len(tasks) >= self._max_concurrency:
+            self._backlogged = True
+            try:
+                while len(tasks) >= self._max_concurrency:
+                    self._slot_freed = freed = self._loop.create_future()
+                    await freed
+            finally:
+                self._backlogged = False
+        self._spawn(msg)
+
+    def _accepting(self) -> bool:
+        """Whether a message may skip the subscription's queue (see :class:`bus.connection.Connection`)."""
+        return not self._backlogged and len(self._tasks) < self._max_concurrency
+
+    def _spawn(self, msg: Msg) -> None:
         task = self._loop.create_task(self._handle(msg))
-        tasks.add(task)
+        self._tasks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
@@ -148,78 +191,76 @@ class Service(Generic[T]):
             freed.set_result(None)
 
     async def _handle(self, msg: Msg) -> None:
+        # The hottest path of a responder, so it is written for speed: no span
+        # objects unless tracing is on, the decoder looked up once, few calls.
         started = time.perf_counter()
-        self.stats.in_flight += 1
+        stats = self.stats
+        stats.in_flight += 1
         try:
-            await self._handle_traced(msg)
-        finally:
-            self.stats.in_flight -= 1
-            self._telemetry.record_duration(self.subject, time.perf_counter() - started)
-
-    async def _handle_traced(self, msg: Msg) -> None:
-        headers = msg.headers
-        try:
-            envelope = Envelope.from_headers(headers)
-        except MalformedPayload as exc:
-            await self._reject(msg, exc)
-            return
-        remaining = envelope.remaining()
-        if remaining is not None and remaining <= 0:
-            # The caller has already given up; doing the work would be wasted.
-            self.stats.expired += 1
-            self._telemetry.record_drop(msg.subject, "expired")
-            return
-        with self._telemetry.process_span(
-            msg.subject,
-            headers,
-            message_id=envelope.message_id,
-            size=len(msg.data),
-            queue=self.queue,
-        ) as span:
             try:
-                payload = self._codec.decode(msg.data, self._request_type)
+                envelope = Envelope.from_headers(msg.headers)
             except MalformedPayload as exc:
-                self._telemetry.record_error(span, exc, subject=self.subject)
                 await self._reject(msg, exc)
                 return
-            request = Request(msg.subject, payload, envelope)
-            if self._streaming:
-                outcome = await self._run_stream(request, msg.reply, remaining)
-            else:
-                outcome = await self._run(request, msg.reply, remaining)
-            if outcome.error is None:
-                self.stats.handled += 1
-            else:
-                self.stats.failed += 1
-                self._telemetry.record_error(span, outcome.error, subject=self.subject)
-                if outcome.code == ErrorCode.INTERNAL:
-                    log.error(
-                        "handler for %s failed",
-                        msg.subject,
-                        exc_info=outcome.error,
-                        stack_info=False,
-                    )
+            deadline = envelope.deadline
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                # The caller has already given up; doing the work would be wasted.
+                stats.expired += 1
+                self._telemetry.record_drop(msg.subject, "expired")
+                return
+            if not self._telemetry.tracing:
+                await self._serve(msg, envelope, remaining, INVALID_SPAN)
+                return
+            with self._telemetry.process_span(
+                msg.subject,
+                msg.headers,
+                message_id=envelope.message_id,
+                size=len(msg.data),
+                queue=self.queue,
+            ) as span:
+                await self._serve(msg, envelope, remaining, span)
+        finally:
+            stats.in_flight -= 1
+            self._telemetry.record_duration(self.subject, time.perf_counter() - started)
 
-    async def _run(self, request: Request[T], reply: str, remaining: float | None) -> _Outcome:
-        handler: Callable[[Request[T]], Awaitable[object]] = self._handler
-        result: object = None
-        with _guard(remaining, self._loop) as outcome:
-            result = await handler(request)
-        if not reply:
-            return outcome
-        if outcome.code is None:
-            try:
-                await self._nc.publish(reply, self._codec.encode(result))
-                return outcome
-            except (TypeError, ValueError) as exc:  # msgspec: not encodable
-                outcome = _Outcome(ErrorCode.INTERNAL, f"reply is not encodable: {exc}", exc)
-        await self._reply_error(reply, outcome, frame=None)
-        return outcome
+    async def _serve(self, msg: Msg, envelope: Envelope, remaining: float | None, span: Span) -> None:
+        try:
+            payload = self._decode(msg.data)
+        except msgspec.DecodeError as exc:
+            error = malformed(exc, self._request_type)
+            self._telemetry.record_error(span, error, subject=self.subject)
+            await self._reject(msg, error)
+            return
+        request = Request(msg.subject, payload, envelope)
+        reply = msg.reply
+        if self._streaming:
+            outcome = await self._run_stream(request, reply, remaining)
+        else:
+            with _guard(remaining, self._deadlines) as outcome:
+                result = await self._handler(request)
+            if reply:
+                if outcome.code is None:
+                    try:
+                        data = self._codec.encode(result)
+                    except (TypeError, ValueError) as exc:  # msgspec: not encodable
+                        outcome = _Outcome(ErrorCode.INTERNAL, f"reply is not encodable: {exc}", exc)
+                    else:
+                        await self._nc.publish(reply, data)
+                if outcome.code is not None:
+                    await self._reply_error(reply, outcome, frame=None)
+        if outcome.error is None:
+            self.stats.handled += 1
+            return
+        self.stats.failed += 1
+        self._telemetry.record_error(span, outcome.error, subject=self.subject)
+        if outcome.code == ErrorCode.INTERNAL:
+            log.error("handler for %s failed", msg.subject, exc_info=outcome.error, stack_info=False)
 
     async def _run_stream(self, request: Request[T], reply: str, remaining: float | None) -> _Outcome:
         handler: Callable[[Request[T]], AsyncIterator[object]] = self._handler
         seq = 0
-        with _guard(remaining, self._loop) as outcome:
+        with _guard(remaining, self._deadlines) as outcome:
             async for chunk in handler(request):
                 if reply:
                     data = self._codec.encode(chunk)
@@ -263,36 +304,40 @@ class _guard(_Outcome):
     A worker must survive any handler failure, so every exception becomes an
     error reply; the caller records it on the trace and in metrics.
 
-    The deadline is a timer that cancels the handler's task, as
-    :func:`asyncio.timeout` does at several times the cost per request. The
+    The deadline cancels the handler's task, as :func:`asyncio.timeout` does
+    at several times the cost per request (see :class:`Deadlines`). The
     cancellation counts as the deadline's only when nobody else (``stop()``,
     whoever awaits the task) asked for one as well; theirs propagates.
     """
 
-    __slots__ = ("_cancelling", "_expired", "_task", "_timer")
+    __slots__ = ("_cancelling", "_deadlines", "_expired", "_task")
 
-    def __init__(self, remaining: float | None, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
+    def __init__(self, remaining: float | None, deadlines: Deadlines[_guard]) -> None:
+        self.code = None
+        self.message = ""
+        self.error = None
         self._expired = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines: Deadlines[_guard] | None = None
         if remaining is not None:
-            task = asyncio.current_task(loop)
+            task = asyncio.current_task()
             if task is None:
                 raise RuntimeError("a request deadline needs a running task")
             self._task = task
             self._cancelling = task.cancelling()
-            self._timer = loop.call_later(remaining, self._expire)
+            self._deadlines = deadlines
+            deadlines.add(self, remaining)
 
     def __enter__(self) -> _Outcome:
         return self
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline passed: cancel the handler."""
         self._expired = True
         self._task.cancel()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._deadlines is not None:
+            self._deadlines.discard(self)
             # uncancel() withdraws the deadline's request; any left are someone else's.
             if (
                 self._expired

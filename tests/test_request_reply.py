@@ -21,6 +21,7 @@ from bus import (
     Request,
     RequestTimeout,
 )
+from bus.deadlines import Deadlines
 from tests.peers import Ping, Pong
 from tests.processes import peer
 
@@ -304,3 +305,47 @@ async def test_stop_handles_every_request_already_received_even_those_queued(
     replies = await asyncio.gather(*calls)
     assert [r.text for r in replies] == ["0", "1", "2", "3"]
     assert service.stats.handled == 4
+
+
+async def test_a_busy_service_handles_requests_in_arrival_order_and_within_its_limit(
+    bus: Bus, other_bus: Bus
+) -> None:
+    # Messages skip the subscription's queue only while a slot is free and none
+    # waits; under a backlog they queue, and none overtakes another.
+    handled: list[int] = []
+    running = most = 0
+
+    async def busy(request: Request[Ping]) -> None:
+        nonlocal running, most
+        handled.append(int(request.payload.text))
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        running -= 1
+
+    service = await other_bus.serve("test.order", busy, Ping, max_concurrency=2)
+    for burst in range(50):
+        for i in range(40):
+            await bus.publish("test.order", Ping(text=str(burst * 40 + i)))
+        await asyncio.sleep(0.001)
+    async with asyncio.timeout(10):
+        while len(handled) < 2000 or service.stats.in_flight:
+            await asyncio.sleep(0.01)
+    assert handled == list(range(2000))
+    assert most == 2
+    assert service.stats.handled == 2000
+
+
+async def test_deadlines_share_one_timer_and_expire_only_what_is_due() -> None:
+    loop = asyncio.get_running_loop()
+    expired: list[tuple[str, float]] = []
+    started = loop.time()
+    deadlines: Deadlines[str] = Deadlines(loop, lambda key: expired.append((key, loop.time() - started)))
+    deadlines.add("late", 0.2)
+    deadlines.add("early", 0.05)  # sooner than the timer armed for "late": it is re-armed
+    deadlines.add("answered", 0.1)
+    deadlines.discard("answered")
+    await asyncio.sleep(0.3)
+    assert [key for key, _ in expired] == ["early", "late"]
+    assert expired[0][1] == pytest.approx(0.05, abs=0.03)
+    assert expired[1][1] == pytest.approx(0.2, abs=0.03)
