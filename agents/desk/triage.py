@@ -41,6 +41,9 @@ ANSWER_TIMEOUT = 45.0
 # and 0.3 at worst; off-topic questions score 0.1-0.2.)
 RELEVANT = 0.25
 RESOLVES = 0.40
+# Offline, a sentiment other than neutral needs this lead (cosine) over the next one:
+# "negative" can hand a turn to a person, and should not rest on a hair's difference.
+CLEAR_LEAD = 0.03
 PASSAGES = 4
 
 
@@ -79,7 +82,7 @@ async def chat(ctx: Context, question: str) -> Message:
             _classify(ctx, question, INTENTS, "intent", "unknown"), CLASSIFY_TIMEOUT, "unknown", "intent"
         ),
         _within(
-            _classify(ctx, question, SENTIMENTS, "sentiment", "neutral"),
+            _classify(ctx, question, SENTIMENTS, "sentiment", "neutral", lead=CLEAR_LEAD),
             CLASSIFY_TIMEOUT,
             "neutral",
             "sentiment",
@@ -131,13 +134,17 @@ async def chat(ctx: Context, question: str) -> Message:
 
 
 async def _classify(
-    ctx: Context, question: str, labels: dict[str, list[str]], what: str, default: str
+    ctx: Context, question: str, labels: dict[str, list[str]], what: str, default: str, *, lead: float = 0.0
 ) -> str:
-    """The label for ``question``; ``default`` when the model answers with something else."""
+    """The label for ``question``; ``default`` when the model answers with something else, or
+    (offline) when the best label is not ``lead`` more similar than the next."""
     if ctx.llm.offline:
         reply = await ctx.call(
             "knowledge", "classify", ClassifyRequest(text=question, labels=labels), ClassifyReply
         )
+        runner_up = max((score for label, score in reply.scores.items() if label != reply.label), default=0.0)
+        if reply.label != default and reply.score - runner_up < lead:
+            return default  # too close to call by similarity alone
         return reply.label
     prompt = (
         f"Classify the {what} of the customer's message as exactly one of these labels:\n{describe(labels)}\n"
