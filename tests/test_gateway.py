@@ -307,6 +307,22 @@ async def test_tenants_never_see_each_others_conversations_or_tasks(gateway: Gat
         _problem(await globex.post(f"/v1/tasks/{task['id']}/cancel"), 404)
 
 
+async def test_a_tenant_wide_cache_is_never_shared_with_another_tenant(
+    gateway: Gateway, openai_server: OpenAIServer
+) -> None:
+    word = f"mesh-{RUN}"
+    asked = {"input": word}
+    async with gateway.client("acme") as acme, gateway.client("globex") as globex:
+        first = (await acme.post("/v1/agents/assistant/skills/define", json=asked)).json()["output"]
+        again = (await acme.post("/v1/agents/assistant/skills/define", json=asked)).json()["output"]
+        other = (await globex.post("/v1/agents/assistant/skills/define", json=asked)).json()["output"]
+    calls = [r for r in openai_server.requests if word in str(r["messages"])]
+    assert not first.startswith("cached: ")
+    assert again.startswith("cached: ")  # the same tenant, another conversation: from the cache
+    assert not other.startswith("cached: ")  # another tenant: the model again
+    assert len(calls) == 2
+
+
 async def test_durable_tasks_are_submitted_awaited_and_canceled(gateway: Gateway) -> None:
     async with gateway.client() as client:
         submitted = await client.post(

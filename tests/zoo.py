@@ -196,6 +196,13 @@ async def chat(ctx: Context, question: str) -> str:
 
 
 @assistant.skill
+async def define(ctx: Context, word: str) -> str:
+    """A deterministic answer, cached for the whole tenant (never shared with another tenant)."""
+    completion = await ctx.llm.complete([ChatMessage.user(f"Define {word}")], cache="tenant")
+    return ("cached: " if completion.cached else "") + completion.text
+
+
+@assistant.skill
 async def classify(ctx: Context, text: str) -> Intent:
     """Classify with the small model, as structured output."""
     return await ctx.llm.structured([ChatMessage.user(text)], Intent, use="classify")
