@@ -21,6 +21,8 @@ from bus import subjects
 if TYPE_CHECKING:
     import redis.asyncio
 
+    from agents.settings import AgentSettings
+
 __all__ = ["ConversationHistory", "estimate_tokens", "trim"]
 
 # Tokens per message beyond its text (role and separators), as chat formats count them.
@@ -73,6 +75,16 @@ class ConversationHistory:
         self._local_max = local_conversations
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(ChatMessage)
+
+    @classmethod
+    def from_settings(cls, redis: RedisStore, settings: AgentSettings) -> ConversationHistory:
+        """The history the process's settings describe (``HIVEWIRE_HISTORY_*``), kept in ``redis``."""
+        return cls(
+            redis,
+            ttl=settings.history_ttl,
+            max_turns=settings.history_max_turns,
+            token_budget=settings.history_token_budget,
+        )
 
     async def append(self, tenant: str, context_id: str, *turns: ChatMessage) -> None:
         """Add ``turns`` to the end of the conversation."""

@@ -20,6 +20,8 @@ from opentelemetry import trace
 if TYPE_CHECKING:
     import redis.asyncio
 
+    from agents.settings import AgentSettings
+
 __all__ = ["RedisStore"]
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,16 @@ class RedisStore:
                 retry=retry.Retry(backoff.NoBackoff(), 0),
                 health_check_interval=0,
             )
+
+    @classmethod
+    def from_settings(cls, settings: AgentSettings) -> RedisStore:
+        """The store the process's settings describe (``HIVEWIRE_REDIS_*``)."""
+        return cls(
+            settings.redis_url,
+            timeout=settings.redis_timeout,
+            retry_interval=settings.redis_retry_interval,
+            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+        )
 
     @property
     def configured(self) -> bool:

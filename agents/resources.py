@@ -38,12 +38,7 @@ class Resources:
         meter_provider: metrics.MeterProvider | None = None,
     ) -> Resources:
         """Create the clients (no connection is made until first use)."""
-        redis = RedisStore(
-            settings.redis_url,
-            timeout=settings.redis_timeout,
-            retry_interval=settings.redis_retry_interval,
-            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
-        )
+        redis = RedisStore.from_settings(settings)
         cache = ResponseCache(
             redis,
             ttl=settings.cache_ttl,
@@ -61,12 +56,7 @@ class Resources:
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
         )
-        history = ConversationHistory(
-            redis,
-            ttl=settings.history_ttl,
-            max_turns=settings.history_max_turns,
-            token_budget=settings.history_token_budget,
-        )
+        history = ConversationHistory.from_settings(redis, settings)
         return cls(
             redis=redis,
             cache=cache,

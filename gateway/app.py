@@ -73,18 +73,8 @@ class Services:
         except BaseException:
             await bus.close()
             raise
-        redis = RedisStore(
-            settings.redis_url,
-            timeout=settings.redis_timeout,
-            retry_interval=settings.redis_retry_interval,
-            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
-        )
-        history = ConversationHistory(
-            redis,
-            ttl=settings.history_ttl,
-            max_turns=settings.history_max_turns,
-            token_budget=settings.history_token_budget,
-        )
+        redis = RedisStore.from_settings(settings)
+        history = ConversationHistory.from_settings(redis, settings)
         budget = TokenBudget(redis)
         usage = UsageMeter(redis, budget)
         guard = Guard(keys, RateLimiter(redis, usage), budget, settings)
