@@ -4,8 +4,9 @@ Names are imported on first use (PEP 562), so the command line and programs
 that need one part of the package do not load the rest.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bus.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agents.agent import Agent, Skill
@@ -92,14 +93,7 @@ _EXPORTS = {
     "Tasks": "agents.tasks",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agents' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -4,10 +4,10 @@ Names are imported on first use (PEP 562), so a program that needs one module
 of the bus (the command line, a message type) does not load the NATS client.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bus import subjects
+from bus.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from bus.a2a import (
@@ -92,14 +92,7 @@ _EXPORTS = {
     "start_telemetry": "bus.telemetry",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
