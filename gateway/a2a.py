@@ -24,11 +24,12 @@ from agents.errors import TaskNotFound
 from agents.mesh import Mesh
 from agents.registry import LiveAgent
 from bus.a2a import Message, StreamResponse, Task, new_id
+from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, sse_comment, sse_event
 from gateway.guard import Guard
 from gateway.http import json_response, read_body
 from gateway.limits import UsageMeter, spend_in
-from gateway.problems import Problem, problem_from
+from gateway.problems import problem_from
 from gateway.settings import GatewaySettings
 
 __all__ = ["A2AEndpoint"]
@@ -127,7 +128,7 @@ class A2AEndpoint:
         return await self._rpc(request, request.path_params["agent"])
 
     async def _card(self, request: Request, agent_name: str, path: str) -> Response:
-        agent = await self._live(agent_name)
+        agent = await live_agent(self._mesh.registry, agent_name)
         base = (self._settings.gateway_public_url or str(request.base_url)).rstrip("/")
         card = msgspec.structs.replace(
             agent.card,
@@ -244,7 +245,7 @@ class A2AEndpoint:
         return await self._mesh.tasks.cancel(tenant, task_id)
 
     async def _route(self, agent_name: str, params: SendParams) -> tuple[LiveAgent, str, Message]:
-        agent = await self._live(agent_name)
+        agent = await live_agent(self._mesh.registry, agent_name)
         metadata = {**(params.metadata or {}), **(params.message.metadata or {})}
         wanted = metadata.get("skill")
         skills = [skill.id for skill in agent.card.skills]
@@ -264,14 +265,6 @@ class A2AEndpoint:
         if message.context_id is None:
             message = msgspec.structs.replace(message, context_id=new_id())
         return agent, skill, message
-
-    async def _live(self, agent_name: str) -> LiveAgent:
-        agent = await self._mesh.registry.get(agent_name)
-        if agent is None:
-            raise Problem(
-                404, "agent-not-found", "No such agent", f"no agent named {agent_name!r} is running"
-            )
-        return agent
 
     async def _count(self, tenant: str, task: Task) -> None:
         await self._usage.record(tenant, spend=spend_in((task.metadata or {}).get("usage")))

@@ -17,6 +17,7 @@ from agents.payloads import to_message
 from agents.registry import LiveAgent
 from bus.a2a import Message, Role, Task, new_id
 from bus.errors import NoResponders
+from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, Feed, event_name, sse_comment, sse_event
 from gateway.guard import Guard
 from gateway.http import json_response, read_json
@@ -130,12 +131,8 @@ class RestApi:
         )
         agent_name = body.agent or self._settings.gateway_agent
         skill_name = body.skill or self._settings.gateway_skill
-        agent = await self._live_agent(agent_name)
+        agent = await live_agent(self._mesh.registry, agent_name, skill_name)
         schema = agent.card.skill_schemas().get(skill_name)
-        if agent.card.skill(skill_name) is None:
-            raise Problem(
-                404, "skill-not-found", "No such skill", f"agent {agent_name!r} has no skill {skill_name!r}"
-            )
         conversation = await self._conversations.create(
             admitted.tenant, agent_name, skill_name, streaming=schema is not None and schema.streaming
         )
@@ -244,7 +241,7 @@ class RestApi:
 
     async def get_agent(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
-        agent = await self._live_agent(request.path_params["agent"])
+        agent = await live_agent(self._mesh.registry, request.path_params["agent"])
         return json_response({"replicas": agent.replicas, "card": agent.card}, headers=admitted.headers)
 
     async def invoke_skill(self, request: Request) -> Response:
@@ -266,11 +263,7 @@ class RestApi:
         admitted = await self._guard.admit(request, spends_tokens=True)
         agent_name, skill = request.path_params["agent"], request.path_params["skill"]
         body = await read_json(request, SkillInput, self._settings.gateway_max_body)
-        agent = await self._live_agent(agent_name)
-        if agent.card.skill(skill) is None:
-            raise Problem(
-                404, "skill-not-found", "No such skill", f"agent {agent_name!r} has no skill {skill!r}"
-            )
+        await live_agent(self._mesh.registry, agent_name, skill)
         message_id = body.message_id or request.headers.get("idempotency-key")
         message = _input_message(body, new_id(), message_id=message_id)
         task = await self._mesh.tasks.submit(admitted.tenant, agent_name, skill, message)
@@ -309,25 +302,10 @@ class RestApi:
         usage: Usage = await self._usage.read(admitted.tenant, daily)
         return json_response(usage, headers=admitted.headers)
 
-    async def _live_agent(self, name: str) -> LiveAgent:
-        agent = await self._mesh.registry.get(name)
-        if agent is None:
-            raise Problem(404, "agent-not-found", "No such agent", f"no agent named {name!r} is running")
-        return agent
-
     async def _explain_missing(self, exc: Exception, agent_name: str, skill: str) -> None:
         """Turn "nobody answered" into 404 when the agent (or its skill) does not exist at all."""
-        if not isinstance(exc, NoResponders):
-            return
-        agent = await self._mesh.registry.get(agent_name)
-        if agent is None:
-            raise Problem(
-                404, "agent-not-found", "No such agent", f"no agent named {agent_name!r} is running"
-            )
-        if agent.card.skill(skill) is None:
-            raise Problem(
-                404, "skill-not-found", "No such skill", f"agent {agent_name!r} has no skill {skill!r}"
-            )
+        if isinstance(exc, NoResponders):
+            await live_agent(self._mesh.registry, agent_name, skill)
 
 
 def _summary(agent: LiveAgent) -> AgentSummary:
