@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -180,12 +181,12 @@ class Service(Generic[T]):
         return not self._backlogged and len(self._tasks) < self._max_concurrency
 
     def _spawn(self, msg: Msg) -> None:
-        task = self._loop.create_task(self._handle(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        task = _new_task(self._loop, self._handle(msg))
+        if not task.done():  # an eager task may have finished in its first step
+            self._tasks.add(task)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _finished(self) -> None:
+        # Called by _handle as it ends: a done callback would cost a loop turn per request.
         freed, self._slot_freed = self._slot_freed, None
         if freed is not None and not freed.done():
             freed.set_result(None)
@@ -222,7 +223,13 @@ class Service(Generic[T]):
                 await self._serve(msg, envelope, remaining, span)
         finally:
             stats.in_flight -= 1
-            self._telemetry.record_duration(self.subject, time.perf_counter() - started)
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+            if self._slot_freed is not None:
+                self._finished()
+            if self._telemetry.metering:
+                self._telemetry.record_duration(self.subject, time.perf_counter() - started)
 
     async def _serve(self, msg: Msg, envelope: Envelope, remaining: float | None, span: Span) -> None:
         try:
@@ -292,6 +299,22 @@ class Service(Generic[T]):
             await self._nc.publish(reply, body, headers=headers)
         except nats.errors.Error as exc:
             log.warning("could not send the error reply to %s: %s", reply, exc)
+
+
+if sys.version_info >= (3, 12):
+
+    def _new_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        # Runs at once up to its first wait, as a task of its own: a handler that
+        # never waits (a lookup, an echo) finishes without a trip through the loop.
+        return asyncio.Task(coro, loop=loop, eager_start=True)
+
+else:
+
+    def _new_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        # No eager tasks before Python 3.12. A first step run outside a task
+        # breaks libraries that bind to the current task (anyio's cancel
+        # scopes, which httpx and openai use), so every request gets a task.
+        return loop.create_task(coro)
 
 
 def _frame(kind: str, seq: int) -> dict[str, str]:

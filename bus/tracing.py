@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 __all__ = ["BusTelemetry"]
@@ -27,7 +28,8 @@ class BusTelemetry:
     Tracing is on when a real tracer provider is given, or set globally before
     the bus connects. With none (OpenTelemetry's default no-op proxy) spans are
     skipped entirely: the no-op API still costs microseconds per message, a
-    large share of a request on the hot path.
+    large share of a request on the hot path. The per-message duration is
+    likewise recorded only when a meter provider is given or set globally.
 
     Args:
         tracer_provider: where spans go; the global provider when ``None``.
@@ -43,7 +45,10 @@ class BusTelemetry:
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
         self.tracing = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
         self._tracer = provider.get_tracer("hivewire.bus")
-        meter = metrics.get_meter("hivewire.bus", meter_provider=meter_provider)
+        meters = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        # The same for the per-message duration: recorded only where a meter provider collects it.
+        self.metering = not isinstance(meters, metrics.NoOpMeterProvider | _ProxyMeterProvider)
+        meter = meters.get_meter("hivewire.bus")
         self._dropped = meter.create_counter(
             "hivewire.bus.messages.dropped",
             unit="{message}",

@@ -97,3 +97,27 @@ _lines = st.tuples(
 def test_headers_are_read_as_nats_py_reads_them(lines: list[tuple[bytes, bytes, bytes]]) -> None:
     raw = b"\r\n".join(name + colon + value for name, colon, value in lines) + b"\r\n\r\n"
     assert Connection._parse_header_lines(raw) == NATS._parse_header_lines(raw)
+
+
+async def _published(client: NATS, subject: str, reply: str, payload: bytes) -> bytes | str:
+    client._pending, client._pending_data_size, client._flush_queue = [], 0, None
+    client._status, client._max_payload = NATS.CONNECTED, 8
+    try:
+        await client.publish(subject, payload, reply=reply)
+    except nats.errors.Error as exc:
+        return type(exc).__name__
+    return b"".join(client._pending)
+
+
+_subjects = st.one_of(
+    st.sampled_from(["hw.a.b", "", "a b", "a\r\nPUB x 1", "_INBOX.x.1", "a\tb"]), st.text(max_size=6)
+)
+
+
+@settings(max_examples=300)
+@given(_subjects, st.one_of(st.just(""), _subjects), st.binary(max_size=12))
+def test_publishing_sends_and_refuses_what_nats_py_does(subject: str, reply: str, payload: bytes) -> None:
+    # The bus's publish folds nats-py's checks into one test; what it sends,
+    # and the error it raises for a bad subject or an oversized payload, must not change.
+    ours = asyncio.run(_published(Connection(), subject, reply, payload))
+    assert ours == asyncio.run(_published(NATS(), subject, reply, payload))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import time
 
+import anyio
 import msgspec
 import pytest
 
@@ -349,3 +351,42 @@ async def test_deadlines_share_one_timer_and_expire_only_what_is_due() -> None:
     assert [key for key, _ in expired] == ["early", "late"]
     assert expired[0][1] == pytest.approx(0.05, abs=0.03)
     assert expired[1][1] == pytest.approx(0.2, abs=0.03)
+
+
+async def test_each_request_has_its_own_context_whether_or_not_its_handler_waits(
+    bus: Bus, other_bus: Bus
+) -> None:
+    # Context variables set by a handler stay its own, whether it finishes at
+    # once (as an eager task may, on Python 3.12) or waits while others run.
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="")
+    waiter_release = asyncio.Event()
+
+    async def handler(request: Request[Ping]) -> Pong:
+        before = seen.get()
+        seen.set(request.payload.text)
+        if request.payload.text == "waits":
+            await waiter_release.wait()
+        return Pong(text=f"{before}|{seen.get()}", pid=0)
+
+    await other_bus.serve("test.context", handler, Ping)
+    waiting = asyncio.ensure_future(bus.request("test.context", Ping(text="waits"), Pong))
+    quick = [await bus.request("test.context", Ping(text=f"quick{i}"), Pong) for i in range(3)]
+    waiter_release.set()
+    assert [r.text for r in quick] == ["|quick0", "|quick1", "|quick2"]
+    assert (await waiting).text == "|waits"
+
+
+
+async def test_a_handler_may_use_libraries_that_bind_to_its_task(bus: Bus, other_bus: Bus) -> None:
+    # anyio's cancel scopes (used by httpx and openai) must be left in the task
+    # they were entered in: each request runs in one task from start to end.
+    async def handler(request: Request[Ping]) -> Pong:
+        with anyio.fail_after(5):
+            await asyncio.sleep(0.01)
+        with anyio.fail_after(5):
+            pass
+        return Pong(text=request.payload.text, pid=0)
+
+    await other_bus.serve("test.anyio", handler, Ping)
+    replies = await asyncio.gather(*(bus.request("test.anyio", Ping(text=str(i)), Pong) for i in range(20)))
+    assert [r.text for r in replies] == [str(i) for i in range(20)]
