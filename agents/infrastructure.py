@@ -121,22 +121,40 @@ async def ensure_bucket(
 async def entries(kv: KeyValue, pattern: str = ">", *, values: bool = True) -> list[KeyValue.Entry]:
     """The live entries of ``kv`` whose keys match ``pattern`` (NATS wildcards), skipping deletes.
 
-    The server filters by subject, so this reads only the matching keys.
+    The server filters by subject, so this reads only the matching keys. It
+    reads until the entry the server sent last (``delta`` 0), not until
+    nats-py's "nothing more" marker: nats-py (2.16) sends that marker early
+    when the server has sent every entry before nats-py counted one, and a
+    listing that stopped there came back empty under load.
     """
-    watcher = await kv.watch(
-        pattern, ignore_deletes=True, meta_only=not values, inactive_threshold=_ABANDONED_AFTER
-    )
+    watcher = await kv.watch(pattern, meta_only=not values, inactive_threshold=_ABANDONED_AFTER)
     found: list[KeyValue.Entry] = []
+    received = 0
     try:
-        async for entry in watcher:
-            if entry is None:  # the marker that the current values have all arrived
+        while True:
+            try:
+                entry = await watcher.updates(timeout=_LISTING_STALL)
+            except nats.errors.TimeoutError:
+                break  # only a message nats-py skips (an unknown marker) could end a listing
+            if entry is None:
+                sub = watcher._sub
+                assert sub is not None
+                if received == 0 and (await sub.consumer_info()).delivered.consumer_seq == 0:
+                    break  # nothing matches
+                continue  # the early marker: the entries are on their way
+            received += 1
+            if entry.operation is None:  # a value, not a delete or purge marker
+                found.append(entry)
+            if entry.delta == 0:
                 break
-            found.append(entry)
     finally:
         await watcher.stop()
         await release(watcher._sub)
     return found
 
+
+# How long a listing waits for its next entry before taking what it has.
+_LISTING_STALL = 5.0
 
 # Event streams the mesh may have open at once, across every gateway replica.
 EVENT_READERS = 100_000

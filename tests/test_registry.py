@@ -7,7 +7,8 @@ import json
 import time
 
 from agents import LiveAgent, Mesh
-from bus import EmbeddedNats
+from agents.infrastructure import ensure_bucket, entries
+from bus import Bus, EmbeddedNats
 from tests.processes import AGENT_ENV, agent_process, hivewire
 
 
@@ -56,3 +57,18 @@ async def test_hivewire_agents_lists_the_live_agents(nats_server: EmbeddedNats, 
     assert any(line.split()[:3] == ["jobs", "0.1.0", "1"] for line in table.splitlines()[1:])
     assert [entry["name"] for entry in listed] == ["jobs"]
     assert listed[0]["replicas"] == 1
+
+
+async def test_a_bucket_listing_holds_every_live_key_and_nothing_deleted(bus: Bus) -> None:
+    # What `hivewire agents`, `hivewire keys list` and state listings stand on.
+    kv = await ensure_bucket(bus.jetstream(), "test_listing", ttl=None)
+    assert await entries(kv) == []
+    for n in range(50):
+        await kv.put(f"k.{n}", str(n).encode())
+    await kv.delete("k.49")  # the newest message is a delete: the listing still ends
+    for _ in range(20):  # the listing used to come back empty now and then
+        listed = await asyncio.gather(*(entries(kv) for _ in range(5)))
+        for found in listed:
+            assert sorted(int(e.key[2:]) for e in found) == list(range(49))
+    assert [e.key for e in await entries(kv, "k.7", values=False)] == ["k.7"]
+    assert await entries(kv, "nothing.>") == []
