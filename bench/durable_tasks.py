@@ -19,7 +19,9 @@ waits until all are done:
 
 The clock runs from the first submit to the last completion. Rounds alternate
 raw and Hivewire so drift on a shared machine hits both alike; the median
-round is reported, along with how fast the submits alone went.
+round is reported, along with how fast the submits alone went and the CPU
+time per task of the client, the consumer (raw process or agent) and
+nats-server: on a shared machine it drifts much less than wall-clock figures.
 
 Target (durable tasks issue): Hivewire >= 0.5x raw tasks/s.
 """
@@ -28,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import nats
 import uvloop
@@ -98,7 +102,7 @@ async def consume(url: str, batch: int) -> None:
 
 
 @asynccontextmanager
-async def raw_consumer(url: str, batch: int) -> AsyncIterator[None]:
+async def raw_consumer(url: str, batch: int) -> AsyncIterator[int]:
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, __file__, "--consume", url, "--batch", str(batch)),
         stdin=asyncio.subprocess.PIPE,
@@ -109,7 +113,7 @@ async def raw_consumer(url: str, batch: int) -> AsyncIterator[None]:
     try:
         if (await asyncio.wait_for(process.stdout.readline(), 30)).strip() != b"ready":
             raise SystemExit("raw consumer did not start")
-        yield
+        yield process.pid
     finally:
         process.stdin.close()
         try:
@@ -130,15 +134,33 @@ async def submit_all(submit: Callable[[int], Awaitable[object]], count: int, in_
     await asyncio.gather(*(submitter() for _ in range(in_flight)))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from ``/proc``, so Linux only)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(pids: tuple[int, int]) -> tuple[float, float, float]:
+    """CPU seconds so far of this process (the client), the consumer and nats-server."""
+    return (time.process_time(), cpu_seconds(pids[0]), cpu_seconds(pids[1]))
+
+
 async def run(
-    submit: Callable[[int], Awaitable[object]], done: asyncio.Event, count: int, in_flight: int
-) -> tuple[float, float]:
-    """Tasks/s end to end and tasks/s of the submits alone."""
+    submit: Callable[[int], Awaitable[object]],
+    done: asyncio.Event,
+    count: int,
+    in_flight: int,
+    pids: tuple[int, int],
+) -> tuple[float, float, tuple[float, ...]]:
+    """Tasks/s end to end, tasks/s of the submits alone, CPU seconds per task of client, consumer, server."""
+    before = cpu_now(pids)
     started = time.perf_counter()
     await submit_all(submit, count, in_flight)
     submitted = time.perf_counter() - started
     await asyncio.wait_for(done.wait(), timeout=60)
-    return count / (time.perf_counter() - started), count / submitted
+    elapsed = time.perf_counter() - started
+    cpu = tuple((end - start) / count for start, end in zip(before, cpu_now(pids), strict=True))
+    return count / elapsed, count / submitted, cpu
 
 
 class Counter:
@@ -159,7 +181,9 @@ class Counter:
             self.done.set()
 
 
-async def measure(url: str, args: argparse.Namespace, concurrency: int) -> dict[str, dict[str, float]]:
+async def measure(
+    url: str, args: argparse.Namespace, concurrency: int, pids: dict[str, tuple[int, int]]
+) -> dict[str, dict[str, float]]:
     nc = await nats.connect(url)
     js = nc.jetstream()
     bus = await Bus.connect(settings(url), name="bench-tasks")
@@ -192,14 +216,17 @@ async def measure(url: str, args: argparse.Namespace, concurrency: int) -> dict[
         return await mesh.tasks.submit(tenant, AGENT, SKILL, n)
 
     kinds = {"raw JetStream": (submit_raw, raw_done), "Hivewire": (submit_hivewire, hive_done)}
-    results: dict[str, dict[str, list[float]]] = {name: {"e2e": [], "submit": []} for name in kinds}
-    for submit, counter in kinds.values():  # warm up connections, consumers and decoders
-        await run(submit, counter.expect(200), 200, args.in_flight)
+    columns = ("e2e", "submit", "cpu client", "cpu consumer", "cpu server")
+    results: dict[str, dict[str, list[float]]] = {name: {c: [] for c in columns} for name in kinds}
+    for name, (submit, counter) in kinds.items():  # warm up connections, consumers and decoders
+        await run(submit, counter.expect(200), 200, args.in_flight, pids[name])
     for _ in range(args.rounds):
         for name, (submit, counter) in kinds.items():
-            e2e, submitted = await run(submit, counter.expect(args.tasks), args.tasks, args.in_flight)
-            results[name]["e2e"].append(e2e)
-            results[name]["submit"].append(submitted)
+            e2e, submitted, cpu = await run(
+                submit, counter.expect(args.tasks), args.tasks, args.in_flight, pids[name]
+            )
+            for column, value in zip(columns, (e2e, submitted, *cpu), strict=True):
+                results[name][column].append(value)
     await bus.close()
     await nc.close()
     return {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
@@ -225,13 +252,17 @@ def report(results: dict[int, dict[str, dict[str, float]]], args: argparse.Names
     print(
         f"{args.tasks} tasks per round, {args.in_flight} submits in flight; median of {args.rounds} rounds\n"
     )
-    print(f"{'':30} {'tasks/s':>10} {'submit/s':>10} {'x raw':>7}")
+    print(f"{'':30} {'tasks/s':>10} {'submit/s':>10} {'x raw':>7}   CPU µs/task: client+consumer+server")
     worst = float("inf")
     for concurrency, by_kind in results.items():
         raw = by_kind["raw JetStream"]["e2e"]
         for name, r in by_kind.items():
             label = f"{name}, concurrency {concurrency}"
-            print(f"{label:30} {r['e2e']:10.0f} {r['submit']:10.0f} {r['e2e'] / raw:7.2f}")
+            cpu = [r[c] * 1e6 for c in ("cpu client", "cpu consumer", "cpu server")]
+            print(
+                f"{label:30} {r['e2e']:10.0f} {r['submit']:10.0f} {r['e2e'] / raw:7.2f}   "
+                f"{cpu[0]:.0f}+{cpu[1]:.0f}+{cpu[2]:.0f} = {sum(cpu):.0f}"
+            )
         worst = min(worst, by_kind["Hivewire"]["e2e"] / raw)
     print(f"\nHivewire / raw: {worst:.2f}x at worst (target >= {TARGET})")
     return worst
@@ -243,10 +274,14 @@ async def main(args: argparse.Namespace) -> int:
         await create_raw_stream(server.url)
         for concurrency in args.concurrency:
             async with (
-                raw_consumer(server.url, concurrency),
-                agent_processes(server.url, ["bench.zoo:noop"], HIVEWIRE_TASK_CONCURRENCY=str(concurrency)),
+                raw_consumer(server.url, concurrency) as consumer,
+                agent_processes(
+                    server.url, ["bench.zoo:noop"], HIVEWIRE_TASK_CONCURRENCY=str(concurrency)
+                ) as agent,
             ):
-                results[concurrency] = await measure(server.url, args, concurrency)
+                assert server.pid is not None
+                pids = {"raw JetStream": (consumer, server.pid), "Hivewire": (agent[0], server.pid)}
+                results[concurrency] = await measure(server.url, args, concurrency, pids)
     worst = report(results, args)
     return 1 if args.check and worst < TARGET else 0
 

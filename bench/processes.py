@@ -1,4 +1,8 @@
-"""Start agent processes for a benchmark and make sure none outlives it."""
+"""Start agent processes for a benchmark and make sure none outlives it.
+
+With ``HIVEWIRE_BENCH_PROFILE=<dir>`` each agent runs under cProfile and
+writes ``<dir>/agent-<target>.prof`` when it stops.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 async def _start(url: str, target: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    profile: tuple[str, ...] = ()
+    if folder := os.environ.get("HIVEWIRE_BENCH_PROFILE"):  # cProfile data of the agent, for profiling
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        name = target.replace(":", "-").replace("/", "-")
+        profile = ("-m", "cProfile", "-o", str(Path(folder) / f"agent-{name}.prof"))
     return await asyncio.create_subprocess_exec(
         sys.executable,
+        *profile,
         "-m",
         "bus.cli",
         "--log-level",
