@@ -136,9 +136,18 @@ class TaskRecords:
                     if latest is None:
                         raise TaskNotFound(tenant, task_id) from None
                     raise RequestTimeout(key, timeout) from None
-                if entry is None or entry.value is None or not entry.value:
-                    if latest is None and entry is None:
-                        raise TaskNotFound(tenant, task_id)
+                if entry is None:
+                    # nats-py's "no more history" marker, which under load can come
+                    # before the record's own entry: the record itself decides.
+                    if latest is None:
+                        found = await self.get(tenant, task_id)
+                        if found is None:
+                            raise TaskNotFound(tenant, task_id)
+                        latest = found[0]
+                        if latest.status.state.terminal:
+                            return latest
+                    continue
+                if not entry.value:  # deleted or purged meanwhile
                     continue
                 latest = self._codec.decode(entry.value, Task)
                 if latest.status.state.terminal:

@@ -334,3 +334,27 @@ async def test_a_record_changed_while_the_task_runs_still_gets_one_completion(
         await asyncio.sleep(0.3)
     assert done.status.state is TaskState.COMPLETED
     assert counts == {task.id: 1}
+
+
+async def test_waiting_for_a_task_finds_a_finished_one_at_once_and_an_unknown_one_not_at_all(
+    mesh: Mesh,
+) -> None:
+    from agents.errors import TaskNotFound
+    from agents.tasks import TaskRecords, finish
+
+    tenant = "t-waits"
+    kv = await mesh.bus.jetstream().key_value(subjects.TASK_RECORDS_BUCKET)
+    records = TaskRecords(kv, mesh.bus.codec)
+    # Submitted to an agent nobody runs, then ended by hand: no worker involved.
+    task = await mesh.tasks.submit(tenant, "nobody", "work", Job(n=1))
+    found = await records.get(tenant, task.id)
+    assert found is not None
+    assert await records.replace(tenant, finish(found[0], TaskState.COMPLETED), found[1]) is not None
+    # Many waits at once, as a busy gateway's `?wait=` makes them: none mistakes
+    # the existing record for a missing one.
+    waits = await asyncio.gather(*(mesh.tasks.wait(tenant, task.id, timeout=5) for _ in range(50)))
+    assert {w.status.state for w in waits} == {TaskState.COMPLETED}
+    with pytest.raises(TaskNotFound):
+        await mesh.tasks.wait(tenant, "0" * 32, timeout=5)
+    with pytest.raises(TaskNotFound):
+        await mesh.tasks.wait("t-other", task.id, timeout=5)  # another tenant's task
