@@ -22,7 +22,7 @@ async def _start(url: str, target: str, env: dict[str, str]) -> asyncio.subproce
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     profile: tuple[str, ...] = ()
     if folder := os.environ.get("HIVEWIRE_BENCH_PROFILE"):  # cProfile data of the agent, for profiling
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         name = target.replace(":", "-").replace("/", "-")
         profile = ("-m", "cProfile", "-o", str(Path(folder) / f"agent-{name}.prof"))
     return await asyncio.create_subprocess_exec(
