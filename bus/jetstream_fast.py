@@ -3,8 +3,10 @@
 nats-py's ``js.publish`` goes through ``nc.request``, which pays on every call
 for a random token, a NUID, ``asyncio.wait_for`` and a JSON parse into a
 dataclass; a durable task makes several such writes. Here one wildcard reply
-inbox per publisher, a counter token, a timer handle and a msgspec decoder of
-the PubAck do the same work for a fraction of the cost. Errors are nats-py's
+inbox per publisher (its acknowledgements handed over as soon as they are
+parsed, on the bus's connection), a counter token, one shared timer for all
+deadlines and a msgspec decoder of the PubAck do the same work for a fraction
+of the cost. Errors are nats-py's
 own (``nats.js.errors``), so callers catch the same exceptions either way.
 """
 
@@ -20,6 +22,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+
+from bus.connection import Connection
+from bus.deadlines import Deadlines
 
 __all__ = ["FastJetStream", "FastKeyValue", "PubAck"]
 
@@ -69,6 +74,9 @@ class FastJetStream:
         self._subscribing = asyncio.Lock()
         self._tokens = itertools.count()
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        # Set with the inbox, in the running loop.
+        self._loop: asyncio.AbstractEventLoop
+        self._deadlines: Deadlines[str]
 
     async def publish(self, subject: str, data: bytes, *, headers: dict[str, str] | None = None) -> PubAck:
         """Store ``data`` on ``subject`` and return the stream's acknowledgement.
@@ -82,15 +90,15 @@ class FastJetStream:
         if prefix is None:
             prefix = await self._subscribe()
         token = f"{next(self._tokens):x}"
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Msg] = loop.create_future()
+        waiter: asyncio.Future[Msg] = self._loop.create_future()
         self._waiting[token] = waiter
-        timer = loop.call_later(self._timeout, _expire, waiter)
+        deadlines = self._deadlines
+        deadlines.add(token, self._timeout)
         try:
             await self._nc.publish(subject, data, reply=prefix + token, headers=headers)
             msg = await waiter
         finally:
-            timer.cancel()
+            deadlines.discard(token)
             del self._waiting[token]
         if not msg.data and msg.headers is not None and msg.headers.get(_STATUS) == _NO_RESPONDERS:
             raise nats.js.errors.NoStreamResponseError
@@ -102,17 +110,29 @@ class FastJetStream:
     async def _subscribe(self) -> str:
         async with self._subscribing:
             if self._prefix is None:
+                self._loop = asyncio.get_running_loop()
+                self._deadlines = Deadlines(self._loop, self._expire)
                 prefix = self._nc.new_inbox() + "."
                 # The SUB goes out ahead of any publish after it: no flush needed.
-                await self._nc.subscribe(prefix + "*", cb=self._deliver)
+                sub = await self._nc.subscribe(prefix + "*", cb=self._receive)
+                if isinstance(self._nc, Connection):
+                    self._nc.deliver_directly(sub._id, accepting=_always, deliver=self._deliver)
                 self._prefix = prefix
             return self._prefix
 
-    async def _deliver(self, msg: Msg) -> None:
+    async def _receive(self, msg: Msg) -> None:
+        self._deliver(msg)
+
+    def _deliver(self, msg: Msg) -> None:
         assert self._prefix is not None
         waiter = self._waiting.get(msg.subject[len(self._prefix) :])
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
+
+    def _expire(self, token: str) -> None:
+        waiter = self._waiting.get(token)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(nats.errors.TimeoutError())
 
 
 def _api_error(error: _ApiError) -> nats.js.errors.APIError:
@@ -129,9 +149,8 @@ _ERRORS: dict[int, type[nats.js.errors.APIError]] = {
 }
 
 
-def _expire(waiter: asyncio.Future[Msg]) -> None:
-    if not waiter.done():
-        waiter.set_exception(nats.errors.TimeoutError())
+def _always() -> bool:
+    return True
 
 
 class FastKeyValue:
