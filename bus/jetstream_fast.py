@@ -2,29 +2,22 @@
 
 nats-py's ``js.publish`` goes through ``nc.request``, which pays on every call
 for a random token, a NUID, ``asyncio.wait_for`` and a JSON parse into a
-dataclass; a durable task makes several such writes. Here one wildcard reply
-inbox per publisher (its acknowledgements handed over as soon as they are
-parsed, on the bus's connection), a counter token, one shared timer for all
-deadlines and a msgspec decoder of the PubAck do the same work for a fraction
-of the cost. Errors are nats-py's
+dataclass; a durable task makes several such writes. Here the bus's own reply
+inbox (:class:`bus.replies.Replies`: a counter token, one shared deadline
+timer, replies handed over as parsed) and a msgspec decoder of the PubAck do
+the same work for a fraction of the cost. Errors are nats-py's
 own (``nats.js.errors``), so callers catch the same exceptions either way.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-
 import msgspec
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from bus.connection import Connection
-from bus.deadlines import Deadlines
+from bus.replies import Replies
 
 __all__ = ["FastJetStream", "FastKeyValue", "PubAck"]
 
@@ -68,15 +61,8 @@ class FastJetStream:
 
     def __init__(self, js: JetStreamContext) -> None:
         # nats-py keeps both private; the context is the only handle callers have.
-        self._nc: NATS = js._nc
+        self._replies = Replies(js._nc)
         self._timeout: float = js._timeout
-        self._prefix: str | None = None
-        self._subscribing = asyncio.Lock()
-        self._tokens = itertools.count()
-        self._waiting: dict[str, asyncio.Future[Msg]] = {}
-        # Set with the inbox, in the running loop.
-        self._loop: asyncio.AbstractEventLoop
-        self._deadlines: Deadlines[str]
 
     async def publish(self, subject: str, data: bytes, *, headers: dict[str, str] | None = None) -> PubAck:
         """Store ``data`` on ``subject`` and return the stream's acknowledgement.
@@ -86,53 +72,15 @@ class FastJetStream:
             nats.js.errors.NoStreamResponseError: no stream takes ``subject``.
             nats.js.errors.APIError: the stream refused the message (its subclass by code).
         """
-        prefix = self._prefix
-        if prefix is None:
-            prefix = await self._subscribe()
-        token = f"{next(self._tokens):x}"
-        waiter: asyncio.Future[Msg] = self._loop.create_future()
-        self._waiting[token] = waiter
-        deadlines = self._deadlines
-        deadlines.add(token, self._timeout)
-        try:
-            await self._nc.publish(subject, data, reply=prefix + token, headers=headers)
-            msg = await waiter
-        finally:
-            deadlines.discard(token)
-            del self._waiting[token]
+        msg = await self._replies.request(subject, data, headers, self._timeout)
+        if msg is None:
+            raise nats.errors.TimeoutError
         if not msg.data and msg.headers is not None and msg.headers.get(_STATUS) == _NO_RESPONDERS:
             raise nats.js.errors.NoStreamResponseError
         reply = _decode_reply(msg.data)
         if reply.error is not None:
             raise _api_error(reply.error)
         return PubAck(stream=reply.stream, seq=reply.seq, duplicate=reply.duplicate)
-
-    async def _subscribe(self) -> str:
-        async with self._subscribing:
-            if self._prefix is None:
-                self._loop = asyncio.get_running_loop()
-                self._deadlines = Deadlines(self._loop, self._expire)
-                prefix = self._nc.new_inbox() + "."
-                # The SUB goes out ahead of any publish after it: no flush needed.
-                sub = await self._nc.subscribe(prefix + "*", cb=self._receive)
-                if isinstance(self._nc, Connection):
-                    self._nc.deliver_directly(sub._id, accepting=_always, deliver=self._deliver)
-                self._prefix = prefix
-            return self._prefix
-
-    async def _receive(self, msg: Msg) -> None:
-        self._deliver(msg)
-
-    def _deliver(self, msg: Msg) -> None:
-        assert self._prefix is not None
-        waiter = self._waiting.get(msg.subject[len(self._prefix) :])
-        if waiter is not None and not waiter.done():
-            waiter.set_result(msg)
-
-    def _expire(self, token: str) -> None:
-        waiter = self._waiting.get(token)
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(nats.errors.TimeoutError())
 
 
 def _api_error(error: _ApiError) -> nats.js.errors.APIError:
@@ -147,10 +95,6 @@ _ERRORS: dict[int, type[nats.js.errors.APIError]] = {
     500: nats.js.errors.ServerError,
     503: nats.js.errors.ServiceUnavailableError,
 }
-
-
-def _always() -> bool:
-    return True
 
 
 class FastKeyValue:
