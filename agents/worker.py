@@ -192,12 +192,11 @@ class TaskWorker:
     async def _run(self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int) -> None:
         late: _LateClaim | None = None
         if self._untouched(msg, request, deliveries):
-            # The record is as queued: run at once and record ``working`` only if the
-            # task is still running after a moment (see _LateClaim); the event goes now.
+            # The record is as queued: run at once, and record and announce ``working``
+            # only if the task is still running after a moment (see _LateClaim).
             task: Task | None = self._working(request.submitted(), deliveries)
             revision = request.revision
             assert task is not None
-            await self._events.task_status(tenant, task)
             late = _LateClaim(
                 self._claim_from(tenant, request, deliveries), task, revision, _RECORD_WORKING_AFTER
             )
@@ -277,7 +276,7 @@ class TaskWorker:
 
     def _claim_from(self, tenant: str, request: TaskRequest, deliveries: int) -> _Claim:
         async def claim(task: Task, revision: int) -> tuple[Task | None, int]:
-            return await self._claim(tenant, request, deliveries, found=(task, revision), announce=False)
+            return await self._claim(tenant, request, deliveries, found=(task, revision))
 
         return claim
 

@@ -134,6 +134,13 @@ async def work(ctx: Context, job: Job) -> Done:
 
 
 @jobs.skill
+async def pause(ctx: Context, seconds: float) -> float:
+    """Wait ``seconds``, saying nothing meanwhile (the status events are the worker's alone)."""
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@jobs.skill
 async def poison(ctx: Context, text: str) -> str:
     """Always fails: ends in the dead-letter stream."""
     raise ValueError(f"cannot digest {text!r}")
