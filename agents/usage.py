@@ -18,8 +18,10 @@ USAGE_KEY = "hivewire.usage"
 
 def spend_in(usage: Any) -> dict[str, Usage]:
     """The spend per model of a usage record (``{}`` for none or a malformed one)."""
+    if not usage:  # most replies: no model was called
+        return {}
     try:
-        return msgspec.convert(usage or {}, dict[str, Usage])
+        return msgspec.convert(usage, dict[str, Usage])
     except msgspec.ValidationError:
         return {}
 

@@ -56,7 +56,9 @@ class GatewaySettings(AgentSettings):
 
     def limits_for(self, tenant: str) -> tuple[float, int, int]:
         """The (rate, burst, daily tokens) that apply to ``tenant``."""
-        own = self.gateway_tenant_limits.get(tenant, TenantLimits())
+        own = self.gateway_tenant_limits.get(tenant)
+        if own is None:  # most tenants: no override (and no model built per request)
+            return self.gateway_rate, self.gateway_burst, self.gateway_daily_tokens
         return (
             own.rate if own.rate is not None else self.gateway_rate,
             own.burst if own.burst is not None else self.gateway_burst,
