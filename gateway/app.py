@@ -108,8 +108,7 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             settings, services.mesh, services.guard, services.conversations, services.feed, services.usage
         )
         a2a = A2AEndpoint(settings, services.mesh, services.guard, services.feed, services.usage)
-        # Ahead of the operational routes: a skill call should not try /healthz & co. first.
-        app.router.routes[0:0] = [*rest.routes(), *a2a.routes()]
+        app.router.routes.extend([*rest.routes(), *a2a.routes()])
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
             yield
