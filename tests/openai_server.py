@@ -258,13 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_error(404, f"Unknown request URL: POST {self.path}")
             return
-        try:
-            body = json.loads(raw)
-        except ValueError as error:
-            self._send_error(400, f"We could not parse the JSON body of your request: {error}")
-            return
-        if not isinstance(body, dict):
-            self._send_error(400, "The request body must be a JSON object")
+        body = self._json_object(raw)
+        if body is None:
             return
         failure, text = owner._record(body)
         owner._wait_latency()
@@ -296,15 +291,22 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._send_json(200, completion)
 
-    def _embed(self, raw: bytes) -> None:
-        owner = self.server.owner
+    def _json_object(self, raw: bytes) -> dict[str, Any] | None:
+        """The request body as a JSON object, or ``None`` after answering 400 as OpenAI does."""
         try:
             body = json.loads(raw)
         except ValueError as error:
             self._send_error(400, f"We could not parse the JSON body of your request: {error}")
-            return
+            return None
         if not isinstance(body, dict):
             self._send_error(400, "The request body must be a JSON object")
+            return None
+        return body
+
+    def _embed(self, raw: bytes) -> None:
+        owner = self.server.owner
+        body = self._json_object(raw)
+        if body is None:
             return
         with owner._lock:
             owner._embedding_requests.append(body)
