@@ -245,12 +245,8 @@ class Bus:
             raise RequestTimeout(subject, 0.0)
         try:
             msg = await self._replies.request(subject, data, headers, wait)
-        except nats.errors.ConnectionClosedError:
-            raise BusClosed() from None
-        except nats.errors.OutboundBufferLimitError:
-            raise Disconnected(subject) from None
-        except nats.errors.MaxPayloadError:
-            raise PayloadTooLarge(len(data), self._nc.max_payload) from None
+        except nats.errors.Error as exc:
+            raise self._sending_error(exc, subject, data) from None
         if msg is None:
             raise RequestTimeout(subject, wait)
         if not msg.headers:  # a plain reply: nothing to check but its type
@@ -374,12 +370,18 @@ class Bus:
     async def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
         try:
             await self._nc.publish(subject, data, headers=headers)
-        except nats.errors.ConnectionClosedError:
-            raise BusClosed() from None
-        except nats.errors.OutboundBufferLimitError:
-            raise Disconnected(subject) from None
-        except nats.errors.MaxPayloadError:
-            raise PayloadTooLarge(len(data), self._nc.max_payload) from None
+        except nats.errors.Error as exc:
+            raise self._sending_error(exc, subject, data) from None
+
+    def _sending_error(self, exc: nats.errors.Error, subject: str, data: bytes) -> Exception:
+        """The bus's error for what nats-py raised while sending; others unchanged."""
+        if isinstance(exc, nats.errors.ConnectionClosedError):
+            return BusClosed()
+        if isinstance(exc, nats.errors.OutboundBufferLimitError):
+            return Disconnected(subject)
+        if isinstance(exc, nats.errors.MaxPayloadError):
+            return PayloadTooLarge(len(data), self._nc.max_payload)
+        return exc
 
     def _on_slow_consumer(self, exc: nats.errors.SlowConsumerError) -> None:
         stream = self._streams.get(exc.sid)
