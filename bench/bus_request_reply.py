@@ -36,6 +36,7 @@ import nats
 import uvloop
 from opentelemetry.sdk.trace import TracerProvider
 
+from bench.processes import cpu_seconds
 from bus import Bus, Codec, EmbeddedNats, Envelope, Message, NatsSettings, Part, Request, Role
 
 RAW = "bench.raw"
@@ -102,12 +103,6 @@ def profiled(name: str) -> Iterator[None]:
         profile.disable()
         Path(folder).mkdir(parents=True, exist_ok=True)
         profile.dump_stats(Path(folder) / f"{name}.prof")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def latencies(call: Callable[[], Awaitable[object]], count: int) -> list[float]:

@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import nats
 import uvloop
@@ -46,7 +44,7 @@ from nats.js import api
 from agents import AgentSettings, Mesh, TaskRequest
 from agents.payloads import to_message
 from agents.tasks import task_id_for
-from bench.processes import agent_processes
+from bench.processes import agent_processes, cpu_seconds
 from bus import Bus, Codec, EmbeddedNats, StreamResponse, TaskState, subjects
 from bus.a2a import Role, new_id
 
@@ -132,12 +130,6 @@ async def submit_all(submit: Callable[[int], Awaitable[object]], count: int, in_
             await submit(n)
 
     await asyncio.gather(*(submitter() for _ in range(in_flight)))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (from ``/proc``, so Linux only)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_now(pids: tuple[int, int]) -> tuple[float, float, float]:

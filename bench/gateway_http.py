@@ -61,6 +61,7 @@ import nats
 import uvloop
 
 from agents import AgentSettings
+from bench import processes
 from bench.processes import REPO, agent_processes
 from bus import Bus, EmbeddedNats, new_id
 from gateway.keys import ApiKeys
@@ -140,13 +141,12 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(NOFILE, hard), hard))
 
 
-def cpu_seconds(pid: int) -> float | None:
+def cpu_seconds_if_alive(pid: int) -> float | None:
     """User + system CPU time of ``pid`` so far (``None`` when it cannot be read)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return processes.cpu_seconds(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> tuple[float, float]:
@@ -174,7 +174,7 @@ class CpuMeter:
     _time: float = 0.0
 
     def start(self) -> None:
-        self._start = {n: c for n, p in self.pids.items() if (c := cpu_seconds(p)) is not None}
+        self._start = {n: c for n, p in self.pids.items() if (c := cpu_seconds_if_alive(p)) is not None}
         self._start["load generator"] = _rusage(resource.RUSAGE_CHILDREN)
         self._start["this process"] = _rusage(resource.RUSAGE_SELF)
         self._machine = machine_busy()
@@ -189,7 +189,7 @@ class CpuMeter:
             elif name == "this process":
                 after = _rusage(resource.RUSAGE_SELF)
             else:
-                after = cpu_seconds(self.pids[name])
+                after = cpu_seconds_if_alive(self.pids[name])
             if after is not None:
                 used[name] = (after - before) / elapsed
         busy, total = machine_busy()

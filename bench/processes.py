@@ -1,4 +1,4 @@
-"""Start agent processes for a benchmark and make sure none outlives it.
+"""Start agent processes for a benchmark, make sure none outlives it, and read what they cost.
 
 With ``HIVEWIRE_BENCH_PROFILE=<dir>`` each agent runs under cProfile and
 writes ``<dir>/agent-<target>.prof`` when it stops.
@@ -16,6 +16,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from ``/proc``, so Linux only).
+
+    Raises:
+        OSError: there is no such process (any more).
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _start(url: str, target: str, env: dict[str, str]) -> asyncio.subprocess.Process:
