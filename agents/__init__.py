@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from agents.events import ConversationEvents
     from agents.history import ConversationHistory
     from agents.infrastructure import Infrastructure, ensure
-    from agents.llm import ChatMessage, Completion, Model, Passage, TurnLLM, Usage
+    from agents.llm import ChatMessage, Completion, Model, Passage, Tool, ToolCall, TurnLLM, Usage
     from agents.mesh import Mesh
     from agents.process import load_agent, serve_agent
     from agents.redisstore import RedisStore
@@ -73,6 +73,8 @@ _EXPORTS = {
     "Completion": "agents.llm",
     "Model": "agents.llm",
     "Passage": "agents.llm",
+    "Tool": "agents.llm",
+    "ToolCall": "agents.llm",
     "TurnLLM": "agents.llm",
     "Usage": "agents.llm",
     "Mesh": "agents.mesh",
@@ -141,6 +143,8 @@ __all__ = [
     "TaskRecords",
     "TaskRequest",
     "Tasks",
+    "Tool",
+    "ToolCall",
     "TurnLLM",
     "Usage",
     "Versioned",

@@ -56,10 +56,16 @@ class _Failure:
 class OpenAIServer:
     """An HTTP server speaking the ``/v1/chat/completions`` protocol on a free loopback port.
 
-    It answers with ``"echo: "`` plus the last user message (or a canned reply per model),
-    counts one token per whitespace-separated word, streams one SSE chunk per word, and
-    fails on demand with the status codes and error bodies of the real API. Every JSON
-    body it receives on ``/v1/chat/completions`` is recorded, failed ones included.
+    It answers with ``"echo: "`` plus the last user message (or a canned reply per model;
+    ``"tool said: "`` plus the result when the last message is a tool's), counts one token
+    per whitespace-separated word, streams one SSE chunk per word, and fails on demand
+    with the status codes and error bodies of the real API. Every JSON body it receives
+    on ``/v1/chat/completions`` is recorded, failed ones included.
+
+    Tool calls: :meth:`call_tool` makes the next request that offers tools answer
+    with a call (streamed in pieces as the real API does). As the real API, it
+    refuses (400) tool parameters or a ``json_schema`` whose root is not an
+    object, and a ``tool`` message that answers no earlier tool call.
 
     With ``embeddings=True`` it also serves ``/v1/embeddings``: deterministic
     vectors hashed from the words of each input (texts sharing words are
@@ -80,6 +86,7 @@ class OpenAIServer:
         self._embedding_requests: list[dict[str, Any]] = []
         self._failures: list[_Failure] = []
         self._replies: dict[str, str] = {}
+        self._tool_calls: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -161,6 +168,11 @@ class OpenAIServer:
         with self._lock:
             self._replies[model] = text
 
+    def call_tool(self, name: str, arguments: str) -> None:
+        """Answer the next request offering tools with a call of ``name`` (``arguments``: JSON text)."""
+        with self._lock:
+            self._tool_calls.append((name, arguments))
+
     def clear(self) -> None:
         """Forget recorded requests, pending failures and canned replies."""
         with self._lock:
@@ -168,10 +180,12 @@ class OpenAIServer:
             self._embedding_requests.clear()
             self._failures.clear()
             self._replies.clear()
+            self._tool_calls.clear()
 
-    def _record(self, body: dict[str, Any]) -> tuple[_Failure | None, str]:
-        """Record ``body``; return the failure it must get, if any, and the reply text."""
+    def _record(self, body: dict[str, Any]) -> tuple[_Failure | None, str, tuple[str, str] | None]:
+        """Record ``body``; return the failure it must get, if any, the reply text and any tool call."""
         model = body.get("model")
+        messages = body.get("messages")
         with self._lock:
             self._requests.append(body)
             failure = next((f for f in self._failures if f.model in (None, model)), None)
@@ -180,9 +194,16 @@ class OpenAIServer:
                 if failure.times == 0:
                     self._failures.remove(failure)
             reply = self._replies.get(model) if isinstance(model, str) else None
+            tool_call = None
+            if failure is None and body.get("tools") and self._tool_calls:
+                tool_call = self._tool_calls.pop(0)
         if reply is None:
-            reply = "echo: " + _last_user_text(body.get("messages"))
-        return failure, reply
+            last = messages[-1] if isinstance(messages, list) and messages else None
+            if isinstance(last, dict) and last.get("role") == "tool":
+                reply = "tool said: " + _text_of(last.get("content"))
+            else:
+                reply = "echo: " + _last_user_text(messages)
+        return failure, reply, tool_call
 
     def _wait_latency(self) -> None:
         if self.latency > 0:
@@ -261,13 +282,28 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._json_object(raw)
         if body is None:
             return
-        failure, text = owner._record(body)
+        refusal = _refusal(body)
+        if refusal is not None:
+            owner._record(body)
+            self._send_error(400, refusal)
+            return
+        failure, text, tool_call = owner._record(body)
         owner._wait_latency()
         if failure is not None:
             headers = {} if failure.retry_after is None else {"retry-after": _seconds(failure.retry_after)}
             self._send_error(failure.status, f"Simulated failure {failure.status}", headers)
             return
         model = str(body.get("model", ""))
+        call = None
+        if tool_call is not None:
+            text = ""
+            name, arguments = tool_call
+            call = {
+                "id": f"call_{owner._next_id()[9:]}",
+                "type": "function",
+                "name": name,
+                "arguments": arguments,
+            }
         usage = {
             "prompt_tokens": _count_prompt_words(body.get("messages")),
             "completion_tokens": len(text.split()),
@@ -276,10 +312,16 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream") is True:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            self._stream(owner._next_id(), model, text, usage if include_usage else None)
+            self._stream(owner._next_id(), model, text, usage if include_usage else None, call)
             return
-        message = {"role": "assistant", "content": text, "refusal": None}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        finish_reason = "stop"
+        if call is not None:
+            function = {"name": call["name"], "arguments": call["arguments"]}
+            message["content"] = None
+            message["tool_calls"] = [{"id": call["id"], "type": "function", "function": function}]
+            finish_reason = "tool_calls"
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         completion = {
             "id": owner._next_id(),
             "object": "chat.completion",
@@ -333,7 +375,14 @@ class _Handler(BaseHTTPRequestHandler):
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         self._send_json(200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
 
-    def _stream(self, completion_id: str, model: str, text: str, usage: dict[str, int] | None) -> None:
+    def _stream(
+        self,
+        completion_id: str,
+        model: str,
+        text: str,
+        usage: dict[str, int] | None,
+        call: dict[str, str] | None = None,
+    ) -> None:
         """Send the reply as Server-Sent Events in a chunked body, one write (and packet) per event."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -350,14 +399,28 @@ class _Handler(BaseHTTPRequestHandler):
         # The real API sends "usage": null on every chunk but the last when usage is asked for.
         extra: dict[str, Any] = {"usage": None} if usage is not None else {}
 
-        def choice(delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
+        def choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
-        pieces = _PIECE.findall(text) or [text]
-        for number, piece in enumerate(pieces):
-            delta = {"role": "assistant", "content": piece} if number == 0 else {"content": piece}
+        if call is not None:
+            # As the real API: the id and name first, then the arguments in pieces.
+            first = {"index": 0, "id": call["id"], "type": "function"}
+            start = {**first, "function": {"name": call["name"], "arguments": ""}}
+            delta: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [start]}
             self._write_event({**base, "choices": [choice(delta, None)], **extra})
-        self._write_event({**base, "choices": [choice({}, "stop")], **extra})
+            arguments = call["arguments"]
+            for at in range(0, len(arguments), 8):
+                piece = {"index": 0, "function": {"arguments": arguments[at : at + 8]}}
+                self._write_event({**base, "choices": [choice({"tool_calls": [piece]}, None)], **extra})
+            self._write_event({**base, "choices": [choice({}, "tool_calls")], **extra})
+        else:
+            pieces = _PIECE.findall(text) or [text]
+            for number, piece_text in enumerate(pieces):
+                delta = (
+                    {"role": "assistant", "content": piece_text} if number == 0 else {"content": piece_text}
+                )
+                self._write_event({**base, "choices": [choice(delta, None)], **extra})
+            self._write_event({**base, "choices": [choice({}, "stop")], **extra})
         if usage is not None:
             self._write_event({**base, "choices": [], "usage": usage})
         self._write_chunk(b"data: [DONE]\n\n")
@@ -387,6 +450,45 @@ class _Handler(BaseHTTPRequestHandler):
         )
         error = {"message": message, "type": kind, "param": None, "code": code}
         self._send_json(status, {"error": error}, headers)
+
+
+def _refusal(body: dict[str, Any]) -> str | None:
+    """Why the real API would answer 400 to what this server checks: tool and schema shapes, tool messages."""
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            return "Missing required parameter: 'tools[0].function.name'."
+        refusal = _object_schema_refusal(function.get("parameters", {"type": "object"}))
+        if refusal is not None:
+            return f"Invalid schema for function '{function['name']}': {refusal}"
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        refusal = _object_schema_refusal(schema)
+        if refusal is not None:
+            return f"Invalid schema for response_format: {refusal}"
+    called: set[str] = set()
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict):
+            continue
+        for call in message.get("tool_calls") or ():
+            if isinstance(call, dict) and isinstance(call.get("id"), str):
+                called.add(call["id"])
+        if message.get("role") == "tool" and message.get("tool_call_id") not in called:
+            return (
+                "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                "message with 'tool_calls'."
+            )
+    return None
+
+
+def _object_schema_refusal(schema: object) -> str | None:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if kind != "object":
+        return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{kind}\"'."
+    return None
 
 
 def _text_of(content: object) -> str:

@@ -16,15 +16,16 @@ from tests.redis_server import RedisServer
 GUIDE = Path(__file__).parent.parent / "docs" / "llm.md"
 
 
-def _load(tmp_path: Path) -> ModuleType:
-    (code,) = re.findall(r"```python file=triage.py\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
-    path = tmp_path / "triage_guide.py"
+def _load(tmp_path: Path, file: str = "triage.py") -> ModuleType:
+    (code,) = re.findall(rf"```python file={re.escape(file)}\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
+    name = f"{file.removesuffix('.py')}_guide"
+    path = tmp_path / f"{name}.py"
     path.write_text(code)
-    spec = importlib.util.spec_from_file_location("triage_guide", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["triage_guide"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -57,3 +58,22 @@ async def test_the_guides_triage_agent_classifies_and_answers_with_history(
         "Invoices are under Billing.",
         "Thanks!",
     ]
+
+
+async def test_the_guides_orders_agent_runs_the_tool_the_model_asks_for(
+    nats_server: EmbeddedNats, model_endpoint: OpenAIServer, tmp_path: Path
+) -> None:
+    guide = _load(tmp_path, "orders.py")
+    model_endpoint.call_tool("lookup_order", '{"order_id": "A-17"}')
+    settings = AgentSettings(_env_file=None, nats_url=nats_server.url, llm_base_url=model_endpoint.url)
+    bus = await Bus.connect(settings)
+    try:
+        async with AgentRuntime(guide.orders, bus, settings):
+            caller = (await Mesh.open(bus, settings)).caller("docs", context_id=new_id())
+            answer = await caller.call("orders", "ask", "Where is order A-17?", str)
+    finally:
+        await bus.close()
+    assert answer == "tool said: order A-17 shipped on Monday"
+    asked, answered = model_endpoint.requests
+    assert asked["tools"][0]["function"]["name"] == "lookup_order"
+    assert answered["messages"][-1]["content"] == "order A-17 shipped on Monday"

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agents import AgentSettings, LLMError, ModelUnavailable, StructuredOutputError
-from agents.llm import OFFLINE_MODEL, ChatMessage, Model, Passage, Scope
+from agents.llm import OFFLINE_MODEL, ChatMessage, Model, Passage, Scope, Tool
 from agents.resources import Resources
 from bus import new_id
 from tests.openai_server import OpenAIServer
@@ -185,14 +185,90 @@ async def test_structured_output_comes_back_typed_or_as_a_clear_error(
     model_endpoint.reply("big", '```json\n{"intent": "password_reset", "confidence": 0.93}\n```')
     intent = await resources.llm.structured(Model(name="big"), QUESTION, Intent, scope=scope("c-json"))
     assert intent == Intent(intent="password_reset", confidence=0.93)
-    sent = model_endpoint.requests[-1]["response_format"]
-    assert sent["json_schema"]["schema"]["$defs"]["Intent"]["required"] == ["intent", "confidence"]
+    schema = model_endpoint.requests[-1]["response_format"]["json_schema"]["schema"]
+    # The type's own schema at the root, as the API requires (msgspec's is a $ref into $defs).
+    assert schema["type"] == "object"
+    assert schema["required"] == ["intent", "confidence"]
 
     model_endpoint.reply("small", '{"intent": "billing"}')
     with pytest.raises(StructuredOutputError) as caught:
         await resources.llm.structured(Model(name="small"), QUESTION, Intent, scope=scope("c-json"))
     assert "missing required field `confidence`" in str(caught.value)
     assert caught.value.text == '{"intent": "billing"}'
+
+
+class OrderQuery(msgspec.Struct, frozen=True):
+    order_id: str
+    include_items: bool = False
+
+
+LOOKUP = Tool(name="lookup_order", description="Find an order by its id.", parameters=OrderQuery)
+
+
+async def test_the_model_calls_a_tool_and_answers_from_its_result(
+    resources: Resources, model_endpoint: OpenAIServer
+) -> None:
+    model_endpoint.call_tool("lookup_order", '{"order_id": "A-17"}')
+    chat = [ChatMessage.user("Where is my order A-17?")]
+    asked = await resources.llm.complete(Model(name="big"), chat, scope=scope("c-tool"), tools=[LOOKUP])
+    assert asked.text == ""
+    (call,) = asked.tool_calls
+    assert call.name == "lookup_order"
+    assert call.decode(OrderQuery) == OrderQuery(order_id="A-17")
+    offered = model_endpoint.requests[-1]["tools"][0]
+    assert offered["function"]["name"] == "lookup_order"
+    assert offered["function"]["parameters"]["required"] == ["order_id"]
+
+    chat += [asked.message, ChatMessage.tool(call, "shipped on Monday")]
+    answer = await resources.llm.complete(Model(name="big"), chat, scope=scope("c-tool"), tools=[LOOKUP])
+    assert answer.text == "tool said: shipped on Monday"
+    assert answer.tool_calls == ()
+    sent = model_endpoint.requests[-1]["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == call.id
+    assert sent[2] == {"role": "tool", "content": "shipped on Monday", "tool_call_id": call.id}
+
+
+async def test_a_streamed_tool_call_is_put_together_from_its_pieces(
+    resources: Resources, model_endpoint: OpenAIServer
+) -> None:
+    arguments = '{"order_id": "B-2048", "include_items": true}'
+    model_endpoint.call_tool("lookup_order", arguments)
+    stream = resources.llm.stream(
+        Model(name="big"), QUESTION, scope=scope("c-tool-stream"), tools=[LOOKUP], tool_choice="lookup_order"
+    )
+    assert [token async for token in stream] == []
+    assert stream.completion is not None
+    (call,) = stream.completion.tool_calls
+    assert call.arguments == arguments
+    assert call.decode(OrderQuery) == OrderQuery(order_id="B-2048", include_items=True)
+    forced = model_endpoint.requests[-1]["tool_choice"]
+    assert forced == {"type": "function", "function": {"name": "lookup_order"}}
+
+
+async def test_the_offered_tools_are_part_of_the_cache_key(
+    resources: Resources, model_endpoint: OpenAIServer
+) -> None:
+    other = Tool(name="refund_order", description="Refund an order.", parameters=OrderQuery)
+    for tools in ([LOOKUP], [LOOKUP], [other], []):
+        await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-tool-cache"), tools=tools)
+    # The repeat with the same tool is a hit; another tool, or none, asks the model.
+    assert len(model_endpoint.requests) == 3
+
+
+async def test_bad_tool_arguments_and_a_tool_the_api_refuses_are_clear_errors(
+    resources: Resources, model_endpoint: OpenAIServer
+) -> None:
+    model_endpoint.call_tool("lookup_order", '{"order": 17}')
+    asked = await resources.llm.complete(
+        Model(name="big"), QUESTION, scope=scope("c-tool-bad"), tools=[LOOKUP]
+    )
+    with pytest.raises(StructuredOutputError, match="missing required field `order_id`") as caught:
+        asked.tool_calls[0].decode(OrderQuery)
+    assert caught.value.text == '{"order": 17}'
+
+    scalar = Tool(name="count", description="Takes a bare number.", parameters=int)
+    with pytest.raises(LLMError, match=r"HTTP 400: .*must be a JSON Schema of .type: \"object\""):
+        await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-tool-bad"), tools=[scalar])
 
 
 async def test_tokens_and_cost_are_counted_per_tenant_agent_and_model(

@@ -211,3 +211,33 @@ def test_unknown_path_is_a_404(server: OpenAIServer) -> None:
 
     assert status == 404
     assert "error" in body
+
+
+async def test_tool_calls_come_as_the_real_api_sends_them_and_malformed_tool_use_is_refused(
+    server: OpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    tool: openai.types.chat.ChatCompletionToolParam = {
+        "type": "function",
+        "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+    }
+    server.call_tool("lookup", "{}")
+    completion = await client.chat.completions.create(model=MODEL, messages=user("where?"), tools=[tool])
+    [choice] = completion.choices
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    [call] = choice.message.tool_calls or []
+    assert call.type == "function"
+    assert (call.function.name, call.function.arguments) == ("lookup", "{}")
+
+    orphan: list[ChatCompletionMessageParam] = [
+        *user("where?"),
+        {"role": "tool", "tool_call_id": "call_unknown", "content": "here"},
+    ]
+    with pytest.raises(openai.BadRequestError, match="must be a response to a preceeding message"):
+        await client.chat.completions.create(model=MODEL, messages=orphan)
+    flat: openai.types.chat.ChatCompletionToolParam = {
+        "type": "function",
+        "function": {"name": "lookup", "parameters": {"type": "string"}},
+    }
+    with pytest.raises(openai.BadRequestError, match="Invalid schema for function 'lookup'"):
+        await client.chat.completions.create(model=MODEL, messages=user("where?"), tools=[flat])

@@ -2,7 +2,7 @@
 
 from agents.llm.cache import CacheStats, LocalCache, ResponseCache
 from agents.llm.client import LLMClient, Scope, TokenStream
-from agents.llm.messages import ChatMessage, Completion, Passage, Usage
+from agents.llm.messages import ChatMessage, Completion, Passage, Tool, ToolCall, Usage
 from agents.llm.models import Model, ModelOverride
 from agents.llm.offline import OFFLINE_MODEL, extractive_answer
 from agents.llm.pricing import Price, PriceTable
@@ -23,6 +23,8 @@ __all__ = [
     "ResponseCache",
     "Scope",
     "TokenStream",
+    "Tool",
+    "ToolCall",
     "TurnLLM",
     "Usage",
     "extractive_answer",

@@ -24,7 +24,7 @@ from opentelemetry import metrics, trace
 
 from agents.errors import LLMError, ModelUnavailable, StructuredOutputError
 from agents.llm.cache import ResponseCache, digest
-from agents.llm.messages import ChatMessage, Completion, Passage, Usage
+from agents.llm.messages import ChatMessage, Completion, Passage, Tool, ToolCall, Usage, object_schema
 from agents.llm.models import Model
 from agents.llm.offline import OFFLINE_MODEL, extractive_answer
 from agents.llm.pricing import PriceTable
@@ -141,8 +141,15 @@ class LLMClient:
         passages: Sequence[Passage] = (),
         cache: bool = True,
         response_format: dict[str, Any] | None = None,
+        tools: Sequence[Tool] = (),
+        tool_choice: str | None = None,
     ) -> Completion:
         """Ask ``model`` (or the cache, or offline mode) for an answer.
+
+        With ``tools`` the model may answer with :attr:`Completion.tool_calls`
+        instead of text; ``tool_choice`` is ``"auto"`` (the API's default),
+        ``"none"``, ``"required"`` or the name of the one tool it must call.
+        Offline mode calls no tools.
 
         Raises:
             ModelUnavailable: the model and its fallback kept failing.
@@ -150,7 +157,8 @@ class LLMClient:
         """
         if self._openai is None:
             return extractive_answer(list(messages), list(passages))
-        key = self._key(model, messages, passages, response_format) if cache else ""
+        offered = _tools(tools, tool_choice)
+        key = self._key(model, messages, passages, response_format, offered) if cache else ""
         if cache and (hit := await self._cached(scope, key)) is not None:
             return hit
         prompt = _prompt(messages, passages)
@@ -158,18 +166,24 @@ class LLMClient:
 
         async def call(name: str, span: trace.Span) -> Completion:
             response = await client.chat.completions.create(
-                model=name, messages=prompt, **_sampling(model), **_format(response_format)
+                model=name, messages=prompt, **_sampling(model), **_format(response_format), **offered
             )
-            text = response.choices[0].message.content or "" if response.choices else ""
+            message = response.choices[0].message if response.choices else None
             usage = response.usage
-            return self._account(
+            completion = self._account(
                 scope,
                 response.model or name,
                 usage.prompt_tokens if usage else 0,
                 usage.completion_tokens if usage else 0,
                 span,
-                text,
+                message.content or "" if message is not None else "",
             )
+            calls = tuple(
+                ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+                for c in (message.tool_calls or () if message is not None else ())
+                if c.type == "function"
+            )
+            return msgspec.structs.replace(completion, tool_calls=calls) if calls else completion
 
         completion = await self._attempts(model, call)
         if cache:
@@ -184,14 +198,20 @@ class LLMClient:
         scope: Scope,
         passages: Sequence[Passage] = (),
         cache: bool = True,
+        tools: Sequence[Tool] = (),
+        tool_choice: str | None = None,
     ) -> TokenStream:
         """Stream ``model``'s answer token by token.
 
         Retries and the fallback apply until the first token arrives; a failure
         after that raises :class:`LLMError` (the tokens already given out cannot
-        be taken back).
+        be taken back). Tool calls the model streams are assembled into the
+        final :attr:`TokenStream.completion`'s ``tool_calls``.
         """
-        return TokenStream(lambda holder: self._stream(holder, model, messages, scope, passages, cache))
+        offered = _tools(tools, tool_choice)
+        return TokenStream(
+            lambda holder: self._stream(holder, model, messages, scope, passages, cache, offered)
+        )
 
     async def structured(
         self,
@@ -229,6 +249,7 @@ class LLMClient:
         scope: Scope,
         passages: Sequence[Passage],
         cache: bool,
+        offered: dict[str, Any],
     ) -> AsyncIterator[str]:
         if self._openai is None:
             answer = extractive_answer(list(messages), list(passages))
@@ -236,7 +257,7 @@ class LLMClient:
                 yield token
             holder.completion = answer
             return
-        key = self._key(model, messages, passages, None) if cache else ""
+        key = self._key(model, messages, passages, None, offered) if cache else ""
         if cache and (hit := await self._cached(scope, key)) is not None:
             for token in _words(hit.text):
                 yield token
@@ -252,12 +273,14 @@ class LLMClient:
                 stream=True,
                 stream_options={"include_usage": True},
                 **_sampling(model),
+                **offered,
             )
             return name, stream
 
         # Retries and the fallback cover opening the stream; its tokens are read under their own span.
         name, stream = await self._attempts(model, open_stream)
         pieces: list[str] = []
+        calls = _ToolCallParts()
         with self._tracer.start_as_current_span(
             f"chat {name} stream", kind=trace.SpanKind.CLIENT
         ) as read_span:
@@ -268,6 +291,8 @@ class LLMClient:
                     if chunk.usage is not None:
                         input_tokens, output_tokens = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
                     for choice in chunk.choices:
+                        if choice.delta.tool_calls:
+                            calls.add(choice.delta.tool_calls)
                         token = choice.delta.content
                         if token:
                             pieces.append(token)
@@ -277,6 +302,8 @@ class LLMClient:
                 read_span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
                 raise LLMError(name, f"the stream broke after {len(pieces)} tokens: {exc}") from exc
             completion = self._account(scope, name, input_tokens, output_tokens, read_span, "".join(pieces))
+            if calls:
+                completion = msgspec.structs.replace(completion, tool_calls=calls.assembled())
         if cache:
             await self._cache.put(scope.tenant, scope.namespace, key, completion)
         holder.completion = completion
@@ -368,6 +395,7 @@ class LLMClient:
         messages: Sequence[ChatMessage],
         passages: Sequence[Passage],
         response_format: dict[str, Any] | None,
+        offered: dict[str, Any],
     ) -> str:
         return digest(
             [
@@ -378,6 +406,7 @@ class LLMClient:
                 messages,
                 passages,
                 response_format,
+                offered or None,
             ]
         )
 
@@ -386,7 +415,7 @@ def json_format(out_type: type[Any]) -> dict[str, Any]:
     """The ``response_format`` that asks for JSON matching ``out_type``'s schema."""
     return {
         "type": "json_schema",
-        "json_schema": {"name": _name(out_type), "schema": msgspec.json.schema(out_type)},
+        "json_schema": {"name": _name(out_type), "schema": object_schema(out_type)},
     }
 
 
@@ -427,8 +456,59 @@ def _prompt(messages: Sequence[ChatMessage], passages: Sequence[Passage]) -> lis
                 f"answer, say so.\n\n{numbered}",
             }
         )
-    prompt.extend({"role": m.role, "content": m.content} for m in messages)
+    prompt.extend(_chat_message(m) for m in messages)
     return prompt
+
+
+def _chat_message(message: ChatMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _tools(tools: Sequence[Tool], tool_choice: str | None) -> dict[str, Any]:
+    """The request's ``tools`` and ``tool_choice`` (a tool's name forces that tool)."""
+    offered: dict[str, Any] = {}
+    if tools:
+        offered["tools"] = [tool.to_openai() for tool in tools]
+    if tool_choice is not None:
+        if tool_choice in ("auto", "none", "required"):
+            offered["tool_choice"] = tool_choice
+        else:
+            offered["tool_choice"] = {"type": "function", "function": {"name": tool_choice}}
+    return offered
+
+
+class _ToolCallParts:
+    """Tool calls of a streamed answer, put together from their pieces (keyed by index)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def add(self, deltas: Sequence[Any]) -> None:
+        for delta in deltas:
+            call_id, name, arguments = self._calls.get(delta.index, ("", "", []))
+            function = delta.function
+            if function is not None:
+                name = name or function.name or ""  # sent whole, with the call's first piece
+                if function.arguments:
+                    arguments.append(function.arguments)
+            self._calls[delta.index] = (delta.id or call_id, name, arguments)
+
+    def assembled(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            ToolCall(id=call_id, name=name, arguments="".join(arguments))
+            for _, (call_id, name, arguments) in sorted(self._calls.items())
+        )
 
 
 def _sampling(model: Model) -> dict[str, Any]:

@@ -1,21 +1,92 @@
-"""What goes into a model call and what comes out: chat messages, passages, usage, completions."""
+"""What goes into a model call and what comes out: chat messages, tools, passages, usage, completions."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
-__all__ = ["ChatMessage", "Completion", "Passage", "Usage"]
+from agents.errors import StructuredOutputError
 
-Role = Literal["system", "user", "assistant"]
+__all__ = ["ChatMessage", "Completion", "Passage", "Tool", "ToolCall", "Usage", "object_schema"]
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+T = TypeVar("T")
 
 
-class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """One message of a chat with a model."""
+def object_schema(type_: type[Any]) -> dict[str, Any]:
+    """``type_``'s JSON schema with its own definition at the root, as model APIs want it.
+
+    msgspec puts every struct under ``$defs`` and the root is a ``$ref``; OpenAI's
+    tool parameters and ``json_schema`` response formats need an object at the root.
+    """
+    (root,), components = msgspec.json.schema_components([type_], ref_template="#/$defs/{name}")
+    name = root.get("$ref", "").rpartition("/")[2]
+    if not name:
+        return root
+    schema = dict(components.pop(name))
+    if components:
+        schema["$defs"] = components
+    return schema
+
+
+class Tool(msgspec.Struct, frozen=True, kw_only=True):
+    """A function the model may ask to call, with typed arguments.
+
+    Attributes:
+        name: what the model calls it (letters, digits, ``_`` and ``-``).
+        description: when to use it; the model reads this.
+        parameters: a msgspec type (usually a ``Struct``) its arguments decode to.
+    """
+
+    name: str
+    description: str
+    parameters: type[Any]
+
+    def to_openai(self) -> dict[str, Any]:
+        """The ``tools`` entry of a chat-completions request."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": object_schema(self.parameters),
+            },
+        }
+
+
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
+    """The model asks for ``name`` to be called with ``arguments`` (a JSON text)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def decode(self, type_: type[T]) -> T:
+        """The arguments as ``type_`` (the tool's ``parameters``).
+
+        Raises:
+            StructuredOutputError: the model's arguments are not valid JSON of ``type_``.
+        """
+        try:
+            return msgspec.json.decode(self.arguments or "{}", type=type_)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            expected = f"{getattr(type_, '__name__', 'arguments')} for tool {self.name}"
+            raise StructuredOutputError("", expected, str(exc), self.arguments) from None
+
+
+class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One message of a chat with a model.
+
+    An assistant message may carry the tool calls the model asked for; a
+    ``tool`` message answers one of them (``tool_call_id``).
+    """
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     @classmethod
     def system(cls, content: str) -> ChatMessage:
@@ -26,8 +97,13 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str) -> ChatMessage:
-        return cls(role="assistant", content=content)
+    def assistant(cls, content: str, tool_calls: tuple[ToolCall, ...] = ()) -> ChatMessage:
+        return cls(role="assistant", content=content, tool_calls=tool_calls)
+
+    @classmethod
+    def tool(cls, call: ToolCall, result: str) -> ChatMessage:
+        """The result of ``call``, to send back to the model."""
+        return cls(role="tool", content=result, tool_call_id=call.id)
 
 
 class Passage(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +147,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         usage: tokens and cost of this call (zero when served from the cache).
         cached: served from the response cache, not by the model.
         offline: no model is configured: an extractive answer from the passages.
+        tool_calls: the tools the model asks to be called (then ``text`` is often empty).
     """
 
     text: str
@@ -78,3 +155,9 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     usage: Usage = msgspec.field(default_factory=Usage)
     cached: bool = False
     offline: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def message(self) -> ChatMessage:
+        """This answer as the assistant's message of the chat (tool calls included)."""
+        return ChatMessage.assistant(self.text, self.tool_calls)

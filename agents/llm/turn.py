@@ -7,7 +7,7 @@ from typing import Literal, TypeVar
 
 from agents.errors import LLMError
 from agents.llm.client import LLMClient, Scope, TokenStream, json_format, parse_json
-from agents.llm.messages import ChatMessage, Completion, Passage, Usage
+from agents.llm.messages import ChatMessage, Completion, Passage, Tool, Usage
 from agents.llm.models import Model, ModelOverride
 
 __all__ = ["TurnLLM", "resolve_models"]
@@ -76,10 +76,22 @@ class TurnLLM:
         use: str = "default",
         passages: Sequence[Passage] = (),
         cache: bool | Literal["tenant"] = True,
+        tools: Sequence[Tool] = (),
+        tool_choice: str | None = None,
     ) -> Completion:
-        """An answer from the model for ``use`` (``cache="tenant"``: share it across conversations)."""
+        """An answer from the model for ``use`` (``cache="tenant"``: share it across conversations).
+
+        With ``tools``, the answer may be :attr:`Completion.tool_calls` to run and
+        send back as :meth:`ChatMessage.tool` messages.
+        """
         completion = await self._client.complete(
-            self.model(use), messages, scope=self._scope_for(cache), passages=passages, cache=bool(cache)
+            self.model(use),
+            messages,
+            scope=self._scope_for(cache),
+            passages=passages,
+            cache=bool(cache),
+            tools=tools,
+            tool_choice=tool_choice,
         )
         self._count(completion)
         return completion
@@ -92,13 +104,22 @@ class TurnLLM:
         passages: Sequence[Passage] = (),
         cache: bool | Literal["tenant"] = True,
         publish: bool = True,
+        tools: Sequence[Tool] = (),
+        tool_choice: str | None = None,
     ) -> TokenStream:
         """Stream the answer; with ``publish`` each token also goes to the conversation's events.
 
-        Iterate the returned stream for the tokens; its ``completion`` is set at the end.
+        Iterate the returned stream for the tokens; its ``completion`` is set at
+        the end, with any tool calls the model asked for.
         """
         inner = self._client.stream(
-            self.model(use), messages, scope=self._scope_for(cache), passages=passages, cache=bool(cache)
+            self.model(use),
+            messages,
+            scope=self._scope_for(cache),
+            passages=passages,
+            cache=bool(cache),
+            tools=tools,
+            tool_choice=tool_choice,
         )
 
         async def tokens(holder: TokenStream) -> AsyncIterator[str]:
