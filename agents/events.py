@@ -57,14 +57,21 @@ class ConversationEvents:
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
 
-    async def publish(self, tenant: str, context_id: str, event: StreamResponse) -> None:
-        """Publish ``event`` to the conversation's event subject."""
-        await self._bus.publish(
-            subjects.conversation_events(tenant, context_id), event, envelope=Envelope(tenant=tenant)
-        )
+    async def publish(
+        self, tenant: str, context_id: str, event: StreamResponse, *, message_id: str | None = None
+    ) -> None:
+        """Publish ``event`` to the conversation's event subject.
 
-    async def task_status(self, tenant: str, task: Task) -> None:
-        """Publish ``task``'s current status."""
+        ``message_id``: an id the events stream de-duplicates on (within its
+        window), for an event that may be published twice; fresh by default.
+        """
+        envelope = (
+            Envelope(tenant=tenant) if message_id is None else Envelope(tenant=tenant, message_id=message_id)
+        )
+        await self._bus.publish(subjects.conversation_events(tenant, context_id), event, envelope=envelope)
+
+    async def task_status(self, tenant: str, task: Task, *, message_id: str | None = None) -> None:
+        """Publish ``task``'s current status (``message_id`` as for :meth:`publish`)."""
         if task.context_id is not None:
             await self.publish(
                 tenant,
@@ -74,4 +81,5 @@ class ConversationEvents:
                         task_id=task.id, context_id=task.context_id, status=task.status
                     )
                 ),
+                message_id=message_id,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +94,11 @@ async def registry_bucket(js: JetStreamContext, settings: AgentSettings) -> KeyV
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
     assert config.name is not None
     try:
-        await js.stream_info(config.name)
+        info = await js.stream_info(config.name)
+        if set(info.config.subjects or ()) != set(config.subjects or ()):
+            # Made by a release that named its subjects otherwise: take the new names
+            # (they cover the old ones, so what it holds is still captured and read).
+            await js.update_stream(dataclasses.replace(info.config, subjects=config.subjects))
     except nats.js.errors.NotFoundError:
         try:
             await js.add_stream(config)

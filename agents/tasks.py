@@ -2,17 +2,20 @@
 
 A task is submitted to the ``HW_TASKS`` work-queue stream with the A2A
 ``messageId`` as its ``Nats-Msg-Id``, so JetStream drops a resubmission within
-the de-duplication window; the task id is derived from the same message id,
-and a resubmission after the window finds the existing record. Each task's
-record (an A2A ``Task``) lives in the ``hw_tasks`` bucket; every change of
-state is a compare-and-set on that record, which is what guarantees a single
-recorded completion even when a task runs twice (at-least-once delivery).
+the de-duplication window; the task id is derived from the same message id.
+Each task's record (an A2A ``Task``) lives in the ``hw_tasks`` bucket, written
+first by the replica that runs it: until then the queued message itself (its
+subject holds the task id) is the task, as submitted. Every change of state is
+a compare-and-set on the record (the first one a create), which is what
+guarantees a single recorded outcome even when a task runs twice
+(at-least-once delivery).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -29,7 +32,7 @@ from bus.client import Bus
 from bus.codec import Codec
 from bus.envelope import Envelope
 from bus.errors import RequestTimeout
-from bus.jetstream_fast import FastJetStream, FastKeyValue
+from bus.jetstream_fast import FastJetStream, FastKeyValue, PubAck
 
 __all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
 
@@ -37,8 +40,9 @@ __all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_
 class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """What the tasks stream carries: which skill to run, on which message.
 
-    ``revision`` is the record's revision when the task was queued, so the
-    worker can claim it with one compare-and-set, without reading it first.
+    ``revision`` is the record's revision when the task was queued (0: it has
+    none yet), so the worker can write it with one compare-and-set, without
+    reading it first.
     """
 
     task_id: str
@@ -117,8 +121,17 @@ class TaskRecords:
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
-    async def watch_until_terminal(self, tenant: str, task_id: str, timeout: float) -> Task:
+    async def watch_until_terminal(
+        self,
+        tenant: str,
+        task_id: str,
+        timeout: float,
+        unrecorded: Callable[[str, str], Awaitable[Task | None]] | None = None,
+    ) -> Task:
         """Wait until the task reaches a terminal state and return it.
+
+        ``unrecorded(tenant, task_id)`` tells whether a task without a record
+        exists all the same (queued, not yet run).
 
         Raises:
             TaskNotFound: there is no such task.
@@ -141,9 +154,12 @@ class TaskRecords:
                     # before the record's own entry: the record itself decides.
                     if latest is None:
                         found = await self.get(tenant, task_id)
-                        if found is None:
+                        if found is not None:
+                            latest = found[0]
+                        elif unrecorded is not None:
+                            latest = await unrecorded(tenant, task_id)
+                        if latest is None:
                             raise TaskNotFound(tenant, task_id)
-                        latest = found[0]
                         if latest.status.state.terminal:
                             return latest
                     continue
@@ -177,8 +193,9 @@ class Tasks:
     ) -> Task:
         """Submit ``input`` to ``agent``'s ``skill`` as a durable task; return its record.
 
-        Submitting a ``Message`` whose ``messageId`` was submitted before returns
-        the existing task and runs nothing again.
+        Submitting a ``Message`` whose ``messageId`` was submitted before, within
+        the de-duplication window (``HIVEWIRE_TASK_DEDUP_WINDOW``), returns the
+        existing task and runs nothing again.
         """
         message = to_message(input, role=Role.USER, context_id=context_id or new_id())
         request = TaskRequest(
@@ -188,27 +205,12 @@ class Tasks:
             message=message,
             metadata=metadata,
         )
-        # Record first, then queue: a worker never finds a task without a record,
-        # and a resubmission finds the record whatever the de-duplication window.
         task = request.submitted()
-        revision = await self._records.create(tenant, task)
-        if revision is None:
-            found = await self._records.get(tenant, request.task_id)
-            if found is None or found[0].status.state is not TaskState.SUBMITTED:
-                return found[0] if found is not None else task
-            # Recorded but perhaps never queued (its submitter died in between):
-            # queue it again; JetStream drops the copy if the first one arrived.
-            task, revision = found
-            await self._publish(
-                tenant, msgspec.structs.replace(request, revision=revision), msg_id=message.message_id
-            )
-            return task
-        # Announced before it is queued: the worker announces "working" as it starts,
-        # and a client must see "submitted" first.
-        await self._events.task_status(tenant, task)
-        await self._publish(
-            tenant, msgspec.structs.replace(request, revision=revision), msg_id=message.message_id
-        )
+        # Announced before it is queued, so a client sees "submitted" before any
+        # outcome; under an id of its own, so the events stream keeps it once.
+        await self._events.task_status(tenant, task, message_id=f"{request.task_id}.submitted")
+        if (await self._publish(tenant, request, msg_id=message.message_id)).duplicate:
+            return await self._current(tenant, request.task_id) or task
         return task
 
     async def resubmit(self, tenant: str, request: TaskRequest, *, msg_id: str) -> Task:
@@ -225,19 +227,41 @@ class Tasks:
         return task
 
     async def get(self, tenant: str, task_id: str) -> Task:
-        """The task's current record.
+        """The task as it stands: its record, or as submitted while it waits in the queue.
 
         Raises:
             TaskNotFound: no such task for ``tenant``.
         """
-        found = await self._records.get(tenant, task_id)
-        if found is None:
+        task = await self._current(tenant, task_id)
+        if task is None:
             raise TaskNotFound(tenant, task_id)
-        return found[0]
+        return task
 
     async def wait(self, tenant: str, task_id: str, *, timeout: float) -> Task:
         """Wait until the task completes, fails or is canceled; return its record."""
-        return await self._records.watch_until_terminal(tenant, task_id, timeout)
+        return await self._records.watch_until_terminal(tenant, task_id, timeout, self._queued)
+
+    async def _current(self, tenant: str, task_id: str) -> Task | None:
+        found = await self._records.get(tenant, task_id)
+        if found is not None:
+            return found[0]
+        # No replica has taken it yet: the queued message is the task. (A replica
+        # records the task before it acks the message, so one of the two is there.)
+        return await self._queued(tenant, task_id)
+
+    async def _queued(self, tenant: str, task_id: str) -> Task | None:
+        """The task as submitted, read from its queued message; ``None`` if none is queued."""
+        try:
+            msg = await self._bus.jetstream().get_msg(
+                subjects.TASKS_STREAM, subject=subjects.queued_task(tenant, task_id)
+            )
+        except nats.js.errors.NotFoundError:
+            return None
+        # Found after all if a replica recorded it and acked the message meanwhile.
+        found = await self._records.get(tenant, task_id)
+        if found is not None:
+            return found[0]
+        return self._bus.codec.decode(msg.data or b"", TaskRequest).submitted()
 
     async def cancel(self, tenant: str, task_id: str, *, reason: str = "canceled by request") -> Task:
         """Cancel the task: it will not start, and a replica running it stops.
@@ -250,7 +274,11 @@ class Tasks:
         while True:
             found = await self._records.get(tenant, task_id)
             if found is None:
-                raise TaskNotFound(tenant, task_id)
+                queued = await self._queued(tenant, task_id)
+                if queued is None:
+                    raise TaskNotFound(tenant, task_id)
+                # Canceled before any replica took it: the cancellation is its first record.
+                found = (queued, 0)
             task, revision = found
             if task.status.state.terminal:
                 return task
@@ -266,11 +294,11 @@ class Tasks:
         await self._events.task_status(tenant, canceled)
         return canceled
 
-    async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> None:
+    async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> PubAck:
         # The message id becomes Nats-Msg-Id: JetStream drops a copy within its window.
         headers = Envelope(message_id=msg_id, tenant=tenant).to_headers()
-        await self._js.publish(
-            subjects.task(tenant, request.agent),
+        return await self._js.publish(
+            subjects.task(tenant, request.agent, request.task_id),
             self._bus.codec.encode(request),
             headers=headers,
         )

@@ -31,6 +31,8 @@ from agents.usage import USAGE_KEY
 from bus import subjects
 from bus.a2a import Artifact, Message, Task, TaskState, new_id
 from bus.client import Bus
+from bus.consumer import PullConsumer
+from bus.deadlines import Deadlines
 from bus.envelope import Envelope
 from bus.errors import ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
 from bus.service import Request, Service
@@ -91,12 +93,13 @@ class TaskWorker:
         self._dead_letters = dead_letters
         self._invoke = invoke
         self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
-        # Every task this worker fetched and has not finished with.
+        # Every task this worker was handed and has not finished with.
         self._active: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._consumer: PullConsumer | None = None
+        # Late claims and progress beats of running tasks, on one event-loop timer.
+        self._timers: Deadlines[_Timed] = Deadlines(asyncio.get_running_loop(), _fire)
+        # Tasks whose handler returned and whose slot is free again (see _free_slot).
+        self._recording: set[asyncio.Task[Any]] = set()
         self._cancels: Service[TaskCancel] | None = None
         # Cancellations heard, oldest first, and the last task queued before we listened.
         self._canceled: dict[str, None] = {}
@@ -108,7 +111,7 @@ class TaskWorker:
         durable = subjects.task_consumer(self.agent)
         config = api.ConsumerConfig(
             durable_name=durable,
-            filter_subject=subjects.agent_tasks_all_tenants(self.agent),
+            filter_subjects=subjects.agent_tasks_all_tenants(self.agent),
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self._settings.task_ack_wait,
             # Deliveries are counted here, not by the server: a server-side limit
@@ -117,24 +120,24 @@ class TaskWorker:
             max_ack_pending=-1,
         )
         await _create_or_update_consumer(js, subjects.TASKS_STREAM, config)
-        self._sub = await js.pull_subscribe_bind(durable, stream=subjects.TASKS_STREAM)
         self._cancels = await self._bus.serve(subjects.all_tenants_cancels(), self._on_cancel, TaskCancel)
         # Asked after subscribing (on the same connection, so the server has the
         # subscription): a task queued later has any cancellation of it broadcast to us.
         self._fresh_after = (await js.stream_info(subjects.TASKS_STREAM)).state.last_seq
-        self._loop = asyncio.create_task(self._pull(self._sub), name=f"tasks {self.agent}")
+        self._consumer = PullConsumer(
+            js,
+            subjects.TASKS_STREAM,
+            durable,
+            limit=self._settings.task_concurrency,
+            on_message=self._accept,
+        )
+        await self._consumer.start()
 
     async def stop(self, *, grace: float) -> None:
-        """Stop pulling; let running tasks finish within ``grace`` seconds, release the rest."""
-        self._stopping.set()
-        self._slot_freed.set()
-        if self._loop is not None:
-            await self._loop
-        if self._sub is not None:
-            # Drop the pull inbox now: a late status reply to the last fetch would
-            # otherwise sit in it unread and stall the connection's drain.
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
+        """Stop taking tasks; let running ones finish within ``grace`` seconds, release the rest."""
+        if self._consumer is not None:
+            # Tasks still arriving for the last pull requests are run like the others.
+            await self._consumer.stop()
         if self._cancels is not None:
             await self._cancels.stop(grace=0)
         if not self._active:
@@ -148,35 +151,39 @@ class TaskWorker:
         if pending:
             await asyncio.wait(pending)
 
-    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
-        limit = self._settings.task_concurrency
-        while not self._stopping.is_set():
-            free = limit - len(self._active)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            try:
-                msgs = await sub.fetch(free, timeout=1.0)
-            except TimeoutError:  # nats-py raises its own and asyncio's: both mean "nothing to do"
-                continue
-            except (nats.errors.Error, OSError) as exc:
-                log.warning("fetching tasks of %s failed: %r", self.agent, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
-                continue
-            for msg in msgs:
-                # Fetched means delivered to us: run it even if a stop began meanwhile.
-                task = asyncio.create_task(self._process(msg))
-                self._active.add(task)
-                task.add_done_callback(self._done)
+    def _accept(self, msg: Msg) -> None:
+        # Delivered means delivered to us: run it even if a stop began meanwhile.
+        task = asyncio.get_running_loop().create_task(self._process(msg))
+        self._active.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
-        self._slot_freed.set()
+        if task in self._recording:
+            self._recording.discard(task)
+        elif self._consumer is not None:
+            self._consumer.done()
+
+    def _free_slot(self) -> None:
+        """The running task's handler has returned: its slot may take the next task.
+
+        Recording the outcome and acking take a round trip to the server; the
+        next task need not wait for it. At most ``_RECORDING_PER_SLOT`` times
+        ``task_concurrency`` tasks are recording at once, so a slow server slows
+        intake instead of piling up.
+        """
+        task = asyncio.current_task()
+        if (
+            self._consumer is not None
+            and task in self._active
+            and task not in self._recording
+            and len(self._recording) < _RECORDING_PER_SLOT * self._settings.task_concurrency
+        ):
+            self._recording.add(task)
+            self._consumer.done()
 
     async def _process(self, msg: Msg) -> None:
-        deliveries = msg.metadata.num_delivered or 1
+        deliveries, sequence = _delivery(msg)
         try:
             tenant, _ = subjects.parse_task(msg.subject)
             request = self._bus.codec.decode(msg.data, TaskRequest)
@@ -185,20 +192,24 @@ class TaskWorker:
             return
         self.stats.in_flight += 1
         try:
-            await self._run(msg, tenant, request, deliveries)
+            await self._run(msg, tenant, request, deliveries, sequence)
         finally:
             self.stats.in_flight -= 1
 
-    async def _run(self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int) -> None:
+    async def _run(self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int, sequence: int) -> None:
         late: _LateClaim | None = None
-        if self._untouched(msg, request, deliveries):
+        if self._untouched(sequence, request, deliveries):
             # The record is as queued: run at once, and record and announce ``working``
             # only if the task is still running after a moment (see _LateClaim).
-            task: Task | None = self._working(request.submitted(), deliveries)
+            task: Task | None = self._attempt(request.submitted(), deliveries)
             revision = request.revision
             assert task is not None
             late = _LateClaim(
-                self._claim_from(tenant, request, deliveries), task, revision, _RECORD_WORKING_AFTER
+                self._claim_from(tenant, request, deliveries),
+                task,
+                revision,
+                _RECORD_WORKING_AFTER,
+                self._timers,
             )
         else:
             task, revision = await self._claim(tenant, request, deliveries)
@@ -217,7 +228,7 @@ class TaskWorker:
         current = asyncio.current_task()
         assert current is not None
         self._running[request.task_id] = (current, why)
-        beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3)
+        beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3, self._timers)
         try:
             reply = await self._invoke(tenant, request, Envelope(tenant=tenant))
         except asyncio.CancelledError:
@@ -236,6 +247,7 @@ class TaskWorker:
                 raise
             return
         except Exception as exc:  # noqa: BLE001 - any handler failure is a failed attempt, recorded below
+            self._free_slot()
             if late is not None:
                 task, revision = await late.settle()
             await self._failed(msg, tenant, request, task, revision, deliveries, exc)
@@ -243,23 +255,20 @@ class TaskWorker:
         finally:
             beat.stop()
             self._running.pop(request.task_id, None)
+        self._free_slot()
         if late is not None:
             task, revision = await late.settle()
         await self._complete(msg, tenant, task, revision, reply)
 
-    def _untouched(self, msg: Msg, request: TaskRequest, deliveries: int) -> bool:
+    def _untouched(self, sequence: int, request: TaskRequest, deliveries: int) -> bool:
         """Whether the task's record is surely as queued, so it can run without a claim first.
 
-        True for a first delivery that carries its record's revision, queued after
-        this worker began hearing cancellations, and not canceled since: any other
-        change of a fresh record is a cancellation, and those are broadcast to us.
+        True for a first delivery queued after this worker began hearing
+        cancellations, and not canceled since: the record is then as the
+        request says (none, or a replay's at its revision), since any other
+        change of a fresh task is a cancellation, and those are broadcast to us.
         """
-        return (
-            deliveries == 1
-            and request.revision > 0
-            and msg.metadata.sequence.stream > self._fresh_after
-            and request.task_id not in self._canceled
-        )
+        return deliveries == 1 and sequence > self._fresh_after and request.task_id not in self._canceled
 
     def _working(self, task: Task, deliveries: int) -> Task:
         """``task`` as this replica's ``deliveries``-th attempt at it is running."""
@@ -268,10 +277,12 @@ class TaskWorker:
             context_id=task.context_id,
             task_id=task.id,
         )
-        working = finish(task, TaskState.WORKING, note)
+        return self._attempt(finish(task, TaskState.WORKING, note), deliveries)
+
+    def _attempt(self, task: Task, deliveries: int) -> Task:
+        """``task`` marked as this replica's ``deliveries``-th attempt at it (its metadata)."""
         return msgspec.structs.replace(
-            working,
-            metadata={**(task.metadata or {}), "deliveries": deliveries, "instance": self.instance},
+            task, metadata={**(task.metadata or {}), "deliveries": deliveries, "instance": self.instance}
         )
 
     def _claim_from(self, tenant: str, request: TaskRequest, deliveries: int) -> _Claim:
@@ -290,14 +301,14 @@ class TaskWorker:
         announce: bool = True,
     ) -> tuple[Task | None, int]:
         """Move the task's record to ``working``; ``None`` if it already ended (or was canceled)."""
-        if found is None and request.revision:
-            # Usually the record is as submitted: claim it by its queued revision, unread.
+        if found is None:
+            # Usually the record is as queued (none yet): claim it by that revision, unread.
             found = (request.submitted(), request.revision)
         while True:
             if found is None:
                 found = await self._records.get(tenant, request.task_id)
             if found is None:
-                # Queued by an older submitter that recorded nothing: record it now.
+                # Gone meanwhile (expired, say): record it afresh, then claim that.
                 await self._records.create(tenant, request.submitted())
                 continue
             task, revision = found
@@ -422,9 +433,32 @@ class TaskWorker:
 # goes from ``submitted`` to its outcome in one write (its ``working`` event is sent at once).
 _RECORD_WORKING_AFTER = 0.1
 
+# Tasks whose outcome is being recorded (a round trip) may outnumber the slots by this
+# much; beyond it a slot stays taken until its task's outcome is recorded.
+_RECORDING_PER_SLOT = 4
+
 # Task ids of cancellations this worker remembers (a cancellation is rare; a task
 # canceled long before it is fetched is claimed with a read instead).
 _CANCELS_REMEMBERED = 10_000
+
+
+def _delivery(msg: Msg) -> tuple[int, int]:
+    """How many times ``msg`` has been delivered, and its stream sequence.
+
+    Read straight from the ack subject, ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream
+    seq>...`` (or the form with a domain and account hash); nats-py's ``metadata``
+    parses all of it into objects, a noticeable cost per task.
+    """
+    tokens = msg.reply.split(".")
+    try:
+        if len(tokens) == 9:
+            return int(tokens[4]) or 1, int(tokens[5])
+        if len(tokens) >= 12:
+            return int(tokens[6]) or 1, int(tokens[7])
+    except ValueError:
+        pass
+    metadata = msg.metadata
+    return metadata.num_delivered or 1, metadata.sequence.stream
 
 
 def _permanent(exc: Exception) -> bool:
@@ -432,12 +466,24 @@ def _permanent(exc: Exception) -> bool:
     return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
 
 
-class _LateClaim:
+class _Timed:
+    """Something a task does after a while, on the worker's shared timer (see :class:`Deadlines`)."""
+
+    def fire(self) -> None:
+        raise NotImplementedError
+
+
+def _fire(timed: _Timed) -> None:
+    timed.fire()
+
+
+class _LateClaim(_Timed):
     """Writes a running task's ``working`` record only once it has run for ``delay`` seconds.
 
-    Until then the record stays as submitted, at the revision the task was queued
-    with, and the outcome is written over that: a cancellation meanwhile still
-    makes the outcome's compare-and-set fail, so it is never recorded twice.
+    Until then the record stays as queued (none yet, usually), at the revision
+    the task was queued with, and the outcome is written over that: a
+    cancellation meanwhile still makes the outcome's compare-and-set fail, so
+    it is never recorded twice.
     """
 
     def __init__(
@@ -446,23 +492,21 @@ class _LateClaim:
         task: Task,
         revision: int,
         delay: float,
+        timers: Deadlines[_Timed],
     ) -> None:
         self._claim = claim
         self._task = task
         self._revision = revision
-        self._loop = asyncio.get_running_loop()
+        self._timers = timers
         self._writing: asyncio.Task[tuple[Task | None, int]] | None = None
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(delay, self._due)
+        timers.add(self, delay)
 
-    def _due(self) -> None:
-        self._timer = None
-        self._writing = self._loop.create_task(self._claim(self._task, self._revision))
+    def fire(self) -> None:
+        self._writing = asyncio.get_running_loop().create_task(self._claim(self._task, self._revision))
 
     async def settle(self) -> tuple[Task, int]:
         """The task and record revision to write the outcome over (after any write in flight)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timers.discard(self)
         if self._writing is not None:
             task, revision = await self._writing
             self._writing = None
@@ -472,9 +516,7 @@ class _LateClaim:
 
     def abandon(self) -> None:
         """Write nothing more (the task was canceled or released)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timers.discard(self)
         if self._writing is not None:
             self._writing.cancel()
             self._writing.add_done_callback(_retrieved)
@@ -486,31 +528,30 @@ def _retrieved(task: asyncio.Task[tuple[Task | None, int]]) -> None:
         task.exception()
 
 
-class _ProgressBeat:
+class _ProgressBeat(_Timed):
     """Tells JetStream a running task is alive every ``interval`` seconds, so it is not redelivered.
 
-    A timer, not a task: most tasks finish before the first beat is due.
+    On the worker's shared timer, not a task or a timer of its own: most tasks
+    finish before the first beat is due.
     """
 
-    def __init__(self, msg: Msg, interval: float) -> None:
+    def __init__(self, msg: Msg, interval: float, timers: Deadlines[_Timed]) -> None:
         self._msg = msg
         self._interval = interval
-        self._loop = asyncio.get_running_loop()
+        self._timers = timers
         self._sending: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(interval, self._due)
+        timers.add(self, interval)
 
-    def _due(self) -> None:
-        self._sending = self._loop.create_task(self._send())
-        self._timer = self._loop.call_later(self._interval, self._due)
+    def fire(self) -> None:
+        self._sending = asyncio.get_running_loop().create_task(self._send())
+        self._timers.add(self, self._interval)
 
     async def _send(self) -> None:
         with contextlib.suppress(nats.errors.Error):
             await self._msg.in_progress()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timers.discard(self)
 
 
 async def _create_or_update_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:

@@ -6,7 +6,7 @@ root, so a tenant's clients can be confined with NATS permissions to
 wildcard in the tenant position::
 
     hw.<tenant>.agent.<agent>.<skill>     interactive request/reply (queue group per agent)
-    hw.<tenant>.task.<agent>              durable task submission (JetStream work queue)
+    hw.<tenant>.task.<agent>.<task>       durable task submission (JetStream work queue)
     hw.<tenant>.cancel.<task>             cancellation of a durable task
     hw.<tenant>.ctx.<context>.events      a conversation's events: streamed chunks, task status
     hw.<tenant>.dlq.<agent>               dead letters of an agent's durable tasks
@@ -56,6 +56,7 @@ __all__ = [
     "parse_agent_request",
     "parse_cancel",
     "parse_task",
+    "queued_task",
     "rate_limit_key",
     "registry_key",
     "state_key",
@@ -143,26 +144,37 @@ def parse_agent_request(subject: str) -> AgentRoute:
     )
 
 
-def task(tenant: str, agent: str) -> str:
-    """Where a durable task for ``agent`` is submitted (captured by the tasks stream)."""
-    return f"{ROOT}.{token('tenant', tenant)}.task.{token('agent', agent)}"
+def task(tenant: str, agent: str, task_id: str) -> str:
+    """Where durable task ``task_id`` for ``agent`` is queued (captured by the tasks stream).
+
+    The task id is in the subject so a queued task can be found by it
+    (:func:`queued_task`) before any replica has written its record.
+    """
+    return f"{ROOT}.{token('tenant', tenant)}.task.{token('agent', agent)}.{token('task id', task_id)}"
+
+
+def queued_task(tenant: str, task_id: str) -> str:
+    """The subject of a queued task, whichever agent it is for (a stream lookup by last subject)."""
+    return f"{ROOT}.{token('tenant', tenant)}.task.*.{token('task id', task_id)}"
 
 
 def parse_task(subject: str) -> tuple[str, str]:
     """Split a durable task subject into ``(tenant, agent)``.
 
+    Subjects without the task id (queued before it was part of them) parse too.
+
     Raises:
         InvalidSubjectToken: ``subject`` is not a task subject.
     """
     parts = subject.split(".")
-    if len(parts) != 4 or parts[0] != ROOT or parts[2] != "task":
+    if len(parts) not in (4, 5) or parts[0] != ROOT or parts[2] != "task":
         raise InvalidSubjectToken("task subject", subject)
     return token("tenant", parts[1]), token("agent", parts[3])
 
 
 def all_tenants_tasks() -> str:
-    """The subjects the durable tasks stream captures."""
-    return f"{ROOT}.*.task.*"
+    """The subjects the durable tasks stream captures (with the task id, and the older form without)."""
+    return f"{ROOT}.*.task.>"
 
 
 def cancel(tenant: str, task_id: str) -> str:
@@ -190,9 +202,14 @@ def dead_letter(tenant: str, agent: str) -> str:
     return f"{ROOT}.{token('tenant', tenant)}.dlq.{token('agent', agent)}"
 
 
-def agent_tasks_all_tenants(agent: str) -> str:
-    """The durable tasks of ``agent`` for every tenant: its work-queue consumer's filter."""
-    return f"{ROOT}.*.task.{token('agent', agent)}"
+def agent_tasks_all_tenants(agent: str) -> list[str]:
+    """The durable tasks of ``agent`` for every tenant: its work-queue consumer's filters.
+
+    The second is the form without the task id, so tasks queued by an older
+    release are still run after an upgrade.
+    """
+    name = token("agent", agent)
+    return [f"{ROOT}.*.task.{name}.*", f"{ROOT}.*.task.{name}"]
 
 
 def task_consumer(agent: str) -> str:

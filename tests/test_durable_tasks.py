@@ -7,6 +7,7 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -70,8 +71,8 @@ async def test_raw_duplicates_are_dropped_by_jetstream(mesh: Mesh) -> None:
     js = mesh.bus.jetstream()
     data = mesh.bus.codec.encode(request)
     headers = {"Nats-Msg-Id": message.message_id}
-    first = await js.publish(subjects.task("t-raw", "jobs"), data, headers=headers)
-    second = await js.publish(subjects.task("t-raw", "jobs"), data, headers=headers)
+    first = await js.publish(subjects.task("t-raw", "jobs", "t1"), data, headers=headers)
+    second = await js.publish(subjects.task("t-raw", "jobs", "t1"), data, headers=headers)
     assert not first.duplicate
     assert second.duplicate
 
@@ -149,7 +150,7 @@ async def test_a_malformed_task_goes_to_the_dead_letters_with_its_body(
     nats_server: EmbeddedNats, mesh: Mesh
 ) -> None:
     async with agent_process(nats_server.url, "tests.zoo:jobs"):
-        await mesh.bus.jetstream().publish(subjects.task("t-garbage", "jobs"), b"{not json")
+        await mesh.bus.jetstream().publish(subjects.task("t-garbage", "jobs", "junk"), b"{not json")
         parked = await _until(lambda: mesh.dead_letters.list(tenant="t-garbage"), within=10)
     assert parked[0].letter.payload == "{not json"
     assert parked[0].letter.reason.startswith("malformed task")
@@ -308,8 +309,8 @@ async def test_a_task_reports_working_only_if_it_runs_a_while_and_events_match_i
     assert states[slow.id] == [TaskState.SUBMITTED, TaskState.WORKING, TaskState.COMPLETED]
     assert (done.metadata or {})["deliveries"] == 1
     assert str(worker.pid) in str(done.metadata)
-    # Submitted, then completed: a quick task's record is written twice, not three times.
-    assert writes == 2
+    # A quick task's record is written once, by the replica that ran it, with its outcome.
+    assert writes == 1
 
 
 async def test_a_record_changed_while_the_task_runs_still_gets_one_completion(
@@ -345,11 +346,10 @@ async def test_waiting_for_a_task_finds_a_finished_one_at_once_and_an_unknown_on
     tenant = "t-waits"
     kv = await mesh.bus.jetstream().key_value(subjects.TASK_RECORDS_BUCKET)
     records = TaskRecords(kv, mesh.bus.codec)
-    # Submitted to an agent nobody runs, then ended by hand: no worker involved.
+    # Submitted to an agent nobody runs, then ended by hand (its first record): no worker involved.
     task = await mesh.tasks.submit(tenant, "nobody", "work", Job(n=1))
-    found = await records.get(tenant, task.id)
-    assert found is not None
-    assert await records.replace(tenant, finish(found[0], TaskState.COMPLETED), found[1]) is not None
+    assert await records.get(tenant, task.id) is None
+    assert await records.replace(tenant, finish(task, TaskState.COMPLETED), 0) is not None
     # Many waits at once, as a busy gateway's `?wait=` makes them: none mistakes
     # the existing record for a missing one.
     waits = await asyncio.gather(*(mesh.tasks.wait(tenant, task.id, timeout=5) for _ in range(50)))
@@ -358,3 +358,71 @@ async def test_waiting_for_a_task_finds_a_finished_one_at_once_and_an_unknown_on
         await mesh.tasks.wait(tenant, "0" * 32, timeout=5)
     with pytest.raises(TaskNotFound):
         await mesh.tasks.wait("t-other", task.id, timeout=5)  # another tenant's task
+
+
+async def test_a_queued_task_is_found_waited_for_and_canceled_before_any_replica_records_it(
+    mesh: Mesh,
+) -> None:
+    from agents.errors import TaskNotFound
+    from bus.errors import RequestTimeout
+
+    tenant = "t-queued"
+    task = await mesh.tasks.submit(tenant, "idle", "work", Job(n=1))
+    # No replica of "idle" runs: the queued message is the task, as submitted.
+    assert (await mesh.tasks.get(tenant, task.id)).status.state is TaskState.SUBMITTED
+    with pytest.raises(RequestTimeout):
+        await mesh.tasks.wait(tenant, task.id, timeout=0.5)
+    with pytest.raises(TaskNotFound):
+        await mesh.tasks.get("t-other", task.id)
+    canceled = await mesh.tasks.cancel(tenant, task.id)
+    assert canceled.status.state is TaskState.CANCELED
+    assert (await mesh.tasks.wait(tenant, task.id, timeout=1)).status.state is TaskState.CANCELED
+
+
+async def test_tasks_queued_by_an_older_release_still_run_after_an_upgrade(tmp_path: Path) -> None:
+    from nats.js import api
+
+    from agents import AgentSettings
+    from agents.tasks import TaskRequest, task_id_for
+    from bus import Bus
+
+    with EmbeddedNats(data_dir=tmp_path, port=0) as server:
+        settings = AgentSettings(_env_file=None, nats_url=server.url)  # type: ignore[call-arg]
+        bus = await Bus.connect(settings, name="test-upgrade")
+        try:
+            # The stream as the older release made it, holding a task queued on its subject form.
+            old = api.StreamConfig(
+                name=subjects.TASKS_STREAM,
+                subjects=["hw.*.task.*"],
+                retention=api.RetentionPolicy.WORK_QUEUE,
+            )
+            await bus.jetstream().add_stream(old)
+            message = _job_message(Job(n=7))
+            request = TaskRequest(
+                task_id=task_id_for("jobs", message.message_id), agent="jobs", skill="work", message=message
+            )
+            await bus.jetstream().publish("hw.t-old.task.jobs", bus.codec.encode(request))
+            mesh = await Mesh.open(bus, settings)
+            info = await bus.jetstream().stream_info(subjects.TASKS_STREAM)
+            assert info.config.subjects == [subjects.all_tenants_tasks()]
+            async with agent_process(server.url, "tests.zoo:jobs"):
+                done = await mesh.tasks.wait("t-old", request.task_id, timeout=15)
+            assert done.status.state is TaskState.COMPLETED
+        finally:
+            await bus.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.HW_TASKS.hw-tasks-jobs.3.1042.17.1700000000000000000.5",
+        "$JS.ACK._.acchash.HW_TASKS.hw-tasks-jobs.3.1042.17.1700000000000000000.5.token",
+    ],
+)
+def test_the_worker_reads_deliveries_and_sequence_from_the_ack_subject_as_nats_py_does(reply: str) -> None:
+    from nats.aio.msg import Msg
+
+    from agents.worker import _delivery
+
+    msg = Msg(_client=None, subject="hw.t.task.jobs.x", reply=reply)  # type: ignore[arg-type]
+    assert _delivery(msg) == (msg.metadata.num_delivered, msg.metadata.sequence.stream) == (3, 1042)

@@ -11,7 +11,8 @@ def test_the_scheme() -> None:
     assert subjects.agent_request("acme", "triage", "classify") == "hw.acme.agent.triage.classify"
     assert subjects.agent_requests_all_tenants("triage") == "hw.*.agent.triage.*"
     assert subjects.agent_queue_group("triage") == "hw-agent-triage"
-    assert subjects.task("acme", "triage") == "hw.acme.task.triage"
+    assert subjects.task("acme", "triage", "t-1") == "hw.acme.task.triage.t-1"
+    assert subjects.queued_task("acme", "t-1") == "hw.acme.task.*.t-1"
     assert subjects.cancel("acme", "t-1") == "hw.acme.cancel.t-1"
     assert subjects.conversation_events("acme", "c-9") == "hw.acme.ctx.c-9.events"
     assert subjects.dead_letter("acme", "triage") == "hw.acme.dlq.triage"
@@ -22,7 +23,7 @@ def test_every_tenant_subject_falls_under_the_tenant_scope() -> None:
     scope = subjects.tenant_scope("acme").removesuffix(">")
     for subject in (
         subjects.agent_request("acme", "a", "s"),
-        subjects.task("acme", "a"),
+        subjects.task("acme", "a", "t"),
         subjects.cancel("acme", "t"),
         subjects.conversation_events("acme", "c"),
         subjects.dead_letter("acme", "a"),
