@@ -12,10 +12,11 @@ waits until all are done:
   sets) to a work-queue stream on file storage like ``HW_TASKS``; the consumer
   fetches batches of the concurrency from a durable pull consumer, acks each
   message and publishes a one-line completion notice, which the client counts.
-* Hivewire: ``mesh.tasks.submit`` (record create, publish,
-  ``submitted`` event); the agent's worker claims, runs, records and acks each
-  task; the client counts the ``completed`` status events of the tenant
-  (decoding each event, on a plain subscription as the raw notices are counted).
+* Hivewire: ``mesh.tasks.submit`` (the ``submitted`` event, then the
+  task, awaiting its PubAck); the agent's worker runs each task, records its
+  outcome (a compare-and-set), announces it and acks; the client counts the
+  ``completed`` status events of the tenant (decoding each event, on a plain
+  subscription as the raw notices are counted).
 
 The clock runs from the first submit to the last completion. Rounds alternate
 raw and Hivewire so drift on a shared machine hits both alike; the median
