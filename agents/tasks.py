@@ -193,9 +193,8 @@ class Tasks:
     ) -> Task:
         """Submit ``input`` to ``agent``'s ``skill`` as a durable task; return its record.
 
-        Submitting a ``Message`` whose ``messageId`` was submitted before, within
-        the de-duplication window (``HIVEWIRE_TASK_DEDUP_WINDOW``), returns the
-        existing task and runs nothing again.
+        Submitting a ``Message`` whose ``messageId`` was submitted before returns
+        the existing task and runs nothing again.
         """
         message = to_message(input, role=Role.USER, context_id=context_id or new_id())
         request = TaskRequest(
@@ -205,6 +204,13 @@ class Tasks:
             message=message,
             metadata=metadata,
         )
+        if isinstance(input, Message):
+            # A message the caller made may have been submitted before, longer ago
+            # than JetStream's de-duplication window remembers: the task as it stands.
+            # (Any other input gets a fresh message id, so it cannot be a resubmission.)
+            existing = await self._current(tenant, request.task_id)
+            if existing is not None:
+                return existing
         task = request.submitted()
         # Announced before it is queued, so a client sees "submitted" before any
         # outcome; under an id of its own, so the events stream keeps it once.

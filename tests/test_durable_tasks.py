@@ -426,3 +426,30 @@ def test_the_worker_reads_deliveries_and_sequence_from_the_ack_subject_as_nats_p
 
     msg = Msg(_client=None, subject="hw.t.task.jobs.x", reply=reply)  # type: ignore[arg-type]
     assert _delivery(msg) == (msg.metadata.num_delivered, msg.metadata.sequence.stream) == (3, 1042)
+
+
+async def test_a_message_resubmitted_after_the_de_duplication_window_still_runs_once(
+    tmp_path: Path,
+) -> None:
+    from agents import AgentSettings
+    from bus import Bus
+
+    with EmbeddedNats(data_dir=tmp_path, port=0) as server:
+        # JetStream forgets message ids after half a second here; the record remembers.
+        settings = AgentSettings(_env_file=None, nats_url=server.url, task_dedup_window=0.5)  # type: ignore[call-arg]
+        bus = await Bus.connect(settings, name="test-late-resubmit")
+        try:
+            mesh = await Mesh.open(bus, settings)
+            message = _job_message(Job(n=3))
+            async with completions(mesh, "t-late") as counts, agent_process(server.url, "tests.zoo:jobs"):
+                first = await mesh.tasks.submit("t-late", "jobs", "work", message)
+                await mesh.tasks.wait("t-late", first.id, timeout=10)
+                await asyncio.sleep(1.0)
+                again = await mesh.tasks.submit("t-late", "jobs", "work", message)
+                assert (again.id, again.status.state) == (first.id, TaskState.COMPLETED)
+                await asyncio.sleep(0.5)
+            assert counts == {first.id: 1}
+            info = await bus.jetstream().stream_info(subjects.TASKS_STREAM)
+            assert (info.state.last_seq, info.state.messages) == (1, 0)  # queued once, and done
+        finally:
+            await bus.close()
