@@ -453,3 +453,23 @@ async def test_a_message_resubmitted_after_the_de_duplication_window_still_runs_
             assert (info.state.last_seq, info.state.messages) == (1, 0)  # queued once, and done
         finally:
             await bus.close()
+
+
+async def test_reading_a_task_as_a_replica_records_and_acks_it_never_misses_it(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    # Read right after submitting, while replicas take, record and ack at full speed:
+    # between the look for the record and the look in the queue the task moves
+    # from one to the other, and must be found in either.
+    tenant = "t-moving"
+    async with agent_process(nats_server.url, "tests.zoo:jobs", HIVEWIRE_TASK_CONCURRENCY="16"):
+
+        async def submit_then_read(n: int) -> tuple[TaskState, TaskState]:
+            task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=n))
+            seen = (await mesh.tasks.get(tenant, task.id)).status.state
+            done = (await mesh.tasks.wait(tenant, task.id, timeout=20)).status.state
+            return seen, done
+
+        results = await asyncio.gather(*(submit_then_read(n) for n in range(200)))
+    assert {done for _, done in results} == {TaskState.COMPLETED}
+    assert {seen for seen, _ in results} <= {TaskState.SUBMITTED, TaskState.WORKING, TaskState.COMPLETED}
