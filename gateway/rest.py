@@ -265,8 +265,14 @@ class RestApi:
         body = await read_json(request, SkillInput, self._settings.gateway_max_body)
         await live_agent(self._mesh.registry, agent_name, skill)
         message_id = body.message_id or request.headers.get("idempotency-key")
-        message = _input_message(body, new_id(), message_id=message_id)
-        task = await self._mesh.tasks.submit(admitted.tenant, agent_name, skill, message)
+        # With the client's own message id the submit looks for an earlier one first;
+        # without, the input gets a fresh id and is queued at once.
+        submitted: object = body.input if body.input is not None else ""
+        if message_id is not None:
+            submitted = _input_message(body, new_id(), message_id=message_id)
+        task = await self._mesh.tasks.submit(
+            admitted.tenant, agent_name, skill, submitted, context_id=new_id()
+        )
         headers = {**admitted.headers, "Location": f"/v1/tasks/{task.id}"}
         return json_response(task, 202, headers)
 
