@@ -285,7 +285,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--consume", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each (the median is reported)")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per round")
     parser.add_argument("--in-flight", type=int, default=64, help="submits awaiting their acks at once")
     parser.add_argument(
