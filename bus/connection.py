@@ -44,9 +44,14 @@ class Connection(NATS):
         self._direct: dict[int, tuple[Callable[[], bool], Callable[[Msg], None]]] = {}
 
     def deliver_directly(
-        self, sid: int, *, accepting: Callable[[], bool], deliver: Callable[[Msg], None]
+        self, sid: int, *, deliver: Callable[[Msg], None], accepting: Callable[[], bool] | None = None
     ) -> None:
-        """Hand messages of subscription ``sid`` to ``deliver`` while ``accepting()`` is true."""
+        """Hand messages of subscription ``sid`` to ``deliver`` while ``accepting()`` is true.
+
+        Without ``accepting``, always (a reply inbox, a pull consumer's inbox).
+        """
+        if accepting is None:
+            accepting = _always
         self._direct[sid] = (accepting, deliver)
 
     def stop_delivering(self, sid: int) -> None:
@@ -188,3 +193,7 @@ def _header_block(headers: dict[str, Any]) -> bytes:
         lines.append(prefix + text.encode() + b"\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def _always() -> bool:
+    return True

@@ -99,7 +99,7 @@ class PullConsumer:
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox, cb=self._receive)
         if isinstance(self._nc, Connection):
-            self._nc.deliver_directly(self._sub._id, accepting=_always, deliver=self._deliver)
+            self._nc.deliver_directly(self._sub._id, deliver=self._deliver)
         self._heard = time.monotonic()
         self._top_up()
         self._watchdog = self._loop.call_later(self._expires, self._watch)
@@ -197,7 +197,3 @@ class PullConsumer:
             self._top_up()
         elif self._requested == 0:
             self._top_up()
-
-
-def _always() -> bool:
-    return True

@@ -66,7 +66,7 @@ class Replies:
                 # The SUB goes out ahead of any request published after it: no flush needed.
                 sub = await self._nc.subscribe(prefix + "*", cb=self._receive)
                 if isinstance(self._nc, Connection):
-                    self._nc.deliver_directly(sub._id, accepting=_always, deliver=self._deliver)
+                    self._nc.deliver_directly(sub._id, deliver=self._deliver)
                 self._prefix = prefix
             return self._prefix
 
@@ -83,7 +83,3 @@ class Replies:
         waiter = self._waiting.get(token)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-
-def _always() -> bool:
-    return True
