@@ -257,20 +257,16 @@ class Tasks:
 
     async def _queued(self, tenant: str, task_id: str) -> Task | None:
         """For a task the caller found no record of: the task as submitted, read from its
-        queued message, or its record if one was written meanwhile; ``None`` if neither is there."""
+        queued message, or else its record if one was written meanwhile; ``None`` if neither is there."""
         try:
             msg = await self._bus.jetstream().get_msg(
                 subjects.TASKS_STREAM, subject=subjects.queued_task(tenant, task_id)
             )
         except nats.js.errors.NotFoundError:
-            msg = None
-        # Look at the record again: a replica may have taken the task since the caller
-        # looked, recording it before acking (so with the message gone the record is there).
-        found = await self._records.get(tenant, task_id)
-        if found is not None:
-            return found[0]
-        if msg is None:
-            return None
+            # A replica may have taken the task since the caller looked for its record;
+            # it records before it acks, so with the message gone the record is there.
+            found = await self._records.get(tenant, task_id)
+            return found[0] if found is not None else None
         return self._bus.codec.decode(msg.data or b"", TaskRequest).submitted()
 
     async def cancel(self, tenant: str, task_id: str, *, reason: str = "canceled by request") -> Task:
