@@ -267,7 +267,7 @@ class RestApi:
         message_id = body.message_id or request.headers.get("idempotency-key")
         # With the client's own message id the submit looks for an earlier one first;
         # without, the input gets a fresh id and is queued at once.
-        submitted: object = body.input if body.input is not None else ""
+        submitted: object = _input_value(body)
         if message_id is not None:
             submitted = _input_message(body, new_id(), message_id=message_id)
         task = await self._mesh.tasks.submit(
@@ -341,8 +341,13 @@ def _user_message(body: UserMessage, conversation: Conversation) -> Message:
     return Message.user_text(body.text, context_id=conversation.id)
 
 
+def _input_value(body: SkillInput) -> object:
+    """What the client asked the skill to take (no input: an empty text)."""
+    return body.input if body.input is not None else ""
+
+
 def _input_message(body: SkillInput, context_id: str, *, message_id: str | None = None) -> Message:
-    message = to_message(body.input if body.input is not None else "", role=Role.USER, context_id=context_id)
+    message = to_message(_input_value(body), role=Role.USER, context_id=context_id)
     if message_id is not None:
         message = msgspec.structs.replace(message, message_id=message_id)
     return message
