@@ -16,7 +16,11 @@ measurements, in the same run:
    ``{"input": "hi"}`` over 64 connections, first to the bare endpoint, then
    through the gateway, the bus and the echo agent; both after a warm-up.
    Requests/s, p50 and p99 from wrk's ``--latency`` output, and the CPU each
-   process used meanwhile (the machine's cores are shared by all of them). A
+   process used meanwhile (the machine's cores are shared by all of them).
+   Between the two, the bare endpoint plus one nats-py request to the echo
+   agent ("bare + bus"): what "HTTP -> bus -> agent -> HTTP" costs with these
+   libraries before a gateway does anything of its own (no key, limiter,
+   metrics or framework). A
    shorter run of ``GET /healthz`` shows what the gateway's HTTP stack alone
    (Starlette, its middleware) costs, without key, rate limiter or bus.
 2. Time to first token. With the model server answering after 100 ms, a
@@ -50,7 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,34 +90,101 @@ wrk.headers["Authorization"] = "Bearer %(key)s"
 
 # The bare endpoint: the least an ASGI app on this server stack can do with the same request.
 
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-async def bare_app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+
+async def bare_app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """Read the JSON body and send it back."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await _lifespan(receive, send)
+        return
+    body = await _body(receive)
+    await _reply(send, msgspec.json.encode(msgspec.json.decode(body)) if body else b"{}")
+
+
+class BusFloor:
+    """The bare endpoint plus the one step the measured path cannot skip: a nats-py request.
+
+    Per HTTP request it forwards a prepared A2A request to the echo agent with
+    nats-py's own ``request`` and sends the reply back: no key, no limiter, no
+    metrics, no framework. What it costs over the bare endpoint is the least any
+    gateway built on these libraries pays for "HTTP -> bus -> agent -> HTTP".
+    """
+
+    def __init__(self, nats_url: str, tenant: str) -> None:
+        from agents.payloads import to_message
+        from bus import subjects
+        from bus.a2a import Role
+        from bus.envelope import Envelope
+
+        self._url = nats_url
+        self._subject = subjects.agent_request(tenant, "echo", "shout")
+        self._payload = msgspec.json.encode(to_message("hi", role=Role.USER, context_id=new_id()))
+        self._headers = Envelope(tenant=tenant).to_headers()
+        self._nc: nats.NATS | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send, self._connect, self._close)
+            return
+        assert self._nc is not None
+        body = await _body(receive)
+        if body:
+            msgspec.json.decode(body)
+        reply = await self._nc.request(self._subject, self._payload, timeout=30, headers=self._headers)
+        await _reply(send, reply.data)
+
+    async def _connect(self) -> None:
+        self._nc = await nats.connect(self._url)
+
+    async def _close(self) -> None:
+        if self._nc is not None:
+            await self._nc.close()
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _lifespan(
+    receive: Receive,
+    send: Send,
+    start: Callable[[], Awaitable[None]] = _nothing,
+    stop: Callable[[], Awaitable[None]] = _nothing,
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await start()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _body(receive: Receive) -> bytes:
     body = b""
     more = True
     while more:
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
-    out = msgspec.json.encode(msgspec.json.decode(body)) if body else b"{}"
+    return body
+
+
+async def _reply(send: Send, out: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": out})
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, app: Any = bare_app) -> None:
     import uvicorn
 
     uvicorn.run(
-        bare_app,
+        app,
         host=HOST,
         port=port,
         loop="uvloop",
@@ -667,6 +738,15 @@ async def main(args: argparse.Namespace) -> int:
                         "gateway",
                     ]
                     gateway_log, bare_log = workdir / "gateway.log", workdir / "bare.log"
+                    floor_port, floor_log = free_port(), workdir / "floor.log"
+                    floor_cmd = [
+                        sys.executable,
+                        __file__,
+                        "--floor",
+                        str(floor_port),
+                        nats_server.url,
+                        tenant,
+                    ]
                     with (
                         server_process(
                             [*gateway_cmd, "--host", HOST, "--port", str(gateway_port)],
@@ -679,13 +759,17 @@ async def main(args: argparse.Namespace) -> int:
                         server_process(
                             [sys.executable, __file__, "--bare", str(bare_port)], env, bare_log
                         ) as bare,
+                        server_process(floor_cmd, env, floor_log) as floor,
                     ):
                         gateway_url, bare_url = f"http://{HOST}:{gateway_port}", f"http://{HOST}:{bare_port}"
+                        floor_url = f"http://{HOST}:{floor_port}"
                         await wait_ready(gateway_url + "/readyz", gateway, gateway_log)
                         await wait_ready(bare_url + "/", bare, bare_log)
+                        await wait_ready(floor_url + "/", floor, floor_log)
                         pids = {
                             "gateway": gateway.pid,
                             "bare": bare.pid,
+                            "bare + bus": floor.pid,
                             "echo agent": agent_pids[0],
                             "nats-server": nats_server.pid or 0,
                         }
@@ -697,6 +781,7 @@ async def main(args: argparse.Namespace) -> int:
                             key,
                             gateway_url,
                             bare_url,
+                            floor_url,
                             model,
                             pids,
                             workdir,
@@ -727,6 +812,7 @@ async def measure(
     key: str,
     gateway_url: str,
     bare_url: str,
+    floor_url: str,
     model: OpenAIServer,
     pids: dict[str, int],
     workdir: Path,
@@ -763,10 +849,10 @@ async def measure(
             return await python_load(url + path, key if post else None, args.connections, duration)
 
         with phase("throughput"):
-            for url in (bare_url, gateway_url):
+            for url in (bare_url, floor_url, gateway_url):
                 await load(url, args.warmup)
             meter = CpuMeter(pids)
-            for name, url in (("bare", bare_url), ("gateway", gateway_url)):
+            for name, url in (("bare", bare_url), ("floor", floor_url), ("gateway", gateway_url)):
                 meter.start()
                 results[name] = await load(url, args.duration)
                 results[name].cpu = meter.stop()
@@ -825,8 +911,10 @@ def report(args: argparse.Namespace, results: dict[str, Any], wrk: str | None) -
     )
     print(f"{'':28} {'req/s':>9} {'p50 (ms)':>9} {'p99 (ms)':>9} {'requests':>9} {'errors':>7}")
     healthz: Load = results["healthz"]
+    floor: Load = results["floor"]
     rows = (
         ("bare ASGI echo", bare),
+        ("bare + one nats-py request", floor),
         ("gateway -> bus -> echo", gateway),
         ("gateway GET /healthz", healthz),
     )
@@ -835,10 +923,24 @@ def report(args: argparse.Namespace, results: dict[str, Any], wrk: str | None) -
             f"{name:28} {load.rps:9.0f} {load.p50 * 1e3:9.2f} {load.p99 * 1e3:9.2f} "
             f"{load.requests:9d} {load.errors:7d}"
         )
-    for name, load in (("bare", bare), ("gateway", gateway), ("healthz", healthz)):
+    for name, load in (("bare", bare), ("bare + bus", floor), ("gateway", gateway), ("healthz", healthz)):
         shares = ", ".join(f"{n} {v:.2f}" for n, v in load.cpu.items() if v >= 0.005)
         print(f"  CPU (cores) during {name}: {shares}")
     ratio = gateway.rps / bare.rps
+    print(
+        f"  throughput against the bare endpoint: bare + one nats-py request {floor.rps / bare.rps:.2f}x, "
+        f"gateway {ratio:.2f}x (the gateway is {gateway.rps / floor.rps:.2f}x of bare + bus)"
+    )
+    per_request = [
+        f"{label} {load.cpu.get(process, 0.0) / max(load.rps, 1e-9) * 1e6:.0f} µs"
+        for label, load, process in (
+            ("bare", bare, "bare"),
+            ("bare + bus", floor, "bare + bus"),
+            ("gateway", gateway, "gateway"),
+            ("gateway /healthz", healthz, "gateway"),
+        )
+    ]
+    print("  CPU per request, in the serving process: " + ", ".join(per_request))
     ttft, model_ttft = results["ttft"], results["model_ttft"]
     ttft_p50, ttft_p90 = percentile(ttft, 50), percentile(ttft, 90)
     streams: Streams = results["streams"]
@@ -907,6 +1009,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", nargs=3, metavar=("PORT", "NATS_URL", "TENANT"), help=argparse.SUPPRESS)
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
@@ -920,6 +1023,9 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     if arguments.bare:
         serve_bare(arguments.bare)
+    elif arguments.floor:
+        port, nats_url, tenant = arguments.floor
+        serve_bare(int(port), BusFloor(nats_url, tenant))
     elif arguments.load:
         uvloop.run(generate_load(arguments.load, arguments.key, arguments.connections, arguments.duration))
     else:
