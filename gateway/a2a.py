@@ -108,10 +108,10 @@ class A2AEndpoint:
     def routes(self) -> list[Route]:
         """The card and JSON-RPC routes."""
         return [
-            Route("/.well-known/agent-card.json", self.default_card, methods=["GET"]),
             Route("/a2a", self.default_rpc, methods=["POST"]),
-            Route("/a2a/agents/{agent}/.well-known/agent-card.json", self.agent_card, methods=["GET"]),
             Route("/a2a/agents/{agent}", self.agent_rpc, methods=["POST"]),
+            Route("/.well-known/agent-card.json", self.default_card, methods=["GET"]),
+            Route("/a2a/agents/{agent}/.well-known/agent-card.json", self.agent_card, methods=["GET"]),
         ]
 
     async def default_card(self, request: Request) -> Response:

@@ -108,7 +108,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             settings, services.mesh, services.guard, services.conversations, services.feed, services.usage
         )
         a2a = A2AEndpoint(settings, services.mesh, services.guard, services.feed, services.usage)
-        app.router.routes.extend([*rest.routes(), *a2a.routes()])
+        # Before the operational routes: the API's requests are the many, probes the few.
+        app.router.routes[:0] = [*rest.routes(), *a2a.routes()]
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
             yield
