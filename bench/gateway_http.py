@@ -20,9 +20,9 @@ measurements, in the same run:
    Between the two, the bare endpoint plus one nats-py request to the echo
    agent ("bare + bus"): what "HTTP -> bus -> agent -> HTTP" costs with these
    libraries before a gateway does anything of its own (no key, limiter,
-   metrics or framework). A
-   shorter run of ``GET /healthz`` shows what the gateway's HTTP stack alone
-   (Starlette, its middleware) costs, without key, rate limiter or bus.
+   metrics or framework). A shorter run of ``GET /healthz`` shows what the
+   gateway's HTTP stack alone costs (Starlette, its middleware, and matching
+   the API's routes, which come first), without key, rate limiter or bus.
 2. Time to first token. With the model server answering after 100 ms, a
    streamed turn of the assistant's ``chat`` skill (``Accept:
    text/event-stream``), timed from sending the request to the first
