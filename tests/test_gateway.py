@@ -450,6 +450,27 @@ async def test_an_a2a_client_streams_a_message(gateway: Gateway, openai_server: 
     assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
 
 
+async def test_an_a2a_client_cancels_a_task_it_started(gateway: Gateway) -> None:
+    from a2a.types import CancelTaskRequest, GetTaskRequest, SendMessageConfiguration, TaskState
+    from google.protobuf import struct_pb2
+
+    request = _a2a_message("", "nap")
+    request.message.parts[0].ClearField("text")
+    request.message.parts[0].data.CopyFrom(struct_pb2.Value(number_value=30))
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    client, http = await _a2a_client(gateway, "echo", streaming=False)
+    try:
+        started = [event async for event in client.send_message(request)][-1].task
+        canceled = await client.cancel_task(CancelTaskRequest(id=started.id))
+        fetched = await client.get_task(GetTaskRequest(id=started.id))
+    finally:
+        await client.close()
+        await http.aclose()
+    assert started.status.state in (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING)
+    assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+    assert fetched.status.state == TaskState.TASK_STATE_CANCELED
+
+
 async def test_the_a2a_card_is_served_at_the_well_known_path(gateway: Gateway) -> None:
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         card = (await client.get("/.well-known/agent-card.json")).json()
