@@ -231,14 +231,54 @@ def test_the_helm_chart_scales_knowledge_on_a_chroma_server_and_takes_external_s
     assert seed["command"] == ["python", "-c", SEED_SCRIPT.read_text()]
 
 
+def test_the_helm_chart_autoscales_the_gateway_and_agents_on_cpu_when_asked() -> None:
+    if HELM is None:
+        pytest.skip("helm is not installed")
+    docs = _helm(
+        "gateway.autoscaling.enabled=true",
+        "gateway.autoscaling.maxReplicas=8",
+        "answer.autoscaling.enabled=true",
+        "answer.autoscaling.minReplicas=1",
+    )
+    gateway = _find(docs, "HorizontalPodAutoscaler", "hivewire-gateway")["spec"]
+    assert gateway["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "hivewire-gateway",
+    }
+    assert (gateway["minReplicas"], gateway["maxReplicas"]) == (2, 8)
+    assert gateway["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+    # The autoscaler owns the replica count: an upgrade must not reset it.
+    assert "replicas" not in _find(docs, "Deployment", "hivewire-gateway")["spec"]
+    assert _find(docs, "Deployment", "hivewire-triage")["spec"]["replicas"] == 2
+    assert not [
+        d for d in docs if d["kind"] == "HorizontalPodAutoscaler" and "triage" in d["metadata"]["name"]
+    ]
+    # A disruption budget only while at least two replicas are kept.
+    budgets = {d["metadata"]["name"] for d in docs if d["kind"] == "PodDisruptionBudget"}
+    assert budgets == {"hivewire-gateway", "hivewire-triage"}
+
+
 @pytest.mark.parametrize(
     ("settings", "refusal"),
     [
         (["knowledge.replicas=2"], "embedded Chroma has one writer"),
         (["drainGrace=60"], "must be greater than drainGrace"),
+        (
+            [
+                "gateway.autoscaling.enabled=true",
+                "gateway.autoscaling.minReplicas=5",
+                "gateway.autoscaling.maxReplicas=3",
+            ],
+            "minReplicas (5) is above maxReplicas (3)",
+        ),
+        (
+            ["triage.autoscaling.enabled=true", "triage.resources.requests.cpu="],
+            "triage.autoscaling needs triage.resources.requests.cpu",
+        ),
     ],
 )
-def test_the_helm_chart_refuses_settings_that_would_lose_work(settings: list[str], refusal: str) -> None:
+def test_the_helm_chart_refuses_settings_that_cannot_work(settings: list[str], refusal: str) -> None:
     if HELM is None:
         pytest.skip("helm is not installed")
     with pytest.raises(subprocess.CalledProcessError) as failed:

@@ -271,3 +271,66 @@ livenessProbe:
   failureThreshold: 3
 {{- end }}
 {{- end }}
+
+{{/*
+How a stateless component (gateway, triage, answer) scales: `replicas`, or a
+HorizontalPodAutoscaler on CPU when `autoscaling.enabled` (the Deployment then leaves its
+replica count to it); and a PodDisruptionBudget while at least two replicas run.
+Called with (dict "root" $ "component" NAME "values" ITS_VALUES).
+*/}}
+{{- define "hivewire.replicas" -}}
+{{- if not .values.autoscaling.enabled }}
+replicas: {{ .values.replicas }}
+{{- end }}
+{{- end }}
+
+{{- define "hivewire.scaling" -}}
+{{- $component := dict "root" .root "component" .component }}
+{{- $name := include "hivewire.component.fullname" $component }}
+{{- $scale := .values.autoscaling }}
+{{- $fewest := .values.replicas }}
+{{- if $scale.enabled }}
+{{- $fewest = $scale.minReplicas }}
+{{- if gt (int $scale.minReplicas) (int $scale.maxReplicas) }}
+{{- fail (printf "%s.autoscaling: minReplicas (%v) is above maxReplicas (%v)" .component $scale.minReplicas $scale.maxReplicas) }}
+{{- end }}
+{{- if not (dig "requests" "cpu" "" (.values.resources | default dict)) }}
+{{- fail (printf "%s.autoscaling needs %s.resources.requests.cpu: the CPU target is a share of it" .component .component) }}
+{{- end }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "hivewire.component.labels" $component | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ $name }}
+  minReplicas: {{ $scale.minReplicas }}
+  maxReplicas: {{ $scale.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $scale.targetCPUUtilizationPercentage }}
+{{- end }}
+{{- if and .values.podDisruptionBudget.enabled (gt (int $fewest) 1) }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "hivewire.component.labels" $component | nindent 4 }}
+spec:
+  maxUnavailable: {{ .values.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "hivewire.component.selectorLabels" $component | nindent 6 }}
+{{- end }}
+{{- end }}
