@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -305,6 +306,27 @@ async def test_tenants_never_see_each_others_conversations_or_tasks(gateway: Gat
             _problem(await globex.get(path), 404)
         _problem(await globex.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"}), 404)
         _problem(await globex.post(f"/v1/tasks/{task['id']}/cancel"), 404)
+
+
+async def test_a_tenants_knowledge_is_never_searched_by_another_tenant(
+    gateway: Gateway, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    article = {
+        "source": "password.md",
+        "text": "# Password\n\n## Reset link expired\n\nLinks last 60 minutes.\n",
+    }
+    query = {"input": {"query": "my reset link stopped working"}}
+    async with (
+        agent_process(nats_server.url, "knowledge.agent:knowledge", HIVEWIRE_CHROMA_PATH=str(tmp_path)),
+        gateway.client("acme") as acme,
+        gateway.client("globex") as globex,
+    ):
+        added = await acme.post("/v1/agents/knowledge/skills/ingest", json={"input": article})
+        mine = await acme.post("/v1/agents/knowledge/skills/search", json=query)
+        theirs = await globex.post("/v1/agents/knowledge/skills/search", json=query)
+    assert added.json()["output"]["added"] == 1, added.text
+    assert mine.json()["output"]["passages"][0]["heading"] == "Reset link expired"
+    assert theirs.json()["output"]["passages"] == []
 
 
 async def test_a_tenant_wide_cache_is_never_shared_with_another_tenant(
