@@ -298,7 +298,6 @@ class TaskWorker:
         deliveries: int,
         *,
         found: tuple[Task, int] | None = None,
-        announce: bool = True,
     ) -> tuple[Task | None, int]:
         """Move the task's record to ``working``; ``None`` if it already ended (or was canceled)."""
         if found is None:
@@ -317,8 +316,7 @@ class TaskWorker:
             working = self._working(task, deliveries)
             new_revision = await self._records.replace(tenant, working, revision)
             if new_revision is not None:
-                if announce:
-                    await self._events.task_status(tenant, working)
+                await self._events.task_status(tenant, working)
                 return working, new_revision
             found = None
 
