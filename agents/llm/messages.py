@@ -20,7 +20,20 @@ def object_schema(type_: type[Any]) -> dict[str, Any]:
 
     msgspec puts every struct under ``$defs`` and the root is a ``$ref``; OpenAI's
     tool parameters and ``json_schema`` response formats need an object at the root.
+    Made once per type (it goes into every request and cache key that offers the
+    type, and costs far more than a cache hit): the dict is shared, read it only.
     """
+    schema = _SCHEMAS.get(type_)
+    if schema is None:
+        schema = _SCHEMAS[type_] = _root_schema(type_)
+    return schema
+
+
+# The schemas made so far, by type: as many as the tools and output types a program has.
+_SCHEMAS: dict[Any, dict[str, Any]] = {}
+
+
+def _root_schema(type_: type[Any]) -> dict[str, Any]:
     (root,), components = msgspec.json.schema_components([type_], ref_template="#/$defs/{name}")
     name = root.get("$ref", "").rpartition("/")[2]
     if not name:
