@@ -33,6 +33,7 @@ CHART = ROOT / "helm" / "hivewire"
 SEED_SCRIPT = CHART / "files" / "seed.py"
 # From the dev extra's helm-binary, beside this interpreter, when the PATH has no other.
 HELM = shutil.which("helm") or shutil.which("helm", path=str(Path(sys.executable).parent))
+needs_helm = pytest.mark.skipif(HELM is None, reason="helm is not installed")
 
 # The component (its Deployment's name in k8s/) and the arguments of the image's `hivewire`.
 COMPONENTS = {
@@ -178,11 +179,10 @@ def test_the_dockerfile_installs_the_lock_file_with_hashes_and_runs_hivewire() -
 
 @pytest.fixture(scope="module")
 def chart() -> list[Doc]:
-    if HELM is None:
-        pytest.skip("helm is not installed")
     return _helm()
 
 
+@needs_helm
 def test_the_helm_chart_runs_the_whole_mesh(chart: list[Doc]) -> None:
     _check_mesh(chart, lambda component: f"hivewire-{component}", nats_url="nats://hivewire-nats:4222")
     _check_knowledge_embedded(chart, lambda component: f"hivewire-{component}")
@@ -194,17 +194,15 @@ def test_the_helm_chart_runs_the_whole_mesh(chart: list[Doc]) -> None:
     assert not [doc for doc in chart if doc["kind"] in {"Secret", "Job"}]
 
 
+@needs_helm
 def test_the_helm_chart_passes_helm_lint_strict() -> None:
-    if HELM is None:
-        pytest.skip("helm is not installed")
     result = subprocess.run([HELM, "lint", "--strict", str(CHART)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
 
 
+@needs_helm
 def test_the_helm_chart_scales_knowledge_on_a_chroma_server_and_takes_external_services() -> None:
-    if HELM is None:
-        pytest.skip("helm is not installed")
     docs = _helm(
         "knowledge.chromaUrl=http://chroma:8000",
         "knowledge.replicas=3",
@@ -231,9 +229,8 @@ def test_the_helm_chart_scales_knowledge_on_a_chroma_server_and_takes_external_s
     assert seed["command"] == ["python", "-c", SEED_SCRIPT.read_text()]
 
 
+@needs_helm
 def test_the_helm_chart_autoscales_the_gateway_and_agents_on_cpu_when_asked() -> None:
-    if HELM is None:
-        pytest.skip("helm is not installed")
     docs = _helm(
         "gateway.autoscaling.enabled=true",
         "gateway.autoscaling.maxReplicas=8",
@@ -259,6 +256,7 @@ def test_the_helm_chart_autoscales_the_gateway_and_agents_on_cpu_when_asked() ->
     assert budgets == {"hivewire-gateway", "hivewire-triage"}
 
 
+@needs_helm
 @pytest.mark.parametrize(
     ("settings", "refusal"),
     [
@@ -279,8 +277,6 @@ def test_the_helm_chart_autoscales_the_gateway_and_agents_on_cpu_when_asked() ->
     ],
 )
 def test_the_helm_chart_refuses_settings_that_cannot_work(settings: list[str], refusal: str) -> None:
-    if HELM is None:
-        pytest.skip("helm is not installed")
     with pytest.raises(subprocess.CalledProcessError) as failed:
         _helm(*settings)
     assert refusal in failed.value.stderr
