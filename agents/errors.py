@@ -10,6 +10,7 @@ __all__ = [
     "AgentLoadError",
     "HopLimitExceeded",
     "InvalidInput",
+    "InvalidPageToken",
     "LLMError",
     "ModelUnavailable",
     "StateConflict",
@@ -83,6 +84,15 @@ class TaskNotFound(AgentError):
         self.tenant = tenant
         self.task_id = task_id
         super().__init__(f"no task {task_id!r} for tenant {tenant!r}")
+
+
+class InvalidPageToken(AgentError, ValueError):
+    """A task listing's page token is not one this listing gave out (or was made for other filters)."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        self.token = token
+        self.reason = reason
+        super().__init__(f"invalid page token: {reason}")
 
 
 class LLMError(AgentError):

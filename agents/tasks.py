@@ -25,11 +25,13 @@ from nats.js.kv import KeyValue
 
 from agents.errors import TaskNotFound
 from agents.events import ConversationEvents
+from agents.listing import DEFAULT_PAGE_SIZE, TaskListing, TaskPage, TaskQuery
 from agents.payloads import to_message
 from bus import subjects
 from bus.a2a import Artifact, Message, Role, Task, TaskState, TaskStatus, new_id
 from bus.client import Bus
 from bus.codec import Codec
+from bus.direct import DirectGets
 from bus.envelope import Envelope
 from bus.errors import RequestTimeout
 from bus.jetstream_fast import FastJetStream, FastKeyValue, PubAck
@@ -175,11 +177,19 @@ class TaskRecords:
 class Tasks:
     """Submits, reads and cancels durable tasks for any tenant."""
 
-    def __init__(self, bus: Bus, records: TaskRecords, events: ConversationEvents) -> None:
+    def __init__(
+        self, bus: Bus, records: TaskRecords, events: ConversationEvents, *, list_scan: int = 1000
+    ) -> None:
         self._bus = bus
         self._js = FastJetStream(bus.jetstream())
         self._records = records
         self._events = events
+        self._listing = TaskListing(
+            DirectGets(bus.jetstream()),
+            bus.codec,
+            lambda data: bus.codec.decode(data, TaskRequest).submitted(),
+            scan=list_scan,
+        )
 
     async def submit(
         self,
@@ -242,6 +252,22 @@ class Tasks:
         if task is None:
             raise TaskNotFound(tenant, task_id)
         return task
+
+    async def list(
+        self,
+        tenant: str,
+        query: TaskQuery | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str = "",
+    ) -> TaskPage:
+        """A page of ``tenant``'s tasks, most recently updated first (see :mod:`agents.listing`).
+
+        Raises:
+            InvalidPageToken: ``page_token`` is not one a listing with this query gave out.
+        """
+        query = query or TaskQuery()
+        return await self._listing.page(tenant, query, page_size=page_size, page_token=page_token)
 
     async def wait(self, tenant: str, task_id: str, *, timeout: float) -> Task:
         """Wait until the task completes, fails or is canceled; return its record."""

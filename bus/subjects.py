@@ -36,6 +36,7 @@ __all__ = [
     "STATE_BUCKET",
     "TASKS_STREAM",
     "TASK_RECORDS_BUCKET",
+    "TASK_RECORDS_STREAM",
     "AgentRoute",
     "agent_queue_group",
     "agent_request",
@@ -55,6 +56,7 @@ __all__ = [
     "llm_cache_key",
     "parse_agent_request",
     "parse_cancel",
+    "parse_queued_task",
     "parse_task",
     "queued_task",
     "rate_limit_key",
@@ -63,9 +65,12 @@ __all__ = [
     "state_prefix",
     "task",
     "task_consumer",
+    "task_record",
     "task_record_key",
     "tenant_events",
+    "tenant_queued_tasks",
     "tenant_scope",
+    "tenant_task_records",
     "token",
     "token_budget_key",
     "usage_key",
@@ -78,6 +83,8 @@ EVENTS_STREAM = "HW_EVENTS"
 DEAD_LETTER_STREAM = "HW_DLQ"
 REGISTRY_BUCKET = "hw_agents"
 TASK_RECORDS_BUCKET = "hw_tasks"
+# The stream behind the records bucket (JetStream names a bucket's stream KV_<bucket>).
+TASK_RECORDS_STREAM = f"KV_{TASK_RECORDS_BUCKET}"
 STATE_BUCKET = "hw_state"
 KEYS_BUCKET = "hw_keys"
 
@@ -254,6 +261,33 @@ def registry_key(agent: str, instance: str) -> str:
 def task_record_key(tenant: str, task_id: str) -> str:
     """The key of a durable task's record (its A2A ``Task``)."""
     return f"{token('tenant', tenant)}.{token('task id', task_id)}"
+
+
+def task_record(tenant: str, task_id: str) -> str:
+    """The subject a task's record is stored under in the records bucket's stream."""
+    return f"$KV.{TASK_RECORDS_BUCKET}.{task_record_key(tenant, task_id)}"
+
+
+def tenant_task_records(tenant: str) -> str:
+    """Every task record of one tenant in the records bucket's stream (a listing's filter)."""
+    return f"$KV.{TASK_RECORDS_BUCKET}.{token('tenant', tenant)}.*"
+
+
+def tenant_queued_tasks(tenant: str) -> str:
+    """Every queued task of one tenant in ``HW_TASKS`` (a listing's filter)."""
+    return f"{ROOT}.{token('tenant', tenant)}.task.*.*"
+
+
+def parse_queued_task(subject: str) -> str:
+    """The task id in a queued task's subject.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a task subject with a task id.
+    """
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "task":
+        raise InvalidSubjectToken("task subject", subject)
+    return token("task id", parts[4])
 
 
 def state_prefix(tenant: str, context_id: str) -> str:
