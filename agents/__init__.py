@@ -19,16 +19,20 @@ if TYPE_CHECKING:
         AgentError,
         AgentLoadError,
         HopLimitExceeded,
+        InputRequired,
         InvalidInput,
+        InvalidPageToken,
         LLMError,
         ModelUnavailable,
         StateConflict,
         StructuredOutputError,
         TaskNotFound,
+        TaskNotResumable,
     )
     from agents.events import ConversationEvents
     from agents.history import ConversationHistory
     from agents.infrastructure import Infrastructure, ensure
+    from agents.listing import TaskPage, TaskQuery
     from agents.llm import ChatMessage, Completion, Model, Passage, Tool, ToolCall, TurnLLM, Usage
     from agents.mesh import Mesh
     from agents.process import load_agent, serve_agent
@@ -59,12 +63,15 @@ _EXPORTS = {
     "AgentError": "agents.errors",
     "AgentLoadError": "agents.errors",
     "HopLimitExceeded": "agents.errors",
+    "InputRequired": "agents.errors",
     "InvalidInput": "agents.errors",
+    "InvalidPageToken": "agents.errors",
     "LLMError": "agents.errors",
     "ModelUnavailable": "agents.errors",
     "StateConflict": "agents.errors",
     "StructuredOutputError": "agents.errors",
     "TaskNotFound": "agents.errors",
+    "TaskNotResumable": "agents.errors",
     "ConversationEvents": "agents.events",
     "ConversationHistory": "agents.history",
     "Infrastructure": "agents.infrastructure",
@@ -90,6 +97,8 @@ _EXPORTS = {
     "AgentSettings": "agents.settings",
     "ConversationState": "agents.state",
     "Versioned": "agents.state",
+    "TaskPage": "agents.listing",
+    "TaskQuery": "agents.listing",
     "TaskRecords": "agents.tasks",
     "TaskRequest": "agents.tasks",
     "Tasks": "agents.tasks",
@@ -120,8 +129,10 @@ __all__ = [
     "Failed",
     "HopLimitExceeded",
     "Infrastructure",
+    "InputRequired",
     "Instance",
     "InvalidInput",
+    "InvalidPageToken",
     "LLMError",
     "LiveAgent",
     "Load",
@@ -140,6 +151,9 @@ __all__ = [
     "StateConflict",
     "StructuredOutputError",
     "TaskNotFound",
+    "TaskNotResumable",
+    "TaskPage",
+    "TaskQuery",
     "TaskRecords",
     "TaskRequest",
     "Tasks",

@@ -37,6 +37,8 @@ class Context:
         state: the conversation's shared state (a blackboard for every agent in it).
         llm: model calls for this request (cached, accounted, traced; offline mode without an endpoint).
         history: the conversations' turns (``await ctx.history.load(ctx.tenant, ctx.context_id)``).
+        task_history: a durable task's messages before this one: for a task that asked for more
+            input (``raise InputRequired(...)``) and was continued, what the user and the skill said.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Context:
         models: Mapping[str, Model],
         history: ConversationHistory,
         resource: object = None,
+        task_history: tuple[Message, ...] = (),
     ) -> None:
         self.agent = agent
         self.skill = skill
@@ -65,6 +68,7 @@ class Context:
         self.task_id = task_id
         self.state = state
         self.history = history
+        self.task_history = task_history
         self._resource = resource
         self._caller = caller
         self._events = events

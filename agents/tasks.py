@@ -23,7 +23,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.kv import KeyValue
 
-from agents.errors import TaskNotFound
+from agents.errors import TaskNotFound, TaskNotResumable
 from agents.events import ConversationEvents
 from agents.listing import DEFAULT_PAGE_SIZE, TaskListing, TaskPage, TaskQuery
 from agents.payloads import to_message
@@ -53,15 +53,25 @@ class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     message: Message
     metadata: dict[str, Any] | None = None
     revision: int = 0
+    # The task as it stood when ``message`` continued it (it was waiting for input); None: a new task.
+    prior: Task | None = None
 
     def submitted(self) -> Task:
-        """The record of this task as submitted."""
+        """The record of this task as submitted (a continued one: with its earlier messages)."""
+        metadata = {**(self.metadata or {}), "agent": self.agent, "skill": self.skill}
+        if self.prior is not None:
+            return msgspec.structs.replace(
+                self.prior,
+                status=TaskStatus.now(TaskState.SUBMITTED),
+                history=(*self.prior.history, self.message),
+                metadata={**(self.prior.metadata or {}), **metadata},
+            )
         return Task(
             id=self.task_id,
             context_id=self.message.context_id,
             status=TaskStatus.now(TaskState.SUBMITTED),
             history=(self.message,),
-            metadata={**(self.metadata or {}), "agent": self.agent, "skill": self.skill},
+            metadata=metadata,
         )
 
 
@@ -129,8 +139,11 @@ class TaskRecords:
         task_id: str,
         timeout: float,
         unrecorded: Callable[[str, str], Awaitable[Task | None]] | None = None,
+        *,
+        interrupted: bool = False,
     ) -> Task:
-        """Wait until the task reaches a terminal state and return it.
+        """Wait until the task reaches a terminal state (with ``interrupted``, or waits for input)
+        and return it.
 
         ``unrecorded(tenant, task_id)`` tells whether a task without a record
         exists all the same (queued, not yet run).
@@ -162,13 +175,13 @@ class TaskRecords:
                             latest = await unrecorded(tenant, task_id)
                         if latest is None:
                             raise TaskNotFound(tenant, task_id)
-                        if latest.status.state.terminal:
+                        if _settled(latest, interrupted):
                             return latest
                     continue
                 if not entry.value:  # deleted or purged meanwhile
                     continue
                 latest = self._codec.decode(entry.value, Task)
-                if latest.status.state.terminal:
+                if _settled(latest, interrupted):
                     return latest
         finally:
             await watcher.stop()
@@ -269,9 +282,64 @@ class Tasks:
         query = query or TaskQuery()
         return await self._listing.page(tenant, query, page_size=page_size, page_token=page_token)
 
-    async def wait(self, tenant: str, task_id: str, *, timeout: float) -> Task:
-        """Wait until the task completes, fails or is canceled; return its record."""
-        return await self._records.watch_until_terminal(tenant, task_id, timeout, self._queued)
+    async def wait(self, tenant: str, task_id: str, *, timeout: float, interrupted: bool = False) -> Task:
+        """Wait until the task completes, fails or is canceled (with ``interrupted``, also until it
+        waits for input); return its record."""
+        return await self._records.watch_until_terminal(
+            tenant, task_id, timeout, self._queued, interrupted=interrupted
+        )
+
+    async def resume(self, tenant: str, task_id: str, message: Message) -> Task:
+        """Continue a task that waits for input with ``message``: its skill runs again on it.
+
+        The task keeps its id and conversation; its history grows by the message.
+        Sending the same message again (a retry) queues nothing twice.
+
+        Raises:
+            TaskNotFound: no such task for ``tenant``.
+            TaskNotResumable: the task ended, or is not waiting for input.
+        """
+        while True:
+            found = await self._records.get(tenant, task_id)
+            if found is None:
+                queued = await self._queued(tenant, task_id)
+                if queued is None:
+                    raise TaskNotFound(tenant, task_id)
+                found = (queued, 0)
+            task, revision = found
+            state = task.status.state
+            metadata = task.metadata or {}
+            agent, skill = str(metadata.get("agent", "")), str(metadata.get("skill", ""))
+            message = msgspec.structs.replace(message, context_id=task.context_id, task_id=task_id)
+            if any(m.message_id == message.message_id for m in task.history):
+                # This very message continued it already (the client is retrying): the task as it
+                # stands, queued again if still waiting to run (JetStream keeps one copy of the id).
+                if state is TaskState.SUBMITTED and task.history[-1].message_id == message.message_id:
+                    prior = msgspec.structs.replace(task, history=task.history[:-1])
+                    request = TaskRequest(
+                        task_id=task_id,
+                        agent=agent,
+                        skill=skill,
+                        message=message,
+                        prior=prior,
+                        revision=revision,
+                    )
+                    await self._publish(tenant, request, msg_id=message.message_id)
+                return task
+            if state.terminal:
+                raise TaskNotResumable(task_id, state.value, f"it ended ({state.value})")
+            if not state.interrupted:
+                raise TaskNotResumable(task_id, state.value, f"it is {state.value}, not waiting for input")
+            request = TaskRequest(task_id=task_id, agent=agent, skill=skill, message=message, prior=task)
+            continued = request.submitted()
+            new_revision = await self._records.replace(tenant, continued, revision)
+            if new_revision is not None:
+                break
+        await self._events.task_status(tenant, continued)
+        await self._publish(
+            tenant, msgspec.structs.replace(request, revision=new_revision), msg_id=message.message_id
+        )
+        return continued
 
     async def _current(self, tenant: str, task_id: str) -> Task | None:
         found = await self._records.get(tenant, task_id)
@@ -334,6 +402,11 @@ class Tasks:
             self._bus.codec.encode(request),
             headers=headers,
         )
+
+
+def _settled(task: Task, interrupted: bool) -> bool:
+    state = task.status.state
+    return state.terminal or (interrupted and state.interrupted)
 
 
 def finish(

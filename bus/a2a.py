@@ -68,8 +68,14 @@ class TaskState(enum.Enum):
         """True for states a task never leaves."""
         return self in _TERMINAL
 
+    @property
+    def interrupted(self) -> bool:
+        """True for states in which a task waits for the client (more input, or authorization)."""
+        return self in _INTERRUPTED
+
 
 _TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED})
+_INTERRUPTED = frozenset({TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED})
 
 
 class _Model(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):

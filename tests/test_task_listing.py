@@ -87,7 +87,8 @@ async def test_listings_filter_by_conversation_state_and_update_time(mesh: Mesh)
     both = await mesh.tasks.list(tenant, TaskQuery(context_id="ctx2", state=TaskState.WORKING))
     recent = await mesh.tasks.list(tenant, TaskQuery(updated_after=middle), page_size=100)
 
-    assert [t.id for page in by_context for t in page] == expect([t for t in written if t.context_id == "ctx1"])
+    in_ctx1 = [t for t in written if t.context_id == "ctx1"]
+    assert [t.id for page in by_context for t in page] == expect(in_ctx1)
     assert [t.id for page in by_state for t in page] == expect(
         [t for t in written if t.status.state is TaskState.FAILED]
     )
@@ -114,8 +115,9 @@ async def test_a_scan_that_stops_early_returns_what_it_found_and_a_token_to_go_o
         await records.create(tenant, rare)
         for _ in range(150):
             await records.create(tenant, _task("hay"))
-        first = await mesh.tasks.list(tenant, TaskQuery(context_id="needle"))
-        second = await mesh.tasks.list(tenant, TaskQuery(context_id="needle"), page_token=first.next_page_token)
+        needle = TaskQuery(context_id="needle")
+        first = await mesh.tasks.list(tenant, needle)
+        second = await mesh.tasks.list(tenant, needle, page_token=first.next_page_token)
     finally:
         await bus.close()
     assert (first.tasks, bool(first.next_page_token)) == ((), True)
