@@ -262,6 +262,19 @@ class StreamResponse(_Model, frozen=True):
             )
 
     @property
+    def task_id(self) -> str | None:
+        """The id of the task this event is about (``None`` for a message outside any task)."""
+        if not isinstance(self.status_update, UnsetType):
+            return self.status_update.task_id
+        if not isinstance(self.artifact_update, UnsetType):
+            return self.artifact_update.task_id
+        if not isinstance(self.task, UnsetType):
+            return self.task.id
+        if not isinstance(self.message, UnsetType):
+            return self.message.task_id
+        return None
+
+    @property
     def terminal(self) -> bool:
         """True when this event ends the stream: a message, or a task in a terminal state."""
         if not isinstance(self.message, UnsetType):

@@ -30,6 +30,7 @@ __all__ = [
     "DEAD_LETTER_STREAM",
     "EVENTS_STREAM",
     "KEYS_BUCKET",
+    "PUSH_BUCKET",
     "REDIS_ROOT",
     "REGISTRY_BUCKET",
     "ROOT",
@@ -56,8 +57,12 @@ __all__ = [
     "llm_cache_key",
     "parse_agent_request",
     "parse_cancel",
+    "parse_conversation_events",
     "parse_queued_task",
     "parse_task",
+    "push_config_key",
+    "push_configs_of",
+    "push_consumer",
     "queued_task",
     "rate_limit_key",
     "registry_key",
@@ -87,6 +92,7 @@ TASK_RECORDS_BUCKET = "hw_tasks"
 TASK_RECORDS_STREAM = f"KV_{TASK_RECORDS_BUCKET}"
 STATE_BUCKET = "hw_state"
 KEYS_BUCKET = "hw_keys"
+PUSH_BUCKET = "hw_push"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -194,6 +200,18 @@ def conversation_events(tenant: str, context_id: str) -> str:
     return f"{ROOT}.{token('tenant', tenant)}.ctx.{token('context id', context_id)}.events"
 
 
+def parse_conversation_events(subject: str) -> tuple[str, str]:
+    """Split a conversation events subject into ``(tenant, context_id)``.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a conversation events subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "ctx" or parts[4] != "events":
+        raise InvalidSubjectToken("events subject", subject)
+    return token("tenant", parts[1]), token("context id", parts[3])
+
+
 def tenant_events(tenant: str) -> str:
     """Every conversation event of one tenant."""
     return f"{ROOT}.{token('tenant', tenant)}.ctx.*.events"
@@ -288,6 +306,21 @@ def parse_queued_task(subject: str) -> str:
     if len(parts) != 5 or parts[0] != ROOT or parts[2] != "task":
         raise InvalidSubjectToken("task subject", subject)
     return token("task id", parts[4])
+
+
+def push_config_key(tenant: str, task_id: str, config_id: str) -> str:
+    """The key of one push notification config of a task (``hw_push``)."""
+    return f"{token('tenant', tenant)}.{token('task id', task_id)}.{token('push config id', config_id)}"
+
+
+def push_configs_of(tenant: str, task_id: str) -> str:
+    """Every push notification config of one task (a key filter)."""
+    return f"{token('tenant', tenant)}.{token('task id', task_id)}.*"
+
+
+def push_consumer() -> str:
+    """The durable consumer on ``HW_EVENTS`` whose messages the gateways share to push them to webhooks."""
+    return f"{ROOT}-push"
 
 
 def state_prefix(tenant: str, context_id: str) -> str:
