@@ -221,6 +221,56 @@ def _environment(docs: list[Doc], container: Doc) -> dict[str, str]:
     return env
 
 
+Pod = tuple[dict[str, str], dict[str, str]]  # a pod's namespace labels and its own labels
+NAMESPACE = {"kubernetes.io/metadata.name": "default"}  # where `helm template` puts the release
+
+
+def _pod_labels(docs: list[Doc], kind: str, name: str) -> Pod:
+    return NAMESPACE, _find(docs, kind, name)["spec"]["template"]["metadata"]["labels"]
+
+
+def _selects(selector: Doc, labels: dict[str, str]) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _is_peer(peer: Doc, pod: Pod | None) -> bool:
+    if pod is None:  # outside the cluster: only an ipBlock names it, and the chart writes none
+        return "ipBlock" in peer
+    namespace, labels = pod
+    if "namespaceSelector" in peer:
+        return _selects(peer["namespaceSelector"], namespace) and _selects(
+            peer.get("podSelector", {}), labels
+        )
+    return namespace == NAMESPACE and _selects(peer["podSelector"], labels)
+
+
+def _let_through(rules: list[Doc], peers: str, other: Pod | None, port: int) -> bool:
+    return any(
+        any(p["port"] == port for p in rule.get("ports", [{"port": port}]))
+        and (not rule.get(peers) or any(_is_peer(peer, other) for peer in rule[peers]))
+        for rule in rules
+    )
+
+
+def _allows(policies: list[Doc], source: Pod | None, target: Pod | None, port: int) -> bool:
+    """Whether ``source`` may connect to ``target`` on ``port``: the egress of the policies that select
+    the source, and the ingress of those that select the target (a pod no policy selects is open)."""
+
+    def side(pod: Pod | None, direction: str, peers: str, other: Pod | None) -> bool:
+        if pod is None or pod[0] != NAMESPACE:
+            return True
+        selecting = [p["spec"] for p in policies if _selects(p["spec"]["podSelector"], pod[1])]
+        return not selecting or any(_let_through(spec[direction], peers, other, port) for spec in selecting)
+
+    return side(source, "egress", "to", target) and side(target, "ingress", "from", source)
+
+
 def _check_mesh(docs: list[Doc], name: str, *, nats_url: str) -> None:
     """The invariants every rendering of the mesh keeps; ``name`` maps a component to its resource."""
     for component, args in COMPONENTS.items():
@@ -286,6 +336,76 @@ def test_k8s_manifests_run_the_whole_mesh() -> None:
     for component in COMPONENTS:
         sources = _container(_find(docs, "Deployment", component))["envFrom"]
         assert {"secretRef": {"name": "hivewire-llm", "optional": True}} in sources, component
+
+
+def _component(folder: str) -> tuple[Doc, list[Doc]]:
+    """A kustomize component in k8s/: its kustomization and the objects it adds."""
+    kustomization = yaml.safe_load((K8S / folder / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    docs = [
+        doc for name in kustomization["resources"] for doc in _documents((K8S / folder / name).read_text())
+    ]
+    _validate(docs)
+    return kustomization, docs
+
+
+def test_k8s_scales_triage_and_answer_on_their_task_backlog_with_the_keda_component() -> None:
+    kustomization, scaled = _component("keda")
+    base = _k8s()
+    monitor = {"name": "monitor", "port": 8222, "targetPort": "monitor"}
+    assert monitor in _find(base, "Service", "nats")["spec"]["ports"]
+    assert "http_port: 8222" in _find(base, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    targets = []
+    for doc in scaled:
+        agent = doc["spec"]["scaleTargetRef"]["name"]
+        targets.append(agent)
+        _find(base, "Deployment", agent)
+        lag = doc["spec"]["triggers"][0]["metadata"]
+        assert (lag["stream"], lag["consumer"]) == (subjects.TASKS_STREAM, subjects.task_consumer(agent))
+        assert lag["natsServerMonitoringEndpoint"] == "nats.hivewire.svc:8222"
+        assert doc["spec"]["minReplicaCount"] >= 1
+    assert sorted(targets) == ["answer", "triage"]
+    # KEDA owns the replica count: the component takes it out of exactly those Deployments.
+    removed = sorted(p["target"]["name"] for p in kustomization["patches"] if "/spec/replicas" in p["patch"])
+    assert removed == ["answer", "triage"]
+
+
+def test_k8s_network_policies_component_lets_through_only_the_flows_the_mesh_needs() -> None:
+    _, policies = _component("network-policies")
+    base = _k8s()
+    pods = {
+        name: _pod_labels(base, "Deployment", name)
+        for name in ("gateway", "triage", "answer", "knowledge", "redis")
+    }
+    pods["nats"] = _pod_labels(base, "StatefulSet", "nats")
+    (seed,) = _documents((K8S / "jobs" / "seed-knowledge.yaml").read_text())
+    pods["seed"] = NAMESPACE, seed["spec"]["template"]["metadata"]["labels"]
+    for name, (_, labels) in pods.items():
+        (policy,) = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], name
+    keda = {"kubernetes.io/metadata.name": "keda"}, {"app": "keda-operator"}
+    dns = {"kubernetes.io/metadata.name": "kube-system"}, {"k8s-app": "kube-dns"}
+    stranger = NAMESPACE, {"app": "something-else"}
+    p = pods
+    allowed = [
+        (stranger, p["gateway"], 8080),
+        *((p[c], p["nats"], 4222) for c in ("gateway", "triage", "answer", "knowledge", "seed")),
+        *((p[c], p["redis"], 6379) for c in ("gateway", "triage", "answer", "knowledge")),
+        *((p[c], dns, 53) for c in ("gateway", "triage", "knowledge", "seed")),
+        (keda, p["nats"], 8222),
+        (p["answer"], None, 443),
+    ]
+    denied = [
+        (p["gateway"], None, 443),
+        (p["seed"], p["redis"], 6379),
+        (stranger, p["nats"], 4222),
+        (stranger, p["redis"], 6379),
+        (stranger, p["nats"], 8222),
+        (p["nats"], None, 443),
+        (p["triage"], p["gateway"], 8080),
+    ]
+    assert [flow for flow in allowed if not _allows(policies, *flow)] == []
+    assert [flow for flow in denied if _allows(policies, *flow)] == []
 
 
 def test_k8s_jobs_create_a_key_and_seed_through_the_knowledge_agent() -> None:
@@ -439,56 +559,6 @@ def test_keda_reads_an_external_nats_at_the_endpoint_given() -> None:
     (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
     lag = scaled["spec"]["triggers"][0]["metadata"]
     assert (lag["natsServerMonitoringEndpoint"], lag["account"]) == ("nats.example:8222", "HIVEWIRE")
-
-
-Pod = tuple[dict[str, str], dict[str, str]]  # a pod's namespace labels and its own labels
-NAMESPACE = {"kubernetes.io/metadata.name": "default"}  # where `helm template` puts the release
-
-
-def _pod_labels(docs: list[Doc], kind: str, name: str) -> Pod:
-    return NAMESPACE, _find(docs, kind, name)["spec"]["template"]["metadata"]["labels"]
-
-
-def _selects(selector: Doc, labels: dict[str, str]) -> bool:
-    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
-        return False
-    for expression in selector.get("matchExpressions", []):
-        assert expression["operator"] == "In", expression
-        if labels.get(expression["key"]) not in expression["values"]:
-            return False
-    return True
-
-
-def _is_peer(peer: Doc, pod: Pod | None) -> bool:
-    if pod is None:  # outside the cluster: only an ipBlock names it, and the chart writes none
-        return "ipBlock" in peer
-    namespace, labels = pod
-    if "namespaceSelector" in peer:
-        return _selects(peer["namespaceSelector"], namespace) and _selects(
-            peer.get("podSelector", {}), labels
-        )
-    return namespace == NAMESPACE and _selects(peer["podSelector"], labels)
-
-
-def _let_through(rules: list[Doc], peers: str, other: Pod | None, port: int) -> bool:
-    return any(
-        any(p["port"] == port for p in rule.get("ports", [{"port": port}]))
-        and (not rule.get(peers) or any(_is_peer(peer, other) for peer in rule[peers]))
-        for rule in rules
-    )
-
-
-def _allows(policies: list[Doc], source: Pod | None, target: Pod | None, port: int) -> bool:
-    """Whether ``source`` may connect to ``target`` on ``port``: the egress of the policies that select
-    the source, and the ingress of those that select the target (a pod no policy selects is open)."""
-
-    def side(pod: Pod | None, direction: str, peers: str, other: Pod | None) -> bool:
-        if pod is None or pod[0] != NAMESPACE:
-            return True
-        selecting = [p["spec"] for p in policies if _selects(p["spec"]["podSelector"], pod[1])]
-        return not selecting or any(_let_through(spec[direction], peers, other, port) for spec in selecting)
-
-    return side(source, "egress", "to", target) and side(target, "ingress", "from", source)
 
 
 @needs_helm
