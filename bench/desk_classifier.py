@@ -58,8 +58,15 @@ def classify(classifier: ExampleClassifier, questions: list[Row]) -> list[Row]:
     for question in questions:
         _, intents = classifier.classify(question["text"], INTENTS)
         _, sentiments = classifier.classify(question["text"], SENTIMENTS)
-        read.append({**question, "read_intent": read_intent(intents), "read_sentiment": read_sentiment(sentiments)})
+        read.append(
+            {**question, "read_intent": read_intent(intents), "read_sentiment": read_sentiment(sentiments)}
+        )
     return read
+
+
+def articles() -> list[tuple[str, str]]:
+    """The sample knowledge base: each article's name and text."""
+    return [(article.name, article.read_text()) for article in sorted(SAMPLES.glob("*.md"))]
 
 
 async def resolvable(questions: list[Row], embedder: MiniLMEmbedder) -> dict[str, bool]:
@@ -67,8 +74,8 @@ async def resolvable(questions: list[Row], embedder: MiniLMEmbedder) -> dict[str
     with tempfile.TemporaryDirectory() as folder:
         store = KnowledgeStore.open(path=Path(folder) / "chroma", embedder=embedder, cache_ttl=0)
         try:
-            for article in sorted(SAMPLES.glob("*.md")):
-                await store.ingest("bench", "help", article.name, chunk_markdown(article.read_text(), source=article.name))
+            for name, text in articles():
+                await store.ingest("bench", "help", name, chunk_markdown(text, source=name))
             found = {}
             for question in questions:
                 hits = await store.search("bench", "help", question["text"], k=PASSAGES)
@@ -86,7 +93,11 @@ def accuracy(rows: list[Row], key: str) -> str:
 def report(title: str, rows: list[Row], handoffs: dict[str, bool]) -> str:
     """One half's tables, in Markdown."""
     lines = [f"## {title}: {len(rows)} questions", ""]
-    lines += ["| | intent | sentiment |", "|---|---|---|", f"| all | {accuracy(rows, 'intent')} | {accuracy(rows, 'sentiment')} |"]
+    lines += [
+        "| | intent | sentiment |",
+        "|---|---|---|",
+        f"| all | {accuracy(rows, 'intent')} | {accuracy(rows, 'sentiment')} |",
+    ]
     for language in sorted({r["language"] for r in rows}):
         some = [r for r in rows if r["language"] == language]
         lines.append(f"| {language} | {accuracy(some, 'intent')} | {accuracy(some, 'sentiment')} |")
@@ -108,7 +119,9 @@ def report(title: str, rows: list[Row], handoffs: dict[str, bool]) -> str:
     }
     for name, some in groups.items():
         handed = sum(handoffs[r["text"]] for r in some)
-        lines.append(f"| {name} | {handed / len(some):.0%} ({handed}/{len(some)}) |" if some else f"| {name} | - |")
+        lines.append(
+            f"| {name} | {handed / len(some):.0%} ({handed}/{len(some)}) |" if some else f"| {name} | - |"
+        )
     return "\n".join(lines)
 
 

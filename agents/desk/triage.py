@@ -49,11 +49,17 @@ ANSWER_TIMEOUT = 45.0
 # and 0.3 at worst; off-topic questions score 0.1-0.2.)
 RELEVANT = 0.25
 RESOLVES = 0.40
-# Offline, a sentiment other than neutral needs this lead (cosine) over the next one:
-# "negative" can hand a turn to a person, and should not rest on a hair's difference.
-CLEAR_LEAD = 0.03
-# Offline, an intent whose examples are all less similar than this is "unknown".
-INTENT_FLOOR = 0.0
+# Offline readings of the classifier's similarities (cosine), tuned on half of the labelled
+# questions in tests/data/desk_questions.json (bench/desk_classifier.py measures both halves).
+# A sentiment other than neutral needs examples at least SENTIMENT_FLOOR similar and a lead of
+# CLEAR_LEAD over the next: "negative" can hand a turn to a person, and should rest neither on a
+# hair's difference nor on a question that resembles no example at all ("What is the capital of
+# France?" is 0.09 negative, 0.05 neutral). An intent needs INTENT_FLOOR and INTENT_LEAD, or it
+# is "unknown".
+CLEAR_LEAD = 0.05
+SENTIMENT_FLOOR = 0.25
+INTENT_FLOOR = 0.10
+INTENT_LEAD = 0.02
 PASSAGES = 4
 
 
@@ -168,12 +174,12 @@ def read_offline(scores: dict[str, float], *, default: str, lead: float = 0.0, f
 
 def read_intent(scores: dict[str, float]) -> str:
     """The intent the desk reads in an offline classification (``unknown`` when nothing is close)."""
-    return read_offline(scores, default="unknown", floor=INTENT_FLOOR)
+    return read_offline(scores, default="unknown", lead=INTENT_LEAD, floor=INTENT_FLOOR)
 
 
 def read_sentiment(scores: dict[str, float]) -> str:
     """The sentiment the desk reads in an offline classification (``neutral`` unless clearly not)."""
-    return read_offline(scores, default="neutral", lead=CLEAR_LEAD)
+    return read_offline(scores, default="neutral", lead=CLEAR_LEAD, floor=SENTIMENT_FLOOR)
 
 
 async def _classify(
