@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import msgspec
 
 from agents.listing import TaskPage, TaskQuery
 from agents.mesh import Mesh
+from agents.outcome import Outcome
 from agents.registry import LiveAgent
 from agents.tasks import task_id_for
 from bus.a2a import Message, StreamResponse, Task, TaskState, new_id
@@ -41,6 +43,18 @@ from gateway.limits import UsageMeter, spend_in
 from gateway.settings import GatewaySettings
 
 __all__ = ["Event", "Operations"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """A message about to start a task (``agent`` and ``skill`` set) or continue one."""
+
+    message: Message  # with its conversation
+    task_id: str
+    push: PushConfig | None = None
+    agent: str | None = None
+    skill: str | None = None
+
 
 # One event of a stream and its position in the event log (``None``: the task snapshot);
 # a ``None`` event is a quiet moment, when bindings send a keep-alive.
@@ -69,27 +83,32 @@ class Operations:
     async def send(self, tenant: str, agent_name: str, params: SendParams) -> dict[str, Task]:
         """Run the message as a task (or continue the task it names); wait unless told not to."""
         config = params.configuration or SendConfiguration()
-        task = await self._start(tenant, agent_name, params)
-        if not config.return_immediately and not _settled(task):
-            try:
-                task = await self._mesh.tasks.wait(
-                    tenant, task.id, timeout=self._settings.gateway_timeout, interrupted=True
-                )
-            except TimeoutError:
-                task = await self._mesh.tasks.get(tenant, task.id)
-            await self._count(tenant, task)
+        start = await self._plan(tenant, agent_name, params)
+        if config.return_immediately:
+            task = await self._start(tenant, start)
+        else:
+            assert start.message.context_id is not None
+            context_id = start.message.context_id
+            mesh = self._mesh
+            async with Outcome(
+                mesh.bus, mesh.tasks, tenant, context_id, start.task_id, interrupted=True
+            ) as outcome:
+                task = await self._start(tenant, start)
+                task = await outcome.wait(task, timeout=self._settings.gateway_timeout)
+            if task.status.state.terminal:
+                await self._count(tenant, task)
         return {"task": shape(task, config.history_length)}
 
     async def stream(self, tenant: str, agent_name: str, params: SendParams) -> AsyncIterator[Event]:
         """Like :meth:`send`, streaming the task, then its events until it ends or waits for input."""
         config = params.configuration or SendConfiguration()
-        context_id = await self._context_of(tenant, params.message)
+        start = await self._plan(tenant, agent_name, params)
+        assert start.message.context_id is not None
         feed = contextlib.AsyncExitStack()
         # Following the conversation before the task starts: no event can be missed.
-        events = await feed.enter_async_context(self._feed.open(tenant, context_id))
+        events = await feed.enter_async_context(self._feed.open(tenant, start.message.context_id))
         try:
-            message = msgspec.structs.replace(params.message, context_id=context_id)
-            task = await self._start(tenant, agent_name, msgspec.structs.replace(params, message=message))
+            task = await self._start(tenant, start)
         except BaseException:
             await feed.aclose()
             raise
@@ -186,37 +205,36 @@ class Operations:
         await self._mesh.tasks.get(tenant, ref.task_id)
         await push.delete(tenant, ref.task_id, ref.id)
 
-    async def _start(self, tenant: str, agent_name: str, params: SendParams) -> Task:
+    async def _plan(self, tenant: str, agent_name: str, params: SendParams) -> _Start:
+        """What a message starts: a new task of an agent's skill, or the continuation of the task it names."""
         message = params.message
-        push_config = (params.configuration or SendConfiguration()).task_push_notification_config
+        push = (params.configuration or SendConfiguration()).task_push_notification_config
+        if push is not None:
+            self._pushes()
+            await self._policy.check(push.url)
         if message.task_id:
             task = await self._mesh.tasks.get(tenant, message.task_id)
             if message.context_id and message.context_id != task.context_id:
                 raise invalid(
                     "message.contextId", f"task {task.id} belongs to conversation {task.context_id}"
                 )
-            await self._store_push(tenant, task.id, push_config)
-            return await self._mesh.tasks.resume(tenant, task.id, message)
+            message = msgspec.structs.replace(message, context_id=task.context_id)
+            return _Start(message=message, task_id=task.id, push=push)
         agent, skill = await self._route(agent_name, params)
         if message.context_id is None:
             message = msgspec.structs.replace(message, context_id=new_id())
-        # Stored first, so the webhook hears of the task from its very first event.
-        await self._store_push(tenant, task_id_for(agent.name, message.message_id), push_config)
-        return await self._mesh.tasks.submit(tenant, agent.name, skill, message)
+        task_id = task_id_for(agent.name, message.message_id)
+        return _Start(message=message, task_id=task_id, push=push, agent=agent.name, skill=skill)
 
-    async def _store_push(self, tenant: str, task_id: str, config: PushConfig | None) -> None:
-        if config is None:
-            return
-        push = self._pushes()
-        await self._policy.check(config.url)
-        await push.put(tenant, msgspec.structs.replace(config, task_id=task_id))
-
-    async def _context_of(self, tenant: str, message: Message) -> str:
-        if message.task_id:
-            task = await self._mesh.tasks.get(tenant, message.task_id)
-            assert task.context_id is not None
-            return task.context_id
-        return message.context_id or new_id()
+    async def _start(self, tenant: str, start: _Start) -> Task:
+        if start.push is not None:
+            # Stored first, so the webhook hears of the task from its very first event.
+            config = msgspec.structs.replace(start.push, task_id=start.task_id)
+            await self._pushes().put(tenant, config)
+        if start.agent is None:
+            return await self._mesh.tasks.resume(tenant, start.task_id, start.message)
+        assert start.skill is not None
+        return await self._mesh.tasks.submit(tenant, start.agent, start.skill, start.message)
 
     async def _route(self, agent_name: str, params: SendParams) -> tuple[LiveAgent, str]:
         """The agent and skill a new message goes to: ``metadata.skill``, else the default skill."""
