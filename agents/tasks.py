@@ -1,4 +1,4 @@
-"""Durable tasks: submission, records, status and cancellation.
+"""Durable tasks: submission, status, cancellation, and continuing a task that waits for input.
 
 A task is submitted to the ``HW_TASKS`` work-queue stream with the A2A
 ``messageId`` as its ``Nats-Msg-Id``, so JetStream drops a resubmission within
@@ -6,7 +6,7 @@ the de-duplication window; the task id is derived from the same message id.
 Each task's record (an A2A ``Task``) lives in the ``hw_tasks`` bucket, written
 first by the replica that runs it: until then the queued message itself (its
 subject holds the task id) is the task, as submitted. Every change of state is
-a compare-and-set on the record (the first one a create), which is what
+a compare-and-set on the record (``agents.records``), which is what
 guarantees a single recorded outcome even when a task runs twice
 (at-least-once delivery).
 """
@@ -14,27 +14,23 @@ guarantees a single recorded outcome even when a task runs twice
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 import nats.errors
 import nats.js.errors
-from nats.js.kv import KeyValue
 
 from agents.errors import TaskNotFound, TaskNotResumable
 from agents.events import ConversationEvents
 from agents.listing import DEFAULT_PAGE_SIZE, TaskListing, TaskPage, TaskQuery
 from agents.payloads import to_message
+from agents.records import TaskRecords
 from bus import subjects
 from bus.a2a import Artifact, Message, Role, Task, TaskState, TaskStatus, new_id
 from bus.client import Bus
-from bus.codec import Codec
 from bus.direct import DirectGets
 from bus.envelope import Envelope
-from bus.errors import RequestTimeout
-from bus.jetstream_fast import FastJetStream, FastKeyValue, PubAck
+from bus.jetstream_fast import FastJetStream, PubAck
 
 __all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
 
@@ -85,106 +81,6 @@ class TaskCancel(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 def task_id_for(agent: str, message_id: str) -> str:
     """The task id of a message submitted to ``agent``: the same message, the same task."""
     return hashlib.sha256(f"{agent}\x00{message_id}".encode()).hexdigest()[:32]
-
-
-class TaskRecords:
-    """The records of durable tasks, with compare-and-set transitions."""
-
-    def __init__(self, kv: KeyValue, codec: Codec) -> None:
-        self._kv = kv
-        # Every transition is a write on the hot path of a task: nats-py reads, lean writes.
-        self._writes = FastKeyValue(kv)
-        self._codec = codec
-
-    async def get(self, tenant: str, task_id: str) -> tuple[Task, int] | None:
-        """The task and its record revision, or ``None`` if there is no such task."""
-        try:
-            entry = await self._kv.get(subjects.task_record_key(tenant, task_id))
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return None
-        assert entry.revision is not None
-        return self._codec.decode(entry.value or b"", Task), entry.revision
-
-    async def create(self, tenant: str, task: Task) -> int | None:
-        """Store a new record; ``None`` if one already exists."""
-        key = subjects.task_record_key(tenant, task.id)
-        data = self._codec.encode(task)
-        try:
-            return await self._writes.update(key, data, last=0)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            pass
-        try:
-            # Rare: the key exists. nats-py's create also writes over a deleted record.
-            return await self._kv.create(key, data)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
-
-    async def replace(self, tenant: str, task: Task, revision: int | None) -> int | None:
-        """Write ``task`` if its record is still at ``revision``; ``None`` if it changed.
-
-        ``revision=None`` writes unconditionally (used to reset a replayed task).
-        """
-        key = subjects.task_record_key(tenant, task.id)
-        data = self._codec.encode(task)
-        if revision is None:
-            return await self._writes.put(key, data)
-        try:
-            return await self._writes.update(key, data, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
-
-    async def watch_until_terminal(
-        self,
-        tenant: str,
-        task_id: str,
-        timeout: float,
-        unrecorded: Callable[[str, str], Awaitable[Task | None]] | None = None,
-        *,
-        interrupted: bool = False,
-    ) -> Task:
-        """Wait until the task reaches a terminal state (with ``interrupted``, or waits for input)
-        and return it.
-
-        ``unrecorded(tenant, task_id)`` tells whether a task without a record
-        exists all the same (queued, not yet run).
-
-        Raises:
-            TaskNotFound: there is no such task.
-            RequestTimeout: it is still running after ``timeout`` seconds.
-        """
-        key = subjects.task_record_key(tenant, task_id)
-        deadline = time.monotonic() + timeout
-        watcher = await self._kv.watch(key)
-        latest: Task | None = None
-        try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=max(0.001, deadline - time.monotonic()))
-                except nats.errors.TimeoutError:
-                    if latest is None:
-                        raise TaskNotFound(tenant, task_id) from None
-                    raise RequestTimeout(key, timeout) from None
-                if entry is None:
-                    # nats-py's "no more history" marker, which under load can come
-                    # before the record's own entry: the record itself decides.
-                    if latest is None:
-                        found = await self.get(tenant, task_id)
-                        if found is not None:
-                            latest = found[0]
-                        elif unrecorded is not None:
-                            latest = await unrecorded(tenant, task_id)
-                        if latest is None:
-                            raise TaskNotFound(tenant, task_id)
-                        if _settled(latest, interrupted):
-                            return latest
-                    continue
-                if not entry.value:  # deleted or purged meanwhile
-                    continue
-                latest = self._codec.decode(entry.value, Task)
-                if _settled(latest, interrupted):
-                    return latest
-        finally:
-            await watcher.stop()
 
 
 class Tasks:
@@ -402,11 +298,6 @@ class Tasks:
             self._bus.codec.encode(request),
             headers=headers,
         )
-
-
-def _settled(task: Task, interrupted: bool) -> bool:
-    state = task.status.state
-    return state.terminal or (interrupted and state.interrupted)
 
 
 def finish(
