@@ -120,6 +120,16 @@ async def agent_process(url: str, target: str, **env: str) -> AsyncIterator[Agen
             await process.wait()
 
 
+@asynccontextmanager
+async def agent_processes(url: str, *targets: str, **env: str) -> AsyncIterator[list[AgentProcess]]:
+    """Run several agents at once (they start in parallel) until the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        started = await asyncio.gather(
+            *(stack.enter_async_context(agent_process(url, target, **env)) for target in targets)
+        )
+        yield list(started)
+
+
 async def hivewire(url: str, *args: str) -> str:
     """Run a ``hivewire`` command against the NATS at ``url``; return what it printed (it must succeed)."""
     process = await asyncio.create_subprocess_exec(

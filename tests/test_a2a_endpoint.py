@@ -43,7 +43,7 @@ from gateway.a2a.cards import NATS_BINDING, TENANT_EXTENSION
 from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings
 from tests.gateway_server import free_port, serve_gateway
-from tests.processes import agent_process, gateway_process
+from tests.processes import agent_processes, gateway_process
 from tests.redis_server import RedisServer
 from tests.webhooks import webhook_receiver
 
@@ -79,8 +79,7 @@ async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> Async
         gateway_nats_public_url=nats_server.url,
     )
     async with (
-        agent_process(nats_server.url, "tests.zoo:echo"),
-        agent_process(nats_server.url, "tests.zoo:jobs"),
+        agent_processes(nats_server.url, "tests.zoo:echo", "tests.zoo:jobs"),
         serve_gateway(settings) as url,
     ):
         bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
@@ -266,7 +265,11 @@ async def test_a_subscription_follows_a_task_from_another_gateway_process_after_
 ) -> None:
     key = gateway.keys[f"sub{RUN}"]
     port = free_port()
-    env = {"HIVEWIRE_REDIS_URL": redis_server.url, "HIVEWIRE_GATEWAY_KEY_CACHE": "0"}
+    env = {
+        "HIVEWIRE_REDIS_URL": redis_server.url,
+        "HIVEWIRE_GATEWAY_KEY_CACHE": "0",
+        "HIVEWIRE_GATEWAY_PUSH": "false",  # the push test's events are for the other gateway
+    }
     async with (
         gateway_process(nats_server.url, port, **env),
         a2a_client(gateway.url, key, "jobs", streaming=True) as first,
