@@ -23,8 +23,10 @@ from collections import defaultdict
 
 import httpx
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
+from nats.js.kv import KeyValue
 
 from bus import subjects
 from bus.a2a import StreamResponse
@@ -102,18 +104,18 @@ class PushDelivery:
                 await self._watch
         await self._http.aclose()
 
-    async def _follow_configs(self, watcher: object) -> None:
+    async def _follow_configs(self, watcher: KeyValue.KeyWatcher) -> None:
         try:
             while True:
                 try:
-                    entry = await watcher.updates(timeout=60.0)  # type: ignore[attr-defined]
+                    entry = await watcher.updates(timeout=60.0)
                 except nats.errors.TimeoutError:
                     continue
                 if entry is not None:
                     self._apply(entry.key, entry.value if entry.operation is None else None)
         finally:
             with contextlib.suppress(nats.errors.Error):
-                await watcher.stop()  # type: ignore[attr-defined]
+                await watcher.stop()
 
     def _apply(self, key: str, value: bytes | None) -> None:
         tenant, task_id, config_id = key.split(".", 2)
