@@ -20,9 +20,11 @@ Filters: contextId and state are fields of the record, which the server
 cannot filter on, so they are applied here while scanning newest first, at
 most ``scan`` messages per call (a page may then hold fewer tasks than asked,
 as A2A allows, with a token to go on). ``updated_after`` stops the scan at
-the first older message. Totals: unfiltered, the server's counts; filtered,
-the matches counted over the scan, exact when the scan reached the tenant's
-oldest task within ``scan`` messages (a lower bound otherwise).
+the first older message. Totals: unfiltered, the server's counts (a task
+running at that moment, recorded while its message is still queued, may be
+counted twice until the page reaches it); filtered, the matches counted over
+the scan, exact when the scan reached the tenant's oldest task within
+``scan`` messages (a lower bound otherwise).
 """
 
 from __future__ import annotations
