@@ -446,6 +446,11 @@ async def test_json_rpc_requests_are_answered_per_json_rpc(gateway: Gateway) -> 
         bad_params = await http.post("/a2a", json=call("SendMessage", {"message": 5}))
         old = await http.post("/a2a", json=call("GetTask", {"id": "x"}), headers={"A2A-Version": "0.3"})
         text = await http.post("/a2a", content=b"{}", headers={"content-type": "text/plain"})
+        nesting = b"[" * 10_000 + b"]" * 10_000
+        deep = b'{"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": ' + nesting + b"}"
+        as_json = {"content-type": "application/json"}
+        nested = await http.post("/a2a", content=deep, headers=as_json)
+        rest_deep = await http.post("/a2a/message:send", content=nesting, headers=as_json)
     assert (parse.json()["id"], parse.json()["error"]["code"]) == (None, -32700)
     assert (invalid.json()["id"], invalid.json()["error"]["code"]) == ("r-1", -32600)
     assert (no_method.json()["id"], no_method.json()["error"]["code"]) == (3, -32600)
@@ -457,6 +462,8 @@ async def test_json_rpc_requests_are_answered_per_json_rpc(gateway: Gateway) -> 
     assert bad_params.json()["error"]["code"] == -32602
     assert old.json()["error"]["code"] == -32009
     assert text.status_code == 415
+    assert nested.json()["error"]["code"] == -32600
+    assert rest_deep.status_code == 400
     info = no_task.json()["error"]["data"][0]
     assert (info["@type"], info["reason"]) == ("type.googleapis.com/google.rpc.ErrorInfo", "TASK_NOT_FOUND")
 

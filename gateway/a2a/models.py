@@ -160,6 +160,8 @@ def decode_params(data: bytes, params_type: type[P]) -> P:
         raise A2AError(ErrorKind.INVALID_PARAMS, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise A2AError(ErrorKind.INVALID_PARAMS, f"params are not valid JSON: {exc}") from None
+    except RecursionError:
+        raise A2AError(ErrorKind.INVALID_PARAMS, "params are nested too deeply") from None
     check_params(params)
     if isinstance(params, SendParams):
         params = msgspec.structs.replace(params, message=_whole_numbers(params.message))
