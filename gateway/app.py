@@ -28,9 +28,12 @@ from bus.client import Bus
 from bus.telemetry import Telemetry, TelemetryConfigError
 from gateway import problems
 from gateway.a2a import A2AEndpoint
+from gateway.deadletters import DeadLetterRoutes
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
+from gateway.handoffs import HandoffQueue
 from gateway.http import json_response
+from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
 from gateway.openapi import DOCS_HTML, openapi_document
@@ -85,7 +88,9 @@ class Services:
             keys=keys,
             guard=guard,
             usage=usage,
-            conversations=Conversations(mesh, history, usage),
+            conversations=Conversations(
+                mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
+            ),
             feed=ConversationFeed(bus),
         )
 
@@ -109,7 +114,9 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         )
         a2a = A2AEndpoint(settings, services.mesh, services.guard, services.feed, services.usage)
         # Before the operational routes: the API's requests are the many, probes the few.
-        app.router.routes[:0] = [*rest.routes(), *a2a.routes()]
+        handoffs = HandoffQueue(settings, services.mesh, services.guard, services.conversations)
+        dead_letters = DeadLetterRoutes(services.mesh, services.guard)
+        app.router.routes[:0] = [*rest.routes(), *a2a.routes(), *handoffs.routes(), *dead_letters.routes()]
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
             yield

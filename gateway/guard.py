@@ -11,6 +11,7 @@ from gateway.keys import ApiKeys
 from gateway.limits import Decision, RateLimiter, TokenBudget
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
+from gateway.tracing import tag_tenant
 
 __all__ = ["Admitted", "Guard"]
 
@@ -53,6 +54,7 @@ class Guard:
                 "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": 'Bearer realm="hivewire"'},
             )
+        tag_tenant(tenant)
         rate, burst, daily = self._settings.limits_for(tenant)
         decision = await self._limiter.check(tenant, rate=rate, burst=burst)
         if not decision.allowed:
