@@ -286,18 +286,19 @@ def state_key_every_context(tenant: str, key: str) -> str:
 
 
 def span(trace_id: str, tenant: str | None) -> str:
-    """Where a finished span of trace ``trace_id`` is kept (``HW_SPANS``), under its tenant if it has one.
+    """Where a finished span of trace ``trace_id`` is kept (``HW_SPANS``): under its tenant if it
+    has one (``hw.<tenant>.spans.<trace>``), else ``hw.spans.<trace>``.
 
-    The trace id comes first: a trace is read with one filter, and a tenant
-    reads only the spans that carry its name.
+    A tenant reads its part of a trace with one filter, and no other tenant's.
     """
-    base = f"{ROOT}.spans.{token('trace id', trace_id)}"
-    return base if tenant is None else f"{base}.{token('tenant', tenant)}"
+    if tenant is None:
+        return f"{ROOT}.spans.{token('trace id', trace_id)}"
+    return f"{ROOT}.{token('tenant', tenant)}.spans.{token('trace id', trace_id)}"
 
 
 def all_spans() -> list[str]:
     """The subjects the span store captures: spans with a tenant, and spans without."""
-    return [f"{ROOT}.spans.*.*", f"{ROOT}.spans.*"]
+    return [f"{ROOT}.*.spans.*", f"{ROOT}.spans.*"]
 
 
 # Redis keys: built here too, so every name Hivewire stores anywhere has one home.

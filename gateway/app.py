@@ -39,6 +39,7 @@ from gateway.limits import RateLimiter, TokenBudget, UsageMeter
 from gateway.openapi import DOCS_HTML, openapi_document
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
+from gateway.traces import TraceRoutes
 from gateway.tracing import ServerSpans
 from gateway.turns import Conversations
 
@@ -116,7 +117,14 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         # Before the operational routes: the API's requests are the many, probes the few.
         handoffs = HandoffQueue(settings, services.mesh, services.guard, services.conversations)
         dead_letters = DeadLetterRoutes(services.mesh, services.guard)
-        app.router.routes[:0] = [*rest.routes(), *a2a.routes(), *handoffs.routes(), *dead_letters.routes()]
+        traces = TraceRoutes(services.bus, services.guard)
+        app.router.routes[:0] = [
+            *rest.routes(),
+            *a2a.routes(),
+            *handoffs.routes(),
+            *dead_letters.routes(),
+            *traces.routes(),
+        ]
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
             yield

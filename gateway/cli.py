@@ -104,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = GatewaySettings(**overrides)
         telemetry = start_telemetry(
-            "hivewire-gateway", default_metrics_exporter="prometheus", set_global=True
+            "hivewire-gateway", default_metrics_exporter="prometheus", set_global=True, nats=settings
         )
     except ValueError as exc:
         print(f"hivewire gateway: {exc}", file=sys.stderr)

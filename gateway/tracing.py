@@ -13,10 +13,9 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["TENANT_ATTRIBUTE", "ServerSpans", "current_trace_id", "tag_tenant"]
+from bus.tracing import TENANT_ATTRIBUTE
 
-# The span attribute naming the tenant a span worked for (the span store files spans by it).
-TENANT_ATTRIBUTE = "hivewire.tenant"
+__all__ = ["ServerSpans", "current_trace_id", "tag_tenant"]
 
 
 def current_trace_id() -> str | None:
