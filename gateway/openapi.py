@@ -12,7 +12,7 @@ from gateway.limits import Usage
 from gateway.rest import AgentSummary, HistoryEntry, NewConversation, SkillInput, SkillOutput, UserMessage
 from gateway.turns import Conversation, Turn
 
-__all__ = ["DOCS_HTML", "openapi_document"]
+__all__ = ["openapi_document"]
 
 _TYPES: tuple[Any, ...] = (
     NewConversation,
@@ -176,13 +176,3 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "security": [{"apiKey": []}],
     }
-
-
-DOCS_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Hivewire gateway API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-</body></html>
-"""

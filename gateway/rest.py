@@ -156,7 +156,7 @@ class RestApi:
     # Conversations
 
     async def create_conversation(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         body = (
             await read_json(request, NewConversation, self._settings.gateway_max_body)
             if await _has_body(request)
@@ -183,12 +183,12 @@ class RestApi:
         return json_response(page, headers=admitted.headers)
 
     async def get_conversation(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         return json_response(conversation, headers=admitted.headers)
 
     async def send_message(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request, spends_tokens=True)
+        admitted = await self._guard.admit(request, spends_tokens=True, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         body = await read_json(request, UserMessage, self._settings.gateway_max_body)
         message = _user_message(body, conversation)
@@ -215,7 +215,7 @@ class RestApi:
         return _sse(stream(), {**admitted.headers, "Hivewire-Task-Id": task_id})
 
     async def read_history(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         turns = await self._conversations.history(admitted.tenant, request.path_params["cid"])
         entries = [HistoryEntry(role=t.role, content=t.content) for t in turns]
         return json_response(
@@ -228,7 +228,7 @@ class RestApi:
         The stream ends at the end of the first turn that ends in it (or, with
         ``?follow=true``, when the client leaves).
         """
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
         if not raw.isdigit():

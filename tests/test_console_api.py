@@ -52,6 +52,7 @@ async def console(
         "gateway_skill": "chat",
         "gateway_timeout": 5.0,
         "gateway_key_cache": 0,
+        "gateway_cors_origins": {ACME: ["http://shop.test"], GLOBEX: ["http://globex.test"]},
     }
     async with (
         agent_process(nats_server.url, "tests.zoo:assistant", **env),
@@ -62,6 +63,7 @@ async def console(
         bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
         keys = await ApiKeys.open(bus)
         made = {tenant: (await keys.create(tenant))[0] for tenant in (ACME, GLOBEX)}
+        made["widget"] = (await keys.create(ACME, scope="widget"))[0]
         await bus.close()
         yield Console(url, made, plain)
 
@@ -248,3 +250,66 @@ async def test_usage_is_kept_hour_by_hour(console: Console) -> None:
     assert history["hours"][-1]["requests"] >= 3
     assert history["shared"] is True
     assert bad.status_code == 400
+
+
+async def test_the_console_and_its_assets_are_served_from_the_package(console: Console) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as client:
+        index = await client.get("/")
+        again = await client.get("/console")
+        module = await client.get("/console/static/app.js")
+        widget = await client.get("/widget.js")
+        docs = await client.get("/docs")
+        swagger = await client.get("/console/vendor/swagger-ui/swagger-ui-bundle.js")
+        example = await client.get("/console/examples/widget.html")
+        missing = await client.get("/console/static/nothing.js")
+    assert index.status_code == again.status_code == 200
+    assert '<script type="module" src="/console/static/app.js">' in index.text
+    assert "script-src 'self'" in index.headers["content-security-policy"]
+    assert module.headers["content-type"].startswith("text/javascript")
+    assert "document.currentScript" in widget.text
+    assert "/console/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    assert swagger.status_code == 200
+    assert f'src="{console.url}/widget.js"' in example.text
+    assert missing.status_code == 404
+
+
+async def test_cross_origin_calls_are_allowed_per_tenant(console: Console) -> None:
+    shop, elsewhere = {"Origin": "http://shop.test"}, {"Origin": "http://evil.test"}
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    async with console.client() as client:
+        allowed = await client.options("/v1/conversations", headers={**shop, **preflight})
+        refused = await client.options("/v1/conversations", headers={**elsewhere, **preflight})
+        made = await client.post("/v1/conversations", headers=shop)
+        # globex.test is allowed, but for the other tenant: acme's key is refused from there.
+        foreign = await client.post("/v1/conversations", headers={"Origin": "http://globex.test"})
+        asset = await client.get("/console/static/sse.js", headers=elsewhere)
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == "http://shop.test"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert refused.status_code == 403
+    assert "access-control-allow-origin" not in refused.headers
+    assert made.status_code == 201
+    assert made.headers["access-control-allow-origin"] == "http://shop.test"
+    assert "Location" in made.headers["access-control-expose-headers"]
+    assert foreign.status_code == 403
+    assert foreign.json()["type"].endswith("/origin-not-allowed")
+    assert asset.headers["access-control-allow-origin"] == "*"
+
+
+async def test_a_widget_key_may_only_hold_conversations(
+    console: Console, openai_server: OpenAIServer
+) -> None:
+    openai_server.reply("big", "Hi!")
+    async with console.client("widget") as client:
+        cid = (await client.post("/v1/conversations")).json()["id"]
+        turn = await client.post(f"/v1/conversations/{cid}/messages", json={"text": "Hello"})
+        history = await client.get(f"/v1/conversations/{cid}/messages")
+        refused = [
+            await client.get(path)
+            for path in ("/v1/conversations", "/v1/handoffs", "/v1/dead-letters", "/v1/usage", "/v1/agents")
+        ]
+    assert turn.status_code == 200, turn.text
+    assert history.status_code == 200
+    assert {r.status_code for r in refused} == {403}
+    assert refused[0].json()["type"].endswith("/key-scope")
