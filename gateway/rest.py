@@ -51,9 +51,14 @@ class NewConversation(msgspec.Struct, frozen=True, kw_only=True, rename="camel",
 
 
 class UserMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
-    """One message from the user: plain ``text``, or a full A2A ``message``."""
+    """One message from the user: plain ``text``, or a full A2A ``message``.
+
+    ``messageId`` (or the message's own id) makes a resend of the same message (a
+    client retrying after a dropped connection) a 409 instead of a second turn.
+    """
 
     text: str | None = None
+    message_id: str | None = None
     message: Message | None = None
 
 
@@ -192,6 +197,8 @@ class RestApi:
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         body = await read_json(request, UserMessage, self._settings.gateway_max_body)
         message = _user_message(body, conversation)
+        if body.message_id is not None or body.message is not None:
+            await self._conversations.claim(admitted.tenant, conversation, message)
         timeout = self._settings.gateway_timeout
         if "text/event-stream" not in request.headers.get("accept", ""):
             turn: Turn = await self._conversations.send(admitted.tenant, conversation, message, timeout)
@@ -426,7 +433,12 @@ def _user_message(body: UserMessage, conversation: Conversation) -> Message:
     assert body.text is not None
     if not body.text.strip():
         raise Problem(422, "invalid-body", "Empty message", "'text' is empty")
-    return Message.user_text(body.text, context_id=conversation.id)
+    message = Message.user_text(body.text, context_id=conversation.id)
+    if body.message_id is not None:
+        if not 0 < len(body.message_id) <= 128:
+            raise Problem(422, "invalid-body", "Invalid messageId", "'messageId' is 1 to 128 characters")
+        message = msgspec.structs.replace(message, message_id=body.message_id)
+    return message
 
 
 def _input_value(body: SkillInput) -> object:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 
 import msgspec
 
+from agents.errors import StateConflict
 from agents.events import ConversationEvents, status_event
 from agents.handoff import HANDOFF_KEY, Handoff, handled
 from agents.history import ConversationHistory
@@ -84,6 +86,23 @@ class Conversations:
         await self._mesh.state(tenant, conversation.id).put(_RECORD, conversation)
         await self._index.touch(tenant, conversation)
         return conversation
+
+    async def claim(self, tenant: str, conversation: Conversation, message: Message) -> None:
+        """Take ``message``'s id for one turn of the conversation, or refuse a message sent twice.
+
+        Raises:
+            Problem: 409, this message already started a turn here.
+        """
+        key = "turn-" + hashlib.sha256(message.message_id.encode()).hexdigest()[:32]
+        try:
+            await self._mesh.state(tenant, conversation.id).put(key, message.message_id, revision=0)
+        except StateConflict:
+            raise Problem(
+                409,
+                "duplicate-message",
+                "Message already sent",
+                f"{message.message_id!r} started a turn already",
+            ) from None
 
     async def page(
         self, tenant: str, *, limit: int, after: Cursor | None = None

@@ -65,3 +65,8 @@ export function query(params) {
   const found = Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "");
   return found.length ? "?" + new URLSearchParams(found).toString() : "";
 }
+
+// A fresh random id (crypto.randomUUID needs a secure context; a widget's host page may not be one).
+export function newId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}

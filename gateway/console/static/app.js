@@ -63,13 +63,17 @@ async function route() {
     link.classList.toggle("active", link.dataset.page === page);
   }
   const context = { client, tenant, params, onLeave: (cleanup) => cleanups.push(cleanup) };
+  // A view of its own per navigation: a page still loading when the next one is asked for
+  // draws into a view that is no longer shown.
+  const view = el("div", { class: "view" });
+  main.replaceChildren(view);
   try {
-    if (parts[0] === "trace") await renderTrace(main, context, parts[1]);
-    else if (parts[0] === "desk") await renderDesk(main, context, parts[1] || "handoffs", parts[2]);
-    else await renderChat(main, context, parts[1]);
+    if (parts[0] === "trace") await renderTrace(view, context, parts[1]);
+    else if (parts[0] === "desk") await renderDesk(view, context, parts[1] || "handoffs", parts[2]);
+    else await renderChat(view, context, parts[1]);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return signOut();
-    main.replaceChildren(el("p", { class: "error" }, error.message));
+    view.replaceChildren(el("p", { class: "error" }, error.message));
   }
 }
 

@@ -1,6 +1,6 @@
 // Chat: the tenant's conversations, and one of them followed live as its answers stream in.
 
-import { ApiError, query } from "./api.js";
+import { ApiError, newId, query } from "./api.js";
 import { Follow } from "./sse.js";
 import { Transcript } from "./transcript.js";
 import { ago, el } from "./ui.js";
@@ -76,9 +76,10 @@ export async function renderChat(main, { client, onLeave }, conversationId) {
     try {
       // The answer arrives through the conversation's events, followed above; this call
       // returns when the turn ends. A dropped connection does not stop the turn.
-      await client.post(`/v1/conversations/${conversationId}/messages`, { text: question });
+      await client.post(`/v1/conversations/${conversationId}/messages`, { text: question, messageId: newId() });
     } catch (e) {
-      if (e instanceof ApiError) error.textContent = e.message;
+      // 409: the browser resent the message over a new connection; the first one counts.
+        if (e instanceof ApiError && e.status !== 409) error.textContent = e.message;
     }
   });
   text.addEventListener("keydown", (event) => {

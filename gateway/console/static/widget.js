@@ -14,7 +14,7 @@
   const title = script.dataset.title || "Ask us anything";
 
   async function start() {
-    const [{ Client, ApiError }, { Follow }, { Transcript }, { el }] = await Promise.all([
+    const [{ Client, ApiError, newId }, { Follow }, { Transcript }, { el }] = await Promise.all([
       import(`${base}/console/static/api.js`),
       import(`${base}/console/static/sse.js`),
       import(`${base}/console/static/transcript.js`),
@@ -84,9 +84,10 @@
           sessionStorage.setItem(remember, conversation);
           listen();
         }
-        await client.post(`/v1/conversations/${conversation}/messages`, { text: question });
+        await client.post(`/v1/conversations/${conversation}/messages`, { text: question, messageId: newId() });
       } catch (e) {
-        if (e instanceof ApiError) error.textContent = e.message;
+        // 409: the browser resent the message over a new connection; the first one counts.
+        if (e instanceof ApiError && e.status !== 409) error.textContent = e.message;
       }
     });
   }
