@@ -313,3 +313,20 @@ async def test_a_widget_key_may_only_hold_conversations(
     assert history.status_code == 200
     assert {r.status_code for r in refused} == {403}
     assert refused[0].json()["type"].endswith("/key-scope")
+
+
+async def test_the_console_routes_are_in_the_openapi_document(console: Console) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"get", "post"} <= set(paths["/v1/conversations"])
+    for path in (
+        "/v1/conversations/{cid}/replies",
+        "/v1/handoffs",
+        "/v1/dead-letters",
+        "/v1/dead-letters/{seq}/replay",
+        "/v1/tasks",
+        "/v1/usage/history",
+        "/v1/me",
+        "/v1/traces/{trace_id}",
+    ):
+        assert path in paths, path

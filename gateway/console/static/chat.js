@@ -14,10 +14,14 @@ export function traceLink(traceId) {
 }
 
 // A conversation's transcript, followed live; returns the follower (close it when leaving).
-export function followConversation(client, conversationId, container, status) {
+export function followConversation(client, conversationId, container, status, onQuestion = () => {}) {
   const transcript = new Transcript(container, { sourceLink, traceLink });
   return new Follow(client, conversationId, {
-    onEvent: (event) => transcript.apply(event),
+    onEvent: (event) => {
+      transcript.apply(event);
+      const message = event.data.message;
+      if (message?.role === "ROLE_USER") onQuestion((message.parts || []).map((p) => p.text || "").join(""));
+    },
     onState: (state) => {
       status.textContent = state === "live" ? "live" : state === "reconnecting" ? "reconnecting…" : "";
       status.dataset.state = state;
@@ -88,13 +92,22 @@ export async function renderChat(main, { client, onLeave }, conversationId) {
       form.requestSubmit();
     }
   });
-  const follow = followConversation(client, conversationId, messages, status);
+  const heading = el("h2", {}, conversation.title || "New conversation");
+  // The first question names the conversation (as the gateway records it).
+  const named = (question) => {
+    if (conversation.title) return;
+    conversation.title = question.split(/\s+/).join(" ").slice(0, 80);
+    heading.textContent = conversation.title;
+    const item = list.querySelector(`[data-id="${conversationId}"] .title`);
+    if (item) item.textContent = conversation.title;
+  };
+  const follow = followConversation(client, conversationId, messages, status, named);
   onLeave(() => follow.close());
   main.replaceChildren(
     el("div", { class: "split" }, [
       side,
       el("section", { class: "chat" }, [
-        el("div", { class: "chat-head" }, [el("h2", {}, conversation.title || "New conversation"), el("span", { class: "meta" }, `with ${conversation.agent}`), status]),
+        el("div", { class: "chat-head" }, [heading, el("span", { class: "meta" }, `with ${conversation.agent}`), status]),
         messages,
         form,
       ]),

@@ -217,7 +217,7 @@ async function knowledge(body, { client, params }) {
       const found = await call("search", { query: q.value, k: 5, kb: kb.value || null, source: source || null });
       results.replaceChildren(
         ...(found.passages.length
-          ? found.passages.map((p) => el("article", { class: "passage" }, [el("h3", {}, `${p.title} — ${p.heading}`), el("p", { class: "meta" }, `${p.source} · score ${p.score.toFixed(2)}`), el("p", {}, p.text)]))
+          ? found.passages.map((p) => el("article", { class: "passage" }, [el("h3", {}, [p.title, p.heading].filter(Boolean).join(" — ")), el("p", { class: "meta" }, `${p.source} · score ${p.score.toFixed(2)}`), el("p", {}, p.text)]))
           : [el("p", { class: "empty" }, "Nothing found.")]),
       );
     } catch (e) {
