@@ -302,10 +302,10 @@ class Tasks:
         await self._events.task_status(tenant, canceled)
         return canceled
 
-    # Listing (issue 16, minimal: issue 14 brings the full listing that A2A ListTasks shares;
-    # this one reads the tenant's records and filters them here).
+    # Listing (issue 16, minimal, until issue 14's Tasks.list, which A2A ListTasks shares,
+    # lands: this one reads all of the tenant's records and filters them here).
 
-    async def list(
+    async def list_recorded(
         self,
         tenant: str,
         *,

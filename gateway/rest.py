@@ -374,7 +374,7 @@ class RestApi:
         if raw:
             cursor = Cursor.decode(raw)
             before = (cursor.at, cursor.id)
-        tasks, following = await self._mesh.tasks.list(
+        tasks, following = await self._mesh.tasks.list_recorded(
             admitted.tenant,
             context_id=request.query_params.get("contextId"),
             state=state,
