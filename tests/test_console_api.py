@@ -4,7 +4,7 @@ dead letters, task lists, usage hour by hour; each scoped to the key's tenant.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -111,9 +111,27 @@ async def test_conversations_are_paged_newest_activity_first_and_only_the_tenant
         assert [c["id"] for c in again["items"]] == [made[0], made[2]]
 
 
-async def _events(client: httpx.AsyncClient, cid: str) -> list[dict[str, Any]]:
-    response = await client.get(f"/v1/conversations/{cid}/events", params={"after": 0, "follow": "false"})
-    return [msgspec.json.decode(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+async def _events(
+    client: httpx.AsyncClient, cid: str, until: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """The conversation's events from its start, up to the first one ``until`` accepts."""
+    found: list[dict[str, Any]] = []
+    path = f"/v1/conversations/{cid}/events"
+    async with client.stream("GET", path, params={"after": 0, "follow": "true"}) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                found.append(msgspec.json.decode(line[6:]))
+                if until(found[-1]):
+                    return found
+    raise AssertionError(f"the events ended early: {found}")
+
+
+def _ended(event: dict[str, Any]) -> bool:
+    return "statusUpdate" in event and event["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+def _human(event: dict[str, Any]) -> bool:
+    return "hivewire.human" in ((event.get("message") or {}).get("metadata") or {})
 
 
 async def test_a_json_turn_leaves_its_question_and_outcome_in_the_conversations_events(
@@ -123,7 +141,7 @@ async def test_a_json_turn_leaves_its_question_and_outcome_in_the_conversations_
     async with console.client() as client:
         cid = (await client.post("/v1/conversations")).json()["id"]
         await client.post(f"/v1/conversations/{cid}/messages", json={"text": "Remember me"})
-        events = await _events(client, cid)
+        events = await _events(client, cid, _ended)
     assert events[0]["message"]["parts"][0]["text"] == "Remember me"
     assert events[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
     assert events[-1]["statusUpdate"]["status"]["message"]["parts"][0]["text"] == "Noted."
@@ -151,7 +169,7 @@ async def test_a_flagged_conversation_is_queued_and_a_persons_reply_joins_it(
         done = (await client.get("/v1/handoffs", params={"status": "handled"})).json()
         bad = await client.get("/v1/handoffs", params={"status": "maybe"})
         history = (await client.get(f"/v1/conversations/{cid}/messages")).json()["messages"]
-        events = await _events(client, cid)
+        events = await _events(client, cid, _human)
     mine = [item for item in queued if item["conversationId"] == cid]
     assert mine == [
         {
