@@ -58,17 +58,18 @@ class TaskQuery:
     context_id: str | None = None
     state: TaskState | None = None
     updated_after: datetime | None = None
+    agent: str | None = None  # the agent that runs them
 
     @property
     def filtered(self) -> bool:
         """Whether some tasks of the tenant may not match (so totals need a scan)."""
-        return self.context_id is not None or self.state is not None or self.updated_after is not None
+        return any(v is not None for v in (self.context_id, self.state, self.updated_after, self.agent))
 
     def fingerprint(self) -> str:
         """A short stand-in for the query, kept in its page tokens."""
         after = "" if self.updated_after is None else self.updated_after.isoformat()
         state = "" if self.state is None else self.state.value
-        return f"{self.context_id or ''}|{state}|{after}"
+        return f"{self.context_id or ''}|{state}|{after}|{self.agent or ''}"
 
 
 class TaskPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -92,11 +93,16 @@ class _Light(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     context_id: str | None = None
     status: _LightStatus
+    metadata: _LightMetadata | None = None
 
 
 class _LightStatus(msgspec.Struct, frozen=True, kw_only=True):
     state: TaskState
     timestamp: datetime | None = None
+
+
+class _LightMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    agent: str | None = None
 
 
 # Reads a queued task's message into the task it stands for (``TaskRequest.submitted``).
@@ -217,7 +223,9 @@ class TaskListing:
                     return None
                 task = self._queued_task(stored.data)
                 status = _LightStatus(state=task.status.state, timestamp=task.status.timestamp)
-                return _Light(context_id=task.context_id, status=status)
+                agent = (task.metadata or {}).get("agent")
+                metadata = _LightMetadata(agent=agent if isinstance(agent, str) else None)
+                return _Light(context_id=task.context_id, status=status, metadata=metadata)
             if not stored.data:  # a deleted or purged record
                 return None
             return self._codec.decode(stored.data, _Light)
@@ -393,6 +401,8 @@ def _matches(light: _Light, query: TaskQuery, after_us: int | None) -> bool:
     if query.context_id is not None and light.context_id != query.context_id:
         return False
     if query.state is not None and light.status.state is not query.state:
+        return False
+    if query.agent is not None and (light.metadata is None or light.metadata.agent != query.agent):
         return False
     if after_us is not None:
         stamp = light.status.timestamp
