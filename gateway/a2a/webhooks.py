@@ -60,7 +60,8 @@ class PushDelivery:
         # (tenant, task id) -> config id -> config; and how many configs each tenant has.
         self._index: dict[tuple[str, str], dict[str, PushConfig]] = {}
         self._tenants: defaultdict[str, int] = defaultdict(int)
-        self._order: dict[str, asyncio.Lock] = {}
+        # Per task with events being delivered: its lock, and how many events wait on it.
+        self._order: dict[str, _InOrder] = {}
         self._active: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._consumer: PullConsumer | None = None
@@ -158,16 +159,18 @@ class PushDelivery:
             configs = list(self._index.get((tenant, task_id), {}).values())
         if configs:
             assert event is not None
-            lock = self._order.setdefault(task_id, asyncio.Lock())
+            order = self._order.get(task_id) or self._order.setdefault(task_id, _InOrder())
+            order.users += 1
             try:
-                async with lock:  # one task's events in order (locks are first come, first served)
+                async with order.lock:  # one task's events in order (locks are first come, first served)
                     beat = asyncio.get_running_loop().create_task(_keep_alive(msg))
                     try:
                         await asyncio.gather(*(self._deliver(config, event) for config in configs))
                     finally:
                         beat.cancel()
             finally:
-                if not lock.locked() and self._order.get(task_id) is lock:
+                order.users -= 1
+                if not order.users:
                     del self._order[task_id]
         with contextlib.suppress(nats.errors.Error):
             await msg.ack()
@@ -203,6 +206,16 @@ class PushDelivery:
             await asyncio.sleep(delay * 2 ** (attempt - 1))
         self.failed += 1
         log.warning("push to %s given up after %d attempts: %s", config.url, attempts, reason)
+
+
+class _InOrder:
+    """The events of one task being delivered: one at a time, in the order they arrived."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 async def _keep_alive(msg: Msg) -> None:
