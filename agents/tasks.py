@@ -17,8 +17,6 @@ import hashlib
 from typing import Any
 
 import msgspec
-import nats.errors
-import nats.js.errors
 
 from agents.errors import TaskNotFound, TaskNotResumable
 from agents.events import ConversationEvents
@@ -248,11 +246,8 @@ class Tasks:
     async def _queued(self, tenant: str, task_id: str) -> Task | None:
         """For a task the caller found no record of: the task as submitted, read from its
         queued message, or else its record if one was written meanwhile; ``None`` if neither is there."""
-        try:
-            msg = await self._bus.jetstream().get_msg(
-                subjects.TASKS_STREAM, subject=subjects.queued_task(tenant, task_id)
-            )
-        except nats.js.errors.NotFoundError:
+        msg = await self._js.last(subjects.TASKS_STREAM, subjects.queued_task(tenant, task_id))
+        if msg is None:
             # A replica may have taken the task since the caller looked for its record;
             # it records before it acks, so with the message gone the record is there.
             found = await self._records.get(tenant, task_id)

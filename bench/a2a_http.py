@@ -35,6 +35,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -246,11 +247,16 @@ async def main(args: argparse.Namespace) -> int:
             key, _ = await (await ApiKeys.open(bus)).create(tenant, name="bench")
             await bus.close()
             gateway_port, reference_port = free_port(), free_port()
-            gateway_cmd = [sys.executable, "-m", "bus.cli", "--log-level", "WARNING", "gateway"]
+            profile = ["-m", "cProfile", "-o", args.profile_gateway] if args.profile_gateway else []
+            gateway_cmd = [sys.executable, *profile, "-m", "bus.cli", "--log-level", "WARNING", "gateway"]
             reference_cmd = [sys.executable, __file__, "--reference", str(reference_port)]
             with (
                 server_process(
-                    [*gateway_cmd, "--host", HOST, "--port", str(gateway_port)], env, workdir / "gateway.log"
+                    [*gateway_cmd, "--host", HOST, "--port", str(gateway_port)],
+                    env,
+                    workdir / "gateway.log",
+                    # SIGTERM would end cProfile before it writes; SIGINT lets it.
+                    stop=signal.SIGINT if args.profile_gateway else signal.SIGTERM,
                 ) as gateway,
                 server_process(reference_cmd, env, workdir / "reference.log") as reference,
             ):
@@ -344,6 +350,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per round and server")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--profile-gateway", metavar="FILE", help="run the gateway under cProfile")
     parser.add_argument("--reference", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
