@@ -41,6 +41,7 @@ import msgspec
 from agents.errors import InvalidPageToken
 from bus import subjects
 from bus.a2a import Task, TaskState
+from bus.backwards import Backwards
 from bus.codec import Codec
 from bus.direct import DirectGets, Stored
 from bus.errors import InvalidSubjectToken, MalformedPayload
@@ -139,7 +140,7 @@ class TaskListing:
             subjects.token("context id", query.context_id)
         # Filtered, a call scans many: bigger chunks spend fewer requests on finding where they begin.
         chunk = _SCAN_CHUNK if query.filtered else page_size + 1
-        records = _Newest(
+        records = _Source(
             self._gets,
             subjects.TASK_RECORDS_STREAM,
             subjects.tenant_task_records(tenant),
@@ -148,7 +149,7 @@ class TaskListing:
         )
         # Queued tasks are the submitted ones: no other state is found among them.
         wants_queued = query.state in (None, TaskState.SUBMITTED)
-        queued = _Newest(
+        queued = _Source(
             self._gets,
             subjects.TASKS_STREAM,
             subjects.tenant_queued_tasks(tenant),
@@ -194,8 +195,8 @@ class TaskListing:
         return TaskPage(tasks=tuple(found), next_page_token=token, page_size=page_size, total_size=total)
 
     async def _newer(
-        self, records: _Newest, queued: _Newest, after_us: int | None, *, take: bool = True
-    ) -> tuple[_Newest, Stored] | None:
+        self, records: _Source, queued: _Source, after_us: int | None, *, take: bool = True
+    ) -> tuple[_Source, Stored] | None:
         """Whichever source holds the newer next message (taken from it); ``None`` when both are done."""
         a, b = await asyncio.gather(records.peek(), queued.peek())
         if after_us is not None:
@@ -216,7 +217,7 @@ class TaskListing:
             return source, head
         return source, source.take()
 
-    def _light(self, source: _Newest, stored: Stored) -> _Light | None:
+    def _light(self, source: _Source, stored: Stored) -> _Light | None:
         try:
             if source.queued:
                 if stored.seq in source.recorded:  # its record is listed instead
@@ -232,7 +233,7 @@ class TaskListing:
         except MalformedPayload:
             return None
 
-    def _task(self, source: _Newest, stored: Stored) -> Task:
+    def _task(self, source: _Source, stored: Stored) -> Task:
         if source.queued:
             return self._queued_task(stored.data)
         return self._codec.decode(stored.data, Task)
@@ -241,13 +242,8 @@ class TaskListing:
 _CLOCK_SLACK_US = 60_000_000
 
 
-class _Newest:
-    """One source's messages matching a subject filter, newest first (descending stream sequence).
-
-    It reads a chunk at a time: the counts the server returns tell how many
-    matching messages lie between a sequence and the end of the stream, so a
-    few probes find where the newest ``chunk`` below the cursor begin.
-    """
+class _Source:
+    """One source of a listing (task records, or queued tasks), read newest first."""
 
     def __init__(
         self,
@@ -260,124 +256,25 @@ class _Newest:
         queued: bool = False,
     ) -> None:
         self._gets = gets
-        self._stream = stream
-        self._subject = subject
-        self._chunk = chunk
         self.queued = queued
-        # Sequences of queued tasks that have a record too (looked up per chunk).
+        # Queued tasks that have a record too (running ones, continued ones): the record is listed.
         self.recorded: set[int] = set()
-        # Read messages stored before this sequence (``None``: up to the end of the stream).
-        self._below = below
-        self._resume = _END if below is None else below
-        self._done = below == 0
-        self._total = 0  # matching messages in the whole stream
-        self._above = 0  # ...from ``_below`` on
-        self._first = 0  # the first one's sequence
-        self._buffer: list[Stored] = []  # read, not yet taken, oldest first
-
-    async def start(self) -> None:
-        """Learn the counts (two requests at most)."""
-        if self._done:
-            return
-        first = await self._probe(1)
-        if first is None:
-            self._done = True
-            return
-        self._first, self._total = first.seq, first.pending + 1
-        if self._below is not None:
-            self._above = await self._count_from(self._below)
+        on_chunk = self._look_up_records if queued else None
+        self._reader = Backwards(gets, stream, subject, below, chunk=chunk, on_chunk=on_chunk)
+        self.start = self._reader.start
+        self.peek = self._reader.peek
+        self.take = self._reader.take
+        self.finish = self._reader.finish
 
     @property
     def remaining(self) -> int:
-        """Matching messages not taken yet, by the server's counts."""
-        if self._done:
-            return len(self._buffer)
-        return max(0, self._total - self._above) + len(self._buffer)
+        return self._reader.remaining
 
     @property
     def position(self) -> int:
-        """Where a next page resumes: the sequence of the last message taken (0: nothing left)."""
-        if self._done and not self._buffer:
-            return 0
-        return self._resume
-
-    def finish(self) -> None:
-        """Take nothing more from this source."""
-        self._done = True
-        self._buffer.clear()
-
-    async def peek(self) -> Stored | None:
-        while not self._buffer and not self._done:
-            await self._read_chunk()
-        return self._buffer[-1] if self._buffer else None
-
-    def take(self) -> Stored:
-        stored = self._buffer.pop()
-        self._resume = stored.seq
-        return stored
-
-    async def _read_chunk(self) -> None:
-        remaining = self._total - self._above
-        if remaining <= 0:
-            self._done = True
-            return
-        start = await self._chunk_start(min(self._chunk, remaining), remaining)
-        below = _END if self._below is None else self._below
-        chunk: list[Stored] = []
-        seq = start
-        while True:
-            ask = 2 * self._chunk + 1
-            got = await self._gets.batch(self._stream, subject=self._subject, seq=seq, batch=ask)
-            chunk.extend(m for m in got if m.seq < below)
-            if len(got) < ask or got[-1].seq >= below:
-                break
-            seq = got[-1].seq + 1
-        self._above = chunk[0].pending + 1 if chunk else await self._count_from(start)
-        self._below = start
-        self._done = start <= self._first
-        if self.queued and chunk:
-            await self._look_up_records(chunk)
-        self._buffer = chunk
-
-    async def _chunk_start(self, want: int, remaining: int) -> int:
-        """A sequence from which ``want`` to twice as many matching messages lie below ``_below``."""
-        lo, lo_count = self._first, remaining
-        if lo_count <= 2 * want:
-            return lo
-        if self._below is not None:
-            hi = self._below
-        else:
-            last = await self._gets.last_on(self._stream, self._subject)
-            hi = (last.seq if last is not None else lo) + 1
-        hi_count = 0
-        target = 1.5 * want
-        for attempt in range(_PROBES):
-            if hi - lo <= 1:
-                break
-            if attempt % 2:  # every other probe halves the range: never worse than bisection
-                x = (lo + hi) // 2
-            else:  # the others assume evenly spread messages
-                x = lo + int((hi - lo) * (lo_count - target) / max(1, lo_count - hi_count))
-            x = min(max(x, lo + 1), hi - 1)
-            count = await self._count_from(x) - self._above
-            if want <= count <= 2 * want:
-                return x
-            if count > 2 * want:
-                lo, lo_count = x, count
-            else:
-                hi, hi_count = x, count
-        return lo
-
-    async def _probe(self, seq: int) -> Stored | None:
-        got = await self._gets.batch(self._stream, subject=self._subject, seq=seq, batch=1)
-        return got[0] if got else None
-
-    async def _count_from(self, seq: int) -> int:
-        found = await self._probe(seq)
-        return 0 if found is None else found.pending + 1
+        return self._reader.position
 
     async def _look_up_records(self, chunk: list[Stored]) -> None:
-        """Note the queued tasks that have a record (running ones, continued ones): the record is listed."""
         keys: dict[str, int] = {}
         for stored in chunk:
             try:
@@ -391,10 +288,8 @@ class _Newest:
                 self.recorded.add(seq)
 
 
-_END = 2**63
-# Messages read per chunk when filtering, and probes spent finding where a chunk begins.
+# Messages read per chunk when filtering.
 _SCAN_CHUNK = 250
-_PROBES = 24
 
 
 def _matches(light: _Light, query: TaskQuery, after_us: int | None) -> bool:
