@@ -25,7 +25,7 @@ async def test_a_filter_is_read_newest_first_in_chunks_from_any_position(bus: Bu
         reader = Backwards(gets, stream, f"back.{stream}.a.*", below, chunk=7)
         await reader.start()
         seqs = []
-        while (take is None or len(seqs) < take) and (found := await reader.peek()) is not None:
+        while (take is None or len(seqs) < take) and await reader.peek() is not None:
             seqs.append(reader.take().seq)
         return seqs
 
