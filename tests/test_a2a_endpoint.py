@@ -451,6 +451,10 @@ async def test_json_rpc_requests_are_answered_per_json_rpc(gateway: Gateway) -> 
         as_json = {"content-type": "application/json"}
         nested = await http.post("/a2a", content=deep, headers=as_json)
         rest_deep = await http.post("/a2a/message:send", content=nesting, headers=as_json)
+        not_utf8 = await http.post("/a2a", content=b'{"jsonrpc": "2.0", "id": "\xff"}', headers=as_json)
+        bad_id = _message_params()
+        bad_id["message"]["messageId"] = "line\nbreak"
+        header_id = await http.post("/a2a", json=call("SendMessage", bad_id))
     assert (parse.json()["id"], parse.json()["error"]["code"]) == (None, -32700)
     assert (invalid.json()["id"], invalid.json()["error"]["code"]) == ("r-1", -32600)
     assert (no_method.json()["id"], no_method.json()["error"]["code"]) == (3, -32600)
@@ -464,6 +468,8 @@ async def test_json_rpc_requests_are_answered_per_json_rpc(gateway: Gateway) -> 
     assert text.status_code == 415
     assert nested.json()["error"]["code"] == -32600
     assert rest_deep.status_code == 400
+    assert (not_utf8.json()["id"], not_utf8.json()["error"]["code"]) == (None, -32700)
+    assert header_id.json()["error"]["code"] == -32602
     info = no_task.json()["error"]["data"][0]
     assert (info["@type"], info["reason"]) == ("type.googleapis.com/google.rpc.ErrorInfo", "TASK_NOT_FOUND")
 

@@ -78,6 +78,8 @@ class JsonRpcBinding:
             return _error(None, A2AError(ErrorKind.INVALID_REQUEST, "a request is a JSON object"))
         except msgspec.DecodeError as exc:
             return _error(None, A2AError(ErrorKind.PARSE_ERROR, f"the body is not valid JSON: {exc}"))
+        except UnicodeDecodeError as exc:
+            return _error(None, A2AError(ErrorKind.PARSE_ERROR, f"the body is not UTF-8: {exc.reason}"))
         except RecursionError:
             return _error(None, A2AError(ErrorKind.INVALID_REQUEST, "the JSON is nested too deeply"))
         if isinstance(envelope, list):

@@ -7,6 +7,7 @@ declares no tenant for clients to send).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ __all__ = [
 P = TypeVar("P")
 
 MAX_PAGE_SIZE = 100
+_MESSAGE_ID = re.compile(r"[!-~]{1,128}")
 
 
 class _Params(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -160,6 +162,8 @@ def decode_params(data: bytes, params_type: type[P]) -> P:
         raise A2AError(ErrorKind.INVALID_PARAMS, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise A2AError(ErrorKind.INVALID_PARAMS, f"params are not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise A2AError(ErrorKind.INVALID_PARAMS, f"params are not UTF-8: {exc.reason}") from None
     except RecursionError:
         raise A2AError(ErrorKind.INVALID_PARAMS, "params are nested too deeply") from None
     check_params(params)
@@ -200,8 +204,9 @@ def check_params(params: object) -> None:
     """The checks of the protocol a decoding cannot make (required parts, roles, bounds)."""
     if isinstance(params, SendParams):
         message = params.message
-        if not message.message_id:
-            raise invalid("message.messageId", "is required")
+        if _MESSAGE_ID.fullmatch(message.message_id) is None:
+            # It travels in a NATS header (Nats-Msg-Id): visible ASCII only.
+            raise invalid("message.messageId", "must be 1 to 128 visible ASCII characters")
         if message.role is not Role.USER:
             raise invalid(
                 "message.role", f"a client sends {Role.USER.value} messages, not {message.role.value}"
