@@ -18,7 +18,7 @@ import msgspec
 
 from agents import Agent, ChatMessage, Context, Model
 from agents.desk.answer import AnswerRequest
-from agents.desk.labels import INTENTS, SENTIMENTS, describe
+from agents.desk.labels import INTENTS, SENTIMENTS, IntentLabel, SentimentLabel, describe
 from agents.llm.messages import Passage
 from bus.a2a import Message, Part, Role, new_id
 from knowledge.messages import ClassifyReply, ClassifyRequest, SearchReply, SearchRequest
@@ -47,12 +47,6 @@ CLEAR_LEAD = 0.03
 PASSAGES = 4
 
 
-class Label(msgspec.Struct, frozen=True, kw_only=True):
-    """A model's classification of the question."""
-
-    label: str
-
-
 class DeskOutcome(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The desk's reading of a turn, in the reply's metadata under ``hivewire.desk``."""
 
@@ -79,10 +73,13 @@ async def chat(ctx: Context, question: str) -> Message:
     await ctx.emit_status("looking into it")
     intent, sentiment, found = await asyncio.gather(
         _within(
-            _classify(ctx, question, INTENTS, "intent", "unknown"), CLASSIFY_TIMEOUT, "unknown", "intent"
+            _classify(ctx, question, INTENTS, IntentLabel, "intent", "unknown"),
+            CLASSIFY_TIMEOUT,
+            "unknown",
+            "intent",
         ),
         _within(
-            _classify(ctx, question, SENTIMENTS, "sentiment", "neutral", lead=CLEAR_LEAD),
+            _classify(ctx, question, SENTIMENTS, SentimentLabel, "sentiment", "neutral", lead=CLEAR_LEAD),
             CLASSIFY_TIMEOUT,
             "neutral",
             "sentiment",
@@ -134,7 +131,14 @@ async def chat(ctx: Context, question: str) -> Message:
 
 
 async def _classify(
-    ctx: Context, question: str, labels: dict[str, list[str]], what: str, default: str, *, lead: float = 0.0
+    ctx: Context,
+    question: str,
+    labels: dict[str, list[str]],
+    answer: type[IntentLabel | SentimentLabel],
+    what: str,
+    default: str,
+    *,
+    lead: float = 0.0,
 ) -> str:
     """The label for ``question``; ``default`` when the model answers with something else, or
     (offline) when the best label is not ``lead`` more similar than the next."""
@@ -151,7 +155,7 @@ async def _classify(
         'Reply with JSON: {"label": "<label>"}.'
     )
     found = await ctx.llm.structured(
-        [ChatMessage.system(prompt), ChatMessage.user(question)], Label, use="classify", cache="tenant"
+        [ChatMessage.system(prompt), ChatMessage.user(question)], answer, use="classify", cache="tenant"
     )
     return found.label if found.label in labels else default
 
