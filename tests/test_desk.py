@@ -82,7 +82,7 @@ async def test_a_question_is_classified_searched_and_answered_with_citations(
     assert "cite" in prompt.lower()
 
 
-async def test_a_failing_classifier_degrades_the_turn_instead_of_failing_it(
+async def test_a_failing_classifier_model_gives_way_to_classification_by_example(
     seeded: str, mesh: Mesh, model_endpoint: OpenAIServer
 ) -> None:
     model_endpoint.fail(500, times=20, model="small")
@@ -92,8 +92,7 @@ async def test_a_failing_classifier_degrades_the_turn_instead_of_failing_it(
     )
     assert reply.text.startswith(ANSWER)
     assert reply.metadata is not None
-    assert reply.metadata["hivewire.desk"]["intent"] == "unknown"
-    assert reply.metadata["hivewire.desk"]["sentiment"] == "neutral"
+    assert reply.metadata["hivewire.desk"]["intent"] == "billing"  # the examples' reading
 
 
 async def test_a_citation_of_a_passage_the_model_was_not_given_is_dropped(
