@@ -26,6 +26,7 @@ __all__ = [
 # The model uses of the agents `hivewire up` runs, all answered by the one local model.
 DESK_USES = ("triage.classify", "answer.default")
 LOAD_TIMEOUT = 120.0
+ANSWER_TOKENS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +57,15 @@ def agent_env(env: Mapping[str, str], url: str, info: ModelInfo) -> dict[str, st
 
     Every model use of the desk names it (the endpoint serves this one model
     whatever a request names, but names are what accounting and traces show),
-    and agents that declare no model use it too. A model whose chat template
-    cannot call tools is sent them as schema-constrained JSON instead.
+    and agents that declare no model use it too. The desk's answers are kept to
+    300 tokens unless ``HIVEWIRE_LLM_MODELS`` says otherwise. A model whose chat
+    template cannot call tools is sent them as schema-constrained JSON instead.
     """
     overrides = json.loads(env.get("HIVEWIRE_LLM_MODELS") or "{}")
     for use in DESK_USES:
         overrides[use] = {**overrides.get(use, {}), "name": info.name}
+    # A reply of 500 tokens takes most of a minute on a laptop's CPU: longer than a turn may.
+    overrides["answer.default"].setdefault("max_tokens", ANSWER_TOKENS)
     changed = {
         **env,
         "HIVEWIRE_LLM_BASE_URL": url + "/v1",

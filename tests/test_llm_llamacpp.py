@@ -11,10 +11,11 @@ cannot show on demand: 429s, 5xx, refusals, native tool calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
+import os
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,19 +27,14 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from agents import AgentSettings, Mesh
+from agents import AgentSettings
 from agents.desk.labels import INTENTS
+from agents.errors import LocalModelError
 from agents.llm import ChatMessage, Model, Passage, Scope, Tool
-from agents.llm.local import ModelInfo, bundled_model, describe
+from agents.llm.local import ModelInfo, bundled_model, describe, healthy, resolve
 from agents.resources import Resources
-from bus import EmbeddedNats, new_id
-from bus.client import Bus
-from gateway.keys import ApiKeys
-from gateway.localmodel import agent_env
-from gateway.settings import GatewaySettings
-from knowledge.messages import IngestReply, IngestRequest
-from tests.gateway_server import serve_gateway
-from tests.processes import agent_process
+from bus import new_id
+from gateway.localmodel import agent_env, free_port, measure, wait_ready
 
 if importlib.util.find_spec("xllamacpp") is None or bundled_model() is None:
     pytest.skip(
@@ -215,58 +211,6 @@ async def test_passages_go_to_the_model_numbered(
     assert answer.usage.input_tokens > 40  # the passage and the instruction to cite it were sent
 
 
-@pytest.mark.slow
-async def test_a_desk_turn_through_the_gateway_is_answered_by_the_local_model(
-    llama: Llama, nats_server: EmbeddedNats, mesh: Mesh, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    # The agents get exactly what `hivewire up --model` gives them (shorter answers, for time).
-    models = {"answer.default": {"max_tokens": 40, "temperature": 0}}
-    env = agent_env({"HIVEWIRE_LLM_MODELS": json.dumps(models)}, llama.url, llama.info)
-    env["HIVEWIRE_CHROMA_PATH"] = str(tmp_path_factory.mktemp("chroma"))
-    settings = GatewaySettings(
-        _env_file=None,  # type: ignore[call-arg]
-        nats_url=nats_server.url,
-        gateway_agent="triage",
-        gateway_skill="chat",
-        gateway_timeout=45,
-    )
-    tenant = f"llama{RUN}"
-    article = SAMPLES / "account-password-reset.md"
-    targets = ("knowledge.agent:knowledge", "agents.desk.triage:triage", "agents.desk.answer:answer")
-    async with contextlib.AsyncExitStack() as running:
-        # Started side by side: each takes a few seconds to import and connect.
-        await asyncio.gather(
-            *(running.enter_async_context(agent_process(nats_server.url, t, **env)) for t in targets)
-        )
-        url = await running.enter_async_context(serve_gateway(settings))
-        ingest = IngestRequest(source=article.name, text=article.read_text())
-        await mesh.caller(tenant).call("knowledge", "ingest", ingest, IngestReply, timeout=60)
-        bus = await Bus.connect(settings, name="test-keys")
-        key, _ = await (await ApiKeys.open(bus)).create(tenant)
-        await bus.close()
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
-        ) as client:
-            conversation = (await client.post("/v1/conversations")).json()["id"]
-            turn = await client.post(
-                f"/v1/conversations/{conversation}/messages", json={"text": "How do I reset my password?"}
-            )
-    assert turn.status_code == 200, turn.text
-    reply = turn.json()
-    metadata = reply["message"]["metadata"]
-    assert metadata["hivewire.desk"]["sources"] == [article.name]
-    assert metadata["hivewire.desk"]["intent"] in {*INTENTS, "unknown"}
-    assert set(metadata["hivewire.usage"]) == {llama.info.name}
-    # The answer streamed; the classifications, if the model made them in time, are schema-constrained.
-    assert set(metadata["hivewire.usage"][llama.info.name]["modes"]) <= {"structured:json_schema"}
-    answer, _, sources = reply["text"].partition("\n\nSources:\n")
-    assert answer.strip()
-    # Every citation left in the answer names a passage listed under it.
-    listed = {int(n) for n in re.findall(r"^\[(\d+)\] ", sources, flags=re.MULTILINE)}
-    cited = {int(n) for group in re.findall(r"\[([\d, ]+)\]", answer) for n in group.split(",")}
-    assert cited <= listed
-
-
 def _sums(reader: InMemoryMetricReader) -> dict[str, float]:
     data = reader.get_metrics_data()
     sums: dict[str, float] = {}
@@ -276,3 +220,118 @@ def _sums(reader: InMemoryMetricReader) -> dict[str, float]:
                 for point in metric.data.data_points:  # type: ignore[union-attr]
                     sums[metric.name] = sums.get(metric.name, 0.0) + float(point.value)  # type: ignore[union-attr]
     return sums
+
+
+async def test_the_local_model_is_described_with_its_measured_speed(llama: Llama) -> None:
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(30)")
+    try:
+        info = await wait_ready(llama.url, process)
+        measured = await measure(llama.url, info, threads=1)
+    finally:
+        process.kill()
+        await process.wait()
+    assert measured.tokens_per_second > 1
+    assert re.fullmatch(
+        r"SmolLM2-135M-Instruct\.Q4_1 on llama\.cpp at http://127\.0\.0\.1:\d+/v1 "
+        r"\(1 thread, context 4096\): \d+ tokens/s",
+        measured.describe(),
+    )
+
+
+@pytest.mark.slow
+async def test_hivewire_up_runs_the_model_and_a_desk_turn_through_the_gateway_is_answered_by_it(
+    tmp_path: Path,
+) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HIVEWIRE_", "OTEL_"))}
+    env.update(
+        HIVEWIRE_GATEWAY_PORT=str(free_port()),
+        HIVEWIRE_NATS_EMBEDDED_PORT="0",
+        HIVEWIRE_LOCAL_MODEL_CONTEXT="4096",
+        # Shorter answers, for time (the name is still set by `hivewire up`).
+        HIVEWIRE_LLM_MODELS=json.dumps({"answer.default": {"max_tokens": 40, "temperature": 0}}),
+        PYTHONPATH=str(SAMPLES.parents[2]),
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bus.cli", "up", "--model", "smollm2", "--no-samples",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+        while not any("Ctrl-C stops everything" in line for line in output):
+            line = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+            assert line, "hivewire up exited:\n" + "".join(output)
+            output.append(line)
+        text = "".join(output)
+        # The banner names the model and the speed it measured.
+        assert re.search(r"Model\s+SmolLM2-135M-Instruct\.Q4_1 \(llama\.cpp, \d+ tokens/s\)", text), text
+        model_url = re.search(r"on llama\.cpp at (http://127\.0\.0\.1:\d+)/v1", text)
+        gateway = re.search(r"Gateway\s+(http://\S+)", text)
+        key = re.search(r"API key\s+(hw_\S+)", text)
+        assert model_url, text
+        assert gateway, text
+        assert key, text
+        article = SAMPLES / "account-password-reset.md"
+        async with httpx.AsyncClient(
+            base_url=gateway.group(1), headers={"Authorization": f"Bearer {key.group(1)}"}, timeout=60
+        ) as client:
+            ingest = {"input": {"source": article.name, "text": article.read_text()}}
+            assert (await client.post("/v1/agents/knowledge/skills/ingest", json=ingest)).status_code == 200
+            conversation = (await client.post("/v1/conversations")).json()["id"]
+            turn = await client.post(
+                f"/v1/conversations/{conversation}/messages", json={"text": "How do I reset my password?"}
+            )
+        assert turn.status_code == 200, turn.text
+        reply = turn.json()
+        metadata = reply["message"]["metadata"]
+        assert metadata["hivewire.desk"]["sources"] == [article.name]
+        assert metadata["hivewire.desk"]["intent"] in {*INTENTS, "unknown"}
+        model = "SmolLM2-135M-Instruct.Q4_1"
+        assert set(metadata["hivewire.usage"]) == {model}
+        # The answer streamed; the classifications, if the model made them in time, were schema-constrained.
+        assert set(metadata["hivewire.usage"][model]["modes"]) <= {"structured:json_schema"}
+        answer, _, sources = reply["text"].partition("\n\nSources:\n")
+        assert answer.strip()
+        # Every citation left in the answer names a passage listed under it.
+        listed = {int(n) for n in re.findall(r"^\[(\d+)\] ", sources, flags=re.MULTILINE)}
+        cited = {int(n) for group in re.findall(r"\[([\d, ]+)\]", answer) for n in group.split(",")}
+        assert cited <= listed
+
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+        assert not healthy(model_url.group(1))  # the model stopped with the rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_hivewire_up_refuses_a_model_that_is_not_a_gguf_file(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bus.cli", "up", "--model", "notes.txt",
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2  # before anything was started
+    assert "local model 'notes.txt': not a GGUF file" in out.decode()
+    with pytest.raises(LocalModelError, match="no such file"):
+        resolve(str(tmp_path / "missing.gguf"))
+    assert resolve("smollm2") == bundled_model()
+
+
+def test_the_agents_are_pointed_at_the_local_model() -> None:
+    info = ModelInfo(name="tiny", tool_calls=False, context=4096)
+    given = {"HIVEWIRE_LLM_MODELS": json.dumps({"answer.default": {"max_tokens": 80}, "other.default": {}})}
+    env = agent_env(given, "http://127.0.0.1:9", info)
+    assert env["HIVEWIRE_LLM_BASE_URL"] == "http://127.0.0.1:9/v1"
+    assert env["HIVEWIRE_LLM_MODEL"] == "tiny"
+    assert env["HIVEWIRE_LLM_TOOL_CALLS"] == "json"
+    assert json.loads(env["HIVEWIRE_LLM_MODELS"]) == {
+        "answer.default": {"max_tokens": 80, "name": "tiny"},  # the user's limit stands
+        "triage.classify": {"name": "tiny"},
+        "other.default": {},
+    }
+    able = agent_env({}, "http://127.0.0.1:9", ModelInfo(name="big", tool_calls=True, context=8192))
+    assert "HIVEWIRE_LLM_TOOL_CALLS" not in able
+    assert json.loads(able["HIVEWIRE_LLM_MODELS"])["answer.default"] == {"name": "big", "max_tokens": 300}
