@@ -142,7 +142,7 @@ async def run(args: argparse.Namespace) -> list[Verdict]:
         nats = stack.enter_context(EmbeddedNats(data_dir=folder / "nats", port=0))
         env = {**env, "HIVEWIRE_CHROMA_PATH": str(folder / "chroma"), "HIVEWIRE_LLM_TIMEOUT": "120"}
         await stack.enter_async_context(agent_processes(nats.url, AGENTS, **env))
-        settings = AgentSettings(_env_file=None, nats_url=nats.url, nats_request_timeout=120)  # type: ignore[call-arg]
+        settings = AgentSettings(_env_file=None, nats_url=nats.url, nats_request_timeout=120)
         bus = await Bus.connect(settings, name="bench-quality")
         stack.push_async_callback(bus.close)
         mesh = await Mesh.open(bus, settings)

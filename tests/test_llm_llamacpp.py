@@ -335,3 +335,15 @@ def test_the_agents_are_pointed_at_the_local_model() -> None:
     able = agent_env({}, "http://127.0.0.1:9", ModelInfo(name="big", tool_calls=True, context=8192))
     assert "HIVEWIRE_LLM_TOOL_CALLS" not in able
     assert json.loads(able["HIVEWIRE_LLM_MODELS"])["answer.default"] == {"name": "big", "max_tokens": 300}
+
+
+async def test_without_llama_cpp_installed_model_serve_says_how_to_get_it() -> None:
+    # As on a default install: the `local` extra is not there.
+    script = "import sys; sys.modules['xllamacpp'] = None; from bus.cli import main; sys.exit(main())"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, "model", "serve", "smollm2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert "llama.cpp is not installed: pip install 'hivewire[local]'" in err.decode()
