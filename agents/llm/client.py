@@ -203,8 +203,9 @@ class LLMClient:
         if self._openai is None:
             raise LLMError(OFFLINE_MODEL, f"offline mode cannot produce a structured {type_name(out_type)}")
         if model.name not in self._schemas_refused:
-            request = _Request(list(messages), {"response_format": json_format(out_type)})
-            request.modes = ("structured:json_schema",)
+            request = _Request(
+                list(messages), {"response_format": json_format(out_type)}, modes=("structured:json_schema",)
+            )
             try:
                 return await self._complete(model, request, scope=scope, passages=passages, cache=cache)
             except LLMError as exc:
@@ -216,8 +217,12 @@ class LLMClient:
                 )
                 self._schemas_refused.add(model.name)
         response_format, instruction = json_object_format(object_schema(out_type))
-        request = _Request(list(messages), {"response_format": response_format}, instruction)
-        request.modes = ("structured:json_object",)
+        request = _Request(
+            list(messages),
+            {"response_format": response_format},
+            instruction,
+            modes=("structured:json_object",),
+        )
         return await self._complete(model, request, scope=scope, passages=passages, cache=cache)
 
     def stream(
@@ -277,16 +282,15 @@ class LLMClient:
         if not tools:
             return _Request(list(messages), params)
         if (model.tool_calls or self._tool_calls) == "native":
-            request = _Request(list(messages), {**params, **tool_params(tools, tool_choice)})
-            request.modes = ("tools:native",)
-            return request
-        request = _Request(jsontools.as_text(messages), params)
-        if tool_choice != "none":
-            request.params["response_format"] = jsontools.response_format(tools, tool_choice)
-            request.instruction = jsontools.instruction(tools, tool_choice)
-            request.emulated = True
-        request.modes = ("tools:json",)
-        return request
+            return _Request(
+                list(messages), {**params, **tool_params(tools, tool_choice)}, modes=("tools:native",)
+            )
+        plain = jsontools.as_text(messages)
+        if tool_choice == "none":
+            return _Request(plain, params, modes=("tools:json",))
+        choice = {**params, "response_format": jsontools.response_format(tools, tool_choice)}
+        instruction = jsontools.instruction(tools, tool_choice)
+        return _Request(plain, choice, instruction, modes=("tools:json",), emulated=True)
 
     async def _complete(
         self, model: Model, request: _Request, *, scope: Scope, passages: Sequence[Passage], cache: bool
@@ -523,15 +527,19 @@ class LLMClient:
         )
 
 
+@dataclass(frozen=True, slots=True)
 class _Request:
-    """One call's messages, extra request parameters, and how it asks for what it wants."""
+    """One call's messages, extra request parameters, and how it asks for what it wants.
 
-    def __init__(self, messages: list[ChatMessage], params: dict[str, Any], instruction: str = "") -> None:
-        self.messages = messages
-        self.params = params
-        self.instruction = instruction
-        self.modes: tuple[str, ...] = ()
-        self.emulated = False
+    ``instruction`` joins the system message; ``modes`` go into the usage;
+    ``emulated``: the reply is a JSON tool choice to read back (:mod:`agents.llm.jsontools`).
+    """
+
+    messages: list[ChatMessage]
+    params: dict[str, Any]
+    instruction: str = ""
+    modes: tuple[str, ...] = ()
+    emulated: bool = False
 
 
 def _refused(exc: LLMError) -> bool:
