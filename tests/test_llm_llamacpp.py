@@ -10,6 +10,7 @@ cannot show on demand: 429s, 5xx, refusals, native tool calls.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib.util
 import json
@@ -34,6 +35,8 @@ from agents.llm import ChatMessage, Model, Passage, Scope, Tool
 from agents.llm.local import ModelInfo, bundled_model, describe, healthy, resolve
 from agents.resources import Resources
 from bus import new_id
+from bus.cli import main
+from gateway import up
 from gateway.localmodel import agent_env, free_port, measure, wait_ready
 
 if importlib.util.find_spec("xllamacpp") is None or bundled_model() is None:
@@ -239,6 +242,7 @@ async def test_the_local_model_is_described_with_its_measured_speed(llama: Llama
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # a busy machine slows the whole mesh's start, as in test_up.py
 async def test_hivewire_up_runs_the_model_and_a_desk_turn_through_the_gateway_is_answered_by_it(
     tmp_path: Path,
 ) -> None:
@@ -306,15 +310,13 @@ async def test_hivewire_up_runs_the_model_and_a_desk_turn_through_the_gateway_is
             await process.wait()
 
 
-async def test_hivewire_up_refuses_a_model_that_is_not_a_gguf_file(tmp_path: Path) -> None:
+def test_hivewire_up_refuses_a_model_that_is_not_a_gguf_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("not a model")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bus.cli", "up", "--model", "notes.txt",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2  # before anything was started
-    assert "local model 'notes.txt': not a GGUF file" in out.decode()
+    assert up.run(argparse.Namespace(model="notes.txt", no_samples=True)) == 2  # before anything started
+    assert "local model 'notes.txt': not a GGUF file" in capsys.readouterr().out
     with pytest.raises(LocalModelError, match="no such file"):
         resolve(str(tmp_path / "missing.gguf"))
     assert resolve("smollm2") == bundled_model()
@@ -337,13 +339,9 @@ def test_the_agents_are_pointed_at_the_local_model() -> None:
     assert json.loads(able["HIVEWIRE_LLM_MODELS"])["answer.default"] == {"name": "big", "max_tokens": 300}
 
 
-async def test_without_llama_cpp_installed_model_serve_says_how_to_get_it() -> None:
-    # As on a default install: the `local` extra is not there.
-    script = "import sys; sys.modules['xllamacpp'] = None; from bus.cli import main; sys.exit(main())"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, "model", "serve", "smollm2",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2
-    assert "llama.cpp is not installed: pip install 'hivewire[local]'" in err.decode()
+def test_without_llama_cpp_installed_model_serve_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # as on a default install: no `local` extra
+    assert main(["model", "serve", "smollm2"]) == 2
+    assert "llama.cpp is not installed: pip install 'hivewire[local]'" in capsys.readouterr().err
