@@ -8,7 +8,7 @@ does. ``--json FILE`` writes every answer and verdict. Nothing is downloaded.
 
 It runs the desk as ``hivewire up`` does, each agent its own process (embedded NATS, embedded Chroma
 in a temporary folder, the sample knowledge base ingested), and asks ``triage.chat`` each question of
-``bench/data/desk_questions.json`` in a new conversation: the ten of
+``bench/data/desk_quality_questions.json`` in a new conversation: the ten of
 ``tests/data/offline_questions.json`` and 29 more, eight of which the knowledge base cannot answer.
 
 Judging is mechanical, so it can be rerun and compared: each question lists the facts a correct
@@ -46,7 +46,7 @@ from bus import Bus, BusError, EmbeddedNats, Message, Part, Role
 from gateway.localmodel import agent_env, free_port
 from knowledge.messages import IngestReply, IngestRequest
 
-QUESTIONS = Path(__file__).parent / "data" / "desk_questions.json"
+QUESTIONS = Path(__file__).parent / "data" / "desk_quality_questions.json"
 OFFLINE_SET = REPO / "tests" / "data" / "offline_questions.json"
 SAMPLES = REPO / "knowledge" / "samples" / "support"
 AGENTS = ("knowledge.agent:knowledge", "agents.desk.triage:triage", "agents.desk.answer:answer")

@@ -3,16 +3,16 @@
 Each turn runs three things at once, each under its own deadline: intent and
 sentiment classification (a small model; embedding similarity through the
 knowledge agent in offline mode, or when the model fails or is late) and the
-knowledge search. Whatever arrives in
-time goes to the answer agent, which streams the reply to the conversation. A
-negative turn that the knowledge base cannot resolve is flagged for a human.
+knowledge search. Whatever arrives in time goes to the answer agent, which
+streams the reply to the conversation. A negative turn that the knowledge base
+cannot resolve is flagged for a human.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -24,7 +24,15 @@ from agents.llm.messages import Passage
 from bus.a2a import Message, Part, Role, new_id
 from knowledge.messages import ClassifyReply, ClassifyRequest, SearchReply, SearchRequest
 
-__all__ = ["DESK_KEY", "DeskOutcome", "triage"]
+__all__ = [
+    "DESK_KEY",
+    "DeskOutcome",
+    "handoff_reason",
+    "read_intent",
+    "read_offline",
+    "read_sentiment",
+    "triage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +53,17 @@ ANSWER_TIMEOUT = 45.0
 # and 0.3 at worst; off-topic questions score 0.1-0.2.)
 RELEVANT = 0.25
 RESOLVES = 0.40
-# Offline, a sentiment other than neutral needs this lead (cosine) over the next one:
-# "negative" can hand a turn to a person, and should not rest on a hair's difference.
-CLEAR_LEAD = 0.03
+# Offline readings of the classifier's similarities (cosine), tuned on half of the labelled
+# questions in tests/data/desk_questions.json (bench/desk_classifier.py measures both halves).
+# A sentiment other than neutral needs examples at least SENTIMENT_FLOOR similar and a lead of
+# CLEAR_LEAD over the next: "negative" can hand a turn to a person, and should rest neither on a
+# hair's difference nor on a question that resembles no example at all ("What is the capital of
+# France?" is 0.09 negative, 0.05 neutral). An intent needs INTENT_FLOOR and INTENT_LEAD, or it
+# is "unknown".
+CLEAR_LEAD = 0.05
+SENTIMENT_FLOOR = 0.25
+INTENT_FLOOR = 0.10
+INTENT_LEAD = 0.02
 PASSAGES = 4
 
 
@@ -77,13 +93,13 @@ async def chat(ctx: Context, question: str) -> Message:
     await ctx.emit_status("looking into it")
     intent, sentiment, found = await asyncio.gather(
         _within(
-            _classify(ctx, question, INTENTS, IntentLabel, "intent", "unknown"),
+            _classify(ctx, question, INTENTS, IntentLabel, "intent", "unknown", read_intent),
             CLASSIFY_TIMEOUT,
             "unknown",
             "intent",
         ),
         _within(
-            _classify(ctx, question, SENTIMENTS, SentimentLabel, "sentiment", "neutral", lead=CLEAR_LEAD),
+            _classify(ctx, question, SENTIMENTS, SentimentLabel, "sentiment", "neutral", read_sentiment),
             CLASSIFY_TIMEOUT,
             "neutral",
             "sentiment",
@@ -91,13 +107,9 @@ async def chat(ctx: Context, question: str) -> Message:
         _within(_search(ctx, question), SEARCH_TIMEOUT, None, "search"),
     )
     passages = tuple(p for p in (found.passages if found else ()) if p.score >= RELEVANT)
-    resolvable = any(p.score >= RESOLVES for p in passages)
-    handoff = sentiment == "negative" and (not resolvable or intent == "cancellation")
-    reason = ""
+    reason = handoff_reason(intent, sentiment, resolvable=any(p.score >= RESOLVES for p in passages))
+    handoff = bool(reason)
     if handoff:
-        reason = (
-            "negative and the knowledge base has no answer" if not resolvable else "an unhappy cancellation"
-        )
         await ctx.emit_status("flagged for a human agent: " + reason)
         await ctx.state.put("handoff", {"reason": reason, "question": question})
     text = await ctx.call(
@@ -134,6 +146,40 @@ async def chat(ctx: Context, question: str) -> Message:
     )
 
 
+def handoff_reason(intent: str, sentiment: str, *, resolvable: bool) -> str:
+    """Why a turn goes to a person (empty: it does not): a negative turn that the knowledge base
+    cannot answer, or an unhappy cancellation."""
+    if sentiment != "negative":
+        return ""
+    if not resolvable:
+        return "negative and the knowledge base has no answer"
+    return "an unhappy cancellation" if intent == "cancellation" else ""
+
+
+def read_offline(scores: dict[str, float], *, default: str, lead: float = 0.0, floor: float = 0.0) -> str:
+    """The label an offline classification (each label's similarity to the question) is read as.
+
+    The best label, unless it is ``default`` already, scores under ``floor`` (nothing is close),
+    or is not ``lead`` more similar than the runner-up (too close to call by similarity alone):
+    then ``default``.
+    """
+    best = max(scores, key=lambda label: scores[label])
+    runner_up = max((score for label, score in scores.items() if label != best), default=0.0)
+    if best != default and (scores[best] < floor or scores[best] - runner_up < lead):
+        return default
+    return best
+
+
+def read_intent(scores: dict[str, float]) -> str:
+    """The intent the desk reads in an offline classification (``unknown`` when nothing is close)."""
+    return read_offline(scores, default="unknown", lead=INTENT_LEAD, floor=INTENT_FLOOR)
+
+
+def read_sentiment(scores: dict[str, float]) -> str:
+    """The sentiment the desk reads in an offline classification (``neutral`` unless clearly not)."""
+    return read_offline(scores, default="neutral", lead=CLEAR_LEAD, floor=SENTIMENT_FLOOR)
+
+
 async def _classify(
     ctx: Context,
     question: str,
@@ -141,11 +187,11 @@ async def _classify(
     answer: type[IntentLabel | SentimentLabel],
     what: str,
     default: str,
-    *,
-    lead: float = 0.0,
+    read: Callable[[dict[str, float]], str],
 ) -> str:
-    """The label for ``question``: the model's, or (offline, or when the model fails or is late)
-    by similarity to the labels' examples, ``default`` unless the best is ``lead`` ahead of the next."""
+    """The label for ``question``: the model's (``default`` when it answers something else), or,
+    offline or when the model fails or is late, the one ``read`` finds in the similarities to the
+    labels' examples."""
     if not ctx.llm.offline:
         try:
             return await asyncio.wait_for(
@@ -157,10 +203,7 @@ async def _classify(
     reply = await ctx.call(
         "knowledge", "classify", ClassifyRequest(text=question, labels=labels), ClassifyReply
     )
-    runner_up = max((score for label, score in reply.scores.items() if label != reply.label), default=0.0)
-    if reply.label != default and reply.score - runner_up < lead:
-        return default  # too close to call by similarity alone
-    return reply.label
+    return read(reply.scores)
 
 
 async def _by_model(
