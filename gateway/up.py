@@ -155,6 +155,8 @@ async def _up(args: argparse.Namespace) -> int:
             "HIVEWIRE_NATS_URL": url,
             "HIVEWIRE_GATEWAY_AGENT": "triage",
             "HIVEWIRE_GATEWAY_SKILL": "chat",
+            # Every process keeps its spans in the span store, for the console's trace waterfalls.
+            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
         }
         if model_file is not None:
             threads = local.local_model_threads or default_threads()
@@ -268,6 +270,7 @@ def _banner(
         f"""
 Hivewire is up ({seconds:.0f} s): {parts}, triage, answer and the gateway, one process each.
 
+  Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
   API key   {key}   (tenant {TENANT!r}; also in {UP_FILE}){running}
 

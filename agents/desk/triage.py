@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -20,6 +21,7 @@ import msgspec
 from agents import Agent, ChatMessage, Context, LLMError, Model
 from agents.desk.answer import AnswerRequest
 from agents.desk.labels import INTENTS, SENTIMENTS, IntentLabel, SentimentLabel, describe
+from agents.handoff import HANDOFF_KEY, Handoff
 from agents.llm.messages import Passage
 from bus.a2a import Message, Part, Role, new_id
 from knowledge.messages import ClassifyReply, ClassifyRequest, SearchReply, SearchRequest
@@ -76,6 +78,8 @@ class DeskOutcome(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     reason: str = ""
     sources: tuple[str, ...] = ()
     searched: bool = True
+    # The source of each passage the answer was given, in order: a citation [n] is citations[n-1].
+    citations: tuple[str, ...] = ()
 
 
 triage = Agent(
@@ -107,11 +111,12 @@ async def chat(ctx: Context, question: str) -> Message:
         _within(_search(ctx, question), SEARCH_TIMEOUT, None, "search"),
     )
     passages = tuple(p for p in (found.passages if found else ()) if p.score >= RELEVANT)
+    await ctx.emit_status(f"intent: {intent}, sentiment: {sentiment}")
     reason = handoff_reason(intent, sentiment, resolvable=any(p.score >= RESOLVES for p in passages))
     handoff = bool(reason)
     if handoff:
         await ctx.emit_status("flagged for a human agent: " + reason)
-        await ctx.state.put("handoff", {"reason": reason, "question": question})
+        await ctx.state.put(HANDOFF_KEY, Handoff(reason=reason, question=question, at=time.time()))
     text = await ctx.call(
         "answer",
         "respond",
@@ -136,6 +141,7 @@ async def chat(ctx: Context, question: str) -> Message:
         reason=reason,
         sources=tuple(dict.fromkeys(p.source for p in passages)),
         searched=found is not None and not found.timed_out,
+        citations=tuple(p.source for p in passages),
     )
     return Message(
         message_id=new_id(),
