@@ -15,8 +15,8 @@ Judging is mechanical, so it can be rerun and compared: each question lists the 
 answer contains, each as alternative phrasings (any one counts). All facts present: correct; some:
 partial; none: wrong. A reply that says the knowledge base does not cover the question counts as
 correctly declined where it does not, and as wrong where it does. Citations: every ``[n]`` of the
-answer must name a passage listed under it (the desk drops invented ones, so this checks the
-desk); "right article" counts answers whose listed sources include the article that answers.
+answer must name a passage the answer was given (the desk drops invented ones, so this checks
+the desk); "right article" counts answers that cite the article that answers.
 """
 
 from __future__ import annotations
@@ -71,10 +71,14 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     answer: str
 
 
-def judge(item: dict[str, Any], text: str, seconds: float, intent: str) -> Verdict:
+def judge(item: dict[str, Any], text: str, seconds: float, desk: dict[str, Any]) -> Verdict:
     """The verdict on one reply (see the module's docstring)."""
-    answer, _, sources = text.partition("\n\nSources:\n")
-    listed = {int(n) for n in re.findall(r"^\[(\d+)\] ", sources, flags=re.MULTILINE)}
+    # Offline answers list the passages they cite under them; a model's [n] is the n-th of the desk's
+    # `citations` (the passages the answer was given).
+    answer, _, listing = text.partition("\n\nSources:\n")
+    sources = {int(n): label for n, label in re.findall(r"^\[(\d+)\] (.*)$", listing, flags=re.MULTILINE)}
+    if not sources:
+        sources = {n: source for n, source in enumerate(desk.get("citations", []), 1)}
     cited = {int(n) for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", answer) for n in group.split(",")}
     declined = bool(DECLINED.search(answer))
     facts: list[list[str]] = item["facts"]
@@ -92,10 +96,10 @@ def judge(item: dict[str, Any], text: str, seconds: float, intent: str) -> Verdi
         verdict=verdict,
         facts=f"{found}/{len(facts)}",
         cited=len(cited),
-        citations_valid=cited <= listed,
-        right_article=(f"({item['source']})" in sources or item["source"] in sources) if answerable else None,
+        citations_valid=cited <= set(sources),
+        right_article=any(item["source"] in sources.get(n, "") for n in cited) if answerable else None,
         seconds=round(seconds, 2),
-        intent=intent,
+        intent=str(desk.get("intent", "")),
         answer=text,
     )
 
@@ -160,7 +164,7 @@ async def run(args: argparse.Namespace) -> list[Verdict]:
             except BusError as exc:  # a turn that failed (too slow, most likely) is a wrong answer
                 reply = Message(message_id="-", role=Role.AGENT, parts=(Part.text_part(f"ERROR: {exc}"),))
             desk = (reply.metadata or {}).get("hivewire.desk", {})
-            verdict = judge(item, reply.text, time.monotonic() - started, str(desk.get("intent", "")))
+            verdict = judge(item, reply.text, time.monotonic() - started, desk)
             verdicts.append(verdict)
             said = f"{verdict.verdict:<16} {verdict.facts:>4}  {verdict.seconds:5.1f} s"
             print(f"{number:>2} {said}  {item['question']}", flush=True)
@@ -179,7 +183,7 @@ def report(verdicts: list[Verdict]) -> str:
         f"unanswerable questions: {len(other)}: correctly declined {declined}, "
         f"answered anyway {len(other) - declined}",
         f"citations: {len(cited)} of {len(verdicts)} replies cite; valid in "
-        f"{sum(v.citations_valid for v in verdicts)} of {len(verdicts)}; the right article listed in "
+        f"{sum(v.citations_valid for v in verdicts)} of {len(verdicts)}; the right article cited in "
         f"{sum(bool(v.right_article) for v in answerable)} of {len(answerable)} answerable",
         f"seconds per reply: median {statistics.median(v.seconds for v in verdicts):.1f}, "
         f"max {max(v.seconds for v in verdicts):.1f}",

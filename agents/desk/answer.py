@@ -2,8 +2,8 @@
 
 The prompt is written for small local models as much as for large ones: the
 passages come numbered, the instruction to cite them follows them, and every
-``[n]`` the model writes is checked as it streams (an invented one is dropped);
-the passages cited are listed under the answer. With nothing relevant found, no
+``[n]`` the model writes is checked as it streams (an invented one is dropped;
+``[n]`` is the n-th of triage's ``citations``). With nothing relevant found, no
 model is asked: the reply says the knowledge base does not cover the question,
 rather than let a model invent an answer.
 """
@@ -68,10 +68,5 @@ async def respond(ctx: Context, request: AnswerRequest) -> str:
             await ctx.emit_chunk(text)
     if text := citations.flush():
         pieces.append(text)
-    if citations.cited and not ctx.llm.offline:  # offline answers list their sources themselves
-        cited = sorted(citations.cited)
-        pieces.append("\n\nSources:\n" + "\n".join(f"[{n}] {request.passages[n - 1].label}" for n in cited))
-        text += pieces[-1]
-    if text:
         await ctx.emit_chunk(text)
     return "".join(pieces).strip()
