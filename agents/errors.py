@@ -13,6 +13,7 @@ __all__ = [
     "InvalidInput",
     "InvalidPageToken",
     "LLMError",
+    "LocalModelError",
     "ModelUnavailable",
     "StateConflict",
     "StructuredOutputError",
@@ -155,3 +156,12 @@ class StructuredOutputError(LLMError):
         self.expected = expected
         self.text = text
         LLMError.__init__(self, model, f"answer is not a valid {expected}: {reason}")
+
+
+class LocalModelError(AgentError):
+    """A local model cannot be run: no such file, not a GGUF file, or llama.cpp is not installed."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"local model {model!r}: {reason}")
