@@ -492,6 +492,11 @@ async def test_a_task_that_asks_for_input_waits_and_a_message_continues_it(
             await mesh.tasks.resume(tenant, task.id, Message.user_text("Faro"))
         with pytest.raises(TaskNotFound):
             await mesh.tasks.resume(tenant, "no-such-task", Message.user_text("Faro"))
+        # A task that is queued or running takes no message: it did not ask for one.
+        busy = await mesh.tasks.submit(tenant, "jobs", "pause", 5.0)
+        with pytest.raises(TaskNotResumable, match="not waiting for input"):
+            await mesh.tasks.resume(tenant, busy.id, Message.user_text("hurry"))
+        await mesh.tasks.cancel(tenant, busy.id)
         await asyncio.sleep(0.3)
     assert asking.status.state is TaskState.INPUT_REQUIRED
     assert asking.status.message is not None
@@ -507,14 +512,3 @@ async def test_a_task_that_asks_for_input_waits_and_a_message_continues_it(
         (Role.USER, "Porto"),
     ]
     assert counts == {task.id: 1}
-
-
-async def test_a_working_task_takes_no_message(nats_server: EmbeddedNats, mesh: Mesh) -> None:
-    from agents import TaskNotResumable
-
-    tenant = "t-resume-busy"
-    async with agent_process(nats_server.url, "tests.zoo:jobs"):
-        task = await mesh.tasks.submit(tenant, "jobs", "pause", 5.0)
-        with pytest.raises(TaskNotResumable, match="not waiting for input"):
-            await mesh.tasks.resume(tenant, task.id, Message.user_text("hurry"))
-        await mesh.tasks.cancel(tenant, task.id)
