@@ -149,6 +149,13 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
             cost=self.cost + other.cost,
         )
 
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens - other.input_tokens,
+            output_tokens=self.output_tokens - other.output_tokens,
+            cost=self.cost - other.cost,
+        )
+
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """A model's answer.

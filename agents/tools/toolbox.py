@@ -119,13 +119,11 @@ class Toolbox:
             return [await self.run(ctx, calls[0], cache=cache)]
         return list(await asyncio.gather(*(self.run(ctx, call, cache=cache) for call in calls)))
 
-    async def invoke(
-        self, ctx: Context, name: str, arguments: object, *, cache: bool = True
-    ) -> ToolResult[Any]:
-        """Call tool ``name`` with ``arguments`` directly (no model asked for it): as :meth:`run`."""
-        encoded = self._encoder.encode(arguments).decode()
-        call = ToolCall(id=f"call_{new_id()[:12]}", name=name, arguments=encoded)
-        return await self.run(ctx, call, cache=cache)
+    def call(self, name: str, arguments: object) -> ToolCall:
+        """A call of tool ``name`` with ``arguments``, as a model would make it (to run without one)."""
+        return ToolCall(
+            id=f"call_{new_id()[:12]}", name=name, arguments=self._encoder.encode(arguments).decode()
+        )
 
     async def run(self, ctx: Context, call: ToolCall, *, cache: bool = True) -> ToolResult[Any]:
         """Run one call, from the tool-result cache when the tool has a fingerprint (and ``cache``)."""
