@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -117,6 +118,20 @@ async def agent_process(url: str, target: str, **env: str) -> AsyncIterator[Agen
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def agent_processes(url: str, *agents: tuple[str, dict[str, str]]) -> AsyncIterator[list[AgentProcess]]:
+    """Run several ``(target, env)`` agents at once (they start in parallel) until the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        started = await asyncio.gather(
+            *(stack.enter_async_context(agent_process(url, target, **env)) for target, env in agents),
+            return_exceptions=True,  # every one entered or failed before the stack unwinds
+        )
+        failed = next((result for result in started if isinstance(result, BaseException)), None)
+        if failed is not None:
+            raise failed
+        yield [result for result in started if isinstance(result, AgentProcess)]
 
 
 async def hivewire(url: str, *args: str) -> str:

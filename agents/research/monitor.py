@@ -46,16 +46,21 @@ class RunMetrics:
         meter = metrics.get_meter("hivewire.research", meter_provider=meter_provider)
         self._runs = meter.create_counter("hivewire.research.runs", description="Research runs by outcome")
         self._duration = meter.create_histogram(
-            "hivewire.research.run.duration", unit="s", description="Wall time of research runs"
+            "hivewire.research.run.duration",
+            unit="s",
+            description="Wall time of research runs",
+            explicit_bucket_boundaries_advisory=[0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300],
         )
         self._rate = meter.create_histogram(
             "hivewire.research.tokens_per_second",
             unit="{token}/s",
             description="Model tokens of a run (every agent's) over its wall time",
+            explicit_bucket_boundaries_advisory=[10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
         )
         self._hit_ratio = meter.create_histogram(
             "hivewire.research.tool_cache.hit_ratio",
             description="Share of a run's tool calls the cache answered",
+            explicit_bucket_boundaries_advisory=[0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0],
         )
         self._slow = meter.create_counter(
             "hivewire.research.slow_runs", description="Runs that passed their slow-run threshold"
