@@ -152,11 +152,11 @@ async def test_replicas_share_results_through_redis_but_tenants_never_do(
         stats = other.tool_cache.stats
     assert (ran.cached, shared.cached, elsewhere.cached) == ("", "redis", "")
     assert (stats.redis_hits, stats.misses, stats.hit_ratio) == (1, 1, 0.5)
-    data = reader.get_metrics_data()
-    assert data is not None
+    metrics = reader.get_metrics_data()
+    assert metrics is not None
     points = {
         (metric.name, tuple(sorted(dict(point.attributes or {}).items()))): point.value  # type: ignore[union-attr]
-        for rm in data.resource_metrics
+        for rm in metrics.resource_metrics
         for sm in rm.scope_metrics
         for metric in sm.metrics
         for point in metric.data.data_points
