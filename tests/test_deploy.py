@@ -23,7 +23,7 @@ import yaml
 
 from agents import Mesh
 from bus import EmbeddedNats
-from gateway.up import AGENTS
+from gateway.up import APPS
 from knowledge.agent import SearchReply, SearchRequest
 from tests.processes import AGENT_ENV, agent_process
 
@@ -130,7 +130,7 @@ def _check_knowledge_embedded(docs: list[Doc], name: str) -> None:
 
 
 def test_k8s_deploys_the_processes_hivewire_up_runs() -> None:
-    up = {target.split(":")[0] for target in AGENTS}
+    up = {target.split(":")[0] for target, _ in APPS["desk"].agents}  # the default app
     deployed = {args[-1].split(":")[0] for args in COMPONENTS.values() if args[0] == "agent"}
     assert deployed == up
 

@@ -8,7 +8,16 @@ import msgspec
 
 from agents.errors import StructuredOutputError
 
-__all__ = ["ChatMessage", "Completion", "Passage", "Tool", "ToolCall", "Usage", "object_schema"]
+__all__ = [
+    "ChatMessage",
+    "Completion",
+    "Passage",
+    "Tool",
+    "ToolCall",
+    "Usage",
+    "estimate_tokens",
+    "object_schema",
+]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -117,6 +126,15 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     def tool(cls, call: ToolCall, result: str) -> ChatMessage:
         """The result of ``call``, to send back to the model."""
         return cls(role="tool", content=result, tool_call_id=call.id)
+
+
+# Tokens per message beyond its text (role and separators), as chat formats count them.
+_MESSAGE_OVERHEAD = 4
+
+
+def estimate_tokens(message: ChatMessage) -> int:
+    """A tokenizer-free estimate: about four characters per token for English text."""
+    return _MESSAGE_OVERHEAD + (len(message.content) + 3) // 4
 
 
 class Passage(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,9 +8,8 @@ from typing import Literal, TypeVar
 import msgspec
 
 from agents.errors import LLMError
-from agents.history import estimate_tokens
 from agents.llm.client import LLMClient, Scope, TokenStream, json_format, parse_json
-from agents.llm.messages import ChatMessage, Completion, Passage, Tool, Usage
+from agents.llm.messages import ChatMessage, Completion, Passage, Tool, Usage, estimate_tokens
 from agents.llm.models import Model, ModelOverride
 
 __all__ = ["TurnLLM", "resolve_models"]
