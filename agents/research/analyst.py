@@ -13,6 +13,7 @@ durable task, redelivered to another replica if this one dies.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import socket
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents import Agent, AgentSettings, ChatMessage, Context, Model, ToolError
+from agents import Agent, AgentSettings, ChatMessage, Context, LLMError, Model, ToolError
 from agents.llm.messages import Passage, ToolCall
 from agents.llm.offline import extract
 from agents.research.budget import RunGuard
@@ -35,6 +36,8 @@ from agents.research.tools import CorpusHits, CorpusQuery, research_tools
 from agents.tools import Toolbox, ToolResult
 
 __all__ = ["analyst"]
+
+log = logging.getLogger(__name__)
 
 SYSTEM = (
     "You are a market research analyst. Answer the question from the research corpus and the data tables "
@@ -132,6 +135,8 @@ async def investigate(ctx: Context, assignment: Assignment) -> Finding:
             sources, offline = record.sources(), False
         except RunStopped as stop:
             stopped = stop.reason
+        except LLMError as exc:  # the model is down or refuses: the sources still answer
+            log.warning("analyst: the model failed (%s); answering from the sources", exc)
         if not text and guard.remaining() > 0.5:
             # With what it has: no model, but the sources still answer.
             text, sources = await _extractive(ctx, record, question, guard)

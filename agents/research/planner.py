@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from agents import Agent, AgentSettings, ChatMessage, Context, InvalidInput, LLMError, Model
+from agents import Agent, AgentSettings, ChatMessage, Context, InvalidInput, LLMError, Model, ToolError
 from agents.calls import read_reply
 from agents.llm.messages import Usage
 from agents.research.budget import RunGuard
@@ -201,7 +201,7 @@ def _known(tables: Tables) -> tuple[list[str], list[str]]:
     """The markets and regions the data tables know (for reading them out of a brief)."""
     try:
         rows = tables.query(TableQuery(table="market_size", columns=["market", "region"]))
-    except Exception:  # noqa: BLE001 - data without that table: briefs are read by their words alone
+    except ToolError:  # data without that table: briefs are read by their words alone
         return [], []
     return sorted({row[0] for row in rows.rows}), sorted({row[1] for row in rows.rows})
 

@@ -70,14 +70,12 @@ def unanswered_section(missing: tuple[Question, ...], findings: list[Finding]) -
     return "\n\n## Not answered\n\n" + "\n".join(lines) if lines else ""
 
 
-def assemble(
-    brief: str, findings: list[Finding], missing: tuple[Question, ...], *, note: str = OFFLINE_NOTE
-) -> str:
+def assemble(brief: str, findings: list[Finding], *, note: str = OFFLINE_NOTE) -> str:
     """The report without a model: the findings as the analysts wrote them, under their questions."""
     parts = [f"# Research report: {brief.strip()}", note]
     for n, finding in enumerate((f for f in findings if f.text), 1):
         parts.append(f"## {n}. {finding.question}\n\n{finding.text}")
-    return "\n\n".join(parts) + unanswered_section(missing, findings)
+    return "\n\n".join(parts)
 
 
 def footer(summary: RunSummary) -> str:

@@ -10,13 +10,17 @@ the deadline says so.
 
 from __future__ import annotations
 
-from agents import Agent, ChatMessage, Context, Model
+import logging
+
+from agents import Agent, ChatMessage, Context, LLMError, Model
 from agents.research.budget import RunGuard
 from agents.research.errors import RunStopped
 from agents.research.messages import Finding, Report, ReportRequest, Source
 from agents.research.report import assemble, number_sources, sources_section, unanswered_section
 
 __all__ = ["writer"]
+
+log = logging.getLogger(__name__)
 
 SYSTEM = (
     "You write market-research reports in Markdown. Write the report the brief asks for from the numbered "
@@ -41,7 +45,7 @@ async def write(ctx: Context, request: ReportRequest) -> Report:
     tail = unanswered_section(request.missing, findings) + sources_section(sources)
     answered = [f for f in findings if f.text]
     if ctx.llm.offline or not answered:
-        text = assemble(request.brief, findings, request.missing)
+        text = assemble(request.brief, findings)
         return await _emit(ctx, text + tail, sources, offline=ctx.llm.offline)
     guard = RunGuard(
         ctx, run=request.run, budget=request.budget, deadline=request.deadline, cache=request.cache
@@ -49,16 +53,21 @@ async def write(ctx: Context, request: ReportRequest) -> Report:
     tokens: list[str] = []
     try:
         await guard.stream(_prompt(request.brief, answered, sources), on_token=tokens.append)
-    except RunStopped as stop:
+    except (RunStopped, LLMError) as exc:
+        stopped = exc.reason if isinstance(exc, RunStopped) else ""
+        why = f"the run's {stopped} ran out" if stopped else "the model failed"
+        if isinstance(exc, LLMError):
+            log.warning("writer: the model failed (%s); the findings go out as written", exc)
         if not tokens:
             note = (
-                f"*The run's {stop.reason} ran out before the report could be written: each finding below is "
-                "the analyst's own, as written, with its sources.*"
+                f"*{why.capitalize()} before the report could be written: each finding below is the "
+                "analyst's own, as written, with its sources.*"
             )
-            text = assemble(request.brief, findings, request.missing, note=note)
-            return await _emit(ctx, text + tail, sources, stopped=stop.reason)
-        cut = f"\n\n*(The report stops here: the run's {stop.reason} ran out.)*"
-        return await _emit(ctx, cut + tail, sources, written="".join(tokens), stopped=stop.reason)
+            return await _emit(
+                ctx, assemble(request.brief, findings, note=note) + tail, sources, stopped=stopped
+            )
+        cut = f"\n\n*(The report stops here: {why}.)*"
+        return await _emit(ctx, cut + tail, sources, written="".join(tokens), stopped=stopped)
     return await _emit(ctx, tail, sources, written="".join(tokens))
 
 
