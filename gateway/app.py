@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from agents.history import ConversationHistory
@@ -28,14 +28,20 @@ from bus.client import Bus
 from bus.telemetry import Telemetry, TelemetryConfigError
 from gateway import problems
 from gateway.a2a import A2AEndpoint
+from gateway.console import console_routes
+from gateway.cors import CrossOrigin
+from gateway.deadletters import DeadLetterRoutes
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
+from gateway.handoffs import HandoffQueue
 from gateway.http import json_response
+from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
-from gateway.openapi import DOCS_HTML, openapi_document
+from gateway.openapi import openapi_document
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
+from gateway.traces import TraceRoutes
 from gateway.tracing import ServerSpans
 from gateway.turns import Conversations
 
@@ -85,7 +91,9 @@ class Services:
             keys=keys,
             guard=guard,
             usage=usage,
-            conversations=Conversations(mesh, history, usage),
+            conversations=Conversations(
+                mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
+            ),
             feed=ConversationFeed(bus),
         )
 
@@ -109,7 +117,16 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         )
         a2a = A2AEndpoint(settings, services.mesh, services.guard, services.feed, services.usage)
         # Before the operational routes: the API's requests are the many, probes the few.
-        app.router.routes[:0] = [*rest.routes(), *a2a.routes()]
+        handoffs = HandoffQueue(settings, services.mesh, services.guard, services.conversations)
+        dead_letters = DeadLetterRoutes(services.mesh, services.guard)
+        traces = TraceRoutes(services.bus, services.guard)
+        app.router.routes[:0] = [
+            *rest.routes(),
+            *a2a.routes(),
+            *handoffs.routes(),
+            *dead_letters.routes(),
+            *traces.routes(),
+        ]
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
             yield
@@ -147,23 +164,21 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
     async def openapi(request: Request) -> Response:
         return json_response(document)
 
-    async def docs(request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
-
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/docs", docs, methods=["GET"]),
+            *console_routes(console=settings.gateway_console),
         ],
         middleware=[
             Middleware(
                 ServerSpans,
                 tracer_provider=telemetry.tracer_provider,
                 meter_provider=telemetry.meter_provider,
-            )
+            ),
+            Middleware(CrossOrigin, settings=settings),
         ],
         exception_handlers={
             Exception: problems.handle,

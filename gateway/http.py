@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from gateway.problems import Problem
 
-__all__ = ["api_key_of", "json_response", "read_body", "read_json"]
+__all__ = ["api_key_of", "int_param", "json_response", "read_body", "read_json"]
 
 T = TypeVar("T")
 
@@ -69,3 +69,22 @@ def api_key_of(request: Request) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return request.headers.get("x-api-key")
+
+
+def int_param(request: Request, name: str, default: int, *, low: int, high: int | None = None) -> int:
+    """The integer query parameter ``name`` (``default`` when absent).
+
+    Raises:
+        Problem: 400, not an integer between ``low`` and ``high``.
+    """
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise Problem(400, "bad-parameter", f"Invalid {name}", f"{name} is an integer {bounds}")
+    return value

@@ -8,11 +8,24 @@ import msgspec
 
 from agents.card import AgentCard
 from bus.a2a import Message, StreamResponse, Task
-from gateway.limits import Usage
-from gateway.rest import AgentSummary, HistoryEntry, NewConversation, SkillInput, SkillOutput, UserMessage
+from gateway.deadletters import DeadLetterPage, Replayed
+from gateway.handoffs import FlaggedConversation, PersonReply
+from gateway.limits import Usage, UsageHistory
+from gateway.rest import (
+    AgentSummary,
+    ConversationPage,
+    HistoryEntry,
+    Identity,
+    NewConversation,
+    SkillInput,
+    SkillOutput,
+    TaskPage,
+    UserMessage,
+)
+from gateway.traces import Trace
 from gateway.turns import Conversation, Turn
 
-__all__ = ["DOCS_HTML", "openapi_document"]
+__all__ = ["openapi_document"]
 
 _TYPES: tuple[Any, ...] = (
     NewConversation,
@@ -28,6 +41,15 @@ _TYPES: tuple[Any, ...] = (
     Message,
     StreamResponse,
     Usage,
+    ConversationPage,
+    TaskPage,
+    Identity,
+    UsageHistory,
+    FlaggedConversation,
+    PersonReply,
+    DeadLetterPage,
+    Replayed,
+    Trace,
 )
 _REF = "#/components/schemas/{name}"
 
@@ -61,6 +83,20 @@ def _path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _query(name: str, kind: str = "string", description: str = "") -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "schema": {"type": kind}}
+    if description:
+        param["description"] = description
+    return param
+
+
+def _array(name: str) -> dict[str, Any]:
+    return {
+        "description": "OK",
+        "content": {"application/json": {"schema": {"type": "array", "items": _ref(name)}}},
+    }
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the gateway's REST API."""
     _, components = msgspec.json.schema_components(_TYPES, ref_template=_REF)
@@ -82,7 +118,76 @@ def openapi_document(version: str) -> dict[str, Any]:
     cid, agent, skill, task_id = (_path_param(n) for n in ("cid", "agent", "skill", "task_id"))
     paths: dict[str, Any] = {
         "/v1/conversations": {
-            "post": _op("Start a conversation", {"201": _json("Conversation", "Created")}, "NewConversation")
+            "post": _op("Start a conversation", {"201": _json("Conversation", "Created")}, "NewConversation"),
+            "get": _op(
+                "The tenant's conversations, most recently active first",
+                {"200": _json("ConversationPage")},
+                parameters=[
+                    _query("limit", "integer", "1 to 100 (20)"),
+                    _query("cursor", description="nextCursor of the previous page"),
+                ],
+            ),
+        },
+        "/v1/conversations/{cid}/replies": {
+            "post": _op(
+                "A person's reply, as the conversation's agent (marks its hand-off handled)",
+                {"201": _json("Message", "Created")},
+                "PersonReply",
+                parameters=[cid],
+            )
+        },
+        "/v1/handoffs": {
+            "get": _op(
+                "Conversations flagged for a person, newest first",
+                {"200": _array("FlaggedConversation")},
+                parameters=[_query("status", description="open (default), handled or all")],
+            )
+        },
+        "/v1/dead-letters": {
+            "get": _op(
+                "The tenant's dead letters, oldest first",
+                {"200": _json("DeadLetterPage")},
+                parameters=[
+                    _query("agent"),
+                    _query("limit", "integer", "1 to 200 (50)"),
+                    _query("after", "integer", "nextAfter of the previous page"),
+                ],
+            )
+        },
+        "/v1/dead-letters/{seq}/replay": {
+            "post": _op(
+                "Queue a dead letter's task again",
+                {"200": _json("Replayed")},
+                parameters=[{"name": "seq", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            )
+        },
+        "/v1/tasks": {
+            "get": _op(
+                "The tenant's tasks, the latest change first",
+                {"200": _json("TaskPage")},
+                parameters=[
+                    _query("contextId"),
+                    _query("state", description="e.g. completed or TASK_STATE_COMPLETED"),
+                    _query("agent"),
+                    _query("limit", "integer", "1 to 200 (50)"),
+                    _query("cursor", description="nextCursor of the previous page"),
+                ],
+            )
+        },
+        "/v1/usage/history": {
+            "get": _op(
+                "The tenant's usage hour by hour",
+                {"200": _json("UsageHistory")},
+                parameters=[_query("hours", "integer", "1 to 192 (24)")],
+            )
+        },
+        "/v1/me": {"get": _op("The tenant the key belongs to", {"200": _json("Identity")})},
+        "/v1/traces/{trace_id}": {
+            "get": _op(
+                "A turn's spans from the span store (the tenant's only)",
+                {"200": _json("Trace")},
+                parameters=[_path_param("trace_id")],
+            )
         },
         "/v1/conversations/{cid}": {
             "get": _op("Read a conversation", {"200": _json("Conversation")}, parameters=[cid])
@@ -176,13 +281,3 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "security": [{"apiKey": []}],
     }
-
-
-DOCS_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Hivewire gateway API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-</body></html>
-"""

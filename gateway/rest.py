@@ -15,12 +15,13 @@ from starlette.routing import Route
 from agents.mesh import Mesh
 from agents.payloads import to_message
 from agents.registry import LiveAgent
-from bus.a2a import Message, Role, Task, new_id
+from bus.a2a import Message, Role, Task, TaskState, new_id
 from bus.errors import NoResponders
 from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, Feed, event_name, sse_comment, sse_event
 from gateway.guard import Guard
-from gateway.http import json_response, read_json
+from gateway.http import int_param, json_response, read_json
+from gateway.index import Cursor
 from gateway.limits import Usage, UsageMeter, spend_of
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
@@ -28,11 +29,14 @@ from gateway.turns import Conversation, Conversations, Turn, ends
 
 __all__ = [
     "AgentSummary",
+    "ConversationPage",
     "HistoryEntry",
+    "Identity",
     "NewConversation",
     "RestApi",
     "SkillInput",
     "SkillOutput",
+    "TaskPage",
     "UserMessage",
 ]
 
@@ -47,9 +51,14 @@ class NewConversation(msgspec.Struct, frozen=True, kw_only=True, rename="camel",
 
 
 class UserMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
-    """One message from the user: plain ``text``, or a full A2A ``message``."""
+    """One message from the user: plain ``text``, or a full A2A ``message``.
+
+    ``messageId`` (or the message's own id) makes a resend of the same message (a
+    client retrying after a dropped connection) a 409 instead of a second turn.
+    """
 
     text: str | None = None
+    message_id: str | None = None
     message: Message | None = None
 
 
@@ -82,6 +91,27 @@ class AgentSummary(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     version: str
     replicas: int
     skills: list[str]
+    in_flight: int = 0  # requests its replicas are handling, as of their last heartbeats
+
+
+class ConversationPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Conversations, most recently active first; pass ``nextCursor`` back as ``cursor`` for more."""
+
+    items: list[Conversation]
+    next_cursor: str | None = None
+
+
+class TaskPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Tasks, the latest change first; pass ``nextCursor`` back as ``cursor`` for more."""
+
+    items: list[Task]
+    next_cursor: str | None = None
+
+
+class Identity(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Who the API key speaks for."""
+
+    tenant: str
 
 
 class RestApi:
@@ -115,19 +145,23 @@ class RestApi:
             Route("/v1/agents/{agent}/skills/{skill}/tasks", self.submit_task, methods=["POST"]),
             Route("/v1/tasks/{task_id}", self.get_task, methods=["GET"]),
             Route("/v1/conversations", self.create_conversation, methods=["POST"]),
+            Route("/v1/conversations", self.list_conversations, methods=["GET"]),
             Route("/v1/conversations/{cid}/events", self.follow_events, methods=["GET"]),
             Route("/v1/conversations/{cid}", self.get_conversation, methods=["GET"]),
             Route("/v1/conversations/{cid}/messages", self.read_history, methods=["GET"]),
             Route("/v1/agents", self.list_agents, methods=["GET"]),
             Route("/v1/agents/{agent}", self.get_agent, methods=["GET"]),
             Route("/v1/tasks/{task_id}/cancel", self.cancel_task, methods=["POST"]),
+            Route("/v1/tasks", self.list_tasks, methods=["GET"]),
             Route("/v1/usage", self.read_usage, methods=["GET"]),
+            Route("/v1/usage/history", self.read_usage_history, methods=["GET"]),
+            Route("/v1/me", self.identity, methods=["GET"]),
         ]
 
     # Conversations
 
     async def create_conversation(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         body = (
             await read_json(request, NewConversation, self._settings.gateway_max_body)
             if await _has_body(request)
@@ -143,16 +177,28 @@ class RestApi:
         headers = {**admitted.headers, "Location": f"/v1/conversations/{conversation.id}"}
         return json_response(conversation, 201, headers)
 
-    async def get_conversation(self, request: Request) -> Response:
+    async def list_conversations(self, request: Request) -> Response:
+        """The tenant's conversations, newest activity first (``?limit=`` up to 100, ``?cursor=``)."""
         admitted = await self._guard.admit(request)
+        limit = int_param(request, "limit", 20, low=1, high=100)
+        raw = request.query_params.get("cursor")
+        after = Cursor.decode(raw) if raw else None
+        items, following = await self._conversations.page(admitted.tenant, limit=limit, after=after)
+        page = ConversationPage(items=items, next_cursor=following.encode() if following else None)
+        return json_response(page, headers=admitted.headers)
+
+    async def get_conversation(self, request: Request) -> Response:
+        admitted = await self._guard.admit(request, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         return json_response(conversation, headers=admitted.headers)
 
     async def send_message(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request, spends_tokens=True)
+        admitted = await self._guard.admit(request, spends_tokens=True, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         body = await read_json(request, UserMessage, self._settings.gateway_max_body)
         message = _user_message(body, conversation)
+        if body.message_id is not None or body.message is not None:
+            await self._conversations.claim(admitted.tenant, conversation, message)
         timeout = self._settings.gateway_timeout
         if "text/event-stream" not in request.headers.get("accept", ""):
             turn: Turn = await self._conversations.send(admitted.tenant, conversation, message, timeout)
@@ -176,7 +222,7 @@ class RestApi:
         return _sse(stream(), {**admitted.headers, "Hivewire-Task-Id": task_id})
 
     async def read_history(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         turns = await self._conversations.history(admitted.tenant, request.path_params["cid"])
         entries = [HistoryEntry(role=t.role, content=t.content) for t in turns]
         return json_response(
@@ -189,7 +235,7 @@ class RestApi:
         The stream ends at the end of the first turn that ends in it (or, with
         ``?follow=true``, when the client leaves).
         """
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
         if not raw.isdigit():
@@ -306,6 +352,50 @@ class RestApi:
         task = await self._mesh.tasks.cancel(admitted.tenant, request.path_params["task_id"])
         return json_response(task, headers=admitted.headers)
 
+    async def list_tasks(self, request: Request) -> Response:
+        """The tenant's tasks (``?contextId=``, ``?state=``, ``?agent=``, ``?limit=``, ``?cursor=``)."""
+        admitted = await self._guard.admit(request)
+        limit = int_param(request, "limit", 50, low=1, high=200)
+        state = None
+        if raw_state := request.query_params.get("state"):
+            try:
+                state = TaskState(raw_state)
+            except ValueError:
+                raw_state = raw_state.upper()
+                wanted = raw_state if raw_state.startswith("TASK_STATE_") else "TASK_STATE_" + raw_state
+                try:
+                    state = TaskState(wanted)
+                except ValueError:
+                    raise Problem(
+                        400, "bad-state", "Invalid state", f"{raw_state!r} is no task state"
+                    ) from None
+        raw = request.query_params.get("cursor")
+        before = None
+        if raw:
+            cursor = Cursor.decode(raw)
+            before = (cursor.at, cursor.id)
+        tasks, following = await self._mesh.tasks.list_recorded(
+            admitted.tenant,
+            context_id=request.query_params.get("contextId"),
+            state=state,
+            agent=request.query_params.get("agent"),
+            limit=limit,
+            before=before,
+        )
+        next_cursor = Cursor(at=following[0], id=following[1]).encode() if following else None
+        return json_response(TaskPage(items=tasks, next_cursor=next_cursor), headers=admitted.headers)
+
+    async def read_usage_history(self, request: Request) -> Response:
+        """The tenant's usage hour by hour (``?hours=``, 1 to 192, default 24)."""
+        admitted = await self._guard.admit(request)
+        hours = int_param(request, "hours", 24, low=1, high=192)
+        return json_response(await self._usage.history(admitted.tenant, hours), headers=admitted.headers)
+
+    async def identity(self, request: Request) -> Response:
+        """The tenant the request's key belongs to (the console's sign-in)."""
+        admitted = await self._guard.admit(request)
+        return json_response(Identity(tenant=admitted.tenant), headers=admitted.headers)
+
     async def read_usage(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
         _, _, daily = self._settings.limits_for(admitted.tenant)
@@ -325,6 +415,7 @@ def _summary(agent: LiveAgent) -> AgentSummary:
         version=agent.card.version,
         replicas=agent.replicas,
         skills=[skill.id for skill in agent.card.skills],
+        in_flight=agent.load.in_flight,
     )
 
 
@@ -342,7 +433,12 @@ def _user_message(body: UserMessage, conversation: Conversation) -> Message:
     assert body.text is not None
     if not body.text.strip():
         raise Problem(422, "invalid-body", "Empty message", "'text' is empty")
-    return Message.user_text(body.text, context_id=conversation.id)
+    message = Message.user_text(body.text, context_id=conversation.id)
+    if body.message_id is not None:
+        if not 0 < len(body.message_id) <= 128:
+            raise Problem(422, "invalid-body", "Invalid messageId", "'messageId' is 1 to 128 characters")
+        message = msgspec.structs.replace(message, message_id=body.message_id)
+    return message
 
 
 def _input_value(body: SkillInput) -> object:

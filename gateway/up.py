@@ -201,6 +201,8 @@ async def _up(args: argparse.Namespace) -> int:
             "HIVEWIRE_NATS_URL": url,
             "HIVEWIRE_GATEWAY_AGENT": agent,
             "HIVEWIRE_GATEWAY_SKILL": skill,
+            # Every process keeps its spans in the span store, for the console's trace waterfalls.
+            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
         }
         if redis_url:
             env["HIVEWIRE_REDIS_URL"] = redis_url
@@ -304,6 +306,7 @@ def _banner(
         f"""
 Hivewire is up ({seconds:.0f} s): NATS, {", ".join(names)} and the gateway, one process each.
 
+  Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
   API key   {key}   (tenant {TENANT!r}; also in {UP_FILE})
 

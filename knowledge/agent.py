@@ -18,10 +18,13 @@ from knowledge.chunking import chunk_markdown, chunk_text
 from knowledge.classify import ExampleClassifier
 from knowledge.documents import html_to_markdown
 from knowledge.messages import (
+    BasesReply,
+    BasesRequest,
     ClassifyReply,
     ClassifyRequest,
     IngestReply,
     IngestRequest,
+    KnowledgeBase,
     Passage,
     SearchReply,
     SearchRequest,
@@ -32,6 +35,8 @@ from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
 
 __all__ = [
+    "BasesReply",
+    "BasesRequest",
     "ClassifyReply",
     "ClassifyRequest",
     "IngestReply",
@@ -126,6 +131,18 @@ async def stats(ctx: Context, request: StatsRequest) -> StatsReply:
     resources = ctx.resource(_Resources)
     found = await resources.store.stats(ctx.tenant, request.kb or resources.default_kb)
     return StatsReply(passages=found.passages, sources=found.sources, fingerprint=found.fingerprint)
+
+
+@knowledge.skill(tags=("admin",))
+async def bases(ctx: Context, request: BasesRequest) -> BasesReply:
+    """The tenant's knowledge bases, with how many documents and passages each holds."""
+    found = await ctx.resource(_Resources).store.bases(ctx.tenant)
+    return BasesReply(
+        bases=tuple(
+            KnowledgeBase(name=name, documents=stats.sources, passages=stats.passages)
+            for name, stats in found.items()
+        )
+    )
 
 
 @knowledge.skill(tags=("classify",))

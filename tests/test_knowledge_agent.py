@@ -7,6 +7,8 @@ from pathlib import Path
 from agents import Mesh
 from bus import EmbeddedNats
 from knowledge.agent import (
+    BasesReply,
+    BasesRequest,
     IngestReply,
     IngestRequest,
     SearchReply,
@@ -44,6 +46,8 @@ async def test_ingest_then_search_through_the_agent_process(
         rushed = await mesh.caller("acme").call(
             "knowledge", "search", SearchRequest(query="reset link"), SearchReply, timeout=0.04
         )
+        bases = await acme.call("knowledge", "bases", BasesRequest(), BasesReply)
+        none = await mesh.caller("globex").call("knowledge", "bases", BasesRequest(), BasesReply)
     assert (added.added, again.unchanged) == (1, 1)
     # The fingerprint follows the content: a new passage changes it, re-ingesting the same text does not.
     assert (empty.passages, before.passages, before.sources) == (0, 1, 1)
@@ -55,3 +59,6 @@ async def test_ingest_then_search_through_the_agent_process(
     # Too little time left to search: an empty answer that says so, not a timeout.
     assert rushed.timed_out
     assert rushed.passages == ()
+    # The tenant's knowledge bases, sized; another tenant has none.
+    assert [(b.name, b.documents, b.passages) for b in bases.bases] == [("default", 1, 1)]
+    assert none.bases == ()
