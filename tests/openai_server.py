@@ -249,12 +249,17 @@ class OpenAIServer:
                 reply = "echo: " + _last_user_text(messages)
         return failure, reply, tool_calls
 
-    def _wait_latency(self, body: object = None) -> None:
+    def latency_for(self, body: object) -> float:
+        """The seconds a request with this body waits (the same for the same body)."""
         latency = self.latency
         if isinstance(latency, tuple):
             low, high = latency
             digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
-            latency = low + (high - low) * int.from_bytes(digest[:8], "big") / 2**64
+            return low + (high - low) * int.from_bytes(digest[:8], "big") / 2**64
+        return latency
+
+    def _wait_latency(self, body: object = None) -> None:
+        latency = self.latency_for(body)
         if latency > 0:
             self._stopping.wait(latency)
 

@@ -279,12 +279,12 @@ async def test_a_scripted_model_answers_by_content_with_parallel_tool_calls(
 async def test_a_latency_range_gives_each_request_its_own_repeatable_wait(
     server: OpenAIServer, client: openai.AsyncOpenAI
 ) -> None:
-    server.latency = (0.05, 0.4)
-    waits: dict[str, list[float]] = {}
-    for text in ("one", "two", "three", "one"):
-        started = time.monotonic()
-        await client.chat.completions.create(model=MODEL, messages=user(text))
-        waits.setdefault(text, []).append(time.monotonic() - started)
-    assert all(0.05 <= wait < 1.0 for found in waits.values() for wait in found)
-    first, again = waits["one"]
-    assert abs(first - again) < 0.1  # the same request waits the same time
+    server.latency = (0.2, 0.4)
+    bodies = [{"model": MODEL, "messages": user(text)} for text in ("one", "two", "three")]
+    waits = [server.latency_for(body) for body in bodies]
+    assert all(0.2 <= wait <= 0.4 for wait in waits)
+    assert len(set(waits)) == 3
+    assert server.latency_for({"messages": user("one"), "model": MODEL}) == waits[0]  # key order aside
+    started = time.monotonic()
+    await client.chat.completions.create(model=MODEL, messages=user("one"))
+    assert time.monotonic() - started >= 0.2
