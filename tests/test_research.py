@@ -15,11 +15,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from agents import AgentSettings, Mesh
+from agents import AgentRuntime, AgentSettings, Mesh
 from agents.research.messages import RESEARCH_KEY, ResearchRequest, RunSummary
 from agents.research.settings import CORPUS, DATA
+from agents.research.writer import writer
 from bus import Bus, EmbeddedNats, Message, StreamResponse, new_id, subjects
 from bus.service import Request
+from knowledge.agent import knowledge
 from knowledge.messages import IngestReply, IngestRequest
 from tests.openai_server import OpenAIServer
 from tests.processes import AgentProcess, agent_processes
@@ -67,7 +69,8 @@ async def swarm(
     redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Swarm]:
-    """knowledge, planner, writer and two analyst replicas (four tasks at once each), as processes."""
+    """planner and two analyst replicas (four tasks at once each) as processes; knowledge and writer
+    in this process (they start faster here, where their imports are done already)."""
     folder = tmp_path_factory.mktemp("research")
     data, corpus = folder / "data", folder / "corpus"
     shutil.copytree(DATA, data)
@@ -76,28 +79,38 @@ async def swarm(
         "HIVEWIRE_LLM_BASE_URL": openai_server.url,
         "HIVEWIRE_LLM_API_KEY": "test",
         "HIVEWIRE_REDIS_URL": redis_server.url,
-        "HIVEWIRE_CHROMA_PATH": str(folder / "chroma"),
         "HIVEWIRE_RESEARCH_DATA_DIR": str(data),
         "HIVEWIRE_TASK_CONCURRENCY": "4",
         "HIVEWIRE_LLM_RETRY_DELAY": "0.01",
+        "HIVEWIRE_LLM_PRICES": '{"gpt-4o-mini": {"input": 1000000, "output": 1000000}}',  # a token costs 1
     }
-    async with agent_processes(
-        nats_server.url,
-        ("knowledge.agent:knowledge", env),
-        ("agents.research.planner:planner", {**env, "HIVEWIRE_METRICS_PORT": "0"}),
-        ("agents.research.writer:writer", env),
-        ("agents.research.analyst:analyst", env),
-        ("agents.research.analyst:analyst", env),
-    ) as (_, planner, _, first, second):
-        tenant = f"r{RUN}"
-        settings = AgentSettings(_env_file=None, nats_url=nats_server.url)
-        bus = await Bus.connect(settings)
-        try:
-            await _ingest(await Mesh.open(bus, settings), tenant, corpus)
-        finally:
-            await bus.close()
-        metrics = planner.banner.rsplit("metrics at ", 1)[1]
-        yield Swarm(data=data, corpus=corpus, metrics=metrics, analysts=[first, second], tenant=tenant)
+    here = AgentSettings(
+        _env_file=None,
+        nats_url=nats_server.url,
+        llm_base_url=openai_server.url,
+        llm_api_key="test",
+        redis_url=redis_server.url,
+        llm_prices={"gpt-4o-mini": {"input": 1e6, "output": 1e6}},
+    )
+    bus = await Bus.connect(here)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HIVEWIRE_CHROMA_PATH", str(folder / "chroma"))  # read as the knowledge agent starts
+        local = [AgentRuntime(knowledge, bus, here), AgentRuntime(writer, bus, here)]
+        await asyncio.gather(*(runtime.start() for runtime in local))
+    try:
+        async with agent_processes(
+            nats_server.url,
+            ("agents.research.planner:planner", {**env, "HIVEWIRE_METRICS_PORT": "0"}),
+            ("agents.research.analyst:analyst", env),
+            ("agents.research.analyst:analyst", env),
+        ) as (planner, first, second):
+            tenant = f"r{RUN}"
+            await _ingest(await Mesh.open(bus, here), tenant, corpus)
+            metrics = planner.banner.rsplit("metrics at ", 1)[1]
+            yield Swarm(data=data, corpus=corpus, metrics=metrics, analysts=[first, second], tenant=tenant)
+    finally:
+        await asyncio.gather(*(runtime.stop(grace=1) for runtime in local))
+        await bus.close()
 
 
 async def _research(mesh: Mesh, tenant: str, request: ResearchRequest) -> tuple[Message, RunSummary]:
@@ -121,6 +134,7 @@ async def test_analysts_answer_in_parallel_and_the_writer_cites_their_sources(
     # The plan, two calls per analyst (tools, then the finding) and the report.
     assert len(model_endpoint.requests) == 1 + 8 * 2 + 1
     assert summary.input_tokens > 0
+    assert summary.cost == summary.input_tokens + summary.output_tokens  # every agent's calls, priced
     assert summary.tokens_per_second > 0
     assert reply.metadata is not None
     assert reply.metadata["hivewire.usage"]["gpt-4o-mini"]["inputTokens"] > 0
@@ -129,6 +143,7 @@ async def test_analysts_answer_in_parallel_and_the_writer_cites_their_sources(
     assert "[1] Residential heat pumps in the Nordics (heat-pumps-nordics.md)" in text
     assert "market_size.csv (data table)" in text
     assert "8 of 8 questions answered by 2 analysts" in text  # the footer
+    assert f"cost {summary.cost:.4f}" in text
     # The analysts read the sources the writer lists: a table's rows went to the model.
     analysed = [r for r in model_endpoint.requests if any(m.get("role") == "tool" for m in r["messages"])]
     assert any("heat pumps,Nordics,2024,1840" in str(r["messages"]) for r in analysed)
