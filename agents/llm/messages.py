@@ -154,17 +154,26 @@ class Passage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """Tokens a call consumed and what they cost."""
+    """Tokens a call consumed, what they cost, and how tools and structured output were asked for.
+
+    ``modes`` names the mechanisms used, e.g. ``structured:json_schema`` (the
+    endpoint's schema-constrained output), ``structured:json_object`` (it
+    refused schemas: JSON mode, the schema in the prompt), ``tools:native`` or
+    ``tools:json`` (a model that cannot call tools chose one through
+    schema-constrained JSON instead).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    modes: tuple[str, ...] = ()
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cost=self.cost + other.cost,
+            modes=tuple(sorted({*self.modes, *other.modes})),
         )
 
     def __sub__(self, other: Usage) -> Usage:
@@ -186,6 +195,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         cached: served from the response cache, not by the model.
         offline: no model is configured: an extractive answer from the passages.
         tool_calls: the tools the model asks to be called (then ``text`` is often empty).
+        truncated: the answer stopped at the model's ``max_tokens`` (``finish_reason`` ``length``).
     """
 
     text: str
@@ -194,6 +204,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     cached: bool = False
     offline: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
+    truncated: bool = False
 
     @property
     def message(self) -> ChatMessage:

@@ -8,9 +8,10 @@ from typing import Literal, TypeVar
 import msgspec
 
 from agents.errors import LLMError
-from agents.llm.client import LLMClient, Scope, TokenStream, json_format, parse_json
+from agents.llm.client import LLMClient, Scope, TokenStream
 from agents.llm.messages import ChatMessage, Completion, Passage, Tool, Usage, estimate_tokens
 from agents.llm.models import Model, ModelOverride
+from agents.llm.wire import parse_json
 
 __all__ = ["TurnLLM", "resolve_models"]
 
@@ -173,13 +174,13 @@ class TurnLLM:
         """
         if self._client.offline:
             raise LLMError("offline", f"offline mode cannot produce a structured {out_type.__name__}")
-        completion = await self._client.complete(
+        completion = await self._client.complete_json(
             self.model(use),
             messages,
+            out_type,
             scope=self._scope_for(cache),
             passages=passages,
             cache=bool(cache),
-            response_format=json_format(out_type),
         )
         self._count(completion)
         return parse_json(completion, out_type)
