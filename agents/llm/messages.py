@@ -177,6 +177,7 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         )
 
     def __sub__(self, other: Usage) -> Usage:
+        """The tokens and cost spent since ``other`` was the total (modes are not subtracted)."""
         return Usage(
             input_tokens=self.input_tokens - other.input_tokens,
             output_tokens=self.output_tokens - other.output_tokens,
