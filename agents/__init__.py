@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         StateConflict,
         StructuredOutputError,
         TaskNotFound,
+        ToolError,
     )
     from agents.events import ConversationEvents
     from agents.history import ConversationHistory
@@ -67,6 +68,7 @@ _EXPORTS = {
     "StateConflict": "agents.errors",
     "StructuredOutputError": "agents.errors",
     "TaskNotFound": "agents.errors",
+    "ToolError": "agents.errors",
     "ConversationEvents": "agents.events",
     "ConversationHistory": "agents.history",
     "Infrastructure": "agents.infrastructure",
@@ -148,6 +150,7 @@ __all__ = [
     "Tasks",
     "Tool",
     "ToolCall",
+    "ToolError",
     "TurnLLM",
     "Usage",
     "Versioned",

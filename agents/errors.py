@@ -16,6 +16,7 @@ __all__ = [
     "StateConflict",
     "StructuredOutputError",
     "TaskNotFound",
+    "ToolError",
 ]
 
 
@@ -84,6 +85,19 @@ class TaskNotFound(AgentError):
         self.tenant = tenant
         self.task_id = task_id
         super().__init__(f"no task {task_id!r} for tenant {tenant!r}")
+
+
+class ToolError(AgentError):
+    """A tool could not do what it was asked (an unknown table, a bad expression...).
+
+    Raised in a tool, it becomes the tool's result for the model ("error: ..."),
+    so the model can correct its call; it is never cached.
+    """
+
+    def __init__(self, tool: str, reason: str) -> None:
+        self.tool = tool
+        self.reason = reason
+        super().__init__(f"tool {tool!r}: {reason}")
 
 
 class LLMError(AgentError):
