@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         StructuredOutputError,
         TaskNotFound,
         TaskNotResumable,
+        ToolError,
     )
     from agents.events import ConversationEvents
     from agents.history import ConversationHistory
@@ -74,6 +75,7 @@ _EXPORTS = {
     "StructuredOutputError": "agents.errors",
     "TaskNotFound": "agents.errors",
     "TaskNotResumable": "agents.errors",
+    "ToolError": "agents.errors",
     "ConversationEvents": "agents.events",
     "ConversationHistory": "agents.history",
     "Infrastructure": "agents.infrastructure",
@@ -162,6 +164,7 @@ __all__ = [
     "Tasks",
     "Tool",
     "ToolCall",
+    "ToolError",
     "TurnLLM",
     "Usage",
     "Versioned",

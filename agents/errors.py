@@ -19,6 +19,7 @@ __all__ = [
     "StructuredOutputError",
     "TaskNotFound",
     "TaskNotResumable",
+    "ToolError",
 ]
 
 
@@ -123,6 +124,19 @@ class TaskNotResumable(AgentError):
         self.state = state
         self.reason = reason
         super().__init__(f"task {task_id!r} cannot take this message: {reason}")
+
+
+class ToolError(AgentError):
+    """A tool could not do what it was asked (an unknown table, a bad expression...).
+
+    Raised in a tool, it becomes the tool's result for the model ("error: ..."),
+    so the model can correct its call; it is never cached.
+    """
+
+    def __init__(self, tool: str, reason: str) -> None:
+        self.tool = tool
+        self.reason = reason
+        super().__init__(f"tool {tool!r}: {reason}")
 
 
 class LLMError(AgentError):

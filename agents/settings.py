@@ -75,6 +75,12 @@ class AgentSettings(NatsSettings):
 
     cache_ttl: float = Field(default=3600.0, gt=0, description="Seconds a cached model answer lives.")
     cache_max_entries: int = Field(default=2048, ge=1, description="Answers the in-process cache holds.")
+    tool_cache_ttl: float = Field(
+        default=86400.0, gt=0, description="Seconds a cached tool result lives (keyed by its data's hash)."
+    )
+    tool_cache_max_entries: int = Field(
+        default=1024, ge=1, description="Tool results the in-process cache holds."
+    )
     history_ttl: float = Field(
         default=7 * 86400.0, gt=0, description="Seconds a conversation's history lives."
     )

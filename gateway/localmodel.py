@@ -14,6 +14,7 @@ from agents.llm.local import OMP_ENV, LocalModelSettings, ModelInfo, describe, g
 
 __all__ = [
     "DESK_USES",
+    "RESEARCH_USES",
     "LocalModel",
     "agent_env",
     "command",
@@ -25,6 +26,8 @@ __all__ = [
 
 # The model uses of the agents `hivewire up` runs, all answered by the one local model.
 DESK_USES = ("triage.classify", "answer.default")
+# The research swarm's, each with the most tokens it may write on a CPU (its deadline is the gateway's turn).
+RESEARCH_USES = {"planner.plan": 300, "analyst.default": 300, "writer.default": 600}
 LOAD_TIMEOUT = 120.0
 ANSWER_TOKENS = 300
 
@@ -55,10 +58,11 @@ class LocalModel:
 def agent_env(env: Mapping[str, str], url: str, info: ModelInfo) -> dict[str, str]:
     """``env`` with the agents pointed at the model served at ``url``.
 
-    Every model use of the desk names it (the endpoint serves this one model
-    whatever a request names, but names are what accounting and traces show),
-    and agents that declare no model use it too. The desk's answers are kept to
-    300 tokens unless ``HIVEWIRE_LLM_MODELS`` says otherwise. A model whose chat
+    Every model use of the desk and the research swarm names it (the endpoint
+    serves this one model whatever a request names, but names are what
+    accounting and traces show), and agents that declare no model use it too.
+    The desk's answers are kept to 300 tokens, the research swarm's calls to
+    what ``RESEARCH_USES`` says, unless ``HIVEWIRE_LLM_MODELS`` says otherwise. A model whose chat
     template cannot call tools is sent them as schema-constrained JSON instead.
     """
     overrides = json.loads(env.get("HIVEWIRE_LLM_MODELS") or "{}")
@@ -66,6 +70,8 @@ def agent_env(env: Mapping[str, str], url: str, info: ModelInfo) -> dict[str, st
         overrides[use] = {**overrides.get(use, {}), "name": info.name}
     # A reply of 500 tokens takes most of a minute on a laptop's CPU: longer than a turn may.
     overrides["answer.default"].setdefault("max_tokens", ANSWER_TOKENS)
+    for use, tokens in RESEARCH_USES.items():
+        overrides[use] = {"max_tokens": tokens, **overrides.get(use, {}), "name": info.name}
     changed = {
         **env,
         "HIVEWIRE_LLM_BASE_URL": url + "/v1",

@@ -79,7 +79,7 @@ async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> Async
         gateway_nats_public_url=nats_server.url,
     )
     async with (
-        agent_processes(nats_server.url, "tests.zoo:echo", "tests.zoo:jobs"),
+        agent_processes(nats_server.url, ("tests.zoo:echo", {}), ("tests.zoo:jobs", {})),
         serve_gateway(settings) as url,
     ):
         bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]

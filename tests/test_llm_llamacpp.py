@@ -330,6 +330,9 @@ def test_the_agents_are_pointed_at_the_local_model() -> None:
     assert json.loads(env["HIVEWIRE_LLM_MODELS"]) == {
         "answer.default": {"max_tokens": 80, "name": "tiny"},  # the user's limit stands
         "triage.classify": {"name": "tiny"},
+        "planner.plan": {"max_tokens": 300, "name": "tiny"},  # the research swarm's, kept short
+        "analyst.default": {"max_tokens": 300, "name": "tiny"},
+        "writer.default": {"max_tokens": 600, "name": "tiny"},
         "other.default": {},
     }
     able = agent_env({}, "http://127.0.0.1:9", ModelInfo(name="big", tool_calls=True, context=8192))

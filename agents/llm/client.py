@@ -148,6 +148,10 @@ class LLMClient:
         """True when no endpoint is configured."""
         return self._openai is None
 
+    def price(self, model: str, input_tokens: int, output_tokens: int) -> Usage:
+        """What ``model`` charges for these tokens (``HIVEWIRE_LLM_PRICES``; 0 for unknown models)."""
+        return self._prices.usage(model, input_tokens, output_tokens)
+
     async def close(self) -> None:
         """Close the HTTP connection pool."""
         if self._openai is not None:

@@ -8,7 +8,16 @@ import msgspec
 
 from agents.errors import StructuredOutputError
 
-__all__ = ["ChatMessage", "Completion", "Passage", "Tool", "ToolCall", "Usage", "object_schema"]
+__all__ = [
+    "ChatMessage",
+    "Completion",
+    "Passage",
+    "Tool",
+    "ToolCall",
+    "Usage",
+    "estimate_tokens",
+    "object_schema",
+]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -119,6 +128,15 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
         return cls(role="tool", content=result, tool_call_id=call.id)
 
 
+# Tokens per message beyond its text (role and separators), as chat formats count them.
+_MESSAGE_OVERHEAD = 4
+
+
+def estimate_tokens(message: ChatMessage) -> int:
+    """A tokenizer-free estimate: about four characters per token for English text."""
+    return _MESSAGE_OVERHEAD + (len(message.content) + 3) // 4
+
+
 class Passage(msgspec.Struct, frozen=True, kw_only=True):
     """A piece of retrieved knowledge the answer should stand on (and cite)."""
 
@@ -156,6 +174,14 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
             output_tokens=self.output_tokens + other.output_tokens,
             cost=self.cost + other.cost,
             modes=tuple(sorted({*self.modes, *other.modes})),
+        )
+
+    def __sub__(self, other: Usage) -> Usage:
+        """The tokens and cost spent since ``other`` was the total (modes are not subtracted)."""
+        return Usage(
+            input_tokens=self.input_tokens - other.input_tokens,
+            output_tokens=self.output_tokens - other.output_tokens,
+            cost=self.cost - other.cost,
         )
 
 
