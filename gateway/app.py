@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
@@ -30,7 +29,7 @@ from gateway import problems
 from gateway.a2a import A2AEndpoint
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
-from gateway.http import json_response
+from gateway.http import HeaderLimit, json_response
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
 from gateway.openapi import DOCS_HTML, openapi_document
@@ -163,13 +162,11 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
                 ServerSpans,
                 tracer_provider=telemetry.tracer_provider,
                 meter_provider=telemetry.meter_provider,
-            )
+            ),
+            # Inside the span, so that it records the status of an unexpected error's answer.
+            Middleware(problems.LastResort),
+            Middleware(HeaderLimit, limit=settings.gateway_max_headers),
         ],
-        exception_handlers={
-            Exception: problems.handle,
-            HTTPException: problems.handle,
-            problems.Problem: problems.handle,
-            ClientDisconnect: problems.handle,
-        },
+        exception_handlers=problems.EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

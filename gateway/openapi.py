@@ -8,8 +8,10 @@ import msgspec
 
 from agents.card import AgentCard
 from bus.a2a import Message, StreamResponse, Task
+from gateway.conversation_routes import HistoryEntry, NewConversation, UserMessage
 from gateway.limits import Usage
-from gateway.rest import AgentSummary, HistoryEntry, NewConversation, SkillInput, SkillOutput, UserMessage
+from gateway.rest import AgentSummary
+from gateway.skill_routes import SkillInput, SkillOutput
 from gateway.turns import Conversation, Turn
 
 __all__ = ["DOCS_HTML", "openapi_document"]

@@ -23,7 +23,7 @@ from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
 from gateway.limits import UsageMeter, spend_of
 from gateway.problems import Problem, problem_from
 
-__all__ = ["Conversation", "Conversations", "Turn"]
+__all__ = ["Conversation", "Conversations", "Reply", "Turn", "ends", "failed_event"]
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +129,7 @@ class Conversations:
         try:
             reply = await self._call(tenant, conversation, message, timeout, publish=True)
         except Exception as exc:  # noqa: BLE001 - every failure ends the turn as a failed status
-            problem = problem_from(exc)
-            note = Message(
-                message_id=new_id(),
-                role=Role.AGENT,
-                parts=(),
-                context_id=conversation.id,
-                task_id=task_id,
-                metadata={"problem": problem.body()},
-            )
-            end = status_event(task_id, conversation.id, TaskState.FAILED, note)
+            end = failed_event(exc, task_id, conversation.id)
         else:
             reply = msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id)
             end = status_event(task_id, conversation.id, TaskState.COMPLETED, reply)
@@ -156,23 +147,13 @@ class Conversations:
             return await caller.call(conversation.agent, conversation.skill, message)
         # A streaming skill's events come back to us: pass them on to the
         # conversation (when streaming) and gather the reply they add up to.
-        parts: list[Part] = []
+        reply = Reply(context_id=conversation.id, task_id=message.task_id)
         async with caller.stream(conversation.agent, conversation.skill, message) as events:
             async for event in events:
                 if publish:
                     await self._events.publish(tenant, conversation.id, event)
-                if not isinstance(event.artifact_update, msgspec.UnsetType):
-                    parts.extend(event.artifact_update.artifact.parts)
-                elif not isinstance(event.message, msgspec.UnsetType):
-                    parts.extend(event.message.parts)
-        text = "".join(p.text for p in parts if isinstance(p.text, str))
-        return Message(
-            message_id=new_id(),
-            role=Role.AGENT,
-            parts=(Part.text_part(text),) if text else tuple(parts),
-            context_id=conversation.id,
-            task_id=message.task_id,
-        )
+                reply.add(event)
+        return reply.message()
 
     async def _record(
         self, tenant: str, conversation: Conversation, message: Message, reply: Message
@@ -186,6 +167,47 @@ class Conversations:
             ),
             self._usage.record(tenant, spend=spend_of(reply)),
         )
+
+
+class Reply:
+    """The reply a streaming skill's events add up to: their parts, the text ones joined into one."""
+
+    def __init__(self, *, context_id: str | None, task_id: str | None) -> None:
+        self._context_id = context_id
+        self._task_id = task_id
+        self._parts: list[Part] = []
+
+    def add(self, event: StreamResponse) -> StreamResponse:
+        """Take in ``event`` (a chunk or a message; status events add nothing) and return it."""
+        if not isinstance(event.artifact_update, msgspec.UnsetType):
+            self._parts.extend(event.artifact_update.artifact.parts)
+        elif not isinstance(event.message, msgspec.UnsetType):
+            self._parts.extend(event.message.parts)
+        return event
+
+    def message(self) -> Message:
+        """The reply so far, as one agent message."""
+        text = "".join(p.text for p in self._parts if isinstance(p.text, str))
+        return Message(
+            message_id=new_id(),
+            role=Role.AGENT,
+            parts=(Part.text_part(text),) if text else tuple(self._parts),
+            context_id=self._context_id,
+            task_id=self._task_id,
+        )
+
+
+def failed_event(exc: Exception, task_id: str, context_id: str | None) -> StreamResponse:
+    """The terminal status of a turn that failed with ``exc`` (the problem in the message's metadata)."""
+    note = Message(
+        message_id=new_id(),
+        role=Role.AGENT,
+        parts=(),
+        context_id=context_id,
+        task_id=task_id,
+        metadata={"problem": problem_from(exc).body()},
+    )
+    return status_event(task_id, context_id, TaskState.FAILED, note)
 
 
 def ends(event: StreamResponse, task_id: str) -> bool:
