@@ -15,6 +15,8 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from bus.telemetry import DURATION_BUCKETS
+
 __all__ = ["BusTelemetry"]
 
 _SYSTEM = "nats"
@@ -63,6 +65,7 @@ class BusTelemetry:
             "messaging.process.duration",
             unit="s",
             description="Time spent handling one received message.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self.server_address: str | None = None
         self.server_port: int | None = None

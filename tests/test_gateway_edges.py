@@ -131,6 +131,11 @@ async def test_metrics_record_the_status_a_client_got(edge: Edge) -> None:
     task_reads = [line for line in counts if 'http_route="/v1/tasks/{task_id}"' in line]
     assert any('http_response_status_code="404"' in line for line in task_reads), task_reads
     assert not any('http_response_status_code="500"' in line for line in counts), counts
+    # Second-scale buckets for a duration in seconds (not the SDK's millisecond ones).
+    bounds = [line.split('le="')[1].split('"')[0] for line in task_reads if "_bucket{" in line]
+    assert bounds[:3] == ["0.005", "0.01", "0.025"]
+    assert "10.0" in bounds
+    assert "75.0" not in bounds
 
 
 async def test_an_unexpected_error_is_a_500_problem_logged_once_on_a_kept_alive_connection(
