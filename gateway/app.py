@@ -7,7 +7,6 @@ process: any replica serves any request.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from gateway.http import HeaderLimit, json_response
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
 from gateway.openapi import DOCS_HTML, openapi_document
+from gateway.probes import Health, readiness
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.tracing import ServerSpans
@@ -116,23 +116,15 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             await services.close(grace=5.0)
 
     async def healthz(request: Request) -> Response:
-        return json_response({"status": "ok"})
+        return json_response(Health())
 
     async def readyz(request: Request) -> Response:
         services = holder.get("services")
-        checks = {"bus": False, "registry": False, "redis": "not configured"}
-        if services is not None:
-            checks["bus"] = services.bus.is_connected
-            try:
-                await asyncio.wait_for(services.mesh.registry.agents(), timeout=2.0)
-                checks["registry"] = True
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                checks["registry"] = False
-            if services.redis.configured:
-                # Redis down degrades (in-process limits), it does not make the gateway unready.
-                checks["redis"] = "up" if await services.redis.ping() else "down (in-process fallback)"
-        ready = checks["bus"] is True and checks["registry"] is True
-        return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+        if services is None:
+            state = await readiness(None, None, None)
+        else:
+            state = await readiness(services.bus, services.mesh.registry, services.redis)
+        return json_response(state, 200 if state.ready else 503)
 
     async def metrics(request: Request) -> Response:
         try:
@@ -141,10 +133,10 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             raise problems.Problem(404, "metrics-off", "Metrics are not served", str(exc)) from None
         return Response(body, media_type=content_type)
 
-    document = openapi_document(version("hivewire"))
-
     async def openapi(request: Request) -> Response:
-        return json_response(document)
+        services = holder.get("services")
+        live = await services.mesh.registry.agents() if services is not None else []
+        return json_response(openapi_document(version("hivewire"), live))
 
     async def docs(request: Request) -> Response:
         return HTMLResponse(DOCS_HTML)

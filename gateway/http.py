@@ -22,6 +22,7 @@ from gateway.problems import Problem, problem_response
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_MESSAGE_ID",
+    "MESSAGE_ID_PATTERN",
     "HeaderLimit",
     "api_key_of",
     "check_message_id",
@@ -41,7 +42,10 @@ MAX_MESSAGE_ID = 128
 """Longest message id (``messageId``, ``Idempotency-Key``): it travels as the ``Nats-Msg-Id`` header."""
 
 _MAX_EVENT_ID = 2**64 - 2  # the stream sequence after it must fit JetStream's uint64
-_MESSAGE_ID = re.compile(rf"[!-~]{{1,{MAX_MESSAGE_ID}}}")  # visible ASCII: safe in any header
+MESSAGE_ID_PATTERN = rf"^[!-~]{{1,{MAX_MESSAGE_ID}}}$"
+"""What a message id may be: visible ASCII (safe in any header), 1 to :data:`MAX_MESSAGE_ID` of them."""
+
+_MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 _EVENT_ID = re.compile(r"[0-9]{1,20}")
 # A JSON string (escapes included) and the bytes that are not brackets, to measure nesting in C.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
@@ -131,7 +135,7 @@ def check_message_id(value: str, name: str = "messageId") -> str:
     Raises:
         Problem: 422, it cannot.
     """
-    if _MESSAGE_ID.fullmatch(value) is None:
+    if _MESSAGE_ID.fullmatch(value) is None:  # not match: "$" would let a final newline through
         raise Problem(
             422,
             "invalid-id",

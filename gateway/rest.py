@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agents.card import AgentCard
 from agents.mesh import Mesh
 from agents.registry import LiveAgent
 from gateway.conversation_routes import ConversationRoutes
@@ -21,7 +22,7 @@ from gateway.settings import GatewaySettings
 from gateway.skill_routes import SkillRoutes
 from gateway.turns import Conversations
 
-__all__ = ["AgentSummary", "RestApi"]
+__all__ = ["AgentDetail", "AgentSummary", "RestApi"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -34,6 +35,13 @@ class AgentSummary(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     version: str
     replicas: int
     skills: list[str]
+
+
+class AgentDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """A live agent: its card (skills with their input and output schemas) and replica count."""
+
+    replicas: int
+    card: AgentCard
 
 
 class RestApi:
@@ -89,7 +97,7 @@ class RestApi:
     async def get_agent(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
         agent = await live_agent(self._mesh.registry, request.path_params["agent"])
-        return json_response({"replicas": agent.replicas, "card": agent.card}, headers=admitted.headers)
+        return json_response(AgentDetail(replicas=agent.replicas, card=agent.card), headers=admitted.headers)
 
     async def read_usage(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,7 +22,7 @@ from bus.errors import NoResponders
 from gateway.discovery import live_agent
 from gateway.events import event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Admitted, Guard
-from gateway.http import check_message_id, json_response, read_json
+from gateway.http import MESSAGE_ID_PATTERN, check_message_id, json_response, read_json
 from gateway.limits import UsageMeter, spend_of
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
@@ -36,7 +37,8 @@ class SkillInput(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forb
     """The input of a skill call or task: any JSON value the skill's input schema accepts."""
 
     input: Any = None
-    message_id: str | None = None  # a task's id for de-duplication, as the Idempotency-Key header
+    # A task's id for de-duplication, as the Idempotency-Key header; it travels as Nats-Msg-Id.
+    message_id: Annotated[str, Meta(pattern=MESSAGE_ID_PATTERN)] | None = None
 
 
 class SkillOutput(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -132,12 +134,11 @@ class SkillRoutes:
         admitted = await self._guard.admit(request, spends_tokens=True)
         agent_name, skill = request.path_params["agent"], request.path_params["skill"]
         body = await read_json(request, SkillInput, self._settings.gateway_max_body)
-        if body.message_id is not None:
-            message_id: str | None = check_message_id(body.message_id)
+        message_id = body.message_id
+        if message_id is not None:
+            check_message_id(message_id)
         elif (key := request.headers.get("idempotency-key")) is not None:
             message_id = check_message_id(key, "Idempotency-Key")
-        else:
-            message_id = None
         await live_agent(self._mesh.registry, agent_name, skill)
         # With the client's own message id the submit looks for an earlier one first;
         # without, the input gets a fresh id and is queued at once.
