@@ -7,6 +7,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
 from uvicorn._types import ASGIApplication
 
@@ -54,3 +55,12 @@ async def serve_app(app: ASGIApplication) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def local_address(response: httpx.Response) -> tuple[str, int]:
+    """The client's end of the connection a response came on (port -1: the server dropped it)."""
+    try:
+        address: tuple[str, int] = response.extensions["network_stream"].get_extra_info("client_addr")
+    except OSError:
+        return ("dropped", -1)
+    return address

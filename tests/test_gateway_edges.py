@@ -24,7 +24,7 @@ from bus.telemetry import Telemetry
 from gateway import problems
 from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings, TenantLimits
-from tests.gateway_server import serve_app, serve_gateway
+from tests.gateway_server import local_address, serve_app, serve_gateway
 from tests.processes import agent_process
 from tests.redis_server import RedisServer
 
@@ -70,15 +70,6 @@ async def edge(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIte
     meter_provider.shutdown()
 
 
-def _local_address(response: httpx.Response) -> tuple[str, int]:
-    """The client's end of the connection a response came on (port -1: the server dropped it)."""
-    try:
-        address: tuple[str, int] = response.extensions["network_stream"].get_extra_info("client_addr")
-    except OSError:
-        return ("dropped", -1)
-    return address
-
-
 def _problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -110,16 +101,16 @@ async def test_errors_are_answered_on_the_kept_alive_connection_and_not_logged(
     caplog.set_level(logging.INFO)
     async with edge.client() as client:
         first = await client.get("/v1/usage")
-        where = _local_address(first)
+        where = local_address(first)
         for i in range(50):
             method, path, kwargs, status, kind = ERRORS[i % len(ERRORS)]
             response = await client.request(method, path, **kwargs)
             _problem(response, status, kind)
-            assert _local_address(response) == where, f"request {i} came on a new connection"
+            assert local_address(response) == where, f"request {i} came on a new connection"
             assert "close" not in response.headers.get("connection", "")
         ok = await client.post("/v1/agents/echo/skills/shout", json={"input": "still here"})
         assert ok.json()["output"] == "STILL HERE"
-        assert _local_address(ok) == where
+        assert local_address(ok) == where
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
@@ -159,7 +150,7 @@ async def test_an_unexpected_error_is_a_500_problem_logged_once_on_a_kept_alive_
     async with serve_app(app) as url, httpx.AsyncClient(base_url=url, limits=limits) as client:
         failed = [await client.get("/bug") for _ in range(3)]
         fine_response = await client.get("/fine")
-        assert {_local_address(r) for r in [*failed, fine_response]} == {_local_address(fine_response)}
+        assert {local_address(r) for r in [*failed, fine_response]} == {local_address(fine_response)}
     for response in failed:
         _problem(response, 500, "internal")
     assert fine_response.text == "fine"

@@ -1,0 +1,201 @@
+"""The gateway's OpenAPI document: true to the routes served, and the input of a fuzzer finding no 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from agents.settings import AgentSettings
+from bus import Bus, EmbeddedNats, new_id
+from gateway.a2a import A2AEndpoint
+from gateway.app import create_app
+from gateway.keys import ApiKeys
+from gateway.openapi import base_document
+from gateway.rest import RestApi
+from gateway.settings import GatewaySettings, TenantLimits
+from tests.gateway_server import local_address, serve_gateway
+from tests.processes import agent_process
+from tests.redis_server import RedisServer
+
+RUN = new_id()[:8]
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+class Api:
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.key = key
+        self.auth = {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+async def api(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIterator[Api]:
+    tenant = f"fuzz{RUN}"
+    settings = GatewaySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        nats_url=nats_server.url,
+        redis_url=redis_server.url,
+        gateway_agent="echo",
+        gateway_skill="shout",
+        gateway_timeout=2.0,
+        gateway_tenant_limits={tenant: TenantLimits(rate=10_000, burst=10_000)},
+    )
+    async with agent_process(nats_server.url, "tests.zoo:echo"), serve_gateway(settings) as url:
+        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
+        key = (await (await ApiKeys.open(bus)).create(tenant))[0]
+        await bus.close()
+        yield Api(url, key)
+
+
+def _document_methods(document: dict[str, Any]) -> dict[str, set[str]]:
+    return {path: {method.upper() for method in item} for path, item in document["paths"].items()}
+
+
+def test_every_route_served_is_documented_with_its_methods() -> None:
+    settings = GatewaySettings(_env_file=None)  # type: ignore[call-arg]
+    nothing: Any = None  # the routes are listed without the services they would run on
+    routes = [
+        *create_app(settings).routes,
+        *RestApi(settings, nothing, nothing, nothing, nothing, nothing).routes(),
+        *A2AEndpoint(settings, nothing, nothing, nothing, nothing).routes(),
+    ]
+    served = {route.path: set(route.methods) - {"HEAD"} for route in routes}  # type: ignore[attr-defined]
+    assert served == _document_methods(base_document("test"))
+
+
+def test_every_operation_has_examples_and_every_path_id_a_pattern() -> None:
+    for path, item in base_document("test")["paths"].items():
+        for method, operation in item.items():
+            where = f"{method.upper()} {path}"
+            for parameter in operation.get("parameters", []):
+                assert "example" in parameter, f"{where}: {parameter['name']}"
+                if parameter["in"] == "path":
+                    assert parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$", where
+            if "requestBody" in operation:
+                assert "example" in operation["requestBody"]["content"]["application/json"], where
+            examples = [
+                media
+                for response in operation["responses"].values()
+                for media in response.get("content", {}).values()
+                if "example" in media
+            ]
+            assert examples or path == "/docs", where
+
+
+async def test_a_method_a_path_lacks_is_405_naming_the_ones_it_has(api: Api) -> None:
+    document = base_document("test")
+    async with httpx.AsyncClient(base_url=api.url, headers=api.auth) as client:
+        for path, methods in _document_methods(document).items():
+            concrete = path.format(agent="echo", skill="shout", cid="c1", task_id="t1")
+            other = sorted(METHODS - methods)[0]
+            response = await client.request(other, concrete)
+            assert response.status_code == 405, f"{other} {path}: {response.status_code}"
+            assert response.headers["content-type"] == "application/problem+json"
+            allowed = {m.strip() for m in response.headers["allow"].split(",")}
+            assert allowed - {"HEAD"} == methods, f"{path}: Allow {allowed}"
+
+
+async def test_each_live_skill_is_documented_with_its_own_schemas(api: Api) -> None:
+    async with httpx.AsyncClient(base_url=api.url) as client:
+        document = (await client.get("/openapi.json")).json()
+    schemathesis.openapi.from_dict(document).validate()
+    add = document["paths"]["/v1/agents/echo/skills/add"]["post"]
+    body = add["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["input"]
+    assert body["properties"]["input"] == {"$ref": "#/components/schemas/echo.add.Numbers"}
+    assert document["components"]["schemas"]["echo.add.Numbers"]["required"] == ["a", "b"]
+    output = add["responses"]["200"]["content"]["application/json"]["schema"]
+    assert output["properties"]["output"] == {"$ref": "#/components/schemas/echo.add.Sum"}
+    count = document["paths"]["/v1/agents/echo/skills/count"]["post"]["responses"]["200"]["content"]
+    assert set(count) == {"application/json", "text/event-stream"}
+    assert "/v1/agents/echo/skills/add/tasks" in document["paths"]
+
+
+# The fuzzer: schemathesis makes requests from the document, valid and invalid ones, for
+# every operation; none may get a 5xx, and the one kept-alive connection is never dropped.
+
+# Skills of the test agent that fail on purpose or run as long as they are asked to: their
+# 5xx (hop limit, unavailable, deadline) are the mesh's answers, not the gateway's failures.
+FAILING_BY_DESIGN = ("/skills/loop", "/skills/broken", "/skills/nap", "/skills/count")
+EXAMPLES = 500
+BUDGET = 30.0  # seconds; the fuzzer stops making requests past it
+
+
+@pytest.mark.slow
+async def test_fuzzing_the_api_from_its_document_finds_no_5xx_and_no_dropped_connection(api: Api) -> None:
+    async with httpx.AsyncClient(base_url=api.url) as client:
+        document = (await client.get("/openapi.json")).json()
+    schema = schemathesis.openapi.from_dict(document)
+    operations = [
+        result.ok()
+        for result in schema.get_all_operations()
+        if not any(part in result.ok().path for part in FAILING_BY_DESIGN)
+    ]
+    cases = st.one_of(*(op.as_strategy(generation_mode=mode) for op in operations for mode in GenerationMode))
+    sent: list[tuple[str, int]] = []
+    await asyncio.to_thread(_fuzz, api, cases, sent)
+    statuses = collections.Counter(status for _, status in sent)
+    print(f"fuzzed {len(operations)} operations with {len(sent)} requests: {sorted(statuses.items())}")
+    assert len(sent) >= 100
+
+
+def _fuzz(api: Api, cases: st.SearchStrategy[Any], sent: list[tuple[str, int]]) -> None:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    started = time.monotonic()
+    with httpx.Client(base_url=api.url, limits=limits, timeout=10) as client:
+        connection: list[tuple[str, int]] = []
+
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=cases)
+        def fuzz(case: Any) -> None:
+            if time.monotonic() - started > BUDGET:
+                return
+            kwargs = case.as_transport_kwargs(base_url=api.url, headers=api.auth)
+            try:
+                request = client.build_request(
+                    kwargs["method"],
+                    kwargs["url"],
+                    headers=kwargs["headers"],
+                    params=kwargs["params"],
+                    content=_content(kwargs),
+                )
+            except (ValueError, TypeError, httpx.LocalProtocolError):
+                reject()  # no HTTP client would send it (a NaN in JSON, a header that is not latin-1)
+            response = client.send(request)
+            where = f"{case.method} {case.formatted_path}"
+            sent.append((where, response.status_code))
+            assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:500]}"
+            address = local_address(response)
+            if connection and address != connection[-1]:
+                raise AssertionError(f"{where}: the connection was dropped before this request")
+            connection[:] = [] if response.headers.get("connection") == "close" else [address]
+
+        fuzz()
+
+
+def _content(kwargs: dict[str, Any]) -> bytes | None:
+    """The body schemathesis made, as bytes (JSON without NaN, as a strict client would send it)."""
+    if "json" in kwargs:
+        return json.dumps(kwargs["json"], allow_nan=False).encode()
+    data = kwargs.get("data")
+    if data is None or isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    raise TypeError(f"a body of {type(data).__name__}")
