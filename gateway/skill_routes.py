@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
+import nats.errors
 from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
@@ -172,8 +173,15 @@ class SkillRoutes:
         return json_response(task, headers=admitted.headers)
 
     async def _streams(self, agent_name: str, skill: str) -> bool:
-        """True when the live agent's ``skill`` streams (unknown agents and skills do not)."""
-        agent = await self._mesh.registry.get(agent_name)
+        """True when the live agent's ``skill`` streams (unknown agents and skills do not).
+
+        A registry that cannot be read (the bus is down) says nothing: the call
+        goes ahead and reports what it meets.
+        """
+        try:
+            agent = await self._mesh.registry.get(agent_name)
+        except (nats.errors.Error, TimeoutError):
+            return False
         if agent is None:
             return False
         known = self._schemas.get(id(agent.card))
