@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 import msgspec
+from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -151,7 +152,8 @@ EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
 class LastResort:
     """ASGI middleware: an error no handler expected becomes a 500 problem, answered like any other.
 
-    The error is logged once, with its traceback. Only when part of the
+    The error is logged once, with its traceback, and recorded on the
+    request's span. Only when part of the
     response was already sent is the error raised on, so that the server
     closes the connection: a client must not take half a response for all of it.
     """
@@ -175,6 +177,7 @@ class LastResort:
         except Exception as exc:
             if started:
                 raise
+            trace.get_current_span().record_exception(exc)  # the server span around us
             response = problem_response(problem_from(exc), scope["path"])
             await response(scope, receive, send)
 

@@ -205,17 +205,16 @@ async def test_hostile_json_rpc_bodies_are_json_rpc_errors(edge: Edge, body: byt
 
 @pytest.mark.parametrize(
     "event_id",
-    ["1" * 4300, str(2**64), str(2**64 - 1), "-1", "+5", "0x5", "\u0661\u0662", "\u00b2", "1e3", ""],
+    ["1" * 4300, str(2**64), str(2**64 - 1), "-1", "+5", "0x5", "\u0661\u0662", "\u00b2", "1e3"],
 )
 async def test_event_ids_are_ascii_digits_within_uint64(edge: Edge, event_id: str) -> None:
     async with edge.client() as client:
         cid = (await client.post("/v1/conversations")).json()["id"]
         by_query = await client.get(f"/v1/conversations/{cid}/events", params={"after": event_id})
         by_header = await client.get(
-            f"/v1/conversations/{cid}/events", headers={"Last-Event-ID": event_id.encode() or b"x"}
+            f"/v1/conversations/{cid}/events", headers={"Last-Event-ID": event_id.encode()}
         )
-    if event_id:  # an empty ?after= means none: the replay starts at the beginning (not asked here)
-        _problem(by_query, 400, "bad-event-id")
+    _problem(by_query, 400, "bad-event-id")
     _problem(by_header, 400, "bad-event-id")
 
 
