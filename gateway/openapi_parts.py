@@ -13,6 +13,7 @@ import msgspec
 
 from agents.events import chunk_event
 from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, TaskStatus, TaskStatusUpdateEvent
+from gateway.http import MESSAGE_ID_PATTERN
 
 __all__ = [
     "AGENT",
@@ -200,6 +201,6 @@ IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "description": "The task's message id (resubmissions with it get the same task)",
-    "schema": {"type": "string", "pattern": "^[!-~]{1,128}$"},
+    "schema": {"type": "string", "pattern": MESSAGE_ID_PATTERN},
     "example": "order-1234",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bus.a2a import TaskState
+from gateway.http import MAX_MESSAGE_ID, MESSAGE_ID_PATTERN
 from gateway.openapi_parts import (
     AGENT,
     API_ERRORS,
@@ -36,12 +37,21 @@ def skill_paths(
     agent: str, skill: str, input_schema: dict[str, Any], output_schema: dict[str, Any], *, streaming: bool
 ) -> dict[str, Any]:
     """The call and task paths of one live skill, with its own input and output schemas."""
+    message_id = {
+        "anyOf": [
+            {"type": "string", "pattern": MESSAGE_ID_PATTERN, "maxLength": MAX_MESSAGE_ID},
+            {"type": "null"},
+        ]
+    }
     body = {
         "type": "object",
-        "properties": {"input": input_schema, "messageId": {"type": "string", "pattern": "^[!-~]{1,128}$"}},
-        "required": ["input"],
+        "description": "Without an input, the skill gets an empty text.",
+        "properties": {"input": input_schema, "messageId": message_id},
         "additionalProperties": False,
     }
+    # A task's input is checked by the skill when the task runs: one it refuses fails then.
+    task_input = {"description": f"Any JSON value; the task fails if {agent}.{skill} refuses it"}
+    task_body = {**body, "properties": {"input": task_input, "messageId": message_id}}
     output = {
         "type": "object",
         "properties": {"output": output_schema, "message": ref("Message")},
@@ -71,7 +81,7 @@ def skill_paths(
                 f"submit_{agent}_{skill}",
                 f"Submit {agent}.{skill} as a durable task",
                 {"202": json_reply(ref("Task"), example_task(), "Accepted", headers=LOCATION)},
-                body={"required": True, "content": {"application/json": {"schema": body}}},
+                body={"required": True, "content": {"application/json": {"schema": task_body}}},
                 parameters=[IDEMPOTENCY_KEY],
                 errors=(*API_ERRORS, "503"),
             )

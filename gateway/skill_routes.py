@@ -135,11 +135,13 @@ class SkillRoutes:
         admitted = await self._guard.admit(request, spends_tokens=True)
         agent_name, skill = request.path_params["agent"], request.path_params["skill"]
         body = await read_json(request, SkillInput, self._settings.gateway_max_body)
-        message_id = body.message_id
-        if message_id is not None:
-            check_message_id(message_id)
-        elif (key := request.headers.get("idempotency-key")) is not None:
-            message_id = check_message_id(key, "Idempotency-Key")
+        # The body's message id wins over the header's; both must be ids.
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            check_message_id(key, "Idempotency-Key")
+        message_id = body.message_id or key
+        if body.message_id is not None:
+            check_message_id(body.message_id)
         await live_agent(self._mesh.registry, agent_name, skill)
         # With the client's own message id the submit looks for an earlier one first;
         # without, the input gets a fresh id and is queued at once.

@@ -233,6 +233,9 @@ async def test_message_ids_are_bounded_and_headers_too(edge: Edge) -> None:
         long_key = await client.post(path, json={"input": "x"}, headers={"Idempotency-Key": "k" * 129})
         spaced_id = await client.post(path, json={"input": "x", "messageId": "a b"})
         newline_id = await client.post(path, json={"input": "x", "messageId": "ab\n"})
+        bad_key_beside_id = await client.post(
+            path, json={"input": "x", "messageId": "fine"}, headers={"Idempotency-Key": "not fine"}
+        )
         huge_key = await client.post(path, json={"input": "x"}, headers={"Idempotency-Key": "k" * 100_000})
         huge_header = await client.get("/v1/usage", headers={"X-Padding": "p" * 20_000})
         fits = await client.post(path, json={"input": "x", "messageId": f"{RUN}-" + "m" * 119})
@@ -251,6 +254,7 @@ async def test_message_ids_are_bounded_and_headers_too(edge: Edge) -> None:
     assert "Idempotency-Key" in _problem(long_key, 422, "invalid-id")["detail"]
     _problem(spaced_id, 422, "invalid-body")
     _problem(newline_id, 422, "invalid-id")
+    _problem(bad_key_beside_id, 422, "invalid-id")
     _problem(huge_key, 431, "headers-too-large")
     assert _problem(huge_header, 431, "headers-too-large")["limit"] == 16384
     assert fits.status_code == 202, fits.text
