@@ -133,7 +133,8 @@ class ConversationRoutes:
         ``?follow=true``, when the client leaves).
         """
         admitted = await self._guard.admit(request)
-        after = event_id(request.headers.get("last-event-id") or request.query_params.get("after") or "0")
+        # An empty Last-Event-ID is none (EventSource sends none before its first event).
+        after = event_id(request.headers.get("last-event-id") or request.query_params.get("after", "0"))
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         follow = request.query_params.get("follow", "false").lower() in ("1", "true", "yes")
         feed = contextlib.AsyncExitStack()

@@ -33,6 +33,27 @@ from gateway.turns import Conversation, Turn
 __all__ = ["rest_paths", "skill_paths"]
 
 
+def _links(param: str, *operation_ids: str) -> dict[str, Any]:
+    """Links from a new resource's id to the operations on it (``param`` takes ``$response.body#/id``)."""
+    return {
+        operation_id: {"operationId": operation_id, "parameters": {param: "$response.body#/id"}}
+        for operation_id in operation_ids
+    }
+
+
+def _submitted() -> dict[str, Any]:
+    accepted = json_reply(ref("Task"), example_task(), "Accepted", headers=LOCATION)
+    accepted["links"] = _links("task_id", "get_task", "cancel_task")
+    return accepted
+
+
+def _created(conversation: Any) -> dict[str, Any]:
+    created = json_reply(ref("Conversation"), conversation, "Created", headers=LOCATION)
+    operations = ("get_conversation", "send_message", "read_history", "follow_events")
+    created["links"] = _links("cid", *operations)
+    return created
+
+
 def skill_paths(
     agent: str, skill: str, input_schema: dict[str, Any], output_schema: dict[str, Any], *, streaming: bool
 ) -> dict[str, Any]:
@@ -80,7 +101,7 @@ def skill_paths(
             "post": operation(
                 f"submit_{agent}_{skill}",
                 f"Submit {agent}.{skill} as a durable task",
-                {"202": json_reply(ref("Task"), example_task(), "Accepted", headers=LOCATION)},
+                {"202": _submitted()},
                 body={"required": True, "content": {"application/json": {"schema": task_body}}},
                 parameters=[IDEMPOTENCY_KEY],
                 errors=(*API_ERRORS, "503"),
@@ -111,7 +132,7 @@ def rest_paths() -> dict[str, Any]:
             "post": operation(
                 "create_conversation",
                 "Start a conversation (the gateway's default agent and skill unless named)",
-                {"201": json_reply(ref("Conversation"), conversation, "Created", headers=LOCATION)},
+                {"201": _created(conversation)},
                 body=json_body(ref("NewConversation"), {"agent": "support", "skill": "chat"}, required=False),
                 errors=API_ERRORS,
             )
@@ -174,7 +195,8 @@ def rest_paths() -> dict[str, Any]:
                     {
                         "name": "Last-Event-ID",
                         "in": "header",
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+                        "description": "The last event the client saw (empty: none)",
+                        "schema": {"type": "string", "pattern": "^[0-9]{0,20}$"},
                         "example": "42",
                     },
                     {
@@ -241,7 +263,7 @@ def rest_paths() -> dict[str, Any]:
             "post": operation(
                 "submit_task",
                 "Submit a durable task",
-                {"202": json_reply(ref("Task"), example_task(), "Accepted", headers=LOCATION)},
+                {"202": _submitted()},
                 body=json_body(ref("SkillInput"), skill_input),
                 parameters=[AGENT, SKILL, IDEMPOTENCY_KEY],
                 errors=(*API_ERRORS, "503"),

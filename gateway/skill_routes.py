@@ -37,7 +37,7 @@ _encoder = msgspec.json.Encoder()
 class SkillInput(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
     """The input of a skill call or task: any JSON value the skill's input schema accepts."""
 
-    input: Any = None
+    input: Any | msgspec.UnsetType = msgspec.UNSET  # left out: an empty text; null is a value
     # A task's id for de-duplication, as the Idempotency-Key header; it travels as Nats-Msg-Id.
     message_id: Annotated[str, Meta(pattern=MESSAGE_ID_PATTERN)] | None = None
 
@@ -216,7 +216,7 @@ def _wait(raw: str | None, limit: float) -> float | None:
 
 def _input_value(body: SkillInput) -> object:
     """What the client asked the skill to take (no input: an empty text)."""
-    return body.input if body.input is not None else ""
+    return "" if isinstance(body.input, msgspec.UnsetType) else body.input
 
 
 def _input_message(body: SkillInput, context_id: str | None, *, message_id: str | None = None) -> Message:

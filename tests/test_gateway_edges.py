@@ -218,6 +218,17 @@ async def test_event_ids_are_ascii_digits_within_uint64(edge: Edge, event_id: st
     _problem(by_header, 400, "bad-event-id")
 
 
+async def test_an_empty_after_is_refused_and_an_empty_last_event_id_is_none(edge: Edge) -> None:
+    async with edge.client() as client:
+        cid = (await client.post("/v1/conversations")).json()["id"]
+        empty_after = await client.get(f"/v1/conversations/{cid}/events", params={"after": ""})
+        empty_header = await client.get(
+            f"/v1/conversations/{cid}/events?after=x", headers={"Last-Event-ID": ""}
+        )
+    _problem(empty_after, 400, "bad-event-id")
+    _problem(empty_header, 400, "bad-event-id")  # ?after= decides, and x is no event id
+
+
 @pytest.mark.parametrize("wait", ["nan", "inf", "-1", "1e400", "soon"])
 async def test_a_task_wait_is_a_finite_number_of_seconds(edge: Edge, wait: str) -> None:
     async with edge.client() as client:
@@ -259,6 +270,16 @@ async def test_message_ids_are_bounded_and_headers_too(edge: Edge) -> None:
     assert _problem(huge_header, 431, "headers-too-large")["limit"] == 16384
     assert fits.status_code == 202, fits.text
     assert _rpc_error(a2a)["code"] == -32602
+
+
+async def test_a_left_out_input_is_an_empty_text_and_null_a_value(edge: Edge) -> None:
+    async with edge.client() as client:
+        left_out = await client.post("/v1/agents/echo/skills/shout", json={})
+        null = await client.post("/v1/agents/echo/skills/shout", json={"input": None})
+        number = await client.post("/v1/agents/echo/skills/shout", json={"input": 5})
+    assert left_out.json()["output"] == ""
+    assert "expected text, got parts data" in _problem(null, 422, "invalid-input")["detail"]
+    _problem(number, 422, "invalid-input")  # a text skill no longer reads a number as ""
 
 
 # Streaming skills through the REST call: one JSON output, or the chunks as SSE.

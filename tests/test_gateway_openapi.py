@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks
@@ -124,12 +124,13 @@ async def test_each_live_skill_is_documented_with_its_own_schemas(api: Api) -> N
 
 
 # The fuzzer: schemathesis makes requests from the document, valid and invalid ones, for
-# every operation; none may get a 5xx, the one kept-alive connection is never dropped, and
+# every operation, and follows its links (a new conversation's id to its messages, a task's
+# to its status); none may get a 5xx, the one kept-alive connection is never dropped, and
 # every answer is what the document says.
 
 # Skills of the test agent that fail on purpose or run as long as they are asked to: their
 # 5xx (hop limit, unavailable, deadline) are the mesh's answers, not the gateway's failures.
-FAILING_BY_DESIGN = ("/skills/loop", "/skills/broken", "/skills/nap", "/skills/count")
+FAILING_BY_DESIGN = r"/skills/(loop|broken|nap|count)(/|$)"
 CONFORMANCE = [
     checks.status_code_conformance,
     checks.content_type_conformance,
@@ -137,69 +138,120 @@ CONFORMANCE = [
     checks.response_headers_conformance,
     checks.negative_data_rejection,
 ]
-EXAMPLES = 500
-BUDGET = 30.0  # seconds; the fuzzer stops making requests past it
+EXAMPLES = 400  # requests made one by one from the document
+SCENARIOS = 60  # chains of requests along its links
+BUDGET = 30.0  # seconds each; the fuzzer stops making requests past it
+
+
+class Fuzzer:
+    """Sends schemathesis' cases on one kept-alive connection and checks every answer."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.client = httpx.Client(
+            base_url=api.url, timeout=10, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        )
+        self.sent: list[tuple[str, int]] = []
+        self._connection: tuple[str, int] | None = None
+        self._started = time.monotonic()
+
+    def over_budget(self) -> bool:
+        return time.monotonic() - self._started > BUDGET
+
+    def send(self, case: Any) -> httpx.Response:
+        kwargs = case.as_transport_kwargs(base_url=self.api.url, headers=self.api.auth)
+        try:
+            request = self.client.build_request(
+                kwargs["method"],
+                kwargs["url"],
+                headers=kwargs["headers"],
+                params=kwargs["params"],
+                content=_content(kwargs),
+            )
+        except (ValueError, TypeError, httpx.LocalProtocolError):
+            reject()  # no HTTP client would send it (a NaN in JSON, a header that is not latin-1)
+        response = self.client.send(request)
+        where = f"{case.method} {case.formatted_path}"
+        self.sent.append((where, response.status_code))
+        assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:500]}"
+        address = local_address(response)
+        if self._connection is not None and address != self._connection:
+            raise AssertionError(f"{where}: the connection was dropped before this request")
+        self._connection = None if response.headers.get("connection") == "close" else address
+        # And the document tells the truth: statuses, media types, bodies and headers as
+        # documented, and schema-breaking input refused (JSON-RPC answers its errors in a 200).
+        rpc = case.operation.path.startswith("/a2a")
+        case.validate_response(response, checks=CONFORMANCE if not rpc else CONFORMANCE[:-1])
+        return response
+
+    def report(self, what: str) -> None:
+        statuses = collections.Counter(status for _, status in self.sent)
+        print(f"{what}: {len(self.sent)} requests, {sorted(statuses.items())}")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+async def _document(api: Api) -> Any:
+    async with httpx.AsyncClient(base_url=api.url) as client:
+        document = (await client.get("/openapi.json")).json()
+    return schemathesis.openapi.from_dict(document).exclude(path_regex=FAILING_BY_DESIGN)
 
 
 @pytest.mark.slow
-async def test_fuzzing_the_api_from_its_document_finds_no_5xx_and_no_dropped_connection(api: Api) -> None:
-    async with httpx.AsyncClient(base_url=api.url) as client:
-        document = (await client.get("/openapi.json")).json()
-    schema = schemathesis.openapi.from_dict(document)
-    operations = [
-        result.ok()
-        for result in schema.get_all_operations()
-        if not any(part in result.ok().path for part in FAILING_BY_DESIGN)
-    ]
+async def test_fuzzing_each_operation_finds_no_5xx_and_no_dropped_connection(api: Api) -> None:
+    schema = await _document(api)
+    operations = [result.ok() for result in schema.get_all_operations()]
     cases = st.one_of(*(op.as_strategy(generation_mode=mode) for op in operations for mode in GenerationMode))
-    sent: list[tuple[str, int]] = []
-    await asyncio.to_thread(_fuzz, api, cases, sent)
-    statuses = collections.Counter(status for _, status in sent)
-    print(f"fuzzed {len(operations)} operations with {len(sent)} requests: {sorted(statuses.items())}")
-    assert len(sent) >= 100
+    fuzzer = Fuzzer(api)
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(case=cases)
+    def fuzz(case: Any) -> None:
+        if not fuzzer.over_budget():
+            fuzzer.send(case)
+
+    try:
+        await asyncio.to_thread(fuzz)
+    finally:
+        fuzzer.close()
+    fuzzer.report(f"fuzzed {len(operations)} operations")
+    assert len(fuzzer.sent) >= 100
 
 
-def _fuzz(api: Api, cases: st.SearchStrategy[Any], sent: list[tuple[str, int]]) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    started = time.monotonic()
-    with httpx.Client(base_url=api.url, limits=limits, timeout=10) as client:
-        connection: list[tuple[str, int]] = []
+@pytest.mark.slow
+async def test_fuzzing_along_the_documents_links_finds_no_5xx_and_no_dropped_connection(api: Api) -> None:
+    # Following a conversation's events waits for a turn to end: too slow to walk through.
+    schema = (await _document(api)).exclude(operation_id="follow_events")
+    fuzzer = Fuzzer(api)
 
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=cases)
-        def fuzz(case: Any) -> None:
-            if time.monotonic() - started > BUDGET:
-                return
-            kwargs = case.as_transport_kwargs(base_url=api.url, headers=api.auth)
-            try:
-                request = client.build_request(
-                    kwargs["method"],
-                    kwargs["url"],
-                    headers=kwargs["headers"],
-                    params=kwargs["params"],
-                    content=_content(kwargs),
-                )
-            except (ValueError, TypeError, httpx.LocalProtocolError):
-                reject()  # no HTTP client would send it (a NaN in JSON, a header that is not latin-1)
-            response = client.send(request)
-            where = f"{case.method} {case.formatted_path}"
-            sent.append((where, response.status_code))
-            assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:500]}"
-            address = local_address(response)
-            if connection and address != connection[-1]:
-                raise AssertionError(f"{where}: the connection was dropped before this request")
-            connection[:] = [] if response.headers.get("connection") == "close" else [address]
-            # And the document tells the truth: statuses, media types, bodies and headers as
-            # documented, and schema-breaking input refused (JSON-RPC answers its errors in a 200).
-            rpc = case.operation.path.startswith("/a2a")
-            case.validate_response(response, checks=CONFORMANCE if not rpc else CONFORMANCE[:-1])
+    class Walk(schema.as_state_machine()):  # type: ignore[misc]
+        def call(self, case: Any, **kwargs: Any) -> schemathesis.Response:
+            if fuzzer.over_budget():
+                reject()
+            return schemathesis.Response.from_any(fuzzer.send(case))
 
-        fuzz()
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            pass  # done as it was sent
+
+    walks = settings(
+        max_examples=SCENARIOS,
+        stateful_step_count=8,
+        # Generated walks only: a walk replayed (to target or shrink it) meets a server whose
+        # state has moved on, which Hypothesis rightly calls flaky.
+        phases=[Phase.generate],
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        await asyncio.to_thread(Walk.run, settings=walks)
+    finally:
+        fuzzer.close()
+    fuzzer.report("walked the links")
+    made_along_the_way = ("/v1/conversations/", "/v1/tasks/")  # no example id exists
+    followed = [w for w, status in fuzzer.sent if status < 300 and any(p in w for p in made_along_the_way)]
+    assert followed, "no request reached a conversation or task made along the way"
 
 
 def _content(kwargs: dict[str, Any]) -> bytes | None:
