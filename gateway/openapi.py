@@ -24,6 +24,7 @@ from gateway.openapi_parts import (
     AGENT,
     ID_PATTERN,
     TASK,
+    example_card,
     example_task,
     json_body,
     json_reply,
@@ -175,7 +176,7 @@ def _rewrite_refs(value: Any, prefix: str) -> Any:
 
 def _protocol_paths() -> dict[str, Any]:
     """The A2A endpoint, its cards, the probes, metrics and these docs."""
-    card_example = {"name": "echo", "description": "Echoes", "version": "1.0.0", "skills": []}
+    card_example = example_card()
     rpc = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": TASK}}
     rpc_reply = {"jsonrpc": "2.0", "id": 1, "result": example_task(TaskState.COMPLETED)}
     a2a = operation(

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from agents.card import AgentCapabilities, AgentCard, AgentSkill
 from agents.events import chunk_event
 from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, TaskStatus, TaskStatusUpdateEvent
 from gateway.http import MESSAGE_ID_PATTERN
@@ -31,6 +32,7 @@ __all__ = [
     "TASK_PARAM",
     "WHEN",
     "example",
+    "example_card",
     "example_task",
     "json_body",
     "json_reply",
@@ -54,7 +56,24 @@ REPLY = Message(
 
 
 def example(value: Any) -> Any:
-    return msgspec.to_builtins(value)
+    """``value`` as the JSON the gateway sends for it."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def example_card() -> dict[str, Any]:
+    """An agent card as the API answers it."""
+    shout = AgentSkill(id="shout", name="shout", description="Repeat the text in capitals.")
+    card = AgentCard(
+        name="echo",
+        description="Echoes.",
+        version="1.2.0",
+        skills=(shout,),
+        capabilities=AgentCapabilities(),
+        default_input_modes=("text/plain",),
+        default_output_modes=("text/plain",),
+    )
+    value: dict[str, Any] = example(card)
+    return value
 
 
 def example_task(state: TaskState = TaskState.SUBMITTED) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from gateway.openapi_parts import (
     TASK_PARAM,
     WHEN,
     example,
+    example_card,
     example_task,
     json_body,
     json_reply,
@@ -126,7 +127,7 @@ def rest_paths() -> dict[str, Any]:
         )
     )
     skill_input = {"input": "hello"}
-    card_example = {"name": "echo", "description": "Echoes", "version": "1.0.0", "skills": []}
+    card_example = example_card()
     return {
         "/v1/conversations": {
             "post": operation(

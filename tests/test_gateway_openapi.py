@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, reject, settings
@@ -75,23 +76,30 @@ def test_every_route_served_is_documented_with_its_methods() -> None:
     assert served == _document_methods(base_document("test"))
 
 
-def test_every_operation_has_examples_and_every_path_id_a_pattern() -> None:
-    for path, item in base_document("test")["paths"].items():
+def test_every_operation_has_examples_that_match_its_schemas_and_every_path_id_a_pattern() -> None:
+    document = base_document("test")
+    for path, item in document["paths"].items():
         for method, operation in item.items():
             where = f"{method.upper()} {path}"
+            media = [(p["name"], p) for p in operation.get("parameters", [])]
             for parameter in operation.get("parameters", []):
                 assert "example" in parameter, f"{where}: {parameter['name']}"
                 if parameter["in"] == "path":
                     assert parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$", where
             if "requestBody" in operation:
                 assert "example" in operation["requestBody"]["content"]["application/json"], where
-            examples = [
-                media
-                for response in operation["responses"].values()
-                for media in response.get("content", {}).values()
-                if "example" in media
+                media += [("body", m) for m in operation["requestBody"]["content"].values()]
+            responses = [
+                (status, m)
+                for status, r in operation["responses"].items()
+                for m in r.get("content", {}).values()
             ]
-            assert examples or path == "/docs", where
+            assert any("example" in m for _, m in responses) or path == "/docs", where
+            for part, described in [*media, *responses]:
+                if "example" in described:
+                    schema = {**described["schema"], "components": document["components"]}
+                    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(described["example"]))
+                    assert not errors, f"{where} {part}: {errors[0].message}"
 
 
 async def test_a_method_a_path_lacks_is_405_naming_the_ones_it_has(api: Api) -> None:
