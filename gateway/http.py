@@ -168,7 +168,7 @@ def api_key_of(request: Request) -> str | None:
 
 
 class HeaderLimit:
-    """ASGI middleware: a request whose headers add up to more than ``limit`` bytes gets 431.
+    """ASGI middleware: the request head within ``limit`` bytes, its headers (431) and its URL (414).
 
     uvicorn's httptools parser sets no bound of its own; the bus, where ids
     travel as headers, does (64 KiB a message).
@@ -180,15 +180,19 @@ class HeaderLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            size = sum(len(name) + len(value) for name, value in scope["headers"])
-            if size > self._limit:
-                problem = Problem(
-                    431,
-                    "headers-too-large",
-                    "Request headers too large",
-                    f"the headers add up to {size} bytes; the limit is {self._limit}",
-                    limit=self._limit,
-                )
-                await problem_response(problem, scope["path"])(scope, receive, send)
+            problem = self._refusal(scope)
+            if problem is not None:
+                await problem_response(problem, None)(scope, receive, send)
                 return
         await self._app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Problem | None:
+        url = len(scope.get("raw_path") or b"") + len(scope["query_string"])
+        if url > self._limit:
+            detail = f"the URL has {url} bytes; the limit is {self._limit}"
+            return Problem(414, "uri-too-long", "URL too long", detail, limit=self._limit)
+        size = sum(len(name) + len(value) for name, value in scope["headers"])
+        if size > self._limit:
+            detail = f"the headers add up to {size} bytes; the limit is {self._limit}"
+            return Problem(431, "headers-too-large", "Request headers too large", detail, limit=self._limit)
+        return None

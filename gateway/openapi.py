@@ -68,7 +68,7 @@ Errors are `application/problem+json` (RFC 9457). A method a path does not have 
 with an `Allow` header naming the ones it has.
 
 Limits: bodies up to HIVEWIRE_GATEWAY_MAX_BODY bytes (413) of UTF-8 JSON nested at most 64 deep \
-(400); headers up to HIVEWIRE_GATEWAY_MAX_HEADERS bytes in all (431); names and ids in paths \
+(400); headers up to HIVEWIRE_GATEWAY_MAX_HEADERS bytes in all (431), URLs too (414); names and ids in paths \
 `{ID_PATTERN}`; message ids 1 to {MAX_MESSAGE_ID} visible ASCII characters; event ids a uint64."""
 
 

@@ -249,6 +249,7 @@ async def test_message_ids_are_bounded_and_headers_too(edge: Edge) -> None:
         )
         huge_key = await client.post(path, json={"input": "x"}, headers={"Idempotency-Key": "k" * 100_000})
         huge_header = await client.get("/v1/usage", headers={"X-Padding": "p" * 20_000})
+        huge_url = await client.get("/v1/usage", params={"padding": "p" * 20_000})
         fits = await client.post(path, json={"input": "x", "messageId": f"{RUN}-" + "m" * 119})
         a2a = await client.post(
             "/a2a",
@@ -268,6 +269,7 @@ async def test_message_ids_are_bounded_and_headers_too(edge: Edge) -> None:
     _problem(bad_key_beside_id, 422, "invalid-id")
     _problem(huge_key, 431, "headers-too-large")
     assert _problem(huge_header, 431, "headers-too-large")["limit"] == 16384
+    assert "instance" not in _problem(huge_url, 414, "uri-too-long")  # the URL is not echoed back
     assert fits.status_code == 202, fits.text
     assert _rpc_error(a2a)["code"] == -32602
 
