@@ -70,7 +70,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         agent = load_agent(args.target)
         settings = AgentSettings()
         # Global too, for instrumentation libraries, which read the global providers.
-        telemetry = start_telemetry(f"hivewire-agent-{agent.name}", set_global=True)
+        telemetry = start_telemetry(f"hivewire-agent-{agent.name}", set_global=True, nats=settings)
     except (AgentError, ValueError) as exc:
         print(f"hivewire agent run: {exc}", file=sys.stderr)
         return 2

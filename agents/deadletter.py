@@ -63,13 +63,13 @@ class DeadLetters:
         )
 
     async def list(
-        self, *, tenant: str | None = None, agent: str | None = None, limit: int = 100
+        self, *, tenant: str | None = None, agent: str | None = None, limit: int = 100, after: int = 0
     ) -> list[Parked]:
-        """The oldest ``limit`` dead letters, optionally of one tenant and/or agent."""
+        """The oldest ``limit`` dead letters after sequence ``after``, optionally of one tenant or agent."""
         subject = subjects.dead_letters_matching(tenant, agent)
         info = await self._js.stream_info(subjects.DEAD_LETTER_STREAM)
         found: list[Parked] = []
-        seq = info.state.first_seq
+        seq = max(info.state.first_seq, after + 1) if info.state.first_seq else 0
         while seq and seq <= info.state.last_seq and len(found) < limit:
             try:
                 raw = await self._js.get_msg(subjects.DEAD_LETTER_STREAM, seq=seq, next=True, subject=subject)
@@ -84,11 +84,15 @@ class DeadLetters:
             found.append(Parked(seq=raw.seq, letter=letter))
         return found
 
-    async def replay(self, seq: int, tasks: Tasks) -> Task:
+    async def replay(self, seq: int, tasks: Tasks, *, tenant: str | None = None) -> Task:
         """Run the dead letter at ``seq`` again; return its reset task record.
 
+        Args:
+            tenant: replay only a dead letter of this tenant (another's is as missing
+                as one that never was).
+
         Raises:
-            LookupError: there is no dead letter at ``seq``.
+            LookupError: there is no dead letter at ``seq`` (of ``tenant``).
             ValueError: the dead letter is a malformed task, which cannot run.
         """
         try:
@@ -96,6 +100,8 @@ class DeadLetters:
         except nats.js.errors.NotFoundError:
             raise LookupError(f"no dead letter at sequence {seq}") from None
         letter = self._codec.decode(raw.data or b"", DeadLetter)
+        if tenant is not None and letter.tenant != tenant:
+            raise LookupError(f"no dead letter at sequence {seq}")
         if letter.request is None:
             raise ValueError(
                 f"dead letter {seq} is a malformed task ({letter.reason}); it cannot be replayed"

@@ -7,6 +7,7 @@ through their :class:`~agents.context.Context`.
 from __future__ import annotations
 
 import time
+from typing import TypeVar
 
 from nats.js.kv import KeyValue
 
@@ -16,9 +17,11 @@ from agents.events import ConversationEvents
 from agents.infrastructure import ensure, registry_bucket
 from agents.registry import Registry
 from agents.settings import AgentSettings
-from agents.state import ConversationState
+from agents.state import ConversationState, Versioned, every_conversation
 from agents.tasks import TaskRecords, Tasks
 from bus.client import Bus
+
+T = TypeVar("T")
 
 __all__ = ["Mesh"]
 
@@ -85,3 +88,7 @@ class Mesh:
     def state(self, tenant: str, context_id: str) -> ConversationState:
         """The shared state of one conversation."""
         return ConversationState(self._state_bucket, self.bus.codec, tenant=tenant, context_id=context_id)
+
+    async def state_everywhere(self, tenant: str, key: str, value_type: type[T]) -> dict[str, Versioned[T]]:
+        """The state entry ``key`` of every conversation of ``tenant`` that has one, by conversation id."""
+        return await every_conversation(self._state_bucket, self.bus.codec, tenant, key, value_type)

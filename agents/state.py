@@ -20,8 +20,9 @@ from agents.errors import StateConflict
 from agents.infrastructure import entries
 from bus import subjects
 from bus.codec import Codec
+from bus.errors import MalformedPayload
 
-__all__ = ["ConversationState", "Versioned"]
+__all__ = ["ConversationState", "Versioned", "every_conversation"]
 
 T = TypeVar("T")
 
@@ -112,3 +113,23 @@ class ConversationState:
 
     def _key(self, key: str) -> str:
         return subjects.state_key(self.tenant, self.context_id, key)
+
+
+async def every_conversation(
+    kv: KeyValue, codec: Codec, tenant: str, key: str, value_type: type[T]
+) -> dict[str, Versioned[T]]:
+    """The entry ``key`` of each of ``tenant``'s conversations that has one, by conversation id.
+
+    The server filters by key, so this reads only those entries (one per
+    conversation, the bucket keeps no history). Entries that do not decode as
+    ``value_type`` are skipped.
+    """
+    found: dict[str, Versioned[T]] = {}
+    for entry in await entries(kv, subjects.state_key_every_context(tenant, key)):
+        assert entry.revision is not None
+        try:
+            value = codec.decode(entry.value or b"", value_type)
+        except MalformedPayload:
+            continue
+        found[entry.key.split(".")[1]] = Versioned(value, entry.revision)
+    return found

@@ -25,6 +25,7 @@ from nats.js.kv import KeyValue
 
 from agents.errors import TaskNotFound
 from agents.events import ConversationEvents
+from agents.infrastructure import entries
 from agents.payloads import to_message
 from bus import subjects
 from bus.a2a import Artifact, Message, Role, Task, TaskState, TaskStatus, new_id
@@ -79,6 +80,7 @@ class TaskRecords:
     """The records of durable tasks, with compare-and-set transitions."""
 
     def __init__(self, kv: KeyValue, codec: Codec) -> None:
+        self.bucket = kv
         self._kv = kv
         # Every transition is a write on the hot path of a task: nats-py reads, lean writes.
         self._writes = FastKeyValue(kv)
@@ -299,6 +301,38 @@ class Tasks:
         )
         await self._events.task_status(tenant, canceled)
         return canceled
+
+    # Listing (issue 16, minimal, until issue 14's Tasks.list, which A2A ListTasks shares,
+    # lands: this one reads all of the tenant's records and filters them here).
+
+    async def list_recorded(
+        self,
+        tenant: str,
+        *,
+        context_id: str | None = None,
+        state: TaskState | None = None,
+        agent: str | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> tuple[list[Task], tuple[float, str] | None]:
+        """``tenant``'s recorded tasks, the latest status change first, filtered; and where the
+        next page starts (``None``: no more). Tasks still queued (no record yet) are not listed."""
+        found: list[tuple[float, Task]] = []
+        for entry in await entries(self._records.bucket, subjects.task_records_of(tenant)):
+            task = self._bus.codec.decode(entry.value or b"", Task)
+            if context_id is not None and task.context_id != context_id:
+                continue
+            if state is not None and task.status.state is not state:
+                continue
+            if agent is not None and (task.metadata or {}).get("agent") != agent:
+                continue
+            at = task.status.timestamp.timestamp() if task.status.timestamp is not None else 0.0
+            if before is None or (at, task.id) < before:
+                found.append((at, task))
+        found.sort(key=lambda item: (item[0], item[1].id), reverse=True)
+        page = found[:limit]
+        more = len(found) > limit and page
+        return [task for _, task in page], ((page[-1][0], page[-1][1].id) if more else None)
 
     async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> PubAck:
         # The message id becomes Nats-Msg-Id: JetStream drops a copy within its window.

@@ -206,6 +206,30 @@ class Bus:
         ):
             await self._send(subject, data, headers)
 
+    async def publish_bytes(self, subject: str, data: bytes) -> None:
+        """Send ``data`` as it is, without an envelope or a span (data about the mesh, such as
+        finished spans, rather than a message in it).
+
+        Raises:
+            Disconnected: NATS is unreachable and the reconnect buffer is full.
+            BusClosed: the bus was closed.
+        """
+        try:
+            await self._nc.publish(subject, data)
+        except nats.errors.Error as exc:
+            raise self._sending_error(exc, subject, data) from None
+
+    async def flush(self, timeout: int = 5) -> None:
+        """Wait until the server has everything sent so far.
+
+        Raises:
+            RequestTimeout: the server did not answer within ``timeout`` seconds.
+        """
+        try:
+            await self._nc.flush(timeout)
+        except nats.errors.TimeoutError:
+            raise RequestTimeout("flush", timeout) from None
+
     async def request(
         self,
         subject: str,

@@ -97,7 +97,9 @@ class TelemetrySettings(BaseSettings):
 
     otel_sdk_disabled: bool = Field(default=False, description="true: no telemetry at all.")
     otel_service_name: str | None = Field(default=None, description="Overrides the process's own name.")
-    otel_traces_exporter: str = Field(default="none", description="Comma list of otlp, console, none.")
+    otel_traces_exporter: str = Field(
+        default="none", description="Comma list of otlp, console, hivewire (the span store), none."
+    )
     otel_metrics_exporter: str | None = Field(
         default=None, description="Comma list of otlp, console, prometheus, none. Unset: caller's default."
     )
@@ -107,4 +109,17 @@ class TelemetrySettings(BaseSettings):
     hivewire_metrics_host: str = Field(default="127.0.0.1", description="Where the /metrics server listens.")
     hivewire_metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve /metrics here (0: a free port). Unset: no server."
+    )
+    hivewire_span_store_max_age: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="Seconds the span store keeps a span (set on creation).",
+    )
+    hivewire_span_store_max_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Span store size; oldest go first.",
+    )
+    otel_bsp_schedule_delay: float | None = Field(
+        default=None, ge=0, description="Milliseconds between span exports (the SDK reads it too)."
     )

@@ -33,6 +33,7 @@ __all__ = [
     "REDIS_ROOT",
     "REGISTRY_BUCKET",
     "ROOT",
+    "SPANS_STREAM",
     "STATE_BUCKET",
     "TASKS_STREAM",
     "TASK_RECORDS_BUCKET",
@@ -42,6 +43,7 @@ __all__ = [
     "agent_requests_all_tenants",
     "agent_skill_all_tenants",
     "agent_tasks_all_tenants",
+    "all_spans",
     "all_tenants_cancels",
     "all_tenants_dead_letters",
     "all_tenants_events",
@@ -49,6 +51,8 @@ __all__ = [
     "api_key_key",
     "cancel",
     "conversation_events",
+    "conversation_index_key",
+    "conversation_index_marker",
     "dead_letter",
     "dead_letters_matching",
     "history_key",
@@ -59,15 +63,19 @@ __all__ = [
     "queued_task",
     "rate_limit_key",
     "registry_key",
+    "span",
     "state_key",
+    "state_key_every_context",
     "state_prefix",
     "task",
     "task_consumer",
     "task_record_key",
+    "task_records_of",
     "tenant_events",
     "tenant_scope",
     "token",
     "token_budget_key",
+    "usage_hour_key",
     "usage_key",
 ]
 
@@ -76,6 +84,7 @@ REDIS_ROOT = "hw"
 TASKS_STREAM = "HW_TASKS"
 EVENTS_STREAM = "HW_EVENTS"
 DEAD_LETTER_STREAM = "HW_DLQ"
+SPANS_STREAM = "HW_SPANS"
 REGISTRY_BUCKET = "hw_agents"
 TASK_RECORDS_BUCKET = "hw_tasks"
 STATE_BUCKET = "hw_state"
@@ -256,6 +265,11 @@ def task_record_key(tenant: str, task_id: str) -> str:
     return f"{token('tenant', tenant)}.{token('task id', task_id)}"
 
 
+def task_records_of(tenant: str) -> str:
+    """Every task record of ``tenant`` (a key-value filter)."""
+    return f"{token('tenant', tenant)}.*"
+
+
 def state_prefix(tenant: str, context_id: str) -> str:
     """The key prefix of one conversation's shared state."""
     return f"{token('tenant', tenant)}.{token('context id', context_id)}"
@@ -264,6 +278,27 @@ def state_prefix(tenant: str, context_id: str) -> str:
 def state_key(tenant: str, context_id: str, key: str) -> str:
     """The key of one entry of a conversation's shared state."""
     return f"{state_prefix(tenant, context_id)}.{token('state key', key)}"
+
+
+def state_key_every_context(tenant: str, key: str) -> str:
+    """The entry ``key`` of every one of ``tenant``'s conversations (a key-value filter)."""
+    return f"{token('tenant', tenant)}.*.{token('state key', key)}"
+
+
+def span(trace_id: str, tenant: str | None) -> str:
+    """Where a finished span of trace ``trace_id`` is kept (``HW_SPANS``): under its tenant if it
+    has one (``hw.<tenant>.spans.<trace>``), else ``hw.spans.<trace>``.
+
+    A tenant reads its part of a trace with one filter, and no other tenant's.
+    """
+    if tenant is None:
+        return f"{ROOT}.spans.{token('trace id', trace_id)}"
+    return f"{ROOT}.{token('tenant', tenant)}.spans.{token('trace id', trace_id)}"
+
+
+def all_spans() -> list[str]:
+    """The subjects the span store captures: spans with a tenant, and spans without."""
+    return [f"{ROOT}.*.spans.*", f"{ROOT}.spans.*"]
 
 
 # Redis keys: built here too, so every name Hivewire stores anywhere has one home.
@@ -293,6 +328,21 @@ def token_budget_key(tenant: str, day: str) -> str:
 def usage_key(tenant: str) -> str:
     """A tenant's usage counters (a Redis hash: requests, tokens, cost)."""
     return f"{REDIS_ROOT}:usage:{token('tenant', tenant)}"
+
+
+def usage_hour_key(tenant: str, hour: str) -> str:
+    """A tenant's usage in one UTC hour (``YYYYMMDDHH``): the same fields as :func:`usage_key`."""
+    return f"{REDIS_ROOT}:usage:{token('tenant', tenant)}:{token('hour', hour)}"
+
+
+def conversation_index_key(tenant: str) -> str:
+    """A tenant's conversations by last activity (a Redis sorted set: id scored by time)."""
+    return f"{REDIS_ROOT}:conversations:{token('tenant', tenant)}"
+
+
+def conversation_index_marker(tenant: str) -> str:
+    """Set while the tenant's conversation index is known complete (it expires: the index is rebuilt)."""
+    return f"{REDIS_ROOT}:conversations:{token('tenant', tenant)}:complete"
 
 
 def api_key_key(digest: str) -> str:

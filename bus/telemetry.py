@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import metrics, trace
 
 from bus.errors import BusError
-from bus.settings import TelemetrySettings
+from bus.settings import NatsSettings, TelemetrySettings
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -38,7 +38,7 @@ __all__ = [
     "start_telemetry",
 ]
 
-TRACES_EXPORTERS = ("otlp", "console", "none")
+TRACES_EXPORTERS = ("otlp", "console", "hivewire", "none")
 METRICS_EXPORTERS = ("otlp", "console", "prometheus", "none")
 # The only protocol of the OTLP exporter we ship (opentelemetry-exporter-otlp-proto-http).
 _OTLP_PROTOCOL = "http/protobuf"
@@ -134,6 +134,7 @@ def start_telemetry(
     settings: TelemetrySettings | None = None,
     default_metrics_exporter: str = "none",
     set_global: bool = False,
+    nats: NatsSettings | None = None,
 ) -> Telemetry:
     """Build the process's providers from ``settings`` (read from the environment when ``None``).
 
@@ -143,6 +144,7 @@ def start_telemetry(
         default_metrics_exporter: used when ``OTEL_METRICS_EXPORTER`` is unset.
         set_global: also install the SDK providers as OpenTelemetry's global ones,
             for third-party instrumentation that reads them (once per process).
+        nats: where the ``hivewire`` span store is (read from the environment when ``None``).
 
     Raises:
         TelemetryConfigError: an unknown exporter, an unsupported OTLP protocol, or
@@ -185,10 +187,14 @@ def start_telemetry(
     if traces:
         from opentelemetry.sdk.trace import TracerProvider
 
+        from bus.spanstore import TenantSpans
+
         # The sampler comes from OTEL_TRACES_SAMPLER(_ARG), read by the SDK.
         tracer_provider = TracerProvider(resource=resource)
+        # First: a span knows its tenant before any exporter sees it.
+        tracer_provider.add_span_processor(TenantSpans())
         for exporter in traces:
-            tracer_provider.add_span_processor(_span_processor(exporter))
+            tracer_provider.add_span_processor(_span_processor(exporter, settings, nats))
         closers.append(tracer_provider.shutdown)
     if meter_provider is not None:
         closers.append(meter_provider.shutdown)
@@ -238,12 +244,24 @@ def _resource(service_name: str, settings: TelemetrySettings) -> Resource:
     return resource
 
 
-def _span_processor(exporter: str) -> SpanProcessor:
+def _span_processor(exporter: str, settings: TelemetrySettings, nats: NatsSettings | None) -> SpanProcessor:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 
     if exporter == "console":
         # Printed as each span ends: the console is for watching, not for throughput.
         return SimpleSpanProcessor(ConsoleSpanExporter())
+    if exporter == "hivewire":
+        from bus.spanstore import SpanStoreExporter
+
+        store = SpanStoreExporter(
+            nats if nats is not None else NatsSettings(),
+            max_age=settings.hivewire_span_store_max_age,
+            max_bytes=settings.hivewire_span_store_max_bytes,
+        )
+        # Half a second unless OTEL_BSP_SCHEDULE_DELAY says otherwise (the SDK's default is
+        # five): a turn's trace is looked at right after the turn.
+        delay = settings.otel_bsp_schedule_delay if settings.otel_bsp_schedule_delay is not None else 500
+        return BatchSpanProcessor(store, schedule_delay_millis=delay)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     # Endpoint, headers, timeout and compression come from OTEL_EXPORTER_OTLP_*,

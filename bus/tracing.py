@@ -15,9 +15,13 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from bus.envelope import Header
 from bus.telemetry import DURATION_BUCKETS
 
-__all__ = ["BusTelemetry"]
+__all__ = ["TENANT_ATTRIBUTE", "BusTelemetry"]
+
+# The span attribute naming the tenant a span worked for (the span store files spans by it).
+TENANT_ATTRIBUTE = "hivewire.tenant"
 
 _SYSTEM = "nats"
 # Reusable: entering a nullcontext has no side effects.
@@ -136,6 +140,9 @@ class BusTelemetry:
         attributes = self._attributes("process", "process", subject, message_id, size)
         if queue:
             attributes["messaging.consumer.group.name"] = queue
+        tenant = headers.get(Header.TENANT) if headers else None
+        if tenant:
+            attributes[TENANT_ATTRIBUTE] = tenant
         with self._tracer.start_as_current_span(
             f"process {subject}",
             context=parent,

@@ -16,7 +16,7 @@ from importlib.metadata import version
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from agents.history import ConversationHistory
@@ -26,15 +26,21 @@ from bus.client import Bus
 from bus.telemetry import Telemetry, TelemetryConfigError
 from gateway import problems
 from gateway.a2a import A2AEndpoint
+from gateway.console import console_routes
+from gateway.cors import CrossOrigin
+from gateway.deadletters import DeadLetterRoutes
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
+from gateway.handoffs import HandoffQueue
 from gateway.http import HeaderLimit, json_response
+from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
-from gateway.openapi import DOCS_HTML, openapi_document
+from gateway.openapi import openapi_document
 from gateway.probes import Health, readiness
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
+from gateway.traces import TraceRoutes
 from gateway.tracing import ServerSpans
 from gateway.turns import Conversations
 
@@ -84,7 +90,9 @@ class Services:
             keys=keys,
             guard=guard,
             usage=usage,
-            conversations=Conversations(mesh, history, usage),
+            conversations=Conversations(
+                mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
+            ),
             feed=ConversationFeed(bus),
         )
 
@@ -108,7 +116,16 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         )
         a2a = A2AEndpoint(settings, services.mesh, services.guard, services.feed, services.usage)
         # Before the operational routes: the API's requests are the many, probes the few.
-        app.router.routes[:0] = [*rest.routes(), *a2a.routes()]
+        handoffs = HandoffQueue(settings, services.mesh, services.guard, services.conversations)
+        dead_letters = DeadLetterRoutes(services.mesh, services.guard)
+        traces = TraceRoutes(services.bus, services.guard)
+        app.router.routes[:0] = [
+            *rest.routes(),
+            *a2a.routes(),
+            *handoffs.routes(),
+            *dead_letters.routes(),
+            *traces.routes(),
+        ]
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
             yield
@@ -136,10 +153,7 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
     async def openapi(request: Request) -> Response:
         services = holder.get("services")
         live = await services.mesh.registry.agents() if services is not None else []
-        return json_response(openapi_document(version("hivewire"), live))
-
-    async def docs(request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
+        return json_response(openapi_document(version("hivewire"), live, console=settings.gateway_console))
 
     return Starlette(
         routes=[
@@ -147,7 +161,7 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/docs", docs, methods=["GET"]),
+            *console_routes(console=settings.gateway_console),
         ],
         middleware=[
             Middleware(
@@ -155,6 +169,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
                 tracer_provider=telemetry.tracer_provider,
                 meter_provider=telemetry.meter_provider,
             ),
+            # CORS headers on every answer, the refusals and unexpected errors' too.
+            Middleware(CrossOrigin, settings=settings),
             # Inside the span, so that it records the status of an unexpected error's answer.
             Middleware(problems.LastResort),
             Middleware(HeaderLimit, limit=settings.gateway_max_headers),

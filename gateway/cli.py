@@ -79,6 +79,11 @@ def keys_command(commands: argparse._SubParsersAction[Any]) -> None:
     create = actions.add_parser("create", help="create a key for a tenant (printed once)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--name", default="", help="what the key is for")
+    create.add_argument(
+        "--widget",
+        action="store_true",
+        help="a key for the embedded chat widget: it may only hold conversations (it sits in a public page)",
+    )
     create.set_defaults(run=_create)
     listing = actions.add_parser("list", help="list keys (ids and tenants, never the keys)")
     listing.add_argument("--tenant")
@@ -104,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = GatewaySettings(**overrides)
         telemetry = start_telemetry(
-            "hivewire-gateway", default_metrics_exporter="prometheus", set_global=True
+            "hivewire-gateway", default_metrics_exporter="prometheus", set_global=True, nats=settings
         )
     except ValueError as exc:
         print(f"hivewire gateway: {exc}", file=sys.stderr)
@@ -154,7 +159,9 @@ def _create(args: argparse.Namespace) -> int:
         from bus.errors import BusError
 
         try:
-            key, record = await keys.create(args.tenant, name=args.name)
+            key, record = await keys.create(
+                args.tenant, name=args.name, scope="widget" if args.widget else "full"
+            )
         except BusError as exc:  # an invalid tenant name, among others
             print(f"hivewire keys create: {exc}", file=sys.stderr)
             return 2
@@ -175,14 +182,20 @@ def _list(args: argparse.Namespace) -> int:
             print(
                 json.dumps(
                     [
-                        {"id": i, "tenant": r.tenant, "name": r.name, "createdAt": r.created_at}
+                        {
+                            "id": i,
+                            "tenant": r.tenant,
+                            "name": r.name,
+                            "createdAt": r.created_at,
+                            "scope": r.scope,
+                        }
                         for i, r in found
                     ]
                 )
             )
         else:
             for key_id, record in found:
-                print(f"{key_id}  {record.tenant:<20} {record.name}")
+                print(f"{key_id}  {record.tenant:<20} {record.scope:<7} {record.name}")
         return 0
 
     return _with_keys(show)

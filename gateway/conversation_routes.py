@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,12 +17,20 @@ from bus.a2a import Message, Role
 from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, Feed, event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Guard
-from gateway.http import event_id, json_response, read_json
+from gateway.http import MESSAGE_ID_PATTERN, check_message_id, event_id, int_param, json_response, read_json
+from gateway.index import Cursor
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
 from gateway.turns import Conversation, Conversations, Turn, ends
 
-__all__ = ["ConversationRoutes", "HistoryEntry", "NewConversation", "UserMessage"]
+__all__ = [
+    "ConversationPage",
+    "ConversationRoutes",
+    "History",
+    "HistoryEntry",
+    "NewConversation",
+    "UserMessage",
+]
 
 _encoder = msgspec.json.Encoder()
 
@@ -33,9 +43,14 @@ class NewConversation(msgspec.Struct, frozen=True, kw_only=True, rename="camel",
 
 
 class UserMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
-    """One message from the user: plain ``text``, or a full A2A ``message`` (exactly one of them)."""
+    """One message from the user: plain ``text``, or a full A2A ``message`` (exactly one of them).
+
+    ``messageId`` (or the message's own id) makes a resend of the same message (a
+    client retrying after a dropped connection) a 409 instead of a second turn.
+    """
 
     text: str | None = None
+    message_id: Annotated[str, Meta(pattern=MESSAGE_ID_PATTERN)] | None = None
     message: Message | None = None
 
 
@@ -51,6 +66,13 @@ class History(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     conversation_id: str
     messages: list[HistoryEntry]
+
+
+class ConversationPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Conversations, most recently active first; pass ``nextCursor`` back as ``cursor`` for more."""
+
+    items: list[Conversation]
+    next_cursor: str | None = None
 
 
 class ConversationRoutes:
@@ -71,7 +93,7 @@ class ConversationRoutes:
         self._feed = feed
 
     async def create(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         body = (
             await read_json(request, NewConversation, self._settings.gateway_max_body)
             if _has_body(request)
@@ -87,16 +109,28 @@ class ConversationRoutes:
         headers = {**admitted.headers, "Location": f"/v1/conversations/{conversation.id}"}
         return json_response(conversation, 201, headers)
 
-    async def get(self, request: Request) -> Response:
+    async def listing(self, request: Request) -> Response:
+        """The tenant's conversations, newest activity first (``?limit=`` up to 100, ``?cursor=``)."""
         admitted = await self._guard.admit(request)
+        limit = int_param(request, "limit", 20, low=1, high=100)
+        raw = request.query_params.get("cursor")
+        after = Cursor.decode(raw) if raw else None
+        items, following = await self._conversations.page(admitted.tenant, limit=limit, after=after)
+        page = ConversationPage(items=items, next_cursor=following.encode() if following else None)
+        return json_response(page, headers=admitted.headers)
+
+    async def get(self, request: Request) -> Response:
+        admitted = await self._guard.admit(request, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         return json_response(conversation, headers=admitted.headers)
 
     async def send(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request, spends_tokens=True)
+        admitted = await self._guard.admit(request, spends_tokens=True, widget=True)
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         body = await read_json(request, UserMessage, self._settings.gateway_max_body)
         message = _user_message(body, conversation)
+        if body.message_id is not None or body.message is not None:
+            await self._conversations.claim(admitted.tenant, conversation, message)
         timeout = self._settings.gateway_timeout
         if "text/event-stream" not in request.headers.get("accept", ""):
             turn: Turn = await self._conversations.send(admitted.tenant, conversation, message, timeout)
@@ -120,7 +154,7 @@ class ConversationRoutes:
         return sse_response(stream(), {**admitted.headers, "Hivewire-Task-Id": task_id})
 
     async def history(self, request: Request) -> Response:
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         turns = await self._conversations.history(admitted.tenant, request.path_params["cid"])
         entries = [HistoryEntry(role=t.role, content=t.content) for t in turns]
         history = History(conversation_id=request.path_params["cid"], messages=entries)
@@ -132,7 +166,7 @@ class ConversationRoutes:
         The stream ends at the end of the first turn that ends in it (or, with
         ``?follow=true``, when the client leaves).
         """
-        admitted = await self._guard.admit(request)
+        admitted = await self._guard.admit(request, widget=True)
         # An empty Last-Event-ID is none (EventSource sends none before its first event).
         after = event_id(request.headers.get("last-event-id") or request.query_params.get("after", "0"))
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
@@ -189,11 +223,15 @@ def _user_message(body: UserMessage, conversation: Conversation) -> Message:
             raise Problem(
                 422, "invalid-body", "Not a user message", "a message sent to a conversation has role user"
             )
+        check_message_id(body.message.message_id, "message.messageId")
         return msgspec.structs.replace(body.message, context_id=conversation.id)
     assert body.text is not None
     if not body.text.strip():
         raise Problem(422, "invalid-body", "Empty message", "'text' is empty")
-    return Message.user_text(body.text, context_id=conversation.id)
+    message = Message.user_text(body.text, context_id=conversation.id)
+    if body.message_id is not None:
+        message = msgspec.structs.replace(message, message_id=check_message_id(body.message_id))
+    return message
 
 
 def _has_body(request: Request) -> bool:

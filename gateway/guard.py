@@ -11,8 +11,14 @@ from gateway.keys import ApiKeys
 from gateway.limits import Decision, RateLimiter, TokenBudget
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
+from gateway.tracing import tag_tenant
 
-__all__ = ["Admitted", "Guard"]
+__all__ = ["Admitted", "Guard", "own_origin"]
+
+
+def own_origin(request: Request) -> str:
+    """The gateway's origin as the request reached it (a page it served has this origin)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 class Admitted:
@@ -36,22 +42,43 @@ class Guard:
         self._budget = budget
         self._settings = settings
 
-    async def admit(self, request: Request, *, spends_tokens: bool = False) -> Admitted:
+    async def admit(self, request: Request, *, spends_tokens: bool = False, widget: bool = False) -> Admitted:
         """Let ``request`` in or raise the problem that says why not.
 
+        Args:
+            spends_tokens: the request calls agents (the token budget applies).
+            widget: a widget key may make it (holding a conversation).
+
         Raises:
-            Problem: 401 without a valid key; 429 over the rate limit or, for
-                requests that spend model tokens, over the daily token budget.
+            Problem: 401 without a valid key; 403 for a widget key on another route, or
+                from a web page whose origin the tenant does not allow; 429 over the rate
+                limit or, for requests that spend model tokens, over the daily token budget.
         """
         key = api_key_of(request)
-        tenant = await self._keys.verify(key) if key else None
-        if tenant is None:
+        record = await self._keys.identify(key) if key else None
+        if record is None:
             raise Problem(
                 401,
                 "unauthorized",
                 "A valid API key is required",
                 "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": 'Bearer realm="hivewire"'},
+            )
+        tenant = record.tenant
+        tag_tenant(tenant)
+        if record.scope == "widget" and not widget:
+            raise Problem(403, "key-scope", "Not with this key", "a widget key may only hold conversations")
+        origin = request.headers.get("origin")
+        if (
+            origin is not None
+            and origin != own_origin(request)
+            and not self._settings.origin_allowed(tenant, origin)
+        ):
+            raise Problem(
+                403,
+                "origin-not-allowed",
+                "Origin not allowed",
+                f"pages at {origin} may not use tenant {tenant!r}'s keys (HIVEWIRE_GATEWAY_CORS_ORIGINS)",
             )
         rate, burst, daily = self._settings.limits_for(tenant)
         decision = await self._limiter.check(tenant, rate=rate, burst=burst)

@@ -28,6 +28,7 @@ __all__ = [
     "check_message_id",
     "decode_json",
     "event_id",
+    "int_param",
     "json_response",
     "read_body",
     "read_json",
@@ -47,6 +48,7 @@ MESSAGE_ID_PATTERN = rf"^[!-~]{{1,{MAX_MESSAGE_ID}}}$"
 
 _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 _EVENT_ID = re.compile(r"[0-9]{1,20}")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # within int64, and a JetStream sequence after it in uint64
 # A JSON string (escapes included) and the bytes that are not brackets, to measure nesting in C.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
@@ -165,6 +167,23 @@ def api_key_of(request: Request) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return request.headers.get("x-api-key")
+
+
+def int_param(request: Request, name: str, default: int, *, low: int, high: int | None = None) -> int:
+    """The integer query parameter ``name`` (``default`` when absent).
+
+    Raises:
+        Problem: 400, not an integer between ``low`` and ``high``.
+    """
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    # ASCII digits only: int() would also take "١٢", " 5" or "1_000", and 4,300 digits raise.
+    value = int(raw) if _INTEGER.fullmatch(raw) else low - 1
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise Problem(400, "bad-parameter", f"Invalid {name}", f"{name} is an integer {bounds}")
+    return value
 
 
 class HeaderLimit:

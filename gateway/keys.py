@@ -22,9 +22,12 @@ from bus import subjects
 from bus.client import Bus
 from bus.codec import Codec
 
-__all__ = ["ApiKeys", "KeyRecord", "digest"]
+__all__ = ["SCOPES", "ApiKeys", "KeyRecord", "digest"]
 
 _PREFIX = "hw_"
+# What a key may do: everything of its tenant, or only hold conversations (a key that an
+# embedded chat widget puts in a public page).
+SCOPES = ("full", "widget")
 
 
 class KeyRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -33,6 +36,7 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     tenant: str
     name: str = ""
     created_at: float = 0.0
+    scope: str = "full"
 
 
 def digest(key: str) -> str:
@@ -47,7 +51,7 @@ class ApiKeys:
         self._kv = kv
         self._codec = codec
         self._cache_ttl = cache_ttl
-        self._verified: dict[str, tuple[str, float]] = {}
+        self._verified: dict[str, tuple[KeyRecord, float]] = {}
 
     @classmethod
     async def open(cls, bus: Bus, *, cache_ttl: float = 30.0) -> ApiKeys:
@@ -55,15 +59,28 @@ class ApiKeys:
         kv = await ensure_bucket(bus.jetstream(), subjects.KEYS_BUCKET, ttl=None)
         return cls(kv, bus.codec, cache_ttl=cache_ttl)
 
-    async def create(self, tenant: str, *, name: str = "") -> tuple[str, KeyRecord]:
-        """A new key for ``tenant``: returns the key (shown once, never stored) and its record."""
-        record = KeyRecord(tenant=subjects.token("tenant", tenant), name=name, created_at=time.time())
+    async def create(self, tenant: str, *, name: str = "", scope: str = "full") -> tuple[str, KeyRecord]:
+        """A new key for ``tenant``: returns the key (shown once, never stored) and its record.
+
+        Raises:
+            ValueError: ``scope`` is not one of :data:`SCOPES`.
+        """
+        if scope not in SCOPES:
+            raise ValueError(f"scope is one of {', '.join(SCOPES)}, not {scope!r}")
+        record = KeyRecord(
+            tenant=subjects.token("tenant", tenant), name=name, created_at=time.time(), scope=scope
+        )
         key = _PREFIX + secrets.token_urlsafe(32)
         await self._kv.create(subjects.api_key_key(digest(key)), self._codec.encode(record))
         return key, record
 
     async def verify(self, key: str) -> str | None:
         """The tenant ``key`` belongs to, or ``None`` for an unknown or revoked key."""
+        record = await self.identify(key)
+        return None if record is None else record.tenant
+
+    async def identify(self, key: str) -> KeyRecord | None:
+        """``key``'s record (tenant and scope), or ``None`` for an unknown or revoked key."""
         if not key.startswith(_PREFIX) or len(key) > 128:
             return None
         ident = digest(key)
@@ -78,11 +95,11 @@ class ApiKeys:
             return None
         if entry.value is None:
             return None
-        tenant = self._codec.decode(entry.value, KeyRecord).tenant
+        record = self._codec.decode(entry.value, KeyRecord)
         if len(self._verified) > 10_000:
             self._verified.clear()
-        self._verified[ident] = (tenant, now + self._cache_ttl)
-        return tenant
+        self._verified[ident] = (record, now + self._cache_ttl)
+        return record
 
     async def list(self, tenant: str | None = None) -> list[tuple[str, KeyRecord]]:
         """Every key's id (a prefix of its digest) and record, optionally of one tenant only."""

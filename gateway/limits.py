@@ -27,11 +27,23 @@ from agents.redisstore import RedisStore
 from bus import subjects
 from bus.a2a import Message
 
-__all__ = ["Decision", "RateLimiter", "TokenBudget", "Usage", "UsageMeter", "spend_in", "spend_of"]
+__all__ = [
+    "Decision",
+    "RateLimiter",
+    "TokenBudget",
+    "Usage",
+    "UsageHistory",
+    "UsageHour",
+    "UsageMeter",
+    "spend_in",
+    "spend_of",
+]
 
 # KEYS[1]: the tenant's limiter key, KEYS[2]: its usage hash (requests are counted when let in),
-# KEYS[3]: its token count for today (read here, so a request costs no second round trip).
-# ARGV: emission interval and burst tolerance in microseconds, and how many requests ask at once.
+# KEYS[3]: its token count for today (read here, so a request costs no second round trip),
+# KEYS[4]: its usage hash for this hour (the series the console charts).
+# ARGV: emission interval and burst tolerance in microseconds, how many requests ask at once,
+# and how many seconds an hour's counts are kept.
 # Returns {requests let in (the first ones, in order), µs until the first refused one could
 # go, µs until the bucket is full again, tokens used today}.
 _GCRA = """
@@ -50,6 +62,8 @@ end
 if granted > 0 then
   redis.call('SET', KEYS[1], tat, 'PX', math.ceil((tat - now) / 1000) + 1)
   redis.call('HINCRBY', KEYS[2], 'requests', granted)
+  redis.call('HINCRBY', KEYS[4], 'requests', granted)
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
 end
 local tokens = tonumber(redis.call('GET', KEYS[3]) or 0)
 return {granted, math.max(0, tat + interval - tolerance - now), tat - now, tokens}
@@ -143,8 +157,9 @@ class RateLimiter:
             subjects.rate_limit_key(tenant),
             subjects.usage_key(tenant),
             subjects.token_budget_key(tenant, _today()),
+            subjects.usage_hour_key(tenant, _hour()),
         ]
-        args = [round(interval * 1e6), round(tolerance * 1e6), asking]
+        args = [round(interval * 1e6), round(tolerance * 1e6), asking, self._usage.keep_seconds]
         result: list[int] = await self._script(keys=keys, args=args)
         return result
 
@@ -180,6 +195,10 @@ def _batch(found: list[int], asking: int, burst: int, interval: float, tolerance
 
 def _today() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+
+
+def _hour(at: dt.datetime | None = None) -> str:
+    return (at or dt.datetime.now(dt.UTC)).strftime("%Y%m%d%H")
 
 
 def _until_midnight() -> float:
@@ -244,40 +263,74 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     shared: bool = True  # False: Redis is down and these counts are this replica's only
 
 
-class UsageMeter:
-    """Counts requests, tokens and cost per tenant (a Redis hash; in process without Redis)."""
+class UsageHour(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A tenant's usage in one UTC hour (``hour``: its start, ISO 8601)."""
 
-    def __init__(self, store: RedisStore, budget: TokenBudget) -> None:
+    hour: str
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+
+class UsageHistory(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A tenant's usage hour by hour, oldest first, up to the current hour."""
+
+    tenant: str
+    hours: list[UsageHour]
+    shared: bool = True  # False: Redis is down and these counts are this replica's only
+
+
+class UsageMeter:
+    """Counts requests, tokens and cost per tenant, in total and per UTC hour (Redis hashes; in
+    process without Redis)."""
+
+    def __init__(self, store: RedisStore, budget: TokenBudget, *, keep_hours: int = 24 * 8) -> None:
+        """Args:
+        keep_hours: how many hours of the hourly series are kept.
+        """
         self._store = store
         self._budget = budget
+        self.keep_seconds = keep_hours * 3600
+        self._keep_hours = keep_hours
         self._local: dict[str, dict[str, float]] = {}
+        self._local_hours: dict[tuple[str, str], dict[str, float]] = {}
 
     def count_locally(self, tenant: str) -> None:
         """Count a request in process (Redis down: the rate limiter could not count it there)."""
-        local = self._local.setdefault(tenant, {})
-        local["requests"] = local.get("requests", 0) + 1
+        for local in (self._local.setdefault(tenant, {}), self._hour_locally(tenant)):
+            local["requests"] = local.get("requests", 0) + 1
+
+    def _hour_locally(self, tenant: str) -> dict[str, float]:
+        hour = _hour()
+        if (tenant, hour) not in self._local_hours and len(self._local_hours) > 10_000:
+            oldest = _hour(dt.datetime.now(dt.UTC) - dt.timedelta(hours=self._keep_hours))
+            self._local_hours = {k: v for k, v in self._local_hours.items() if k[1] > oldest}
+        return self._local_hours.setdefault((tenant, hour), {})
 
     async def record(self, tenant: str, *, spend: tuple[int, int, float]) -> None:
         """Add the model spend of one request: (input tokens, output tokens, cost)."""
         if not any(spend):
             return
         fields = {"inputTokens": spend[0], "outputTokens": spend[1]}
-        key = subjects.usage_key(tenant)
+        total, hourly = subjects.usage_key(tenant), subjects.usage_hour_key(tenant, _hour())
 
         async def add(r: redis.asyncio.Redis) -> bool:
             async with r.pipeline(transaction=False) as pipe:
-                for name, value in fields.items():
-                    if value:
-                        pipe.hincrby(key, name, value)
-                if spend[2]:
-                    pipe.hincrbyfloat(key, "cost", spend[2])
+                for key in (total, hourly):
+                    for name, value in fields.items():
+                        if value:
+                            pipe.hincrby(key, name, value)
+                    if spend[2]:
+                        pipe.hincrbyfloat(key, "cost", spend[2])
+                pipe.expire(hourly, self.keep_seconds)
                 await pipe.execute()
             return True
 
         if not await self._store.run(add, False):
-            local = self._local.setdefault(tenant, {})
-            for name, value in {**fields, "cost": spend[2]}.items():
-                local[name] = local.get(name, 0) + value
+            for local in (self._local.setdefault(tenant, {}), self._hour_locally(tenant)):
+                for name, value in {**fields, "cost": spend[2]}.items():
+                    local[name] = local.get(name, 0) + value
         await self._budget.spend(tenant, spend[0] + spend[1])
 
     async def read(self, tenant: str, daily_budget: int) -> Usage:
@@ -300,6 +353,44 @@ class UsageMeter:
             daily_token_budget=daily_budget,
             shared=shared,
         )
+
+    async def history(self, tenant: str, hours: int) -> UsageHistory:
+        """``tenant``'s last ``hours`` UTC hours (at most the hours kept), oldest first."""
+        now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        starts = [now - dt.timedelta(hours=n) for n in range(min(hours, self._keep_hours) - 1, -1, -1)]
+        keys = [subjects.usage_hour_key(tenant, _hour(start)) for start in starts]
+
+        async def read(r: redis.asyncio.Redis) -> list[dict[Any, Any]]:
+            async with r.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                found: list[dict[Any, Any]] = await pipe.execute()
+            return found
+
+        found = await self._store.run(read, None)
+        rows: list[dict[str, float]] = (
+            [{_text(k): float(v) for k, v in row.items()} for row in found]
+            if found is not None
+            else [self._local_hours.get((tenant, _hour(start)), {}) for start in starts]
+        )
+        return UsageHistory(
+            tenant=tenant,
+            hours=[
+                UsageHour(
+                    hour=start.isoformat().replace("+00:00", "Z"),
+                    requests=int(row.get("requests", 0)),
+                    input_tokens=int(row.get("inputTokens", 0)),
+                    output_tokens=int(row.get("outputTokens", 0)),
+                    cost=round(row.get("cost", 0.0), 6),
+                )
+                for start, row in zip(starts, rows, strict=True)
+            ],
+            shared=found is not None,
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def spend_of(message: Message) -> tuple[int, int, float]:

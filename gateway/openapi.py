@@ -17,9 +17,12 @@ import msgspec
 from agents.card import AgentCard
 from agents.registry import LiveAgent
 from bus.a2a import Message, StreamResponse, Task, TaskState
-from gateway.conversation_routes import History, NewConversation, UserMessage
+from gateway.conversation_routes import ConversationPage, History, NewConversation, UserMessage
+from gateway.deadletters import DeadLetterPage, Replayed
+from gateway.handoffs import FlaggedConversation, PersonReply
 from gateway.http import MAX_MESSAGE_ID, MESSAGE_ID_PATTERN
-from gateway.limits import Usage
+from gateway.limits import Usage, UsageHistory
+from gateway.openapi_console import console_paths, page_paths
 from gateway.openapi_parts import (
     AGENT,
     ID_PATTERN,
@@ -34,11 +37,12 @@ from gateway.openapi_parts import (
 )
 from gateway.openapi_paths import rest_paths, skill_paths
 from gateway.probes import Health, Readiness
-from gateway.rest import AgentDetail, AgentSummary
-from gateway.skill_routes import SkillInput, SkillOutput
+from gateway.rest import AgentDetail, AgentSummary, Identity
+from gateway.skill_routes import SkillInput, SkillOutput, TaskPage
+from gateway.traces import Trace
 from gateway.turns import Conversation, Turn
 
-__all__ = ["DOCS_HTML", "ID_PATTERN", "base_document", "openapi_document"]
+__all__ = ["ID_PATTERN", "base_document", "openapi_document"]
 
 _TYPES: tuple[Any, ...] = (
     NewConversation,
@@ -57,6 +61,15 @@ _TYPES: tuple[Any, ...] = (
     Usage,
     Health,
     Readiness,
+    ConversationPage,
+    TaskPage,
+    Identity,
+    UsageHistory,
+    FlaggedConversation,
+    PersonReply,
+    DeadLetterPage,
+    Replayed,
+    Trace,
 )
 _REF = "#/components/schemas/{name}"
 
@@ -73,8 +86,8 @@ Limits: bodies up to HIVEWIRE_GATEWAY_MAX_BODY bytes (413) of UTF-8 JSON nested 
 
 
 @functools.cache
-def base_document(version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the routes every gateway serves."""
+def base_document(version: str, *, console: bool = True) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the routes every gateway serves (the console's pages with ``console``)."""
     _, components = msgspec.json.schema_components(_TYPES, ref_template=_REF)
     components["Problem"] = {
         "type": "object",
@@ -120,7 +133,12 @@ def base_document(version: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Hivewire gateway", "version": version, "description": _DESCRIPTION},
-        "paths": {**rest_paths(), **_protocol_paths()},
+        "paths": {
+            **rest_paths(),
+            **console_paths(),
+            **_protocol_paths(),
+            **(page_paths() if console else {}),
+        },
         "components": {
             "schemas": components,
             "securitySchemes": {
@@ -132,9 +150,11 @@ def base_document(version: str) -> dict[str, Any]:
     }
 
 
-def openapi_document(version: str, agents: list[LiveAgent] | tuple[LiveAgent, ...] = ()) -> dict[str, Any]:
+def openapi_document(
+    version: str, agents: list[LiveAgent] | tuple[LiveAgent, ...] = (), *, console: bool = True
+) -> dict[str, Any]:
     """The gateway's OpenAPI document, with a path for each skill of each of ``agents``."""
-    base = base_document(version)
+    base = base_document(version, console=console)
     if not agents:
         return base
     document = {**base, "paths": dict(base["paths"])}
@@ -289,13 +309,3 @@ def _protocol_paths() -> dict[str, Any]:
             )
         },
     }
-
-
-DOCS_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Hivewire gateway API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-</body></html>
-"""

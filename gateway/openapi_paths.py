@@ -136,7 +136,29 @@ def rest_paths() -> dict[str, Any]:
                 {"201": _created(conversation)},
                 body=json_body(ref("NewConversation"), {"agent": "support", "skill": "chat"}, required=False),
                 errors=API_ERRORS,
-            )
+            ),
+            "get": operation(
+                "list_conversations",
+                "The tenant's conversations, most recently active first",
+                {"200": json_reply(ref("ConversationPage"), {"items": [conversation], "nextCursor": None})},
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "example": 20,
+                        "description": "20 by default",
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "example": "WzE3NjcyMjU2MDAuMCwiNWIxZiJd",
+                        "description": "nextCursor of the previous page",
+                    },
+                ],
+                errors=("400", "401", "429", "431"),
+            ),
         },
         "/v1/conversations/{cid}": {
             "get": operation(

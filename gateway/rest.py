@@ -16,13 +16,13 @@ from gateway.conversation_routes import ConversationRoutes
 from gateway.discovery import live_agent
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
-from gateway.http import json_response
+from gateway.http import int_param, json_response
 from gateway.limits import Usage, UsageMeter
 from gateway.settings import GatewaySettings
 from gateway.skill_routes import SkillRoutes
 from gateway.turns import Conversations
 
-__all__ = ["AgentDetail", "AgentSummary", "RestApi"]
+__all__ = ["AgentDetail", "AgentSummary", "Identity", "RestApi"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -35,6 +35,13 @@ class AgentSummary(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     version: str
     replicas: int
     skills: list[str]
+    in_flight: int = 0  # requests its replicas are handling, as of their last heartbeats
+
+
+class Identity(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Who the API key speaks for."""
+
+    tenant: str
 
 
 class AgentDetail(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,13 +87,20 @@ class RestApi:
             ),
             Route("/v1/agents/{agent}/skills/{skill}/tasks", skills.submit, methods=["POST"]),
             Route("/v1/tasks/{task_id}", skills.get_task, methods=["GET"]),
-            Route("/v1/conversations", conversations.create, methods=["POST"]),
+            Route(
+                "/v1/conversations",
+                _by_method(POST=conversations.create, GET=conversations.listing),
+                methods=["GET", "POST"],
+            ),
             Route("/v1/conversations/{cid}/events", conversations.follow, methods=["GET"]),
             Route("/v1/conversations/{cid}", conversations.get, methods=["GET"]),
             Route("/v1/agents", self.list_agents, methods=["GET"]),
             Route("/v1/agents/{agent}", self.get_agent, methods=["GET"]),
             Route("/v1/tasks/{task_id}/cancel", skills.cancel_task, methods=["POST"]),
+            Route("/v1/tasks", skills.list_tasks, methods=["GET"]),
             Route("/v1/usage", self.read_usage, methods=["GET"]),
+            Route("/v1/usage/history", self.read_usage_history, methods=["GET"]),
+            Route("/v1/me", self.identity, methods=["GET"]),
         ]
 
     async def list_agents(self, request: Request) -> Response:
@@ -98,6 +112,17 @@ class RestApi:
         admitted = await self._guard.admit(request)
         agent = await live_agent(self._mesh.registry, request.path_params["agent"])
         return json_response(AgentDetail(replicas=agent.replicas, card=agent.card), headers=admitted.headers)
+
+    async def read_usage_history(self, request: Request) -> Response:
+        """The tenant's usage hour by hour (``?hours=``, 1 to 192, default 24)."""
+        admitted = await self._guard.admit(request)
+        hours = int_param(request, "hours", 24, low=1, high=192)
+        return json_response(await self._usage.history(admitted.tenant, hours), headers=admitted.headers)
+
+    async def identity(self, request: Request) -> Response:
+        """The tenant the request's key belongs to (the console's sign-in)."""
+        admitted = await self._guard.admit(request)
+        return json_response(Identity(tenant=admitted.tenant), headers=admitted.headers)
 
     async def read_usage(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
@@ -113,6 +138,7 @@ def _summary(agent: LiveAgent) -> AgentSummary:
         version=agent.card.version,
         replicas=agent.replicas,
         skills=[skill.id for skill in agent.card.skills],
+        in_flight=agent.load.in_flight,
     )
 
 

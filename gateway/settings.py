@@ -58,6 +58,21 @@ class GatewaySettings(AgentSettings):
     gateway_key_cache: float = Field(
         default=30.0, ge=0, description="Seconds a verified API key is trusted without a lookup."
     )
+    gateway_cors_origins: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Web origins allowed to call with each tenant's keys (the chat widget on a site), "
+        'e.g. {"acme": ["https://shop.acme.com"]}; "*" allows any origin.',
+    )
+    gateway_console: bool = Field(default=True, description="Serve the web console at / and /console.")
+
+    def origin_allowed(self, tenant: str, origin: str) -> bool:
+        """Whether a page at ``origin`` may call the gateway with ``tenant``'s keys."""
+        allowed = self.gateway_cors_origins.get(tenant, ())
+        return "*" in allowed or origin in allowed
+
+    def any_origin_allowed(self, origin: str) -> bool:
+        """Whether ``origin`` is allowed for some tenant (a preflight carries no key to tell which)."""
+        return any("*" in allowed or origin in allowed for allowed in self.gateway_cors_origins.values())
 
     def limits_for(self, tenant: str) -> tuple[float, int, int]:
         """The (rate, burst, daily tokens) that apply to ``tenant``."""

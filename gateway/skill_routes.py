@@ -23,13 +23,14 @@ from bus.errors import NoResponders
 from gateway.discovery import live_agent
 from gateway.events import event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Admitted, Guard
-from gateway.http import MESSAGE_ID_PATTERN, check_message_id, json_response, read_json
+from gateway.http import MESSAGE_ID_PATTERN, check_message_id, int_param, json_response, read_json
+from gateway.index import Cursor
 from gateway.limits import UsageMeter, spend_of
 from gateway.problems import Problem
+from gateway.replies import Reply, failed_event
 from gateway.settings import GatewaySettings
-from gateway.turns import Reply, failed_event
 
-__all__ = ["SkillInput", "SkillOutput", "SkillRoutes"]
+__all__ = ["SkillInput", "SkillOutput", "SkillRoutes", "TaskPage"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -47,6 +48,13 @@ class SkillOutput(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     output: Any
     message: Message
+
+
+class TaskPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Tasks, the latest change first; pass ``nextCursor`` back as ``cursor`` for more."""
+
+    items: list[Task]
+    next_cursor: str | None = None
 
 
 class SkillRoutes:
@@ -173,6 +181,39 @@ class SkillRoutes:
         admitted = await self._guard.admit(request)
         task = await self._mesh.tasks.cancel(admitted.tenant, request.path_params["task_id"])
         return json_response(task, headers=admitted.headers)
+
+    async def list_tasks(self, request: Request) -> Response:
+        """The tenant's tasks (``?contextId=``, ``?state=``, ``?agent=``, ``?limit=``, ``?cursor=``)."""
+        admitted = await self._guard.admit(request)
+        limit = int_param(request, "limit", 50, low=1, high=200)
+        state = None
+        if raw_state := request.query_params.get("state"):
+            try:
+                state = TaskState(raw_state)
+            except ValueError:
+                raw_state = raw_state.upper()
+                wanted = raw_state if raw_state.startswith("TASK_STATE_") else "TASK_STATE_" + raw_state
+                try:
+                    state = TaskState(wanted)
+                except ValueError:
+                    raise Problem(
+                        400, "bad-state", "Invalid state", f"{raw_state!r} is no task state"
+                    ) from None
+        raw = request.query_params.get("cursor")
+        before = None
+        if raw:
+            cursor = Cursor.decode(raw)
+            before = (cursor.at, cursor.id)
+        tasks, following = await self._mesh.tasks.list_recorded(
+            admitted.tenant,
+            context_id=request.query_params.get("contextId"),
+            state=state,
+            agent=request.query_params.get("agent"),
+            limit=limit,
+            before=before,
+        )
+        next_cursor = Cursor(at=following[0], id=following[1]).encode() if following else None
+        return json_response(TaskPage(items=tasks, next_cursor=next_cursor), headers=admitted.headers)
 
     async def _streams(self, agent_name: str, skill: str) -> bool:
         """True when the live agent's ``skill`` streams (unknown agents and skills do not).

@@ -14,8 +14,22 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus.telemetry import DURATION_BUCKETS
+from bus.tracing import TENANT_ATTRIBUTE
 
-__all__ = ["ServerSpans"]
+__all__ = ["ServerSpans", "current_trace_id", "tag_tenant"]
+
+
+def current_trace_id() -> str | None:
+    """The id (32 hex digits) of the trace being recorded now, or ``None`` when tracing is off."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def tag_tenant(tenant: str) -> None:
+    """Name ``tenant`` on the current span (the request's server span, once the key is known)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(TENANT_ATTRIBUTE, tenant)
 
 
 class ServerSpans:
@@ -51,6 +65,12 @@ class ServerSpans:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self._tracing:
+                    # W3C Trace Context level 2: the client learns the trace of its request.
+                    context = trace.get_current_span().get_span_context()
+                    if context.is_valid:
+                        value = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+                        message["headers"] = [*message.get("headers", []), (b"traceresponse", value.encode())]
             await send(message)
 
         if not self._tracing:

@@ -10,24 +10,35 @@ whole turn on the bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import time
 
 import msgspec
 
+from agents.errors import StateConflict
 from agents.events import ConversationEvents, status_event
+from agents.handoff import HANDOFF_KEY, Handoff, handled
 from agents.history import ConversationHistory
 from agents.llm.messages import ChatMessage
 from agents.mesh import Mesh
 from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
+from gateway.index import RECORD as _RECORD
+from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
-from gateway.problems import Problem, problem_from
+from gateway.problems import Problem
+from gateway.replies import TRACE_KEY, Reply, failed_event
+from gateway.tracing import current_trace_id
 
-__all__ = ["Conversation", "Conversations", "Reply", "Turn", "ends", "failed_event"]
+__all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn", "ends"]
 
 log = logging.getLogger(__name__)
 
-_RECORD = "conversation"
+# Where a reply's metadata marks a person's reply (TRACE_KEY: where it names its turn's trace).
+HUMAN_KEY = "hivewire.human"
+# A conversation's title: the start of its first message.
+_TITLE = 80
 
 
 class Conversation(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -38,6 +49,9 @@ class Conversation(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     skill: str
     created_at: float
     streaming: bool = False  # the skill streams its reply (an async generator)
+    updated_at: float = 0.0  # the last turn's time (0: none yet)
+    title: str = ""  # the start of the first message
+    turns: int = 0
 
 
 class Turn(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -54,10 +68,13 @@ class Turn(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class Conversations:
     """Creates conversations and runs their turns (stateless: everything lives on the bus and in Redis)."""
 
-    def __init__(self, mesh: Mesh, history: ConversationHistory, usage: UsageMeter) -> None:
+    def __init__(
+        self, mesh: Mesh, history: ConversationHistory, usage: UsageMeter, index: ConversationIndex
+    ) -> None:
         self._mesh = mesh
         self._history = history
         self._usage = usage
+        self._index = index
         self._events = ConversationEvents(mesh.bus)
         self._running: set[asyncio.Task[None]] = set()
 
@@ -67,7 +84,31 @@ class Conversations:
             id=new_id(), agent=agent, skill=skill, created_at=time.time(), streaming=streaming
         )
         await self._mesh.state(tenant, conversation.id).put(_RECORD, conversation)
+        await self._index.touch(tenant, conversation)
         return conversation
+
+    async def claim(self, tenant: str, conversation: Conversation, message: Message) -> None:
+        """Take ``message``'s id for one turn of the conversation, or refuse a message sent twice.
+
+        Raises:
+            Problem: 409, this message already started a turn here.
+        """
+        key = "turn-" + hashlib.sha256(message.message_id.encode()).hexdigest()[:32]
+        try:
+            await self._mesh.state(tenant, conversation.id).put(key, message.message_id, revision=0)
+        except StateConflict:
+            raise Problem(
+                409,
+                "duplicate-message",
+                "Message already sent",
+                f"{message.message_id!r} started a turn already",
+            ) from None
+
+    async def page(
+        self, tenant: str, *, limit: int, after: Cursor | None = None
+    ) -> tuple[list[Conversation], Cursor | None]:
+        """``tenant``'s conversations, most recently active first, and the cursor of the next page."""
+        return await self._index.page(tenant, limit=limit, after=after)
 
     async def get(self, tenant: str, conversation_id: str) -> Conversation:
         """``tenant``'s conversation (another tenant's is as missing as one that never was).
@@ -89,7 +130,21 @@ class Conversations:
         """Run one turn and return the agent's reply."""
         task_id = message.task_id or new_id()
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
-        reply = await self._call(tenant, conversation, message, timeout, publish=False)
+        # The conversation's events are its log: the question and the outcome go there
+        # for a JSON turn too (its tokens already do, from the agent), so a transcript
+        # read from them (the console's) is whole, however each turn was asked.
+        await self._events.publish(tenant, conversation.id, StreamResponse(message=message))
+        reply = _traced(await self._call(tenant, conversation, message, timeout, publish=False))
+        await self._events.publish(
+            tenant,
+            conversation.id,
+            status_event(
+                task_id,
+                conversation.id,
+                TaskState.COMPLETED,
+                msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id),
+            ),
+        )
         await self._record(tenant, conversation, message, reply)
         return Turn(
             conversation_id=conversation.id,
@@ -108,6 +163,7 @@ class Conversations:
         """
         task_id = message.task_id or new_id()
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
+        await self._events.publish(tenant, conversation.id, StreamResponse(message=message))
         await self._events.publish(
             tenant, conversation.id, status_event(task_id, conversation.id, TaskState.WORKING)
         )
@@ -131,7 +187,7 @@ class Conversations:
         except Exception as exc:  # noqa: BLE001 - every failure ends the turn as a failed status
             end = failed_event(exc, task_id, conversation.id)
         else:
-            reply = msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id)
+            reply = _traced(msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id))
             end = status_event(task_id, conversation.id, TaskState.COMPLETED, reply)
             try:
                 await self._record(tenant, conversation, message, reply)
@@ -155,6 +211,29 @@ class Conversations:
                 reply.add(event)
         return reply.message()
 
+    async def reply_as_person(
+        self, tenant: str, conversation: Conversation, text: str, author: str
+    ) -> Message:
+        """A person's answer, as the conversation's agent: into its events and history, and its
+        hand-off (if one is open) marked handled."""
+        reply = Message(
+            message_id=new_id(),
+            role=Role.AGENT,
+            parts=(Part.text_part(text),),
+            context_id=conversation.id,
+            metadata={HUMAN_KEY: {"author": author}},
+        )
+        await self._events.publish(tenant, conversation.id, StreamResponse(message=reply))
+        with contextlib.suppress(_Gone):  # no hand-off: nothing to mark
+            await self._mesh.state(tenant, conversation.id).update(
+                HANDOFF_KEY, Handoff, lambda found: handled(_present(found), author)
+            )
+        await asyncio.gather(
+            self._history.append(tenant, conversation.id, ChatMessage(role="assistant", content=text)),
+            self._touch(tenant, conversation.id, ""),
+        )
+        return reply
+
     async def _record(
         self, tenant: str, conversation: Conversation, message: Message, reply: Message
     ) -> None:
@@ -166,48 +245,45 @@ class Conversations:
                 ChatMessage(role="assistant", content=reply.text),
             ),
             self._usage.record(tenant, spend=spend_of(reply)),
+            self._touch(tenant, conversation.id, message.text, turn=True),
         )
 
+    async def _touch(self, tenant: str, conversation_id: str, text: str, *, turn: bool = False) -> None:
+        """The conversation's record after a turn: its time, its count, and its title if it had none."""
 
-class Reply:
-    """The reply a streaming skill's events add up to: their parts, the text ones joined into one."""
+        def change(found: Conversation | None) -> Conversation:
+            if found is None:  # expired meanwhile: nothing to update
+                raise _Gone
+            return msgspec.structs.replace(
+                found,
+                updated_at=time.time(),
+                title=found.title or " ".join(text.split())[:_TITLE],
+                turns=found.turns + (1 if turn else 0),
+            )
 
-    def __init__(self, *, context_id: str | None, task_id: str | None) -> None:
-        self._context_id = context_id
-        self._task_id = task_id
-        self._parts: list[Part] = []
-
-    def add(self, event: StreamResponse) -> StreamResponse:
-        """Take in ``event`` (a chunk or a message; status events add nothing) and return it."""
-        if not isinstance(event.artifact_update, msgspec.UnsetType):
-            self._parts.extend(event.artifact_update.artifact.parts)
-        elif not isinstance(event.message, msgspec.UnsetType):
-            self._parts.extend(event.message.parts)
-        return event
-
-    def message(self) -> Message:
-        """The reply so far, as one agent message."""
-        text = "".join(p.text for p in self._parts if isinstance(p.text, str))
-        return Message(
-            message_id=new_id(),
-            role=Role.AGENT,
-            parts=(Part.text_part(text),) if text else tuple(self._parts),
-            context_id=self._context_id,
-            task_id=self._task_id,
-        )
+        try:
+            updated = await self._mesh.state(tenant, conversation_id).update(_RECORD, Conversation, change)
+        except _Gone:
+            return
+        await self._index.touch(tenant, updated.value)
 
 
-def failed_event(exc: Exception, task_id: str, context_id: str | None) -> StreamResponse:
-    """The terminal status of a turn that failed with ``exc`` (the problem in the message's metadata)."""
-    note = Message(
-        message_id=new_id(),
-        role=Role.AGENT,
-        parts=(),
-        context_id=context_id,
-        task_id=task_id,
-        metadata={"problem": problem_from(exc).body()},
-    )
-    return status_event(task_id, context_id, TaskState.FAILED, note)
+class _Gone(Exception):
+    """The conversation's record expired during a turn."""
+
+
+def _present(handoff: Handoff | None) -> Handoff:
+    if handoff is None:
+        raise _Gone
+    return handoff
+
+
+def _traced(reply: Message) -> Message:
+    """``reply`` naming the trace of the turn in its metadata (when tracing is on)."""
+    trace_id = current_trace_id()
+    if trace_id is None:
+        return reply
+    return msgspec.structs.replace(reply, metadata={**(reply.metadata or {}), TRACE_KEY: trace_id})
 
 
 def ends(event: StreamResponse, task_id: str) -> bool:

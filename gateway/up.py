@@ -152,6 +152,8 @@ async def _up(args: argparse.Namespace) -> int:
             "HIVEWIRE_NATS_URL": url,
             "HIVEWIRE_GATEWAY_AGENT": "triage",
             "HIVEWIRE_GATEWAY_SKILL": "chat",
+            # Every process keeps its spans in the span store, for the console's trace waterfalls.
+            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
         }
         if redis_url:
             env["HIVEWIRE_REDIS_URL"] = redis_url
@@ -236,6 +238,7 @@ def _banner(base: str, key: str, nats_url: str, seconds: float) -> None:
         f"""
 Hivewire is up ({seconds:.0f} s): NATS, knowledge, triage, answer and the gateway, one process each.
 
+  Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
   API key   {key}   (tenant {TENANT!r}; also in {UP_FILE})
 

@@ -18,10 +18,13 @@ from knowledge.chunking import chunk_markdown, chunk_text
 from knowledge.classify import ExampleClassifier
 from knowledge.documents import html_to_markdown
 from knowledge.messages import (
+    BasesReply,
+    BasesRequest,
     ClassifyReply,
     ClassifyRequest,
     IngestReply,
     IngestRequest,
+    KnowledgeBase,
     Passage,
     SearchReply,
     SearchRequest,
@@ -30,6 +33,8 @@ from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
 
 __all__ = [
+    "BasesReply",
+    "BasesRequest",
     "ClassifyReply",
     "ClassifyRequest",
     "IngestReply",
@@ -114,6 +119,18 @@ async def ingest(ctx: Context, request: IngestRequest) -> IngestReply:
         ctx.tenant, request.kb or resources.default_kb, request.source, chunks
     )
     return IngestReply(added=result.added, removed=result.removed, unchanged=result.unchanged)
+
+
+@knowledge.skill(tags=("admin",))
+async def bases(ctx: Context, request: BasesRequest) -> BasesReply:
+    """The tenant's knowledge bases, with how many documents and passages each holds."""
+    found = await ctx.resource(_Resources).store.bases(ctx.tenant)
+    return BasesReply(
+        bases=tuple(
+            KnowledgeBase(name=name, documents=stats.sources, passages=stats.passages)
+            for name, stats in found.items()
+        )
+    )
 
 
 @knowledge.skill(tags=("classify",))

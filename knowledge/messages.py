@@ -11,10 +11,13 @@ from typing import Literal
 import msgspec
 
 __all__ = [
+    "BasesReply",
+    "BasesRequest",
     "ClassifyReply",
     "ClassifyRequest",
     "IngestReply",
     "IngestRequest",
+    "KnowledgeBase",
     "Passage",
     "SearchReply",
     "SearchRequest",
@@ -84,3 +87,21 @@ class ClassifyReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     label: str
     score: float
     scores: dict[str, float]
+
+
+class BasesRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Ask for the tenant's knowledge bases (nothing to say: the tenant comes from the request)."""
+
+
+class KnowledgeBase(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One knowledge base: how many documents (sources) and passages it holds."""
+
+    name: str
+    documents: int
+    passages: int
+
+
+class BasesReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The tenant's knowledge bases, by name."""
+
+    bases: tuple[KnowledgeBase, ...] = ()

@@ -269,6 +269,22 @@ class KnowledgeStore:
         """How many passages and documents the knowledge base holds."""
         return await asyncio.to_thread(self._stats, tenant, kb)
 
+    async def bases(self, tenant: str) -> dict[str, Stats]:
+        """``tenant``'s knowledge bases that hold anything, and their sizes, by name.
+
+        (A search of a base that was never filled leaves an empty collection behind.)
+        """
+        return await asyncio.to_thread(self._bases, subjects.token("tenant", tenant))
+
+    def _bases(self, tenant: str) -> dict[str, Stats]:
+        names = sorted(
+            str((collection.metadata or {}).get("kb"))
+            for collection in self._client.list_collections()
+            if (collection.metadata or {}).get("tenant") == tenant
+        )
+        sized = {name: self._stats(tenant, name) for name in names}
+        return {name: stats for name, stats in sized.items() if stats.passages}
+
     def _changed(self, tenant: str, kb: str) -> None:
         # A new version makes every cached result of the knowledge base unreachable; they age out.
         self._versions[(tenant, kb)] = self._versions.get((tenant, kb), 0) + 1

@@ -75,11 +75,14 @@ class OpenAIServer:
     Args:
         latency: seconds to wait before the first byte of each answer; may be changed
             while the server runs.
+        token_delay: seconds between the streamed pieces of an answer (a model writing);
+            may be changed while the server runs.
         embeddings: serve ``/v1/embeddings`` (off: it is an unknown URL, a 404).
     """
 
-    def __init__(self, *, latency: float = 0.0, embeddings: bool = False) -> None:
+    def __init__(self, *, latency: float = 0.0, embeddings: bool = False, token_delay: float = 0.0) -> None:
         self.latency = latency
+        self.token_delay = token_delay
         self.embeddings = embeddings
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
@@ -416,6 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             pieces = _PIECE.findall(text) or [text]
             for number, piece_text in enumerate(pieces):
+                if number and self.server.owner.token_delay > 0:
+                    self.server.owner._stopping.wait(self.server.owner.token_delay)
                 delta = (
                     {"role": "assistant", "content": piece_text} if number == 0 else {"content": piece_text}
                 )

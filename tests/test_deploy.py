@@ -3,29 +3,45 @@
 The manifests in ``k8s/`` and the Helm chart's output (``helm`` comes with the dev extra on
 x86-64 Linux) are read as YAML and checked for what an operator relies on: each component
 runs the image with its ``hivewire`` command, reaches NATS, asks for resources, drains
-before it is killed, and the gateway is probed on ``/healthz`` and ``/readyz``. Nothing
-here needs a cluster or the network.
+before it is killed, and the gateway is probed on ``/healthz`` and ``/readyz``. Every object
+is validated against Kubernetes' schemas (``kubernetes-validate --strict``, bundled schemas),
+KEDA's ScaledObjects against the fields KEDA defines, and every set of chart values the tests
+render also passes ``helm lint --strict``. Nothing here needs a cluster or the network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from agents import Mesh
-from bus import EmbeddedNats
+from agents import AgentRuntime, AgentSettings, Mesh
+from bus import AuthError, Bus, ConnectError, EmbeddedNats, subjects
+from bus.embedded import find_nats_server
 from gateway.up import AGENTS
 from knowledge.agent import SearchReply, SearchRequest
 from tests.processes import AGENT_ENV, agent_process
+from tests.zoo import Job, jobs
 
 ROOT = Path(__file__).parent.parent
 K8S = ROOT / "k8s"
@@ -56,16 +72,132 @@ def _k8s() -> list[Doc]:
     return [doc for name in kustomization["resources"] for doc in _documents((K8S / name).read_text())]
 
 
+# The oldest Kubernetes the chart supports (autoscaling/v2, policy/v1) and the newest schemas bundled.
+KUBERNETES_VERSIONS = ("1.28", kubernetes_validate.utils.latest_version())
+
+# KEDA's ScaledObject (keda.sh/v1alpha1) is a custom resource, which kubernetes-validate has no schema
+# for: these are the fields KEDA 2.x defines (https://keda.sh/docs/concepts/scaling-deployments/),
+# closed like --strict, with what its nats-jetstream and cpu scalers require of a trigger.
+_INT = {"type": "integer", "minimum": 0}
+SCALED_OBJECT = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "keda.sh/v1alpha1"},
+        "kind": {"const": "ScaledObject"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["scaleTargetRef", "triggers"],
+            "additionalProperties": False,
+            "properties": {
+                "scaleTargetRef": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        key: {"type": "string"}
+                        for key in ("apiVersion", "kind", "name", "envSourceContainerName")
+                    },
+                },
+                **{
+                    key: _INT
+                    for key in (
+                        "minReplicaCount",
+                        "maxReplicaCount",
+                        "idleReplicaCount",
+                        "pollingInterval",
+                        "cooldownPeriod",
+                        "initialCooldownPeriod",
+                    )
+                },
+                "advanced": {"type": "object"},
+                "fallback": {"type": "object"},
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "type": {"type": "string"},
+                            "name": {"type": "string"},
+                            "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
+                            "useCachedMetrics": {"type": "boolean"},
+                            "authenticationRef": {"type": "object", "required": ["name"]},
+                            # Every value a string: KEDA's metadata is map[string]string.
+                            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                        },
+                        "allOf": [
+                            {
+                                "if": {"properties": {"type": {"const": "nats-jetstream"}}},
+                                "then": {
+                                    "properties": {
+                                        "metadata": {
+                                            "required": [
+                                                "natsServerMonitoringEndpoint",
+                                                "account",
+                                                "stream",
+                                                "consumer",
+                                            ],
+                                            "properties": {
+                                                "lagThreshold": {"pattern": "^[0-9]+$"},
+                                                "activationLagThreshold": {"pattern": "^[0-9]+$"},
+                                                "useHttps": {"enum": ["true", "false"]},
+                                            },
+                                        }
+                                    }
+                                },
+                            },
+                            {
+                                "if": {"properties": {"type": {"const": "cpu"}}},
+                                "then": {
+                                    "required": ["metricType"],
+                                    "properties": {
+                                        "metricType": {"enum": ["Utilization", "AverageValue"]},
+                                        "metadata": {"required": ["value"]},
+                                    },
+                                },
+                            },
+                        ],
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def _validate(docs: list[Doc]) -> None:
+    """Every object as the API server would take it: Kubernetes' schemas, strict, and KEDA's fields."""
+    for doc in docs:
+        if doc["apiVersion"].startswith("keda.sh/"):
+            jsonschema.validate(doc, SCALED_OBJECT)
+            continue
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
 def _helm(*settings: str) -> list[Doc]:
+    """The chart rendered with ``settings`` (``--set``), validated, and linted with the same."""
     assert HELM is not None
+    sets = [arg for s in settings for arg in ("--set", s)]
     result = subprocess.run(
-        [HELM, "template", "hivewire", str(CHART), *(arg for s in settings for arg in ("--set", s))],
+        [HELM, "template", "hivewire", str(CHART), *sets],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
-    return _documents(result.stdout)
+    docs = _documents(result.stdout)
+    _validate(docs)
+    lint = subprocess.run(
+        [HELM, "lint", "--strict", str(CHART), *sets], capture_output=True, text=True, timeout=30
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    return docs
 
 
 def _find(docs: list[Doc], kind: str, name: str) -> Doc:
@@ -87,6 +219,56 @@ def _environment(docs: list[Doc], container: Doc) -> dict[str, str]:
             env.update(_find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
     env.update({item["name"]: item["value"] for item in container.get("env", []) if "value" in item})
     return env
+
+
+Pod = tuple[dict[str, str], dict[str, str]]  # a pod's namespace labels and its own labels
+NAMESPACE = {"kubernetes.io/metadata.name": "default"}  # where `helm template` puts the release
+
+
+def _pod_labels(docs: list[Doc], kind: str, name: str) -> Pod:
+    return NAMESPACE, _find(docs, kind, name)["spec"]["template"]["metadata"]["labels"]
+
+
+def _selects(selector: Doc, labels: dict[str, str]) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _is_peer(peer: Doc, pod: Pod | None) -> bool:
+    if pod is None:  # outside the cluster: only an ipBlock names it, and the chart writes none
+        return "ipBlock" in peer
+    namespace, labels = pod
+    if "namespaceSelector" in peer:
+        return _selects(peer["namespaceSelector"], namespace) and _selects(
+            peer.get("podSelector", {}), labels
+        )
+    return namespace == NAMESPACE and _selects(peer["podSelector"], labels)
+
+
+def _let_through(rules: list[Doc], peers: str, other: Pod | None, port: int) -> bool:
+    return any(
+        any(p["port"] == port for p in rule.get("ports", [{"port": port}]))
+        and (not rule.get(peers) or any(_is_peer(peer, other) for peer in rule[peers]))
+        for rule in rules
+    )
+
+
+def _allows(policies: list[Doc], source: Pod | None, target: Pod | None, port: int) -> bool:
+    """Whether ``source`` may connect to ``target`` on ``port``: the egress of the policies that select
+    the source, and the ingress of those that select the target (a pod no policy selects is open)."""
+
+    def side(pod: Pod | None, direction: str, peers: str, other: Pod | None) -> bool:
+        if pod is None or pod[0] != NAMESPACE:
+            return True
+        selecting = [p["spec"] for p in policies if _selects(p["spec"]["podSelector"], pod[1])]
+        return not selecting or any(_let_through(spec[direction], peers, other, port) for spec in selecting)
+
+    return side(source, "egress", "to", target) and side(target, "ingress", "from", source)
 
 
 def _check_mesh(docs: list[Doc], name: str, *, nats_url: str) -> None:
@@ -144,6 +326,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_k8s_manifests_run_the_whole_mesh() -> None:
     docs = _k8s()
+    _validate(docs)
     _check_mesh(docs, lambda component: component, nats_url="nats://nats:4222")
     _check_knowledge_embedded(docs, lambda component: component)
     for component, replicas in REPLICAS.items():
@@ -155,10 +338,82 @@ def test_k8s_manifests_run_the_whole_mesh() -> None:
         assert {"secretRef": {"name": "hivewire-llm", "optional": True}} in sources, component
 
 
+def _component(folder: str) -> tuple[Doc, list[Doc]]:
+    """A kustomize component in k8s/: its kustomization and the objects it adds."""
+    kustomization = yaml.safe_load((K8S / folder / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    docs = [
+        doc for name in kustomization["resources"] for doc in _documents((K8S / folder / name).read_text())
+    ]
+    _validate(docs)
+    return kustomization, docs
+
+
+def test_k8s_scales_triage_and_answer_on_their_task_backlog_with_the_keda_component() -> None:
+    kustomization, scaled = _component("keda")
+    base = _k8s()
+    monitor = {"name": "monitor", "port": 8222, "targetPort": "monitor"}
+    assert monitor in _find(base, "Service", "nats")["spec"]["ports"]
+    assert "http_port: 8222" in _find(base, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    targets = []
+    for doc in scaled:
+        agent = doc["spec"]["scaleTargetRef"]["name"]
+        targets.append(agent)
+        _find(base, "Deployment", agent)
+        lag = doc["spec"]["triggers"][0]["metadata"]
+        assert (lag["stream"], lag["consumer"]) == (subjects.TASKS_STREAM, subjects.task_consumer(agent))
+        assert lag["natsServerMonitoringEndpoint"] == "nats.hivewire.svc:8222"
+        assert doc["spec"]["minReplicaCount"] >= 1
+    assert sorted(targets) == ["answer", "triage"]
+    # KEDA owns the replica count: the component takes it out of exactly those Deployments.
+    removed = sorted(p["target"]["name"] for p in kustomization["patches"] if "/spec/replicas" in p["patch"])
+    assert removed == ["answer", "triage"]
+
+
+def test_k8s_network_policies_component_lets_through_only_the_flows_the_mesh_needs() -> None:
+    _, policies = _component("network-policies")
+    base = _k8s()
+    pods = {
+        name: _pod_labels(base, "Deployment", name)
+        for name in ("gateway", "triage", "answer", "knowledge", "redis")
+    }
+    pods["nats"] = _pod_labels(base, "StatefulSet", "nats")
+    (seed,) = _documents((K8S / "jobs" / "seed-knowledge.yaml").read_text())
+    pods["seed"] = NAMESPACE, seed["spec"]["template"]["metadata"]["labels"]
+    for name, (_, labels) in pods.items():
+        (policy,) = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], name
+    keda = {"kubernetes.io/metadata.name": "keda"}, {"app": "keda-operator"}
+    dns = {"kubernetes.io/metadata.name": "kube-system"}, {"k8s-app": "kube-dns"}
+    stranger = NAMESPACE, {"app": "something-else"}
+    p = pods
+    allowed = [
+        (stranger, p["gateway"], 8080),
+        *((p[c], p["nats"], 4222) for c in ("gateway", "triage", "answer", "knowledge", "seed")),
+        *((p[c], p["redis"], 6379) for c in ("gateway", "triage", "answer", "knowledge")),
+        *((p[c], dns, 53) for c in ("gateway", "triage", "knowledge", "seed")),
+        (keda, p["nats"], 8222),
+        (p["answer"], None, 443),
+    ]
+    denied = [
+        (p["gateway"], None, 443),
+        (p["seed"], p["redis"], 6379),
+        (stranger, p["nats"], 4222),
+        (stranger, p["redis"], 6379),
+        (stranger, p["nats"], 8222),
+        (p["nats"], None, 443),
+        (p["triage"], p["gateway"], 8080),
+    ]
+    assert [flow for flow in allowed if not _allows(policies, *flow)] == []
+    assert [flow for flow in denied if _allows(policies, *flow)] == []
+
+
 def test_k8s_jobs_create_a_key_and_seed_through_the_knowledge_agent() -> None:
     (key_job,) = _documents((K8S / "jobs" / "create-key.yaml").read_text())
+    _validate([key_job])
     assert _container(key_job)["args"][:4] == ["keys", "create", "--tenant", "demo"]
     (seed_job,) = _documents((K8S / "jobs" / "seed-knowledge.yaml").read_text())
+    _validate([seed_job])
     seed = _container(seed_job)
     assert seed["command"][:2] == ["python", "-c"]
     assert seed["command"][2] == SEED_SCRIPT.read_text(), "k8s/jobs/seed-knowledge.yaml embeds files/seed.py"
@@ -192,13 +447,6 @@ def test_the_helm_chart_runs_the_whole_mesh(chart: list[Doc]) -> None:
     assert env["HIVEWIRE_REDIS_URL"] == "redis://hivewire-redis:6379/0"
     # Offline mode (no model Secret) and no seed Job unless asked for.
     assert not [doc for doc in chart if doc["kind"] in {"Secret", "Job"}]
-
-
-@needs_helm
-def test_the_helm_chart_passes_helm_lint_strict() -> None:
-    result = subprocess.run([HELM, "lint", "--strict", str(CHART)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 chart(s) failed" in result.stdout
 
 
 @needs_helm
@@ -257,6 +505,148 @@ def test_the_helm_chart_autoscales_the_gateway_and_agents_on_cpu_when_asked() ->
 
 
 @needs_helm
+def test_the_helm_chart_scales_agents_on_their_task_backlog_with_keda_when_asked() -> None:
+    docs = _helm(
+        "triage.keda.enabled=true",
+        "answer.keda.enabled=true",
+        "answer.keda.cpuUtilization=0",
+        "answer.keda.minReplicas=1",
+        "knowledge.chromaUrl=http://chroma:8000",
+        "knowledge.keda.enabled=true",
+    )
+    scaled = {d["spec"]["scaleTargetRef"]["name"]: d["spec"] for d in docs if d["kind"] == "ScaledObject"}
+    assert set(scaled) == {"hivewire-triage", "hivewire-answer", "hivewire-knowledge"}
+    for agent in ("triage", "answer", "knowledge"):
+        spec = scaled[f"hivewire-{agent}"]
+        assert spec["scaleTargetRef"]["kind"] == "Deployment"
+        lag = spec["triggers"][0]["metadata"]
+        # The consumer every replica of the agent pulls from, read on NATS's monitoring port.
+        assert spec["triggers"][0]["type"] == "nats-jetstream"
+        assert (lag["stream"], lag["consumer"]) == (subjects.TASKS_STREAM, subjects.task_consumer(agent))
+        assert (lag["natsServerMonitoringEndpoint"], lag["account"]) == (
+            "hivewire-nats.default.svc:8222",
+            "$G",
+        )
+        # KEDA owns the replica count: no replicas in the Deployment, no CPU autoscaler of the chart's.
+        assert "replicas" not in _find(docs, "Deployment", f"hivewire-{agent}")["spec"]
+    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert [t["type"] for t in scaled["hivewire-triage"]["triggers"]] == ["nats-jetstream", "cpu"]
+    assert scaled["hivewire-triage"]["triggers"][1]["metadata"] == {"value": "70"}
+    assert [t["type"] for t in scaled["hivewire-answer"]["triggers"]] == ["nats-jetstream"]
+    assert (scaled["hivewire-answer"]["minReplicaCount"], scaled["hivewire-answer"]["maxReplicaCount"]) == (
+        1,
+        10,
+    )
+    # The monitoring port KEDA reads is served and published.
+    assert "http_port: 8222" in _find(docs, "ConfigMap", "hivewire-nats-config")["data"]["nats.conf"]
+    assert {"name": "monitor", "port": 8222, "targetPort": "monitor"} in _find(
+        docs, "Service", "hivewire-nats"
+    )["spec"]["ports"]
+    # A disruption budget while KEDA keeps two replicas at least.
+    budgets = {d["metadata"]["name"] for d in docs if d["kind"] == "PodDisruptionBudget"}
+    assert budgets == {"hivewire-gateway", "hivewire-triage"}
+
+
+@needs_helm
+def test_keda_reads_an_external_nats_at_the_endpoint_given() -> None:
+    docs = _helm(
+        "nats.enabled=false",
+        "externalNats.url=nats://nats.example:4222",
+        "keda.natsMonitoringEndpoint=nats.example:8222",
+        "keda.account=HIVEWIRE",
+        "triage.keda.enabled=true",
+    )
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    lag = scaled["spec"]["triggers"][0]["metadata"]
+    assert (lag["natsServerMonitoringEndpoint"], lag["account"]) == ("nats.example:8222", "HIVEWIRE")
+
+
+@needs_helm
+def test_the_helm_chart_lets_through_only_the_flows_the_mesh_needs_when_asked() -> None:
+    docs = _helm(
+        "networkPolicy.enabled=true",
+        "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
+        "networkPolicy.natsClientsFrom[0].podSelector.matchLabels.app=my-agent",
+        "llm.baseUrl=https://llm.example/v1",
+        "seed.enabled=true",
+    )
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    pods = {
+        name: _pod_labels(docs, "Deployment", f"hivewire-{name}")
+        for name in ("gateway", "triage", "answer", "knowledge", "redis")
+    }
+    pods["nats"] = _pod_labels(docs, "StatefulSet", "hivewire-nats")
+    pods["seed"] = _pod_labels(docs, "Job", "hivewire-seed")
+    for name, (_, labels) in pods.items():
+        (policy,) = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], name  # denied unless listed
+    keda = {"kubernetes.io/metadata.name": "keda"}, {"app": "keda-operator"}
+    prometheus = {"kubernetes.io/metadata.name": "monitoring"}, {"app": "prometheus"}
+    dns = {"kubernetes.io/metadata.name": "kube-system"}, {"k8s-app": "kube-dns"}
+    ingress_controller = {"kubernetes.io/metadata.name": "ingress"}, {"app": "ingress-nginx"}
+    my_agent = NAMESPACE, {"app": "my-agent"}
+    stranger = NAMESPACE, {"app": "something-else"}
+    p = pods
+    allowed = [
+        (ingress_controller, p["gateway"], 8080),
+        *((p[c], p["nats"], 4222) for c in ("gateway", "triage", "answer", "knowledge", "seed")),
+        *((p[c], p["redis"], 6379) for c in ("gateway", "triage", "answer", "knowledge")),
+        *((p[c], dns, 53) for c in ("gateway", "triage", "answer", "knowledge", "seed")),
+        (keda, p["nats"], 8222),
+        (prometheus, p["triage"], 9464),
+        (prometheus, p["gateway"], 8080),
+        (p["triage"], None, 443),  # the model endpoint
+        (p["answer"], None, 443),
+        (my_agent, p["nats"], 4222),
+    ]
+    denied = [
+        (p["gateway"], None, 443),
+        (p["seed"], p["redis"], 6379),
+        (p["triage"], p["gateway"], 8080),
+        (p["triage"], p["answer"], 9464),
+        (prometheus, p["nats"], 8222),
+        (keda, p["triage"], 9464),
+        (stranger, p["nats"], 4222),
+        (stranger, p["redis"], 6379),
+        (stranger, p["triage"], 9464),
+        (p["nats"], None, 443),
+        (p["redis"], p["nats"], 4222),
+        (ingress_controller, p["nats"], 4222),
+    ]
+    assert [flow for flow in allowed if not _allows(policies, *flow)] == []
+    assert [flow for flow in denied if _allows(policies, *flow)] == []
+
+
+@needs_helm
+def test_network_policies_follow_external_services_and_stay_shut_without_a_model() -> None:
+    docs = _helm(
+        "networkPolicy.enabled=true",
+        "nats.enabled=false",
+        "externalNats.url=tls://nats.example:7422",
+        "redis.enabled=false",
+        "redis.url=rediss://redis.example:6380/0",
+        "knowledge.chromaUrl=http://chroma.example:8000",
+        "otel.OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector.observability:4318",
+        "networkPolicy.gatewayFrom[0].namespaceSelector.matchLabels.team=web",
+    )
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert {p["metadata"]["name"] for p in policies} == {
+        f"hivewire-{c}" for c in ("gateway", "triage", "answer", "knowledge")
+    }
+    pods = {c: _pod_labels(docs, "Deployment", f"hivewire-{c}") for c in ("gateway", "triage", "knowledge")}
+    for component, pod in pods.items():
+        for port in (7422, 6380, 4318):
+            assert _allows(policies, pod, None, port), (component, port)
+        assert not _allows(policies, pod, None, 443), component  # offline: no model endpoint to reach
+    assert _allows(policies, pods["knowledge"], None, 8000)
+    assert not _allows(policies, pods["triage"], None, 8000)
+    web = {"kubernetes.io/metadata.name": "web", "team": "web"}, {"app": "proxy"}
+    other = {"kubernetes.io/metadata.name": "other"}, {"app": "proxy"}
+    assert _allows(policies, web, pods["gateway"], 8080)
+    assert not _allows(policies, other, pods["gateway"], 8080)
+
+
+@needs_helm
 @pytest.mark.parametrize(
     ("settings", "refusal"),
     [
@@ -273,6 +663,28 @@ def test_the_helm_chart_autoscales_the_gateway_and_agents_on_cpu_when_asked() ->
         (
             ["triage.autoscaling.enabled=true", "triage.resources.requests.cpu="],
             "triage.autoscaling needs triage.resources.requests.cpu",
+        ),
+        (
+            ["answer.autoscaling.enabled=true", "answer.keda.enabled=true"],
+            "answer.autoscaling and answer.keda would both scale Deployment hivewire-answer",
+        ),
+        (
+            ["triage.keda.enabled=true", "triage.keda.minReplicas=0"],
+            "triage.keda.minReplicas must be at least 1",
+        ),
+        (["knowledge.keda.enabled=true"], "knowledge.keda needs knowledge.chromaUrl"),
+        (
+            ["triage.keda.enabled=true", "nats.enabled=false", "externalNats.url=nats://nats.example:4222"],
+            "triage.keda needs keda.natsMonitoringEndpoint",
+        ),
+        (["triage.keda.enabled=true", "triage.resources.requests.cpu="], "triage.keda.cpuUtilization needs"),
+        (["nats.auth.method=password"], "nats.auth.method password needs nats.auth.password"),
+        (["nats.auth.method=token", "nats.auth.token=12345"], "nats.auth.token must start with a letter"),
+        (["nats.auth.method=tls"], 'nats.auth.method must be "", "password" or "token"'),
+        (["nats.tls.enabled=true"], "nats.tls.enabled needs nats.tls.secretName"),
+        (
+            ["nats.tls.clientSecretName=client"],
+            "nats.tls.clientSecretName (mutual TLS) needs nats.tls.enabled",
         ),
     ],
 )
@@ -314,3 +726,177 @@ async def test_the_seed_job_ingests_a_folder_through_the_knowledge_agent(
     assert seed.returncode == 0
     assert out.decode().strip() == f"seed: tenant acme: 2 documents from {docs}, 2 new passages"
     assert found.passages[0].source == "hours.md"
+
+
+def _certificate(
+    subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name, signer = issuer or (name, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("hivewire-nats"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    return builder.sign(signer, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def tls_secrets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """What cert-manager would write: a server Secret (tls.crt, tls.key, ca.crt) and a client Secret."""
+    folders = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate("hivewire test CA", ca_key, None)
+    for secret in ("server", "client"):
+        folder = folders[secret] = tmp_path_factory.mktemp(secret)
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = _certificate(f"hivewire-{secret}", key, (ca.subject, ca_key))
+        (folder / "tls.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        (folder / "tls.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (folder / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return folders
+
+
+class ChartNats:
+    """nats-server run with the chart's own ``nats.conf``, on free local ports."""
+
+    def __init__(self, url: str, monitoring: str, process: subprocess.Popen[bytes]) -> None:
+        self.url, self.monitoring, self.process = url, monitoring, process
+
+
+@pytest.fixture(scope="module")
+def chart_nats(
+    tls_secrets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ChartNats, list[Doc]]]:
+    """The chart with NATS credentials, TLS with client certificates and KEDA, its server running here."""
+    if HELM is None:
+        pytest.skip("helm is not installed")
+    docs = _helm(
+        "nats.auth.method=password",
+        "nats.auth.password=hw5e7bcd-k8s",
+        "nats.tls.enabled=true",
+        "nats.tls.secretName=hivewire-nats-tls",
+        "nats.tls.clientSecretName=hivewire-nats-client",
+        "triage.keda.enabled=true",
+    )
+    folder = tmp_path_factory.mktemp("chart-nats")
+    config = _find(docs, "ConfigMap", "hivewire-nats-config")["data"]["nats.conf"]
+    config = "host: 127.0.0.1\n" + config.replace("port: 4222", "port: -1").replace(
+        "http_port: 8222", "http_port: -1"
+    ).replace("/data/jetstream", str(folder / "jetstream")).replace(
+        "/etc/nats/tls", str(tls_secrets["server"])
+    )
+    (folder / "nats.conf").write_text(config)
+    # The container's environment: its pod name and the Secret the StatefulSet loads.
+    (statefulset,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    (source,) = _container(statefulset)["envFrom"]
+    secret = _find(docs, "Secret", source["secretRef"]["name"])["stringData"]
+    process = subprocess.Popen(
+        [str(find_nats_server()), "-c", str(folder / "nats.conf"), "--ports_file_dir", str(folder)],
+        env={**os.environ, "SERVER_NAME": "hivewire-nats-0", **secret},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (ports := list(folder.glob("*.ports"))) or not ports[0].read_text().endswith("}"):
+            assert process.poll() is None, "nats-server refused the chart's configuration"
+            assert time.monotonic() < deadline, "nats-server did not start within 10 s"
+            time.sleep(0.02)
+        found = json.loads(ports[0].read_text())
+        yield ChartNats(found["nats"][0], found["monitoring"][0], process), docs
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _chart_settings(
+    docs: list[Doc], server: ChartNats, tls_secrets: dict[str, Path], **overrides: object
+) -> AgentSettings:
+    """An agent's settings as the chart gives them: its -env ConfigMap and the Secrets it loads, with
+    the mounted TLS files where this test keeps them."""
+    gateway = _container(_find(docs, "Deployment", "hivewire-gateway"))
+    env = dict(_environment(docs, gateway))
+    for source in gateway["envFrom"]:
+        if "secretRef" in source:
+            env.update(_find(docs, "Secret", source["secretRef"]["name"])["stringData"])
+    mounted = {
+        "ca.crt": tls_secrets["server"] / "ca.crt",
+        "client.crt": tls_secrets["client"] / "tls.crt",
+        "client.key": tls_secrets["client"] / "tls.key",
+    }
+    values: dict[str, object] = {
+        key.removeprefix("HIVEWIRE_").lower(): mounted.get(Path(value).name, value) if "TLS" in key else value
+        for key, value in {**env, **AGENT_ENV}.items()
+        if key.startswith("HIVEWIRE_")
+    }
+    # The chart's URL names the Service; here the server is on this machine.
+    assert values["nats_url"] == "tls://hivewire-nats:4222"
+    values.update(nats_url=server.url.replace("nats://", "tls://"), _env_file=None, **overrides)
+    return AgentSettings(**values)  # type: ignore[arg-type]
+
+
+@needs_helm
+async def test_the_charts_nats_takes_its_credentials_and_certificates_and_shows_keda_the_backlog(
+    chart_nats: tuple[ChartNats, list[Doc]], tls_secrets: dict[str, Path]
+) -> None:
+    server, docs = chart_nats
+    settings = _chart_settings(docs, server, tls_secrets)
+    bus = await Bus.connect(settings, name="chart-test")
+    try:
+        # A replica creates its durable consumer; then tasks queue up with no replica running.
+        async with AgentRuntime(jobs, bus, settings):
+            pass
+        mesh = await Mesh.open(bus, settings)
+        for n in range(3):
+            await mesh.tasks.submit("acme", "jobs", "work", Job(n=n))
+    finally:
+        await bus.close()
+    # What KEDA's nats-jetstream scaler asks the monitoring port, with the chart's trigger metadata.
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    lag = scaled["spec"]["triggers"][0]["metadata"]
+    url = f"{server.monitoring}/jsz?acc={lag['account']}&consumers=true&config=true"
+    async with httpx.AsyncClient(timeout=5) as http:
+        report = (await http.get(url)).raise_for_status().json()
+    (account,) = [a for a in report["account_details"] if a["name"] == lag["account"]]
+    (stream,) = [s for s in account["stream_detail"] if s["name"] == lag["stream"]]
+    (consumer,) = [c for c in stream["consumer_detail"] if c["name"] == subjects.task_consumer("jobs")]
+    assert consumer["num_pending"] + consumer["num_ack_pending"] == 3
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"nats_password": "wrong"}, AuthError),
+        ({"nats_tls_cert_file": None, "nats_tls_key_file": None}, ConnectError),
+    ],
+    ids=["wrong password", "no client certificate"],
+)
+async def test_the_charts_nats_refuses_clients_without_its_credentials_or_certificate(
+    chart_nats: tuple[ChartNats, list[Doc]],
+    tls_secrets: dict[str, Path],
+    overrides: dict[str, object],
+    error: type[Exception],
+) -> None:
+    server, docs = chart_nats
+    settings = _chart_settings(docs, server, tls_secrets, nats_initial_connect_timeout=1, **overrides)
+    with pytest.raises(error):
+        await Bus.connect(settings, name="chart-test")

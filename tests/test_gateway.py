@@ -226,7 +226,9 @@ async def test_a_streamed_turn_sends_tokens_then_the_final_status_and_a_reconnec
         replay = await client.get(
             f"/v1/conversations/{cid}/events", headers={"Last-Event-ID": events[1]["id"]}
         )
-    assert next(e["event"] for e in events) == "status"
+    # The question opens the turn's events (the conversation's log), then the turn starts working.
+    assert [e["event"] for e in events[:2]] == ["message", "status"]
+    assert events[0]["data"]["message"]["parts"][0]["text"] == "How do I enable 2FA?"
     tokens = [
         e["data"]["artifactUpdate"]["artifact"]["parts"][0]["text"]
         for e in events

@@ -218,6 +218,16 @@ async def test_event_ids_are_ascii_digits_within_uint64(edge: Edge, event_id: st
     _problem(by_header, 400, "bad-event-id")
 
 
+async def test_a_dead_letter_sequence_beyond_uint64_is_not_found(edge: Edge) -> None:
+    async with edge.client() as client:
+        beyond = await client.post(f"/v1/dead-letters/{2**64}/replay")
+        zero = await client.post("/v1/dead-letters/0/replay")
+        listed = await client.get("/v1/dead-letters", params={"after": str(2**64)})
+    _problem(beyond, 404, "dead-letter-not-found")
+    _problem(zero, 404, "dead-letter-not-found")
+    _problem(listed, 400, "bad-parameter")
+
+
 async def test_an_empty_after_is_refused_and_an_empty_last_event_id_is_none(edge: Edge) -> None:
     async with edge.client() as client:
         cid = (await client.post("/v1/conversations")).json()["id"]

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from agents import Mesh
 from bus import EmbeddedNats
-from knowledge.agent import IngestReply, IngestRequest, SearchReply, SearchRequest
+from knowledge.agent import (
+    BasesReply,
+    BasesRequest,
+    IngestReply,
+    IngestRequest,
+    SearchReply,
+    SearchRequest,
+)
 from tests.processes import agent_process
 
 ARTICLE = "# Password\n\n## Reset link expired\n\nReset links last 60 minutes. Ask for a new one.\n"
@@ -34,6 +41,8 @@ async def test_ingest_then_search_through_the_agent_process(
         rushed = await mesh.caller("acme").call(
             "knowledge", "search", SearchRequest(query="reset link"), SearchReply, timeout=0.04
         )
+        bases = await acme.call("knowledge", "bases", BasesRequest(), BasesReply)
+        none = await mesh.caller("globex").call("knowledge", "bases", BasesRequest(), BasesReply)
     assert (added.added, again.unchanged) == (1, 1)
     assert found.passages[0].heading == "Reset link expired"
     assert found.passages[0].score > 0.4
@@ -42,3 +51,6 @@ async def test_ingest_then_search_through_the_agent_process(
     # Too little time left to search: an empty answer that says so, not a timeout.
     assert rushed.timed_out
     assert rushed.passages == ()
+    # The tenant's knowledge bases, sized; another tenant has none.
+    assert [(b.name, b.documents, b.passages) for b in bases.bases] == [("default", 1, 1)]
+    assert none.bases == ()

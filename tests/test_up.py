@@ -91,6 +91,7 @@ async def test_up_reports_what_it_started_and_how_to_ask(running: RunningMesh) -
     assert "(configured)" in next(line for line in running.output if line.startswith("Redis"))
     assert "Knowledge 20 articles" in text
     assert 'hivewire ask "How do I reset my password?"' in text
+    assert f"Console   {running.url}/" in text
 
 
 async def test_the_readme_example_request_gets_a_streamed_cited_answer(running: RunningMesh) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -19,11 +20,20 @@ import msgspec
 from agents import Agent, ChatMessage, Context, Model
 from agents.desk.answer import AnswerRequest
 from agents.desk.labels import INTENTS, SENTIMENTS, describe
+from agents.handoff import HANDOFF_KEY, Handoff
 from agents.llm.messages import Passage
 from bus.a2a import Message, Part, Role, new_id
 from knowledge.messages import ClassifyReply, ClassifyRequest, SearchReply, SearchRequest
 
-__all__ = ["DESK_KEY", "DeskOutcome", "triage"]
+__all__ = [
+    "DESK_KEY",
+    "DeskOutcome",
+    "handoff_reason",
+    "read_intent",
+    "read_offline",
+    "read_sentiment",
+    "triage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +51,17 @@ ANSWER_TIMEOUT = 45.0
 # and 0.3 at worst; off-topic questions score 0.1-0.2.)
 RELEVANT = 0.25
 RESOLVES = 0.40
-# Offline, a sentiment other than neutral needs this lead (cosine) over the next one:
-# "negative" can hand a turn to a person, and should not rest on a hair's difference.
-CLEAR_LEAD = 0.03
+# Offline readings of the classifier's similarities (cosine), tuned on half of the labelled
+# questions in tests/data/desk_questions.json (bench/desk_classifier.py measures both halves).
+# A sentiment other than neutral needs examples at least SENTIMENT_FLOOR similar and a lead of
+# CLEAR_LEAD over the next: "negative" can hand a turn to a person, and should rest neither on a
+# hair's difference nor on a question that resembles no example at all ("What is the capital of
+# France?" is 0.09 negative, 0.05 neutral). An intent needs INTENT_FLOOR and INTENT_LEAD, or it
+# is "unknown".
+CLEAR_LEAD = 0.05
+SENTIMENT_FLOOR = 0.25
+INTENT_FLOOR = 0.10
+INTENT_LEAD = 0.02
 PASSAGES = 4
 
 
@@ -62,6 +80,8 @@ class DeskOutcome(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     reason: str = ""
     sources: tuple[str, ...] = ()
     searched: bool = True
+    # The source of each passage the answer was given, in order: a citation [n] is citations[n-1].
+    citations: tuple[str, ...] = ()
 
 
 triage = Agent(
@@ -79,10 +99,13 @@ async def chat(ctx: Context, question: str) -> Message:
     await ctx.emit_status("looking into it")
     intent, sentiment, found = await asyncio.gather(
         _within(
-            _classify(ctx, question, INTENTS, "intent", "unknown"), CLASSIFY_TIMEOUT, "unknown", "intent"
+            _classify(ctx, question, INTENTS, "intent", "unknown", read_intent),
+            CLASSIFY_TIMEOUT,
+            "unknown",
+            "intent",
         ),
         _within(
-            _classify(ctx, question, SENTIMENTS, "sentiment", "neutral", lead=CLEAR_LEAD),
+            _classify(ctx, question, SENTIMENTS, "sentiment", "neutral", read_sentiment),
             CLASSIFY_TIMEOUT,
             "neutral",
             "sentiment",
@@ -90,15 +113,12 @@ async def chat(ctx: Context, question: str) -> Message:
         _within(_search(ctx, question), SEARCH_TIMEOUT, None, "search"),
     )
     passages = tuple(p for p in (found.passages if found else ()) if p.score >= RELEVANT)
-    resolvable = any(p.score >= RESOLVES for p in passages)
-    handoff = sentiment == "negative" and (not resolvable or intent == "cancellation")
-    reason = ""
+    await ctx.emit_status(f"intent: {intent}, sentiment: {sentiment}")
+    reason = handoff_reason(intent, sentiment, resolvable=any(p.score >= RESOLVES for p in passages))
+    handoff = bool(reason)
     if handoff:
-        reason = (
-            "negative and the knowledge base has no answer" if not resolvable else "an unhappy cancellation"
-        )
         await ctx.emit_status("flagged for a human agent: " + reason)
-        await ctx.state.put("handoff", {"reason": reason, "question": question})
+        await ctx.state.put(HANDOFF_KEY, Handoff(reason=reason, question=question, at=time.time()))
     text = await ctx.call(
         "answer",
         "respond",
@@ -123,6 +143,7 @@ async def chat(ctx: Context, question: str) -> Message:
         reason=reason,
         sources=tuple(dict.fromkeys(p.source for p in passages)),
         searched=found is not None and not found.timed_out,
+        citations=tuple(p.source for p in passages),
     )
     return Message(
         message_id=new_id(),
@@ -133,19 +154,55 @@ async def chat(ctx: Context, question: str) -> Message:
     )
 
 
+def handoff_reason(intent: str, sentiment: str, *, resolvable: bool) -> str:
+    """Why a turn goes to a person (empty: it does not): a negative turn that the knowledge base
+    cannot answer, or an unhappy cancellation."""
+    if sentiment != "negative":
+        return ""
+    if not resolvable:
+        return "negative and the knowledge base has no answer"
+    return "an unhappy cancellation" if intent == "cancellation" else ""
+
+
+def read_offline(scores: dict[str, float], *, default: str, lead: float = 0.0, floor: float = 0.0) -> str:
+    """The label an offline classification (each label's similarity to the question) is read as.
+
+    The best label, unless it is ``default`` already, scores under ``floor`` (nothing is close),
+    or is not ``lead`` more similar than the runner-up (too close to call by similarity alone):
+    then ``default``.
+    """
+    best = max(scores, key=lambda label: scores[label])
+    runner_up = max((score for label, score in scores.items() if label != best), default=0.0)
+    if best != default and (scores[best] < floor or scores[best] - runner_up < lead):
+        return default
+    return best
+
+
+def read_intent(scores: dict[str, float]) -> str:
+    """The intent the desk reads in an offline classification (``unknown`` when nothing is close)."""
+    return read_offline(scores, default="unknown", lead=INTENT_LEAD, floor=INTENT_FLOOR)
+
+
+def read_sentiment(scores: dict[str, float]) -> str:
+    """The sentiment the desk reads in an offline classification (``neutral`` unless clearly not)."""
+    return read_offline(scores, default="neutral", lead=CLEAR_LEAD, floor=SENTIMENT_FLOOR)
+
+
 async def _classify(
-    ctx: Context, question: str, labels: dict[str, list[str]], what: str, default: str, *, lead: float = 0.0
+    ctx: Context,
+    question: str,
+    labels: dict[str, list[str]],
+    what: str,
+    default: str,
+    read: Callable[[dict[str, float]], str],
 ) -> str:
-    """The label for ``question``; ``default`` when the model answers with something else, or
-    (offline) when the best label is not ``lead`` more similar than the next."""
+    """The label for ``question``: the model's (``default`` when it answers something else), or
+    offline the one ``read`` finds in the similarities."""
     if ctx.llm.offline:
         reply = await ctx.call(
             "knowledge", "classify", ClassifyRequest(text=question, labels=labels), ClassifyReply
         )
-        runner_up = max((score for label, score in reply.scores.items() if label != reply.label), default=0.0)
-        if reply.label != default and reply.score - runner_up < lead:
-            return default  # too close to call by similarity alone
-        return reply.label
+        return read(reply.scores)
     prompt = (
         f"Classify the {what} of the customer's message as exactly one of these labels:\n{describe(labels)}\n"
         'Reply with JSON: {"label": "<label>"}.'

@@ -93,13 +93,94 @@ with envFrom.
 {{- end }}
 
 {{/*
-The NATS URL(s) Hivewire processes connect to: the in-chart Service, or externalNats.url.
+The NATS URL(s) Hivewire processes connect to: the in-chart Service (tls:// with nats.tls), or
+externalNats.url.
 */}}
 {{- define "hivewire.natsUrl" -}}
 {{- if .Values.nats.enabled }}
-{{- printf "nats://%s:4222" (include "hivewire.nats.fullname" .) }}
+{{- printf "%s://%s:4222" (ternary "tls" "nats" (include "hivewire.natsTls" . | eq "true")) (include "hivewire.nats.fullname" .) }}
 {{- else }}
 {{- required "externalNats.url is required when nats.enabled is false (e.g. --set externalNats.url=nats://my-nats:4222)" .Values.externalNats.url }}
+{{- end }}
+{{- end }}
+
+{{/*
+NATS credentials: the Secret every process (and the in-chart server) loads them from, or nothing.
+Fails on settings that cannot work.
+*/}}
+{{- define "hivewire.natsAuthSecretName" -}}
+{{- $auth := .Values.nats.auth }}
+{{- if not (has $auth.method (list "" "password" "token")) }}
+{{- fail (printf "nats.auth.method must be \"\", \"password\" or \"token\", not %q" $auth.method) }}
+{{- end }}
+{{- if $auth.method }}
+{{- if $auth.existingSecret }}
+{{- $auth.existingSecret }}
+{{- else }}
+{{- $secret := ternary $auth.password $auth.token (eq $auth.method "password") }}
+{{- $key := ternary "password" "token" (eq $auth.method "password") }}
+{{- if not $secret }}
+{{- fail (printf "nats.auth.method %s needs nats.auth.%s (or nats.auth.existingSecret)" $auth.method $key) }}
+{{- end }}
+{{- range $name, $value := (ternary (dict "user" $auth.user "password" $auth.password) (dict "token" $auth.token) (eq $auth.method "password")) }}
+{{- if not (regexMatch "^[A-Za-z][A-Za-z0-9._-]*$" (toString $value)) }}
+{{- fail (printf "nats.auth.%s must start with a letter and hold only letters, digits, \".\", \"_\" and \"-\": nats-server reads it through its configuration parser" $name) }}
+{{- end }}
+{{- end }}
+{{- printf "%s-nats-auth" (include "hivewire.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when NATS connections use TLS. Fails on settings that cannot work.
+*/}}
+{{- define "hivewire.natsTls" -}}
+{{- $tls := .Values.nats.tls }}
+{{- if and $tls.enabled (not $tls.secretName) }}
+{{- fail "nats.tls.enabled needs nats.tls.secretName: a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt (e.g. from a cert-manager Certificate)" }}
+{{- end }}
+{{- if and $tls.clientSecretName (not $tls.enabled) }}
+{{- fail "nats.tls.clientSecretName (mutual TLS) needs nats.tls.enabled" }}
+{{- end }}
+{{- $tls.enabled | toString }}
+{{- end }}
+
+{{/*
+Where the Hivewire pods find the NATS TLS files: the CA (ca.crt of nats.tls.secretName, never its
+key) and, for mutual TLS, the client certificate.
+*/}}
+{{- define "hivewire.natsTlsDir" -}}
+/etc/hivewire/nats-tls
+{{- end }}
+
+{{- define "hivewire.natsTlsVolumes" -}}
+{{- if eq (include "hivewire.natsTls" .) "true" }}
+- name: nats-tls
+  projected:
+    sources:
+      - secret:
+          name: {{ .Values.nats.tls.secretName }}
+          items:
+            - key: ca.crt
+              path: ca.crt
+      {{- with .Values.nats.tls.clientSecretName }}
+      - secret:
+          name: {{ . }}
+          items:
+            - key: tls.crt
+              path: client.crt
+            - key: tls.key
+              path: client.key
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hivewire.natsTlsMounts" -}}
+{{- if eq (include "hivewire.natsTls" .) "true" }}
+- name: nats-tls
+  mountPath: {{ include "hivewire.natsTlsDir" . }}
+  readOnly: true
 {{- end }}
 {{- end }}
 
@@ -191,6 +272,10 @@ envFrom:
   - secretRef:
       name: {{ . }}
   {{- end }}
+  {{- with (include "hivewire.natsAuthSecretName" .) }}
+  - secretRef:
+      name: {{ . }}
+  {{- end }}
 securityContext:
   allowPrivilegeEscalation: false
   readOnlyRootFilesystem: true
@@ -199,14 +284,15 @@ securityContext:
 {{- end }}
 
 {{/*
-Writable scratch space under the read-only root filesystem: /tmp and the image's home (the
-working directory).
+Writable scratch space under the read-only root filesystem (/tmp and the image's home, the
+working directory), and the NATS TLS files when there are any.
 */}}
 {{- define "hivewire.scratchMounts" -}}
 - name: tmp
   mountPath: /tmp
 - name: home
   mountPath: /home/hivewire
+{{- include "hivewire.natsTlsMounts" . }}
 {{- end }}
 
 {{- define "hivewire.scratchVolumes" -}}
@@ -214,6 +300,7 @@ working directory).
   emptyDir: {}
 - name: home
   emptyDir: {}
+{{- include "hivewire.natsTlsVolumes" . }}
 {{- end }}
 
 {{/*
@@ -223,6 +310,7 @@ Called with (dict "root" $ "port" <metrics port or nil> "extra" <podAnnotations>
 {{- define "hivewire.podAnnotations" -}}
 checksum/env: {{ include (print .root.Template.BasePath "/env-configmap.yaml") .root | sha256sum }}
 checksum/llm: {{ include (print .root.Template.BasePath "/llm-secret.yaml") .root | sha256sum }}
+checksum/nats-auth: {{ include (print .root.Template.BasePath "/nats-auth-secret.yaml") .root | sha256sum }}
 {{- if and .port .root.Values.prometheusAnnotations }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .port | quote }}
@@ -279,7 +367,7 @@ replica count to it); and a PodDisruptionBudget while at least two replicas run.
 Called with (dict "root" $ "component" NAME "values" ITS_VALUES).
 */}}
 {{- define "hivewire.replicas" -}}
-{{- if not .values.autoscaling.enabled }}
+{{- if not (or (dig "autoscaling" "enabled" false .values) (dig "keda" "enabled" false .values)) }}
 replicas: {{ .values.replicas }}
 {{- end }}
 {{- end }}
@@ -289,6 +377,13 @@ replicas: {{ .values.replicas }}
 {{- $name := include "hivewire.component.fullname" $component }}
 {{- $scale := .values.autoscaling }}
 {{- $fewest := .values.replicas }}
+{{- if and $scale.enabled (dig "keda" "enabled" false .values) }}
+{{- fail (printf "%s.autoscaling and %s.keda would both scale Deployment %s (KEDA makes a HorizontalPodAutoscaler of its own): enable one; %s.keda.cpuUtilization adds CPU to the ScaledObject" .component .component $name .component) }}
+{{- end }}
+{{- if dig "keda" "enabled" false .values }}
+{{- $fewest = .values.keda.minReplicas }}
+{{- include "hivewire.scaledObject" . }}
+{{- end }}
 {{- if $scale.enabled }}
 {{- $fewest = $scale.minReplicas }}
 {{- if gt (int $scale.minReplicas) (int $scale.maxReplicas) }}
@@ -333,4 +428,184 @@ spec:
     matchLabels:
       {{- include "hivewire.component.selectorLabels" $component | nindent 6 }}
 {{- end }}
+{{- end }}
+
+
+{{/*
+An agent's KEDA ScaledObject: replicas from the lag of its durable-task consumer on HW_TASKS
+(pending + unacknowledged tasks, read from NATS's monitoring port), and CPU as a second trigger
+when keda.cpuUtilization is set. Called with (dict "root" $ "component" AGENT "values" ITS_VALUES);
+the agent's name is the component's.
+*/}}
+{{- define "hivewire.scaledObject" -}}
+{{- $component := dict "root" .root "component" .component }}
+{{- $name := include "hivewire.component.fullname" $component }}
+{{- $keda := .values.keda }}
+{{- if lt (int $keda.minReplicas) 1 }}
+{{- fail (printf "%s.keda.minReplicas must be at least 1: conversations reach an agent by request/reply, which the task backlog does not count" .component) }}
+{{- end }}
+{{- if gt (int $keda.minReplicas) (int $keda.maxReplicas) }}
+{{- fail (printf "%s.keda: minReplicas (%v) is above maxReplicas (%v)" .component $keda.minReplicas $keda.maxReplicas) }}
+{{- end }}
+{{- if lt (int $keda.lagThreshold) 1 }}
+{{- fail (printf "%s.keda.lagThreshold must be at least 1" .component) }}
+{{- end }}
+{{- if and $keda.cpuUtilization (not (dig "requests" "cpu" "" (.values.resources | default dict))) }}
+{{- fail (printf "%s.keda.cpuUtilization needs %s.resources.requests.cpu: the CPU target is a share of it" .component .component) }}
+{{- end }}
+{{- $endpoint := .root.Values.keda.natsMonitoringEndpoint }}
+{{- if not $endpoint }}
+{{- if not .root.Values.nats.enabled }}
+{{- fail (printf "%s.keda needs keda.natsMonitoringEndpoint (host:port of your NATS server's monitoring port) when nats.enabled is false" .component) }}
+{{- end }}
+{{- $endpoint = printf "%s.%s.svc:8222" (include "hivewire.nats.fullname" .root) .root.Release.Namespace }}
+{{- end }}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "hivewire.component.labels" $component | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ $name }}
+  minReplicaCount: {{ $keda.minReplicas }}
+  maxReplicaCount: {{ $keda.maxReplicas }}
+  pollingInterval: {{ $keda.pollingInterval }}
+  cooldownPeriod: {{ $keda.cooldownPeriod }}
+  triggers:
+    # The agent's durable consumer (bus/subjects.py task_consumer), shared by its replicas.
+    - type: nats-jetstream
+      metadata:
+        natsServerMonitoringEndpoint: {{ $endpoint | quote }}
+        account: {{ .root.Values.keda.account | quote }}
+        stream: HW_TASKS
+        consumer: {{ printf "hw-tasks-%s" .component | quote }}
+        lagThreshold: {{ $keda.lagThreshold | toString | quote }}
+    {{- if $keda.cpuUtilization }}
+    - type: cpu
+      metricType: Utilization
+      metadata:
+        value: {{ $keda.cpuUtilization | toString | quote }}
+    {{- end }}
+{{- end }}
+
+{{/*
+The TCP port of a URL: its own, else the scheme's (http 80, https 443), else the default given.
+Called with (list URL DEFAULT).
+*/}}
+{{- define "hivewire.urlPort" -}}
+{{- $url := urlParse (index . 0) }}
+{{- $host := $url.host | default "" }}
+{{- if regexMatch ":[0-9]+$" $host }}
+{{- regexFind "[0-9]+$" $host }}
+{{- else if eq $url.scheme "https" }}443
+{{- else if eq $url.scheme "http" }}80
+{{- else }}{{ index . 1 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The egress every Hivewire pod needs: DNS, NATS, Redis (unless "redis" is false), the OTLP
+collector, and networkPolicy.extraEgress. Called with (dict "root" $ "redis" BOOL).
+*/}}
+{{- define "hivewire.networkPolicy.egress" -}}
+{{- $root := .root }}
+{{- $values := $root.Values }}
+# DNS, wherever the cluster serves it.
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- if $values.nats.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "hivewire.nats.selectorLabels" $root | nindent 10 }}
+  ports:
+    - port: 4222
+      protocol: TCP
+{{- else }}
+# Your NATS server(s): externalNats.url's ports.
+- ports:
+    {{- range $url := splitList "," (include "hivewire.natsUrl" $root) }}
+    {{- if trim $url }}
+    - port: {{ include "hivewire.urlPort" (list (trim $url) 4222) }}
+      protocol: TCP
+    {{- end }}
+    {{- end }}
+{{- end }}
+{{- if .redis }}
+{{- if $values.redis.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "hivewire.component.selectorLabels" (dict "root" $root "component" "redis") | nindent 10 }}
+  ports:
+    - port: 6379
+      protocol: TCP
+{{- else if $values.redis.url }}
+# Your Redis: redis.url's port.
+- ports:
+    - port: {{ include "hivewire.urlPort" (list $values.redis.url 6379) }}
+      protocol: TCP
+{{- end }}
+{{- end }}
+{{- $otlp := list }}
+{{- range $name := list "OTEL_EXPORTER_OTLP_ENDPOINT" "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" }}
+{{- with index $values.otel $name }}
+{{- $otlp = append $otlp (include "hivewire.urlPort" (list . 4318)) }}
+{{- end }}
+{{- end }}
+{{- with uniq $otlp }}
+# The OpenTelemetry collector (otel.OTEL_EXPORTER_OTLP_*ENDPOINT).
+- ports:
+    {{- range . }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+{{- with $values.networkPolicy.extraEgress }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+A component's NetworkPolicy: it selects the component's pods and denies whatever its rules do not
+allow. Called with (dict "root" $ "component" NAME "ingress" YAML_RULES "egress" YAML_RULES).
+*/}}
+{{- define "hivewire.networkPolicy" -}}
+{{- $component := dict "root" .root "component" .component }}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "hivewire.component.fullname" $component }}
+  labels:
+    {{- include "hivewire.component.labels" $component | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- if eq .component "nats" }}
+      {{- include "hivewire.nats.selectorLabels" .root | nindent 6 }}
+      {{- else }}
+      {{- include "hivewire.component.selectorLabels" $component | nindent 6 }}
+      {{- end }}
+  policyTypes: ["Ingress", "Egress"]
+  {{- with trim .ingress }}
+  ingress:
+    {{- . | nindent 4 }}
+  {{- else }}
+  ingress: []
+  {{- end }}
+  {{- with trim .egress }}
+  egress:
+    {{- . | nindent 4 }}
+  {{- else }}
+  egress: []
+  {{- end }}
 {{- end }}
