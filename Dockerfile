@@ -27,10 +27,11 @@ WORKDIR /src
 
 # The dependencies first, in their own layer: it is rebuilt only when the lock file changes.
 COPY requirements.lock ./
-# The lock also pins the development tools (`--extra dev`); a running mesh needs none of them.
+# The lock also pins the development tools (`--extra dev`); a running mesh needs none of them
+# (nor llama.cpp: in a cluster the agents call a model endpoint, `hivewire up --model` is for one machine).
 RUN python -m uv pip install --python /opt/hivewire/bin/python --require-hashes -r requirements.lock \
     && python -m uv pip uninstall --python /opt/hivewire/bin/python \
-        a2a-sdk hypothesis mypy pytest pytest-asyncio pytest-timeout ruff
+        a2a-sdk hypothesis mypy pytest pytest-asyncio pytest-timeout ruff xllamacpp
 
 # Hivewire itself, as a regular (not editable) wheel: its dependencies are all installed above.
 COPY pyproject.toml README.md ./

@@ -115,7 +115,9 @@ class Caller:
         subject = subjects.agent_request(self.tenant, agent, skill)
         envelope = self._envelope(f"{agent}.{skill}")
         message = to_message(input, role=Role.USER, context_id=self.context_id)
-        reply = await self.bus.request(subject, message, Message, envelope=envelope, timeout=timeout)
+        reply = await self.bus.request(
+            subject, message, Message, envelope=envelope, timeout=self._wait(timeout)
+        )
         return read_reply(reply, reply_type)
 
     def stream(
@@ -129,7 +131,9 @@ class Caller:
         subject = subjects.agent_request(self.tenant, agent, skill)
         envelope = self._envelope(f"{agent}.{skill}")
         message = to_message(input, role=Role.USER, context_id=self.context_id)
-        return self.bus.stream(subject, message, StreamResponse, envelope=envelope, timeout=timeout)
+        return self.bus.stream(
+            subject, message, StreamResponse, envelope=envelope, timeout=self._wait(timeout)
+        )
 
     async def gather(self, *calls: Call[Any], timeout: float | None = None) -> list[Outcome[Any]]:
         """Make ``calls`` in parallel under one deadline; never waits past it.
@@ -196,6 +200,11 @@ class Caller:
         wait = self.bus.settings.nats_request_timeout if timeout is None else timeout
         remaining = self.remaining()
         return wait if remaining is None else max(0.0, min(wait, remaining))
+
+    def _wait(self, timeout: float | None) -> float | None:
+        """How long one call waits: its own timeout, else until the caller's deadline (else the bus's
+        default). Without this, a caller given 60 s would still give up after the default 10."""
+        return timeout if timeout is not None else self.remaining()
 
     def _envelope(self, target: str) -> Envelope:
         if self.hops > self.max_hops:

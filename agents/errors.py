@@ -11,10 +11,12 @@ __all__ = [
     "HopLimitExceeded",
     "InvalidInput",
     "LLMError",
+    "LocalModelError",
     "ModelUnavailable",
     "StateConflict",
     "StructuredOutputError",
     "TaskNotFound",
+    "ToolError",
 ]
 
 
@@ -85,6 +87,19 @@ class TaskNotFound(AgentError):
         super().__init__(f"no task {task_id!r} for tenant {tenant!r}")
 
 
+class ToolError(AgentError):
+    """A tool could not do what it was asked (an unknown table, a bad expression...).
+
+    Raised in a tool, it becomes the tool's result for the model ("error: ..."),
+    so the model can correct its call; it is never cached.
+    """
+
+    def __init__(self, tool: str, reason: str) -> None:
+        self.tool = tool
+        self.reason = reason
+        super().__init__(f"tool {tool!r}: {reason}")
+
+
 class LLMError(AgentError):
     """A model call failed in a way another attempt would not fix (or offline mode cannot do it)."""
 
@@ -116,3 +131,12 @@ class StructuredOutputError(LLMError):
         self.expected = expected
         self.text = text
         LLMError.__init__(self, model, f"answer is not a valid {expected}: {reason}")
+
+
+class LocalModelError(AgentError):
+    """A local model cannot be run: no such file, not a GGUF file, or llama.cpp is not installed."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(f"local model {model!r}: {reason}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from agents.llm.messages import ChatMessage
+from agents.llm.messages import ChatMessage, estimate_tokens
 from agents.redisstore import RedisStore
 from bus import subjects
 
@@ -24,14 +24,6 @@ if TYPE_CHECKING:
     from agents.settings import AgentSettings
 
 __all__ = ["ConversationHistory", "estimate_tokens", "trim"]
-
-# Tokens per message beyond its text (role and separators), as chat formats count them.
-_MESSAGE_OVERHEAD = 4
-
-
-def estimate_tokens(message: ChatMessage) -> int:
-    """A tokenizer-free estimate: about four characters per token for English text."""
-    return _MESSAGE_OVERHEAD + (len(message.content) + 3) // 4
 
 
 def trim(turns: list[ChatMessage], *, max_turns: int, token_budget: int) -> list[ChatMessage]:

@@ -1,4 +1,4 @@
-"""The clients a process shares across requests: Redis, the response cache, the model client, history."""
+"""The clients a process shares across requests: Redis, the caches, the model client, history."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from agents.llm.models import ModelOverride
 from agents.llm.pricing import Price, PriceTable
 from agents.redisstore import RedisStore
 from agents.settings import AgentSettings
+from agents.tools.cache import ToolCache
 
 __all__ = ["Resources"]
 
@@ -26,6 +27,7 @@ class Resources:
     cache: ResponseCache
     llm: LLMClient
     history: ConversationHistory
+    tool_cache: ToolCache
     model_overrides: dict[str, ModelOverride]
     default_model: str | None
 
@@ -53,15 +55,23 @@ class Resources:
             retry_delay=settings.llm_retry_delay,
             prices=PriceTable(msgspec.convert(settings.llm_prices, dict[str, Price])),
             cache=cache,
+            tool_calls=settings.llm_tool_calls,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
         )
         history = ConversationHistory.from_settings(redis, settings)
+        tool_cache = ToolCache(
+            redis,
+            ttl=settings.tool_cache_ttl,
+            max_entries=settings.tool_cache_max_entries,
+            meter_provider=meter_provider,
+        )
         return cls(
             redis=redis,
             cache=cache,
             llm=llm,
             history=history,
+            tool_cache=tool_cache,
             model_overrides=msgspec.convert(settings.llm_models, dict[str, ModelOverride]),
             default_model=settings.llm_model,
         )

@@ -275,6 +275,7 @@ class AgentRuntime:
             llm=self.resources.llm,
             models=self._models,
             history=self.resources.history,
+            tool_cache=self.resources.tool_cache,
             resource=self._resource,
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -53,6 +53,11 @@ class AgentSettings(NatsSettings):
         default_factory=dict,
         description='Overrides of declared models, by "agent.use": {"name": ..., "temperature": ...}.',
     )
+    llm_tool_calls: Literal["native", "json"] = Field(
+        default="native",
+        description="How tools are offered to models: native tool calls, or (for models without them) "
+        "a schema-constrained JSON choice.",
+    )
     llm_prices: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description='Price per million tokens by model: {"gpt-4o": {"input": 2.5, "output": 10}}.',
@@ -65,6 +70,12 @@ class AgentSettings(NatsSettings):
 
     cache_ttl: float = Field(default=3600.0, gt=0, description="Seconds a cached model answer lives.")
     cache_max_entries: int = Field(default=2048, ge=1, description="Answers the in-process cache holds.")
+    tool_cache_ttl: float = Field(
+        default=86400.0, gt=0, description="Seconds a cached tool result lives (keyed by its data's hash)."
+    )
+    tool_cache_max_entries: int = Field(
+        default=1024, ge=1, description="Tool results the in-process cache holds."
+    )
     history_ttl: float = Field(
         default=7 * 86400.0, gt=0, description="Seconds a conversation's history lives."
     )

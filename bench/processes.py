@@ -58,18 +58,23 @@ async def _start(url: str, target: str, env: dict[str, str]) -> asyncio.subproce
 
 
 @asynccontextmanager
-async def agent_processes(url: str, targets: Sequence[str], **env: str) -> AsyncIterator[list[int]]:
+async def agent_processes(
+    url: str, targets: Sequence[str], *, start_timeout: float = 60.0, **env: str
+) -> AsyncIterator[list[int]]:
     """Run ``hivewire agent run TARGET`` for each target (in parallel) until the block ends.
 
-    Yields the processes' ids once every one of them has joined the mesh.
+    Yields the processes' ids once every one of them has joined the mesh (within ``start_timeout``
+    seconds, all of them together).
     """
     processes: list[asyncio.subprocess.Process] = []
     try:
         for target in targets:
             processes.append(await _start(url, target, env))
+        deadline = asyncio.get_running_loop().time() + start_timeout
         for target, process in zip(targets, processes, strict=True):
             assert process.stdout is not None
-            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            left = max(1.0, deadline - asyncio.get_running_loop().time())
+            line = (await asyncio.wait_for(process.stdout.readline(), left)).decode()
             if not line.startswith("agent "):
                 raise SystemExit(f"agent {target} did not start: {line!r}")
         yield [process.pid for process in processes]

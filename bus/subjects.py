@@ -75,6 +75,7 @@ __all__ = [
     "tenant_scope",
     "token",
     "token_budget_key",
+    "tool_cache_key",
     "usage_hour_key",
     "usage_key",
 ]
@@ -308,6 +309,11 @@ def llm_cache_key(tenant: str, namespace: str, digest: str) -> str:
     """A cached model response; ``namespace`` is a conversation id or ``*`` (tenant-wide)."""
     scope = "*" if namespace == "*" else token("cache namespace", namespace)
     return f"{REDIS_ROOT}:llm:{token('tenant', tenant)}:{scope}:{token('digest', digest)}"
+
+
+def tool_cache_key(tenant: str, tool: str, digest: str) -> str:
+    """A cached tool result (the digest covers the tool's input and the data it read)."""
+    return f"{REDIS_ROOT}:tool:{token('tenant', tenant)}:{token('tool', tool)}:{token('digest', digest)}"
 
 
 def history_key(tenant: str, context_id: str) -> str:

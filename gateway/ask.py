@@ -2,7 +2,8 @@
 
 It talks to the gateway ``hivewire up`` started (``.hivewire/up.json``), or to
 ``HIVEWIRE_GATEWAY_URL`` with ``HIVEWIRE_API_KEY``. Tokens print as they
-arrive; the sources and a hand-off flag follow the answer.
+arrive; the agent's progress notes (and alerts) go to standard error; the
+sources and a hand-off flag follow the answer.
 """
 
 from __future__ import annotations
@@ -53,8 +54,14 @@ def run(args: argparse.Namespace) -> int:
                     if "text" in part:
                         print(part["text"], end="", flush=True)
                         streamed += part["text"]
-            elif event == "status" and data["statusUpdate"]["status"]["state"] in _TERMINAL:
-                final = data["statusUpdate"]["status"]
+            elif event == "status":
+                update = data["statusUpdate"]
+                if client.task_id is not None and update.get("taskId") != client.task_id:
+                    continue  # another task of the conversation (a durable sub-task, say)
+                if update["status"]["state"] in _TERMINAL:
+                    final = update["status"]
+                elif note := _text(update["status"].get("message")):
+                    print(f"[{note}]", file=sys.stderr, flush=True)
     except AskError as exc:
         print(f"hivewire ask: {exc}", file=sys.stderr)
         return 1
@@ -62,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 _TERMINAL = {"TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED", "TASK_STATE_REJECTED"}
+
+
+def _text(message: dict[str, Any] | None) -> str:
+    return "".join(part.get("text", "") for part in (message or {}).get("parts", []))
 
 
 def _finish(final: dict[str, Any] | None, streamed: str, conversation: str) -> int:
@@ -76,7 +87,7 @@ def _finish(final: dict[str, Any] | None, streamed: str, conversation: str) -> i
             file=sys.stderr,
         )
         return 1
-    text = "".join(part.get("text", "") for part in message.get("parts", []))
+    text = _text(message)
     # What the reply adds after the streamed tokens (or all of it, if nothing streamed).
     print(text[len(streamed) :] if text.startswith(streamed) else ("" if streamed else text), end="")
     desk = (message.get("metadata") or {}).get("hivewire.desk")
@@ -101,6 +112,7 @@ class _Client:
         self._host = parsed.hostname
         self._port = parsed.port
         self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.task_id: str | None = None  # the turn's, once the gateway has said it
 
     def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -136,6 +148,7 @@ class _Client:
 
     def events(self, path: str, body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         connection, response = self._send("POST", path, body, "text/event-stream")
+        self.task_id = response.getheader("Hivewire-Task-Id")
         try:
             event, data = "message", ""
             for raw in response:

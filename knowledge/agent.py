@@ -1,4 +1,4 @@
-"""The knowledge agent: search and ingest skills over the store, as its own mesh process.
+"""The knowledge agent: search, ingest and stats skills over the store, as its own mesh process.
 
 Run it with ``hivewire agent run knowledge.agent:knowledge``. A search never
 outlives its caller: it stops a little before the request's deadline and
@@ -28,6 +28,8 @@ from knowledge.messages import (
     Passage,
     SearchReply,
     SearchRequest,
+    StatsReply,
+    StatsRequest,
 )
 from knowledge.settings import KnowledgeSettings
 from knowledge.store import KnowledgeStore
@@ -42,6 +44,8 @@ __all__ = [
     "Passage",
     "SearchReply",
     "SearchRequest",
+    "StatsReply",
+    "StatsRequest",
     "knowledge",
 ]
 
@@ -119,6 +123,14 @@ async def ingest(ctx: Context, request: IngestRequest) -> IngestReply:
         ctx.tenant, request.kb or resources.default_kb, request.source, chunks
     )
     return IngestReply(added=result.added, removed=result.removed, unchanged=result.unchanged)
+
+
+@knowledge.skill(tags=("stats",))
+async def stats(ctx: Context, request: StatsRequest) -> StatsReply:
+    """Count the passages and documents of a knowledge base, with a fingerprint of its content."""
+    resources = ctx.resource(_Resources)
+    found = await resources.store.stats(ctx.tenant, request.kb or resources.default_kb)
+    return StatsReply(passages=found.passages, sources=found.sources, fingerprint=found.fingerprint)
 
 
 @knowledge.skill(tags=("admin",))

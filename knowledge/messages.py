@@ -21,6 +21,8 @@ __all__ = [
     "Passage",
     "SearchReply",
     "SearchRequest",
+    "StatsReply",
+    "StatsRequest",
 ]
 
 
@@ -66,6 +68,24 @@ class IngestReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     added: int
     removed: int
     unchanged: int
+
+
+class StatsRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """Which knowledge base to describe (the agent's default when ``None``)."""
+
+    kb: str | None = None
+
+
+class StatsReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A knowledge base's size and content fingerprint (it changes with any passage).
+
+    A tool that searches the base can key cached results by the fingerprint:
+    a document ingested, changed or deleted makes every earlier result stale.
+    """
+
+    passages: int
+    sources: int
+    fingerprint: str
 
 
 class ClassifyRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -75,10 +75,16 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """A knowledge base's size."""
+    """A knowledge base's size, and a fingerprint of its content.
+
+    ``fingerprint`` hashes the passage ids, which are hashes of the passages'
+    content: it changes whenever a passage is added, changed or removed, and
+    every process computes the same one for the same content.
+    """
 
     passages: int
     sources: int
+    fingerprint: str
 
 
 class KnowledgeStore:
@@ -266,7 +272,7 @@ class KnowledgeStore:
             self._changed(tenant, kb)
 
     async def stats(self, tenant: str, kb: str) -> Stats:
-        """How many passages and documents the knowledge base holds."""
+        """How many passages and documents the knowledge base holds, and its content's fingerprint."""
         return await asyncio.to_thread(self._stats, tenant, kb)
 
     async def bases(self, tenant: str) -> dict[str, Stats]:
@@ -403,8 +409,14 @@ class KnowledgeStore:
 
     def _stats(self, tenant: str, kb: str) -> Stats:
         collection = self._collection(tenant, kb)
-        metadatas = collection.get(include=["metadatas"])["metadatas"] or []
-        return Stats(passages=len(metadatas), sources=len({str(m.get("source")) for m in metadatas}))
+        found = collection.get(include=["metadatas"])
+        metadatas = found["metadatas"] or []
+        fingerprint = hashlib.sha256("\n".join(sorted(found["ids"])).encode()).hexdigest()[:32]
+        return Stats(
+            passages=len(metadatas),
+            sources=len({str(m.get("source")) for m in metadatas}),
+            fingerprint=fingerprint,
+        )
 
     def _close(self) -> None:
         # HttpClient keeps an httpx session per client and per internal admin client, and

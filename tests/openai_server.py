@@ -15,12 +15,13 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-__all__ = ["OpenAIServer"]
+__all__ = ["Answer", "OpenAIServer", "Responder"]
 
 _MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 
@@ -45,6 +46,22 @@ _WORD = re.compile(r"\w+")
 _EMBEDDING_DIMENSIONS = 1536
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a scripted model answers (see :meth:`OpenAIServer.respond_with`): text, or tool calls.
+
+    ``tool_calls`` are ``(name, arguments as JSON text)`` pairs, answered together as the real API
+    answers a model's parallel tool calls.
+    """
+
+    text: str = ""
+    tool_calls: tuple[tuple[str, str], ...] = ()
+
+
+# Decides the answer to one request body; ``None`` leaves it to the server's other rules.
+Responder = Callable[[dict[str, Any]], Answer | None]
+
+
 @dataclass
 class _Failure:
     status: int
@@ -66,21 +83,34 @@ class OpenAIServer:
     with a call (streamed in pieces as the real API does). As the real API, it
     refuses (400) tool parameters or a ``json_schema`` whose root is not an
     object, and a ``tool`` message that answers no earlier tool call.
+    :meth:`refuse_json_schema` makes it refuse ``json_schema`` response formats
+    for a model, as endpoints without structured output do.
 
     With ``embeddings=True`` it also serves ``/v1/embeddings``: deterministic
     vectors hashed from the words of each input (texts sharing words are
     close, so search over them behaves like search), as floats or base64 as
     asked. Embedding requests are recorded apart, in :attr:`embedding_requests`.
 
+    A scripted model (:meth:`respond_with`) decides answers by the request's content,
+    for tests and benchmarks whose agents hold a conversation with tools.
+
     Args:
-        latency: seconds to wait before the first byte of each answer; may be changed
-            while the server runs.
+        latency: seconds to wait before the first byte of each answer, or a ``(low, high)``
+            range: each request then waits a time in it that a hash of its body picks (the
+            same request, the same wait, so runs compare fairly). May be changed while the
+            server runs.
         token_delay: seconds between the streamed pieces of an answer (a model writing);
             may be changed while the server runs.
         embeddings: serve ``/v1/embeddings`` (off: it is an unknown URL, a 404).
     """
 
-    def __init__(self, *, latency: float = 0.0, embeddings: bool = False, token_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float | tuple[float, float] = 0.0,
+        embeddings: bool = False,
+        token_delay: float = 0.0,
+    ) -> None:
         self.latency = latency
         self.token_delay = token_delay
         self.embeddings = embeddings
@@ -90,6 +120,8 @@ class OpenAIServer:
         self._failures: list[_Failure] = []
         self._replies: dict[str, str] = {}
         self._tool_calls: list[tuple[str, str]] = []
+        self._responder: Responder | None = None
+        self._no_schemas: set[str] = set()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -176,17 +208,30 @@ class OpenAIServer:
         with self._lock:
             self._tool_calls.append((name, arguments))
 
-    def clear(self) -> None:
-        """Forget recorded requests, pending failures and canned replies."""
+    def respond_with(self, responder: Responder | None) -> None:
+        """Answer each request as ``responder(body)`` says, unless a failure, a queued tool call or a
+        canned reply comes first; ``None`` from it (or no responder) leaves the echo."""
         with self._lock:
+            self._responder = responder
+
+    def refuse_json_schema(self, model: str) -> None:
+        """Answer 400 to requests for ``model`` with a ``json_schema`` response format."""
+        with self._lock:
+            self._no_schemas.add(model)
+
+    def clear(self) -> None:
+        """Forget recorded requests, pending failures, canned replies, refusals and the responder."""
+        with self._lock:
+            self._responder = None
+            self._no_schemas.clear()
             self._requests.clear()
             self._embedding_requests.clear()
             self._failures.clear()
             self._replies.clear()
             self._tool_calls.clear()
 
-    def _record(self, body: dict[str, Any]) -> tuple[_Failure | None, str, tuple[str, str] | None]:
-        """Record ``body``; return the failure it must get, if any, the reply text and any tool call."""
+    def _record(self, body: dict[str, Any]) -> tuple[_Failure | None, str, list[tuple[str, str]]]:
+        """Record ``body``; return the failure it must get, if any, the reply text and any tool calls."""
         model = body.get("model")
         messages = body.get("messages")
         with self._lock:
@@ -197,20 +242,35 @@ class OpenAIServer:
                 if failure.times == 0:
                     self._failures.remove(failure)
             reply = self._replies.get(model) if isinstance(model, str) else None
-            tool_call = None
+            tool_calls = []
             if failure is None and body.get("tools") and self._tool_calls:
-                tool_call = self._tool_calls.pop(0)
+                tool_calls.append(self._tool_calls.pop(0))
+            responder = self._responder
+        if failure is None and not tool_calls and reply is None and responder is not None:
+            answer = responder(body)
+            if answer is not None:
+                reply, tool_calls = answer.text, list(answer.tool_calls)
         if reply is None:
             last = messages[-1] if isinstance(messages, list) and messages else None
             if isinstance(last, dict) and last.get("role") == "tool":
                 reply = "tool said: " + _text_of(last.get("content"))
             else:
                 reply = "echo: " + _last_user_text(messages)
-        return failure, reply, tool_call
+        return failure, reply, tool_calls
 
-    def _wait_latency(self) -> None:
-        if self.latency > 0:
-            self._stopping.wait(self.latency)
+    def latency_for(self, body: object) -> float:
+        """The seconds a request with this body waits (the same for the same body)."""
+        latency = self.latency
+        if isinstance(latency, tuple):
+            low, high = latency
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+            return low + (high - low) * int.from_bytes(digest[:8], "big") / 2**64
+        return latency
+
+    def _wait_latency(self, body: object = None) -> None:
+        latency = self.latency_for(body)
+        if latency > 0:
+            self._stopping.wait(latency)
 
     def _next_id(self) -> str:
         return f"chatcmpl-{next(self._ids):06d}"
@@ -286,27 +346,28 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         refusal = _refusal(body)
+        response_format = body.get("response_format")
+        with owner._lock:
+            no_schemas = body.get("model") in owner._no_schemas
+        if no_schemas and isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            refusal = "Invalid parameter: 'response_format' of type 'json_schema' is not supported."
         if refusal is not None:
             owner._record(body)
             self._send_error(400, refusal)
             return
-        failure, text, tool_call = owner._record(body)
-        owner._wait_latency()
+        failure, text, tool_calls = owner._record(body)
+        owner._wait_latency(body)
         if failure is not None:
             headers = {} if failure.retry_after is None else {"retry-after": _seconds(failure.retry_after)}
             self._send_error(failure.status, f"Simulated failure {failure.status}", headers)
             return
         model = str(body.get("model", ""))
-        call = None
-        if tool_call is not None:
+        calls = [
+            {"id": f"call_{owner._next_id()[9:]}", "type": "function", "name": name, "arguments": arguments}
+            for name, arguments in tool_calls
+        ]
+        if calls:
             text = ""
-            name, arguments = tool_call
-            call = {
-                "id": f"call_{owner._next_id()[9:]}",
-                "type": "function",
-                "name": name,
-                "arguments": arguments,
-            }
         usage = {
             "prompt_tokens": _count_prompt_words(body.get("messages")),
             "completion_tokens": len(text.split()),
@@ -315,14 +376,20 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream") is True:
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            self._stream(owner._next_id(), model, text, usage if include_usage else None, call)
+            self._stream(owner._next_id(), model, text, usage if include_usage else None, calls)
             return
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         finish_reason = "stop"
-        if call is not None:
-            function = {"name": call["name"], "arguments": call["arguments"]}
+        if calls:
             message["content"] = None
-            message["tool_calls"] = [{"id": call["id"], "type": "function", "function": function}]
+            message["tool_calls"] = [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+                for call in calls
+            ]
             finish_reason = "tool_calls"
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         completion = {
@@ -355,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with owner._lock:
             owner._embedding_requests.append(body)
-        owner._wait_latency()
+        owner._wait_latency(body)
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
@@ -384,7 +451,7 @@ class _Handler(BaseHTTPRequestHandler):
         model: str,
         text: str,
         usage: dict[str, int] | None,
-        call: dict[str, str] | None = None,
+        calls: list[dict[str, str]],
     ) -> None:
         """Send the reply as Server-Sent Events in a chunked body, one write (and packet) per event."""
         self.send_response(200)
@@ -405,16 +472,19 @@ class _Handler(BaseHTTPRequestHandler):
         def choice(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
-        if call is not None:
-            # As the real API: the id and name first, then the arguments in pieces.
-            first = {"index": 0, "id": call["id"], "type": "function"}
-            start = {**first, "function": {"name": call["name"], "arguments": ""}}
-            delta: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [start]}
-            self._write_event({**base, "choices": [choice(delta, None)], **extra})
-            arguments = call["arguments"]
-            for at in range(0, len(arguments), 8):
-                piece = {"index": 0, "function": {"arguments": arguments[at : at + 8]}}
-                self._write_event({**base, "choices": [choice({"tool_calls": [piece]}, None)], **extra})
+        if calls:
+            for index, call in enumerate(calls):
+                # As the real API: each call's id and name first, then its arguments in pieces.
+                first = {"index": index, "id": call["id"], "type": "function"}
+                start = {**first, "function": {"name": call["name"], "arguments": ""}}
+                delta: dict[str, Any] = {"tool_calls": [start]}
+                if index == 0:
+                    delta = {"role": "assistant", "content": None, **delta}
+                self._write_event({**base, "choices": [choice(delta, None)], **extra})
+                arguments = call["arguments"]
+                for at in range(0, len(arguments), 8):
+                    piece = {"index": index, "function": {"arguments": arguments[at : at + 8]}}
+                    self._write_event({**base, "choices": [choice({"tool_calls": [piece]}, None)], **extra})
             self._write_event({**base, "choices": [choice({}, "tool_calls")], **extra})
         else:
             pieces = _PIECE.findall(text) or [text]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -94,7 +95,9 @@ class AgentProcess:
 
 
 @asynccontextmanager
-async def agent_process(url: str, target: str, **env: str) -> AsyncIterator[AgentProcess]:
+async def agent_process(
+    url: str, target: str, *, start_timeout: float = 30, **env: str
+) -> AsyncIterator[AgentProcess]:
     """Run ``hivewire agent run target`` against ``url`` until the block ends."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -110,13 +113,31 @@ async def agent_process(url: str, target: str, **env: str) -> AsyncIterator[Agen
     )
     try:
         assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        line = (await asyncio.wait_for(process.stdout.readline(), start_timeout)).decode()
         assert line.startswith("agent "), f"agent {target} did not start: {line!r}"
         yield AgentProcess(process, line.strip())
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def agent_processes(url: str, *agents: tuple[str, dict[str, str]]) -> AsyncIterator[list[AgentProcess]]:
+    """Run several ``(target, env)`` agents at once (they start in parallel) until the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        started = await asyncio.gather(
+            # Starting together, they share the CPU: each may take longer than one alone.
+            *(
+                stack.enter_async_context(agent_process(url, target, start_timeout=90, **env))
+                for target, env in agents
+            ),
+            return_exceptions=True,  # every one entered or failed before the stack unwinds
+        )
+        failed = next((result for result in started if isinstance(result, BaseException)), None)
+        if failed is not None:
+            raise failed
+        yield [result for result in started if isinstance(result, AgentProcess)]
 
 
 async def hivewire(url: str, *args: str) -> str:

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from agents import Call, Failed, HopLimitExceeded, Mesh, Ok
+from agents import AgentSettings, Call, Failed, HopLimitExceeded, Mesh, Ok
 from bus import (
+    Bus,
     ErrorCode,
     NoResponders,
     RemoteError,
@@ -91,6 +92,19 @@ async def test_a_slow_skill_times_out_at_the_callers_deadline(mesh: Mesh) -> Non
     with pytest.raises(RequestTimeout):
         await mesh.caller("acme").call("echo", "nap", 5.0, str, timeout=0.3)
     assert time.monotonic() - started < 2.0
+
+
+async def test_a_call_waits_until_the_callers_deadline_not_the_default_timeout(
+    agent_settings: AgentSettings,
+) -> None:
+    # A gateway turn's caller has 60 s; the bus's default request timeout (10 s) must not cut it short.
+    hasty = agent_settings.model_copy(update={"nats_request_timeout": 0.3})
+    bus = await Bus.connect(hasty, name="test-patient")
+    try:
+        caller = (await Mesh.open(bus, hasty)).caller("acme", timeout=5)
+        assert (await caller.call("echo", "nap", 0.8, str)).startswith("slept 0.8s")
+    finally:
+        await bus.close()
 
 
 async def test_a_loop_between_agents_stops_at_the_hop_limit(mesh: Mesh) -> None:

@@ -52,7 +52,9 @@ async def test_tokens_stream_to_the_conversation_and_the_reply_carries_the_spend
     assert reply.text == "Open Settings, then Security."
     assert chunks[:4] == ["Open ", "Settings, ", "then ", "Security."]
     assert reply.metadata is not None
-    assert reply.metadata[USAGE_KEY] == {"big": {"inputTokens": 5, "outputTokens": 4, "cost": 9.0}}
+    assert reply.metadata[USAGE_KEY] == {
+        "big": {"inputTokens": 5, "outputTokens": 4, "cost": 9.0, "modes": []}
+    }
     assert follow_up == "Open Settings, then Security."
     # The second turn sent the first one along: the history is in Redis, shared by every replica.
     sent = [m["content"] for m in model_endpoint.requests[-1]["messages"]]
@@ -80,7 +82,7 @@ async def test_a_durable_task_records_its_spend(
         done = await mesh.tasks.wait("acme", task.id, timeout=10)
     assert done.status.state is TaskState.COMPLETED
     assert done.metadata is not None
-    assert done.metadata["usage"] == {"big": {"inputTokens": 3, "outputTokens": 1, "cost": 4.0}}
+    assert done.metadata["usage"] == {"big": {"inputTokens": 3, "outputTokens": 1, "cost": 4.0, "modes": []}}
 
 
 async def test_without_an_endpoint_the_agent_answers_offline_and_says_so(

@@ -38,7 +38,7 @@ from cryptography.x509.oid import NameOID
 from agents import AgentRuntime, AgentSettings, Mesh
 from bus import AuthError, Bus, ConnectError, EmbeddedNats, subjects
 from bus.embedded import find_nats_server
-from gateway.up import AGENTS
+from gateway.up import APPS
 from knowledge.agent import SearchReply, SearchRequest
 from tests.processes import AGENT_ENV, agent_process
 from tests.zoo import Job, jobs
@@ -312,7 +312,7 @@ def _check_knowledge_embedded(docs: list[Doc], name: str) -> None:
 
 
 def test_k8s_deploys_the_processes_hivewire_up_runs() -> None:
-    up = {target.split(":")[0] for target in AGENTS}
+    up = {target.split(":")[0] for target, _ in APPS["desk"].agents}  # the default app
     deployed = {args[-1].split(":")[0] for args in COMPONENTS.values() if args[0] == "agent"}
     assert deployed == up
 

@@ -13,6 +13,8 @@ from knowledge.agent import (
     IngestRequest,
     SearchReply,
     SearchRequest,
+    StatsReply,
+    StatsRequest,
 )
 from tests.processes import agent_process
 
@@ -26,12 +28,15 @@ async def test_ingest_then_search_through_the_agent_process(
         nats_server.url, "knowledge.agent:knowledge", HIVEWIRE_CHROMA_PATH=str(tmp_path / "chroma")
     ):
         acme = mesh.caller("acme", timeout=20)
+        empty = await acme.call("knowledge", "stats", StatsRequest(), StatsReply)
         added = await acme.call(
             "knowledge", "ingest", IngestRequest(source="password.md", text=ARTICLE), IngestReply
         )
+        before = await acme.call("knowledge", "stats", StatsRequest(), StatsReply)
         again = await acme.call(
             "knowledge", "ingest", IngestRequest(source="password.md", text=ARTICLE), IngestReply
         )
+        unchanged = await acme.call("knowledge", "stats", StatsRequest(), StatsReply)
         found = await acme.call(
             "knowledge", "search", SearchRequest(query="my reset link stopped working"), SearchReply
         )
@@ -44,6 +49,9 @@ async def test_ingest_then_search_through_the_agent_process(
         bases = await acme.call("knowledge", "bases", BasesRequest(), BasesReply)
         none = await mesh.caller("globex").call("knowledge", "bases", BasesRequest(), BasesReply)
     assert (added.added, again.unchanged) == (1, 1)
+    # The fingerprint follows the content: a new passage changes it, re-ingesting the same text does not.
+    assert (empty.passages, before.passages, before.sources) == (0, 1, 1)
+    assert empty.fingerprint != before.fingerprint == unchanged.fingerprint
     assert found.passages[0].heading == "Reset link expired"
     assert found.passages[0].score > 0.4
     assert not found.timed_out

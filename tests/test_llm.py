@@ -271,6 +271,72 @@ async def test_bad_tool_arguments_and_a_tool_the_api_refuses_are_clear_errors(
         await resources.llm.complete(Model(name="big"), QUESTION, scope=scope("c-tool-bad"), tools=[scalar])
 
 
+async def test_a_model_without_tool_calls_chooses_a_tool_through_schema_constrained_json(
+    model_endpoint: OpenAIServer, redis_server: RedisServer
+) -> None:
+    made = Resources.from_settings(llm_settings(model_endpoint, redis_server, llm_tool_calls="json"))
+    try:
+        model_endpoint.reply("small", '{"tool": "lookup_order", "arguments": {"order_id": "A-17"}}')
+        chat = [ChatMessage.user("Where is my order A-17?")]
+        asked = await made.llm.complete(Model(name="small"), chat, scope=scope("c-json-tool"), tools=[LOOKUP])
+        (call,) = asked.tool_calls
+        assert call.decode(OrderQuery) == OrderQuery(order_id="A-17")
+        assert asked.usage.modes == ("tools:json",)
+        sent = model_endpoint.requests[-1]
+        assert "tools" not in sent  # nothing the template cannot take
+        choices = sent["response_format"]["json_schema"]["schema"]["anyOf"]
+        assert [c["properties"].get("tool", {}).get("const") for c in choices] == ["lookup_order", None]
+        assert "lookup_order: Find an order" in sent["messages"][0]["content"]
+
+        # The tool's result goes back as text (no `tool` message), and the answer is plain text again.
+        model_endpoint.reply("small", '{"answer": "It shipped on Monday."}')
+        chat += [asked.message, ChatMessage.tool(call, "shipped on Monday")]
+        stream = made.llm.stream(Model(name="small"), chat, scope=scope("c-json-tool"), tools=[LOOKUP])
+        assert "".join([token async for token in stream]) == "It shipped on Monday."
+        assert stream.completion is not None
+        assert stream.completion.tool_calls == ()
+        roles = [m["role"] for m in model_endpoint.requests[-1]["messages"]]
+        assert roles == ["system", "user", "assistant", "user"]
+        assert (
+            model_endpoint.requests[-1]["messages"][3]["content"]
+            == "Result of lookup_order: shipped on Monday"
+        )
+
+        # Forced: the schema allows only that tool; a reply outside the schema is a clear error.
+        model_endpoint.reply("small", "I would rather chat.")
+        with pytest.raises(StructuredOutputError, match="tool choice"):
+            await made.llm.complete(
+                Model(name="small"),
+                QUESTION,
+                scope=scope("c-json-forced"),
+                tools=[LOOKUP],
+                tool_choice="required",
+            )
+        forced = model_endpoint.requests[-1]["response_format"]["json_schema"]["schema"]["anyOf"]
+        assert len(forced) == 1
+    finally:
+        await made.close()
+
+
+async def test_an_endpoint_that_refuses_json_schemas_gets_json_mode_and_the_usage_says_so(
+    resources: Resources, model_endpoint: OpenAIServer
+) -> None:
+    model_endpoint.refuse_json_schema("plain")
+    model_endpoint.reply("plain", '{"intent": "account", "confidence": 0.9}')
+    answer = await resources.llm.structured(Model(name="plain"), QUESTION, Intent, scope=scope("c-mode"))
+    assert answer == Intent(intent="account", confidence=0.9)
+    refused, asked = model_endpoint.requests
+    assert refused["response_format"]["type"] == "json_schema"
+    assert asked["response_format"] == {"type": "json_object"}
+    assert '"required":["intent","confidence"]' in asked["messages"][0]["content"]
+    # Learnt once: the next call goes straight to JSON mode, and its usage says which mode answered.
+    completion = await resources.llm.complete_json(
+        Model(name="plain"), [ChatMessage.user("again")], Intent, scope=scope("c-mode")
+    )
+    assert completion.usage.modes == ("structured:json_object",)
+    assert len(model_endpoint.requests) == 3
+
+
 async def test_tokens_and_cost_are_counted_per_tenant_agent_and_model(
     model_endpoint: OpenAIServer, redis_server: RedisServer
 ) -> None:

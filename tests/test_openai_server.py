@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
-from tests.openai_server import OpenAIServer
+from tests.openai_server import Answer, OpenAIServer
 
 MODEL = "gpt-4o-mini"
 
@@ -241,3 +241,50 @@ async def test_tool_calls_come_as_the_real_api_sends_them_and_malformed_tool_use
     }
     with pytest.raises(openai.BadRequestError, match="Invalid schema for function 'lookup'"):
         await client.chat.completions.create(model=MODEL, messages=user("where?"), tools=[flat])
+
+
+async def test_a_scripted_model_answers_by_content_with_parallel_tool_calls(
+    server: OpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    def model(body: dict[str, object]) -> Answer | None:
+        if "weather" not in str(body["messages"]):
+            return None  # the echo, as without a script
+        return Answer(tool_calls=(("forecast", '{"city": "Oslo"}'), ("forecast", '{"city": "Lisbon"}')))
+
+    server.respond_with(model)
+    tool: openai.types.chat.ChatCompletionToolParam = {
+        "type": "function",
+        "function": {"name": "forecast", "parameters": {"type": "object", "properties": {}}},
+    }
+    completion = await client.chat.completions.create(model=MODEL, messages=user("weather?"), tools=[tool])
+    calls = completion.choices[0].message.tool_calls or []
+    assert [(c.function.name, c.function.arguments) for c in calls if c.type == "function"] == [
+        ("forecast", '{"city": "Oslo"}'),
+        ("forecast", '{"city": "Lisbon"}'),
+    ]
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=user("weather?"), tools=[tool], stream=True
+    )
+    pieces: dict[int, str] = {}
+    async with stream:
+        async for chunk in stream:
+            for delta in chunk.choices[0].delta.tool_calls or () if chunk.choices else ():
+                arguments = delta.function.arguments if delta.function is not None else None
+                pieces[delta.index] = pieces.get(delta.index, "") + (arguments or "")
+    assert pieces == {0: '{"city": "Oslo"}', 1: '{"city": "Lisbon"}'}
+    echoed = await client.chat.completions.create(model=MODEL, messages=user("hi"))
+    assert echoed.choices[0].message.content == "echo: hi"
+
+
+async def test_a_latency_range_gives_each_request_its_own_repeatable_wait(
+    server: OpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    server.latency = (0.2, 0.4)
+    bodies = [{"model": MODEL, "messages": user(text)} for text in ("one", "two", "three")]
+    waits = [server.latency_for(body) for body in bodies]
+    assert all(0.2 <= wait <= 0.4 for wait in waits)
+    assert len(set(waits)) == 3
+    assert server.latency_for({"messages": user("one"), "model": MODEL}) == waits[0]  # key order aside
+    started = time.monotonic()
+    await client.chat.completions.create(model=MODEL, messages=user("one"))
+    assert time.monotonic() - started >= 0.2

@@ -1,5 +1,8 @@
 """The main job: `hivewire up` starts the whole mesh; the README's request gets a streamed answer;
-a new agent joins the running mesh and is callable through the gateway; Ctrl-C stops everything."""
+a new agent joins the running mesh and is callable through the gateway; Ctrl-C stops everything.
+
+The mesh runs both applications (`--app desk --app research`, the desk the gateway's default), so
+the research swarm is checked the same way: `hivewire ask --agent planner` streams a cited report."""
 
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ async def running(
         PYTHONPATH=str(ROOT),
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bus.cli", "up",
+        sys.executable, "-m", "bus.cli", "up", "--app", "desk", "--app", "research",
         cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert process.stdout is not None
@@ -104,6 +107,22 @@ async def test_the_readme_example_request_gets_a_streamed_cited_answer(running: 
     assert "account-password-reset.md" in out
     assert "Forgot password?" in out
     assert "intent: account" in err
+
+
+async def test_the_research_swarm_streams_a_cited_offline_report(running: RunningMesh) -> None:
+    text = "".join(running.output)
+    assert "Knowledge 8 research documents" in text
+    assert "planner, analyst (x2), writer" in text
+    example = re.search(r'hivewire ask --agent planner "([^"]+)"', text)
+    assert example, text
+    code, out, err = await _hivewire(running.folder, "ask", "--agent", "planner", example.group(1))
+    assert code == 0, err
+    assert out.startswith("# Research report: Assess the market for heat pumps in the Nordics")
+    assert "Offline mode: no language model is configured" in out
+    assert "Revenue was EUR 1,840 million in 2024" in out  # the table's figures, cited
+    assert "(heat-pumps-nordics.md)" in out  # the corpus, in the numbered sources
+    assert "8 of 8 questions answered by 2 analysts" in out  # the footer
+    assert "[8 questions for the analysts]" in err  # the planner's progress, on stderr
 
 
 async def test_another_tenant_sees_none_of_the_local_knowledge(running: RunningMesh) -> None:

@@ -1,21 +1,33 @@
-"""The answer agent: a reply grounded in the passages triage found, streamed, citing its sources."""
+"""The answer agent: a reply grounded in the passages triage found, streamed, citing its sources.
+
+The prompt is written for small local models as much as for large ones: the
+passages come numbered, the instruction to cite them follows them, and every
+``[n]`` the model writes is checked as it streams (an invented one is dropped;
+``[n]`` is the n-th of triage's ``citations``). With nothing relevant found, no
+model is asked: the reply says the knowledge base does not cover the question,
+rather than let a model invent an answer.
+"""
 
 from __future__ import annotations
 
 import msgspec
 
 from agents import Agent, ChatMessage, Context, Model
+from agents.desk.citations import Citations
 from agents.llm.messages import Passage
 
-__all__ = ["AnswerRequest", "answer"]
+__all__ = ["NOT_FOUND", "AnswerRequest", "answer"]
 
 _SYSTEM = (
-    "You are the support assistant of Orbitly. Answer the customer's question from the numbered "
-    "passages only, briefly and concretely, and cite each fact as [n]. If the passages do not answer "
-    "it, say so plainly and offer to hand the conversation to a human; never invent policies, prices "
-    "or steps."
+    "You are the support assistant of Orbitly. Answer the customer's question briefly and concretely, "
+    "from the numbered passages only. Never invent policies, prices or steps. If the passages do not "
+    "answer it, say so plainly and offer to hand the conversation to a human."
 )
 _EMPATHY = "The customer is upset: acknowledge it in one short sentence before answering."
+NOT_FOUND = (
+    "I couldn't find this in the knowledge base, so I won't guess. "
+    "A person from our support team can help with it."
+)
 
 
 class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -38,10 +50,23 @@ answer = Agent(
 @answer.skill
 async def respond(ctx: Context, request: AnswerRequest) -> str:
     """Answer from the passages, streaming tokens to the conversation; the full reply is returned."""
+    if not request.passages and not ctx.llm.offline:
+        await ctx.emit_chunk(NOT_FOUND)
+        return NOT_FOUND
     history = await ctx.history.load(ctx.tenant, ctx.context_id)
     system = _SYSTEM + (" " + _EMPATHY if request.sentiment == "negative" else "")
     stream = await ctx.llm.stream(
         [ChatMessage.system(system), *history, ChatMessage.user(request.question)],
         passages=request.passages,
+        publish=False,
     )
-    return "".join([token async for token in stream])
+    citations = Citations(len(request.passages))
+    pieces: list[str] = []
+    async for token in stream:
+        if text := citations.feed(token):
+            pieces.append(text)
+            await ctx.emit_chunk(text)
+    if text := citations.flush():
+        pieces.append(text)
+        await ctx.emit_chunk(text)
+    return "".join(pieces).strip()

@@ -2,12 +2,17 @@
 
 The examples are what offline mode classifies by (embedding similarity, through
 the knowledge agent); with a model, the labels and their descriptions go into
-the classification prompt instead.
+the classification prompt instead, and the answer's schema allows the labels
+alone (an endpoint that enforces schemas, as llama.cpp does, cannot return another).
 """
 
 from __future__ import annotations
 
-__all__ = ["INTENTS", "SENTIMENTS", "describe"]
+from typing import Literal
+
+import msgspec
+
+__all__ = ["INTENTS", "SENTIMENTS", "IntentLabel", "SentimentLabel", "describe"]
 
 INTENTS: dict[str, list[str]] = {
     "account": [
@@ -80,6 +85,18 @@ SENTIMENTS: dict[str, list[str]] = {
         "everything works perfectly now, thank you so much",
     ],
 }
+
+
+class IntentLabel(msgspec.Struct, frozen=True, kw_only=True):
+    """A model's reading of the question's intent (one of :data:`INTENTS`)."""
+
+    label: Literal["account", "billing", "technical", "data", "how_to", "cancellation"]
+
+
+class SentimentLabel(msgspec.Struct, frozen=True, kw_only=True):
+    """A model's reading of the question's sentiment (one of :data:`SENTIMENTS`)."""
+
+    label: Literal["negative", "neutral", "positive"]
 
 
 def describe(labels: dict[str, list[str]]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,14 +23,28 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import msgspec
 from opentelemetry import metrics, trace
 
-from agents.errors import LLMError, ModelUnavailable, StructuredOutputError
+from agents.errors import LLMError, ModelUnavailable
+from agents.llm import jsontools
 from agents.llm.cache import ResponseCache, digest
 from agents.llm.messages import ChatMessage, Completion, Passage, Tool, ToolCall, Usage, object_schema
-from agents.llm.models import Model
+from agents.llm.models import Model, ToolCallMode
 from agents.llm.offline import OFFLINE_MODEL, extractive_answer
 from agents.llm.pricing import PriceTable
+from agents.llm.wire import (
+    ToolCallParts,
+    json_format,
+    json_object_format,
+    parse_json,
+    prompt,
+    sampling,
+    tool_params,
+    type_name,
+    words,
+)
 
-__all__ = ["LLMClient", "Scope", "TokenStream", "json_format", "parse_json"]
+__all__ = ["LLMClient", "Scope", "TokenStream"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -96,6 +111,7 @@ class LLMClient:
         retry_delay: float,
         prices: PriceTable,
         cache: ResponseCache,
+        tool_calls: ToolCallMode = "native",
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
@@ -103,6 +119,8 @@ class LLMClient:
         base_url: an OpenAI-compatible endpoint (``.../v1``); ``None`` for offline mode.
         max_retries: further attempts on one model after the first, before its fallback.
         retry_delay: the first pause between attempts (doubling, with jitter).
+        tool_calls: how models that set none are offered tools: ``"native"`` (the API's
+            ``tools``) or ``"json"`` (a schema-constrained JSON choice, for models without tool calls).
         """
         self._openai: openai.AsyncOpenAI | None = None
         if base_url:
@@ -114,6 +132,9 @@ class LLMClient:
         self._retry_delay = retry_delay
         self._prices = prices
         self._cache = cache
+        self._tool_calls = tool_calls
+        # Models whose endpoint refused a JSON schema: asked in JSON mode from then on.
+        self._schemas_refused: set[str] = set()
         self._tracer = trace.get_tracer("hivewire.llm", tracer_provider=tracer_provider)
         meter = metrics.get_meter("hivewire.llm", meter_provider=meter_provider)
         self._tokens = meter.create_counter("hivewire.llm.tokens", unit="{token}", description="Tokens used")
@@ -126,6 +147,10 @@ class LLMClient:
     def offline(self) -> bool:
         """True when no endpoint is configured."""
         return self._openai is None
+
+    def price(self, model: str, input_tokens: int, output_tokens: int) -> Usage:
+        """What ``model`` charges for these tokens (``HIVEWIRE_LLM_PRICES``; 0 for unknown models)."""
+        return self._prices.usage(model, input_tokens, output_tokens)
 
     async def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -149,6 +174,8 @@ class LLMClient:
         With ``tools`` the model may answer with :attr:`Completion.tool_calls`
         instead of text; ``tool_choice`` is ``"auto"`` (the API's default),
         ``"none"``, ``"required"`` or the name of the one tool it must call.
+        A model set to ``tool_calls="json"`` makes its choice as
+        schema-constrained JSON instead (:mod:`agents.llm.jsontools`).
         Offline mode calls no tools.
 
         Raises:
@@ -157,38 +184,50 @@ class LLMClient:
         """
         if self._openai is None:
             return extractive_answer(list(messages), list(passages))
-        offered = _tools(tools, tool_choice)
-        key = self._key(model, messages, passages, response_format, offered) if cache else ""
-        if cache and (hit := await self._cached(scope, key)) is not None:
-            return hit
-        prompt = _prompt(messages, passages)
-        client = self._openai
+        request = self._request(model, messages, response_format, tools, tool_choice)
+        return await self._complete(model, request, scope=scope, passages=passages, cache=cache)
 
-        async def call(name: str, span: trace.Span) -> Completion:
-            response = await client.chat.completions.create(
-                model=name, messages=prompt, **_sampling(model), **_format(response_format), **offered
-            )
-            message = response.choices[0].message if response.choices else None
-            usage = response.usage
-            completion = self._account(
-                scope,
-                response.model or name,
-                usage.prompt_tokens if usage else 0,
-                usage.completion_tokens if usage else 0,
-                span,
-                message.content or "" if message is not None else "",
-            )
-            calls = tuple(
-                ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
-                for c in (message.tool_calls or () if message is not None else ())
-                if c.type == "function"
-            )
-            return msgspec.structs.replace(completion, tool_calls=calls) if calls else completion
+    async def complete_json(
+        self,
+        model: Model,
+        messages: Sequence[ChatMessage],
+        out_type: type[Any],
+        *,
+        scope: Scope,
+        passages: Sequence[Passage] = (),
+        cache: bool = True,
+    ) -> Completion:
+        """An answer asked for as JSON of ``out_type``: by its schema (``response_format``
+        ``json_schema``), or, from an endpoint that refuses schemas, in JSON mode with the
+        schema in the prompt. Which one answered is in the usage's ``modes``.
 
-        completion = await self._attempts(model, call)
-        if cache:
-            await self._cache.put(scope.tenant, scope.namespace, key, completion)
-        return completion
+        Raises:
+            LLMError: offline mode (no model to ask), or as :meth:`complete`.
+        """
+        if self._openai is None:
+            raise LLMError(OFFLINE_MODEL, f"offline mode cannot produce a structured {type_name(out_type)}")
+        if model.name not in self._schemas_refused:
+            request = _Request(
+                list(messages), {"response_format": json_format(out_type)}, modes=("structured:json_schema",)
+            )
+            try:
+                return await self._complete(model, request, scope=scope, passages=passages, cache=cache)
+            except LLMError as exc:
+                if not _refused(exc):
+                    raise
+                # Said once per model: every later call goes straight to JSON mode.
+                log.warning(
+                    "model %s refused a JSON schema (%s); asking in JSON mode", model.name, exc.reason
+                )
+                self._schemas_refused.add(model.name)
+        response_format, instruction = json_object_format(object_schema(out_type))
+        request = _Request(
+            list(messages),
+            {"response_format": response_format},
+            instruction,
+            modes=("structured:json_object",),
+        )
+        return await self._complete(model, request, scope=scope, passages=passages, cache=cache)
 
     def stream(
         self,
@@ -206,11 +245,11 @@ class LLMClient:
         Retries and the fallback apply until the first token arrives; a failure
         after that raises :class:`LLMError` (the tokens already given out cannot
         be taken back). Tool calls the model streams are assembled into the
-        final :attr:`TokenStream.completion`'s ``tool_calls``.
+        final :attr:`TokenStream.completion`'s ``tool_calls``; a model whose
+        tool calls are emulated answers whole, then its text is given out.
         """
-        offered = _tools(tools, tool_choice)
         return TokenStream(
-            lambda holder: self._stream(holder, model, messages, scope, passages, cache, offered)
+            lambda holder: self._stream(holder, model, messages, scope, passages, cache, tools, tool_choice)
         )
 
     async def structured(
@@ -229,17 +268,74 @@ class LLMClient:
             StructuredOutputError: the answer does not validate as ``out_type``.
             LLMError: offline mode (no model to ask), or as :meth:`complete`.
         """
-        if self._openai is None:
-            raise LLMError(OFFLINE_MODEL, f"offline mode cannot produce a structured {_name(out_type)}")
-        completion = await self.complete(
-            model,
-            messages,
-            scope=scope,
-            passages=passages,
-            cache=cache,
-            response_format=json_format(out_type),
+        completion = await self.complete_json(
+            model, messages, out_type, scope=scope, passages=passages, cache=cache
         )
         return parse_json(completion, out_type)
+
+    def _request(
+        self,
+        model: Model,
+        messages: Sequence[ChatMessage],
+        response_format: dict[str, Any] | None,
+        tools: Sequence[Tool],
+        tool_choice: str | None,
+    ) -> _Request:
+        """What to send: tools natively, or as a JSON choice for a model that cannot call them."""
+        params: dict[str, Any] = {} if response_format is None else {"response_format": response_format}
+        if not tools:
+            return _Request(list(messages), params)
+        if (model.tool_calls or self._tool_calls) == "native":
+            return _Request(
+                list(messages), {**params, **tool_params(tools, tool_choice)}, modes=("tools:native",)
+            )
+        plain = jsontools.as_text(messages)
+        if tool_choice == "none":
+            return _Request(plain, params, modes=("tools:json",))
+        choice = {**params, "response_format": jsontools.response_format(tools, tool_choice)}
+        instruction = jsontools.instruction(tools, tool_choice)
+        return _Request(plain, choice, instruction, modes=("tools:json",), emulated=True)
+
+    async def _complete(
+        self, model: Model, request: _Request, *, scope: Scope, passages: Sequence[Passage], cache: bool
+    ) -> Completion:
+        assert self._openai is not None
+        key = self._key(model, request, passages) if cache else ""
+        if cache and (hit := await self._cached(scope, key)) is not None:
+            return hit
+        messages = prompt(request.messages, passages, instruction=request.instruction)
+        client = self._openai
+
+        async def call(name: str, span: trace.Span) -> Completion:
+            response = await client.chat.completions.create(
+                model=name, messages=messages, **sampling(model), **request.params
+            )
+            choice = response.choices[0] if response.choices else None
+            message = choice.message if choice is not None else None
+            usage = response.usage
+            completion = self._account(
+                scope,
+                response.model or name,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+                span,
+                message.content or "" if message is not None else "",
+                modes=request.modes,
+                truncated=choice is not None and choice.finish_reason == "length",
+            )
+            calls = tuple(
+                ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+                for c in (message.tool_calls or () if message is not None else ())
+                if c.type == "function"
+            )
+            return msgspec.structs.replace(completion, tool_calls=calls) if calls else completion
+
+        completion = await self._attempts(model, call)
+        if request.emulated:
+            completion = jsontools.read(completion)
+        if cache:
+            await self._cache.put(scope.tenant, scope.namespace, key, completion)
+        return completion
 
     async def _stream(
         self,
@@ -249,38 +345,48 @@ class LLMClient:
         scope: Scope,
         passages: Sequence[Passage],
         cache: bool,
-        offered: dict[str, Any],
+        tools: Sequence[Tool],
+        tool_choice: str | None,
     ) -> AsyncIterator[str]:
         if self._openai is None:
             answer = extractive_answer(list(messages), list(passages))
-            for token in _words(answer.text):
+            for token in words(answer.text):
                 yield token
             holder.completion = answer
             return
-        key = self._key(model, messages, passages, None, offered) if cache else ""
+        request = self._request(model, messages, None, tools, tool_choice)
+        if request.emulated:
+            # A JSON choice means nothing until it is whole.
+            answer = await self._complete(model, request, scope=scope, passages=passages, cache=cache)
+            for token in words(answer.text):
+                yield token
+            holder.completion = answer
+            return
+        key = self._key(model, request, passages) if cache else ""
         if cache and (hit := await self._cached(scope, key)) is not None:
-            for token in _words(hit.text):
+            for token in words(hit.text):
                 yield token
             holder.completion = hit
             return
         client = self._openai
-        prompt = _prompt(messages, passages)
+        chat = prompt(request.messages, passages, instruction=request.instruction)
 
         async def open_stream(name: str, span: trace.Span) -> tuple[str, Any]:
             stream = await client.chat.completions.create(
                 model=name,
-                messages=prompt,
+                messages=chat,
                 stream=True,
                 stream_options={"include_usage": True},
-                **_sampling(model),
-                **offered,
+                **sampling(model),
+                **request.params,
             )
             return name, stream
 
         # Retries and the fallback cover opening the stream; its tokens are read under their own span.
         name, stream = await self._attempts(model, open_stream)
         pieces: list[str] = []
-        calls = _ToolCallParts()
+        calls = ToolCallParts()
+        truncated = False
         with self._tracer.start_as_current_span(
             f"chat {name} stream", kind=trace.SpanKind.CLIENT
         ) as read_span:
@@ -291,6 +397,7 @@ class LLMClient:
                     if chunk.usage is not None:
                         input_tokens, output_tokens = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
                     for choice in chunk.choices:
+                        truncated = truncated or choice.finish_reason == "length"
                         if choice.delta.tool_calls:
                             calls.add(choice.delta.tool_calls)
                         token = choice.delta.content
@@ -301,7 +408,16 @@ class LLMClient:
                 read_span.record_exception(exc)
                 read_span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
                 raise LLMError(name, f"the stream broke after {len(pieces)} tokens: {exc}") from exc
-            completion = self._account(scope, name, input_tokens, output_tokens, read_span, "".join(pieces))
+            completion = self._account(
+                scope,
+                name,
+                input_tokens,
+                output_tokens,
+                read_span,
+                "".join(pieces),
+                modes=request.modes,
+                truncated=truncated,
+            )
             if calls:
                 completion = msgspec.structs.replace(completion, tool_calls=calls.assembled())
         if cache:
@@ -372,9 +488,18 @@ class LLMClient:
         return msgspec.structs.replace(completion, cached=True, usage=Usage())
 
     def _account(
-        self, scope: Scope, model: str, input_tokens: int, output_tokens: int, span: trace.Span, text: str
+        self,
+        scope: Scope,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        span: trace.Span,
+        text: str,
+        *,
+        modes: tuple[str, ...] = (),
+        truncated: bool = False,
     ) -> Completion:
-        usage = self._prices.usage(model, input_tokens, output_tokens)
+        usage = msgspec.structs.replace(self._prices.usage(model, input_tokens, output_tokens), modes=modes)
         labels = {"tenant": scope.tenant, "agent": scope.agent, "gen_ai.response.model": model}
         self._tokens.add(input_tokens, {**labels, "gen_ai.token.type": "input"})
         self._tokens.add(output_tokens, {**labels, "gen_ai.token.type": "output"})
@@ -387,52 +512,44 @@ class LLMClient:
                 "hivewire.llm.cost": usage.cost,
             }
         )
-        return Completion(text=text, model=model, usage=usage)
+        return Completion(text=text, model=model, usage=usage, truncated=truncated)
 
     @staticmethod
-    def _key(
-        model: Model,
-        messages: Sequence[ChatMessage],
-        passages: Sequence[Passage],
-        response_format: dict[str, Any] | None,
-        offered: dict[str, Any],
-    ) -> str:
+    def _key(model: Model, request: _Request, passages: Sequence[Passage]) -> str:
         return digest(
             [
                 model.name,
                 model.temperature,
                 model.max_tokens,
                 model.top_p,
-                messages,
+                request.messages,
                 passages,
-                response_format,
-                offered or None,
+                request.params.get("response_format"),
+                {k: v for k, v in request.params.items() if k != "response_format"} or None,
+                request.instruction or None,
             ]
         )
 
 
-def json_format(out_type: type[Any]) -> dict[str, Any]:
-    """The ``response_format`` that asks for JSON matching ``out_type``'s schema."""
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": _name(out_type), "schema": object_schema(out_type)},
-    }
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One call's messages, extra request parameters, and how it asks for what it wants.
 
-
-def parse_json(completion: Completion, out_type: type[T]) -> T:
-    """Decode a completion asked for with :func:`json_format`.
-
-    Raises:
-        StructuredOutputError: it is not valid JSON of ``out_type``.
+    ``instruction`` joins the system message; ``modes`` go into the usage;
+    ``emulated``: the reply is a JSON tool choice to read back (:mod:`agents.llm.jsontools`).
     """
-    try:
-        return msgspec.json.decode(_strip_fences(completion.text), type=out_type)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise StructuredOutputError(completion.model, _name(out_type), str(exc), completion.text) from None
+
+    messages: list[ChatMessage]
+    params: dict[str, Any]
+    instruction: str = ""
+    modes: tuple[str, ...] = ()
+    emulated: bool = False
 
 
-def _name(out_type: type[Any]) -> str:
-    return str(getattr(out_type, "__name__", "Output"))
+def _refused(exc: LLMError) -> bool:
+    """The endpoint refused the request itself (400, 422): it does not take what was asked."""
+    sdk = _openai()
+    return isinstance(exc.__cause__, (sdk.BadRequestError, sdk.UnprocessableEntityError))
 
 
 def _span_attributes(name: str, scope: Scope, attempt: int, fallback: bool) -> dict[str, Any]:
@@ -445,103 +562,7 @@ def _span_attributes(name: str, scope: Scope, attempt: int, fallback: bool) -> d
     }
 
 
-def _prompt(messages: Sequence[ChatMessage], passages: Sequence[Passage]) -> list[Any]:
-    prompt: list[Any] = []
-    if passages:
-        numbered = "\n\n".join(f"[{n}] {p.label}:\n{p.text}" for n, p in enumerate(passages, 1))
-        prompt.append(
-            {
-                "role": "system",
-                "content": "Answer from these passages and cite them as [n]. If they do not contain the "
-                f"answer, say so.\n\n{numbered}",
-            }
-        )
-    prompt.extend(_chat_message(m) for m in messages)
-    return prompt
-
-
-def _chat_message(message: ChatMessage) -> dict[str, Any]:
-    wire: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        wire["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        wire["tool_call_id"] = message.tool_call_id
-    return wire
-
-
-def _tools(tools: Sequence[Tool], tool_choice: str | None) -> dict[str, Any]:
-    """The request's ``tools`` and ``tool_choice`` (a tool's name forces that tool)."""
-    offered: dict[str, Any] = {}
-    if tools:
-        offered["tools"] = [tool.to_openai() for tool in tools]
-    if tool_choice is not None:
-        if tool_choice in ("auto", "none", "required"):
-            offered["tool_choice"] = tool_choice
-        else:
-            offered["tool_choice"] = {"type": "function", "function": {"name": tool_choice}}
-    return offered
-
-
-class _ToolCallParts:
-    """Tool calls of a streamed answer, put together from their pieces (keyed by index)."""
-
-    def __init__(self) -> None:
-        self._calls: dict[int, tuple[str, str, list[str]]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._calls)
-
-    def add(self, deltas: Sequence[Any]) -> None:
-        for delta in deltas:
-            call_id, name, arguments = self._calls.get(delta.index, ("", "", []))
-            function = delta.function
-            if function is not None:
-                name = name or function.name or ""  # sent whole, with the call's first piece
-                if function.arguments:
-                    arguments.append(function.arguments)
-            self._calls[delta.index] = (delta.id or call_id, name, arguments)
-
-    def assembled(self) -> tuple[ToolCall, ...]:
-        return tuple(
-            ToolCall(id=call_id, name=name, arguments="".join(arguments))
-            for _, (call_id, name, arguments) in sorted(self._calls.items())
-        )
-
-
-def _sampling(model: Model) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if model.temperature is not None:
-        params["temperature"] = model.temperature
-    if model.max_tokens is not None:
-        params["max_tokens"] = model.max_tokens
-    if model.top_p is not None:
-        params["top_p"] = model.top_p
-    return params
-
-
-def _format(response_format: dict[str, Any] | None) -> dict[str, Any]:
-    return {} if response_format is None else {"response_format": response_format}
-
-
 def _describe(exc: Exception) -> str:
     if isinstance(exc, _openai().APIStatusError):
         return f"HTTP {exc.status_code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _words(text: str) -> list[str]:
-    """Split text into stream-sized pieces that join back to the same text."""
-    pieces = text.split(" ")
-    return [piece + " " for piece in pieces[:-1]] + [pieces[-1]] if pieces else []
-
-
-def _strip_fences(text: str) -> str:
-    """Models often wrap JSON in a Markdown code fence; the fence is not part of the answer."""
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0]
-    return stripped.strip()

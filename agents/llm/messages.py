@@ -8,7 +8,16 @@ import msgspec
 
 from agents.errors import StructuredOutputError
 
-__all__ = ["ChatMessage", "Completion", "Passage", "Tool", "ToolCall", "Usage", "object_schema"]
+__all__ = [
+    "ChatMessage",
+    "Completion",
+    "Passage",
+    "Tool",
+    "ToolCall",
+    "Usage",
+    "estimate_tokens",
+    "object_schema",
+]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -119,6 +128,15 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
         return cls(role="tool", content=result, tool_call_id=call.id)
 
 
+# Tokens per message beyond its text (role and separators), as chat formats count them.
+_MESSAGE_OVERHEAD = 4
+
+
+def estimate_tokens(message: ChatMessage) -> int:
+    """A tokenizer-free estimate: about four characters per token for English text."""
+    return _MESSAGE_OVERHEAD + (len(message.content) + 3) // 4
+
+
 class Passage(msgspec.Struct, frozen=True, kw_only=True):
     """A piece of retrieved knowledge the answer should stand on (and cite)."""
 
@@ -136,17 +154,34 @@ class Passage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """Tokens a call consumed and what they cost."""
+    """Tokens a call consumed, what they cost, and how tools and structured output were asked for.
+
+    ``modes`` names the mechanisms used, e.g. ``structured:json_schema`` (the
+    endpoint's schema-constrained output), ``structured:json_object`` (it
+    refused schemas: JSON mode, the schema in the prompt), ``tools:native`` or
+    ``tools:json`` (a model that cannot call tools chose one through
+    schema-constrained JSON instead).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    modes: tuple[str, ...] = ()
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cost=self.cost + other.cost,
+            modes=tuple(sorted({*self.modes, *other.modes})),
+        )
+
+    def __sub__(self, other: Usage) -> Usage:
+        """The tokens and cost spent since ``other`` was the total (modes are not subtracted)."""
+        return Usage(
+            input_tokens=self.input_tokens - other.input_tokens,
+            output_tokens=self.output_tokens - other.output_tokens,
+            cost=self.cost - other.cost,
         )
 
 
@@ -161,6 +196,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         cached: served from the response cache, not by the model.
         offline: no model is configured: an extractive answer from the passages.
         tool_calls: the tools the model asks to be called (then ``text`` is often empty).
+        truncated: the answer stopped at the model's ``max_tokens`` (``finish_reason`` ``length``).
     """
 
     text: str
@@ -169,6 +205,7 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     cached: bool = False
     offline: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
+    truncated: bool = False
 
     @property
     def message(self) -> ChatMessage:

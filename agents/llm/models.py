@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
-__all__ = ["Model", "ModelOverride"]
+__all__ = ["Model", "ModelOverride", "ToolCallMode"]
+
+# How tools are offered: the API's `tools`, or a schema-constrained JSON choice (agents.llm.jsontools).
+ToolCallMode = Literal["native", "json"]
 
 
 class Model(msgspec.Struct, frozen=True, kw_only=True):
@@ -14,6 +19,8 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
         name: the endpoint's model name.
         temperature, max_tokens, top_p: sampling; ``None`` leaves the endpoint's default.
         fallback: the model to use when this one keeps failing (429 or 5xx).
+        tool_calls: ``"json"`` for a model that cannot call tools (they are offered as a
+            schema-constrained JSON choice); ``None`` leaves the process's ``HIVEWIRE_LLM_TOOL_CALLS``.
     """
 
     name: str
@@ -21,6 +28,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int | None = None
     top_p: float | None = None
     fallback: str | None = None
+    tool_calls: ToolCallMode | None = None
 
     def apply(self, override: ModelOverride | None) -> Model:
         """This model with the fields ``override`` sets replaced."""
@@ -38,3 +46,4 @@ class ModelOverride(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int | None = None
     top_p: float | None = None
     fallback: str | None = None
+    tool_calls: ToolCallMode | None = None

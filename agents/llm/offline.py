@@ -12,7 +12,7 @@ import re
 
 from agents.llm.messages import ChatMessage, Completion, Passage, Usage
 
-__all__ = ["OFFLINE_MODEL", "extractive_answer"]
+__all__ = ["OFFLINE_MODEL", "extract", "extractive_answer"]
 
 OFFLINE_MODEL = "hivewire-offline-extractive"
 
@@ -115,37 +115,45 @@ def _units(text: str) -> list[str]:
     return units
 
 
-def extractive_answer(
-    messages: list[ChatMessage], passages: list[Passage], *, max_units: int = 3
-) -> Completion:
-    """Answer the last user message from ``passages`` alone.
+def extract(question: str, passages: list[Passage], *, max_units: int = 3) -> list[tuple[int, str]]:
+    """The pieces of ``passages`` that best answer ``question``: ``(passage index, text)`` in reading order.
 
     The best-ranked passage leads (retrieval ranked it by meaning): its piece
     sharing the most words with the question, or its first piece when none
     does. Up to ``max_units - 1`` more pieces follow, from any passage, by the
-    words they share with the question.
+    words they share with the question. Empty when the passages hold nothing.
     """
-    question = next((m.content for m in reversed(messages) if m.role == "user"), "")
     asked = _words(question)
     candidates: list[tuple[int, int, int, str]] = []  # (overlap, passage, position, text)
     for p_index, passage in enumerate(passages):
         for u_index, unit in enumerate(_units(passage.text)):
             candidates.append((len(asked & _words(unit)), p_index, u_index, unit))
     if not candidates:
-        text = (
-            "I'm running without a language model (offline mode) and found nothing in the "
-            "knowledge base that answers this."
-        )
-        return Completion(text=text, model=OFFLINE_MODEL, usage=Usage(), offline=True)
+        return []
     top = [c for c in candidates if c[1] == candidates[0][1]]
     lead = max(top, key=lambda c: (c[0], -c[2]))
     rest = sorted((c for c in candidates if c is not lead and c[0] > 0), key=lambda c: (-c[0], c[1], c[2]))[
         : max_units - 1
     ]
     chosen = sorted([lead, *rest], key=lambda c: (c[1] != lead[1], c[1], c[2]))
+    return [(p_index, unit) for _, p_index, _, unit in chosen]
+
+
+def extractive_answer(
+    messages: list[ChatMessage], passages: list[Passage], *, max_units: int = 3
+) -> Completion:
+    """Answer the last user message from ``passages`` alone (the pieces :func:`extract` picks), cited."""
+    question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    chosen = extract(question, passages, max_units=max_units)
+    if not chosen:
+        text = (
+            "I'm running without a language model (offline mode) and found nothing in the "
+            "knowledge base that answers this."
+        )
+        return Completion(text=text, model=OFFLINE_MODEL, usage=Usage(), offline=True)
     cited: list[int] = []
     lines = []
-    for _, p_index, _, unit in chosen:
+    for p_index, unit in chosen:
         if p_index not in cited:
             cited.append(p_index)
         lines.append(f"{unit} [{cited.index(p_index) + 1}]")

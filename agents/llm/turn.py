@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Literal, TypeVar
 
+import msgspec
+
 from agents.errors import LLMError
-from agents.llm.client import LLMClient, Scope, TokenStream, json_format, parse_json
-from agents.llm.messages import ChatMessage, Completion, Passage, Tool, Usage
+from agents.llm.client import LLMClient, Scope, TokenStream
+from agents.llm.messages import ChatMessage, Completion, Passage, Tool, Usage, estimate_tokens
 from agents.llm.models import Model, ModelOverride
+from agents.llm.wire import parse_json
 
 __all__ = ["TurnLLM", "resolve_models"]
 
 T = TypeVar("T")
+
+# Output tokens assumed for a model declared without max_tokens, when estimating a call's ceiling.
+UNBOUNDED_OUTPUT = 1024
 
 
 def resolve_models(
@@ -68,6 +74,24 @@ class TurnLLM:
                 use, f"agent {self._scope.agent!r} declares no model for {use!r}; set HIVEWIRE_LLM_MODEL"
             )
         return model
+
+    def ceiling(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        use: str = "default",
+        passages: Sequence[Passage] = (),
+        tools: Sequence[Tool] = (),
+    ) -> Usage:
+        """The most a call would spend: its prompt's estimated tokens (four characters each) plus the
+        model's ``max_tokens`` (1024 when unset), priced as the model is. For budgets, before the call."""
+        model = self.model(use)
+        chars = sum(len(p.text) + len(p.label) for p in passages)
+        chars += sum(len(c.arguments) + len(c.name) for m in messages for c in m.tool_calls)
+        if tools:
+            chars += len(msgspec.json.encode([tool.to_openai() for tool in tools]))
+        prompt = sum(estimate_tokens(m) for m in messages) + (chars + 3) // 4
+        return self._client.price(model.name, prompt, model.max_tokens or UNBOUNDED_OUTPUT)
 
     async def complete(
         self,
@@ -150,13 +174,13 @@ class TurnLLM:
         """
         if self._client.offline:
             raise LLMError("offline", f"offline mode cannot produce a structured {out_type.__name__}")
-        completion = await self._client.complete(
+        completion = await self._client.complete_json(
             self.model(use),
             messages,
+            out_type,
             scope=self._scope_for(cache),
             passages=passages,
             cache=bool(cache),
-            response_format=json_format(out_type),
         )
         self._count(completion)
         return parse_json(completion, out_type)
