@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agents import AgentSettings, LLMError, ModelUnavailable, StructuredOutputError
-from agents.llm import OFFLINE_MODEL, ChatMessage, Model, Passage, Scope, Tool
+from agents.llm import OFFLINE_MODEL, ChatMessage, Model, Passage, Scope, Tool, extractive_answer
 from agents.resources import Resources
 from bus import new_id
 from tests.openai_server import OpenAIServer
@@ -438,3 +438,20 @@ async def test_redis_going_away_degrades_to_in_process_stores_and_comes_back(
             assert await made.redis.run(lambda r: r.exists("hw:history:acme:r-2"), 0) == 1
         finally:
             await made.close()
+
+
+def test_an_offline_citation_numbers_the_passage_as_given() -> None:
+    """[n] is the n-th passage, as a model is asked to cite: a client maps it to the same source."""
+    passages = [
+        Passage(title="Invoices", source="kb/billing/invoices.md", text="Invoices are emailed monthly."),
+        Passage(
+            title="Resetting your password",
+            source="kb/account/password.md",
+            text="Click Reset password and follow the emailed link.",
+        ),
+    ]
+    answer = extractive_answer(list(QUESTION), passages)
+    assert "Click Reset password and follow the emailed link. [2]" in answer.text
+    assert "[2] Resetting your password (kb/account/password.md)" in answer.text
+    if "[1]" in answer.text:
+        assert "[1] Invoices (kb/billing/invoices.md)" in answer.text

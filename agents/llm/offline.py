@@ -151,13 +151,10 @@ def extractive_answer(
             "knowledge base that answers this."
         )
         return Completion(text=text, model=OFFLINE_MODEL, usage=Usage(), offline=True)
-    cited: list[int] = []
-    lines = []
-    for p_index, unit in chosen:
-        if p_index not in cited:
-            cited.append(p_index)
-        lines.append(f"{unit} [{cited.index(p_index) + 1}]")
-    sources = [f"[{n + 1}] {passages[p].label}" for n, p in enumerate(cited)]
+    # [n] is the n-th passage as given, the numbering a model is asked to cite by, so a
+    # client can map a citation to its source the same way for both kinds of answer.
+    lines = [f"{unit} [{p_index + 1}]" for p_index, unit in chosen]
+    sources = [f"[{p + 1}] {passages[p].label}" for p in sorted({p for p, _ in chosen})]
     text = (
         "From the knowledge base (offline mode: no language model is configured, so these are "
         "the most relevant passages as written):\n\n"
