@@ -27,9 +27,9 @@ from bus.a2a import Message, StreamResponse, Task, new_id
 from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, sse_comment, sse_event
 from gateway.guard import Guard
-from gateway.http import json_response, read_body
+from gateway.http import check_message_id, decode_json, json_response, read_body
 from gateway.limits import UsageMeter, spend_in
-from gateway.problems import problem_from
+from gateway.problems import Problem, problem_from
 from gateway.settings import GatewaySettings
 
 __all__ = ["A2AEndpoint"]
@@ -151,7 +151,7 @@ class A2AEndpoint:
         admitted = await self._guard.admit(request, spends_tokens=True)
         body = await read_body(request, self._settings.gateway_max_body)
         try:
-            rpc = msgspec.json.decode(body, type=RpcRequest)
+            rpc = decode_json(body, RpcRequest)
         except msgspec.ValidationError as exc:
             return _error(None, RpcError(INVALID_REQUEST, "Invalid request", str(exc)))
         except msgspec.DecodeError as exc:
@@ -262,6 +262,10 @@ class A2AEndpoint:
         else:
             raise RpcError(INVALID_PARAMS, "The agent has no skills", agent.name)
         message = params.message
+        try:
+            check_message_id(message.message_id)
+        except Problem as exc:
+            raise RpcError(INVALID_PARAMS, exc.title, exc.detail) from None
         if message.context_id is None:
             message = msgspec.structs.replace(message, context_id=new_id())
         return agent, skill, message
@@ -272,7 +276,7 @@ class A2AEndpoint:
 
 def _params(rpc: RpcRequest, params_type: type[Any]) -> Any:
     try:
-        return msgspec.json.decode(rpc.params, type=params_type)
+        return decode_json(bytes(rpc.params), params_type)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise RpcError(INVALID_PARAMS, "Invalid params", str(exc)) from None
 
