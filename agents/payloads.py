@@ -4,7 +4,8 @@ A skill's input and output are Python types. On the wire every request and
 reply is an A2A :class:`~bus.a2a.Message`, so any A2A client can call any skill:
 
 * ``Message`` travels as itself;
-* ``str`` travels as the message's text parts;
+* ``str`` travels as the message's text parts (a message with parts but no
+  text is refused, not read as an empty text);
 * anything else (a msgspec struct, a list, a dict...) travels as the first
   data part, whose JSON shape is the type's JSON schema (published on the card).
 """
@@ -51,6 +52,8 @@ def from_message(message: Message, value_type: type[T]) -> T:
     if value_type is Message:
         return cast("T", message)
     if value_type is str:
+        if message.parts and not any(isinstance(part.text, str) for part in message.parts):
+            raise ValueError(f"expected text, got {_kinds(message)}")
         return cast("T", message.text)
     for part in message.parts:
         if not isinstance(part.data, UnsetType):

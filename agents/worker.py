@@ -485,7 +485,13 @@ def _delivery(msg: Msg) -> tuple[int, int]:
 
 
 def _permanent(exc: Exception) -> bool:
-    """Failures that another attempt cannot fix: the task itself is wrong."""
+    """Failures that another attempt cannot fix: the task itself is wrong.
+
+    A name taken from the task that cannot be one (``InvalidSubjectToken``) is
+    such a failure, as it is a bad request when the skill is called.
+    """
+    if isinstance(exc, InvalidSubjectToken):
+        return True
     return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
 
 

@@ -21,7 +21,7 @@ from opentelemetry.trace import INVALID_SPAN, Span
 from bus.codec import Codec, malformed
 from bus.deadlines import Deadlines
 from bus.envelope import Envelope, Header
-from bus.errors import BusClosed, ErrorCode, MalformedPayload, RemoteError
+from bus.errors import BusClosed, ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
 from bus.frames import ErrorBody, FrameKind
 from bus.tracing import BusTelemetry
 
@@ -378,6 +378,9 @@ class _guard(_Outcome):
             self.code, self.message = ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed"
         elif isinstance(exc, RemoteError):
             self.code, self.message = exc.code, exc.message
+        elif isinstance(exc, InvalidSubjectToken):
+            # A name the caller sent (a state key, an agent to call) that cannot be one.
+            self.code, self.message = ErrorCode.BAD_REQUEST, str(exc)
         else:
             self.code, self.message = ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
         return True

@@ -29,12 +29,22 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
     from prometheus_client import CollectorRegistry
 
-__all__ = ["METRICS_EXPORTERS", "TRACES_EXPORTERS", "Telemetry", "TelemetryConfigError", "start_telemetry"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "METRICS_EXPORTERS",
+    "TRACES_EXPORTERS",
+    "Telemetry",
+    "TelemetryConfigError",
+    "start_telemetry",
+]
 
 TRACES_EXPORTERS = ("otlp", "console", "hivewire", "none")
 METRICS_EXPORTERS = ("otlp", "console", "prometheus", "none")
 # The only protocol of the OTLP exporter we ship (opentelemetry-exporter-otlp-proto-http).
 _OTLP_PROTOCOL = "http/protobuf"
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+"""Bucket bounds of every duration histogram, in seconds (OpenTelemetry's semantic conventions for
+HTTP and messaging durations; the SDK's default bounds are for milliseconds)."""
 
 
 class TelemetryConfigError(BusError, ValueError):

@@ -16,6 +16,7 @@ from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from bus.envelope import Header
+from bus.telemetry import DURATION_BUCKETS
 
 __all__ = ["TENANT_ATTRIBUTE", "BusTelemetry"]
 
@@ -68,6 +69,7 @@ class BusTelemetry:
             "messaging.process.duration",
             unit="s",
             description="Time spent handling one received message.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self.server_address: str | None = None
         self.server_port: int | None = None

@@ -7,7 +7,6 @@ process: any replica serves any request.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,9 +14,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -36,11 +34,12 @@ from gateway.deadletters import DeadLetterRoutes
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
 from gateway.handoffs import HandoffQueue
-from gateway.http import json_response
+from gateway.http import HeaderLimit, json_response
 from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
 from gateway.openapi import openapi_document
+from gateway.probes import Health, readiness
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.traces import TraceRoutes
@@ -83,7 +82,9 @@ class Services:
             push = delivery = None
             if settings.gateway_push:
                 push = await PushConfigs.open(bus.jetstream(), bus.codec, ttl=settings.task_retention)
-                policy = WebhookPolicy(settings.gateway_push_allowed_hosts)
+                policy = WebhookPolicy(
+                    settings.gateway_push_allowed_hosts, timeout=settings.gateway_push_timeout
+                )
                 delivery = PushDelivery(bus, push, policy, settings)
                 await delivery.start()
         except BaseException:
@@ -150,23 +151,15 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             await services.close(grace=5.0)
 
     async def healthz(request: Request) -> Response:
-        return json_response({"status": "ok"})
+        return json_response(Health())
 
     async def readyz(request: Request) -> Response:
         services = holder.get("services")
-        checks = {"bus": False, "registry": False, "redis": "not configured"}
-        if services is not None:
-            checks["bus"] = services.bus.is_connected
-            try:
-                await asyncio.wait_for(services.mesh.registry.agents(), timeout=2.0)
-                checks["registry"] = True
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                checks["registry"] = False
-            if services.redis.configured:
-                # Redis down degrades (in-process limits), it does not make the gateway unready.
-                checks["redis"] = "up" if await services.redis.ping() else "down (in-process fallback)"
-        ready = checks["bus"] is True and checks["registry"] is True
-        return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+        if services is None:
+            state = await readiness(None, None, None)
+        else:
+            state = await readiness(services.bus, services.mesh.registry, services.redis)
+        return json_response(state, 200 if state.ready else 503)
 
     async def metrics(request: Request) -> Response:
         try:
@@ -175,10 +168,10 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             raise problems.Problem(404, "metrics-off", "Metrics are not served", str(exc)) from None
         return Response(body, media_type=content_type)
 
-    document = openapi_document(version("hivewire"))
-
     async def openapi(request: Request) -> Response:
-        return json_response(document)
+        services = holder.get("services")
+        live = await services.mesh.registry.agents() if services is not None else []
+        return json_response(openapi_document(version("hivewire"), live, console=settings.gateway_console))
 
     return Starlette(
         routes=[
@@ -194,13 +187,12 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
                 tracer_provider=telemetry.tracer_provider,
                 meter_provider=telemetry.meter_provider,
             ),
+            # CORS headers on every answer, the refusals and unexpected errors' too.
             Middleware(CrossOrigin, settings=settings),
+            # Inside the span, so that it records the status of an unexpected error's answer.
+            Middleware(problems.LastResort),
+            Middleware(HeaderLimit, limit=settings.gateway_max_headers),
         ],
-        exception_handlers={
-            Exception: problems.handle,
-            HTTPException: problems.handle,
-            problems.Problem: problems.handle,
-            ClientDisconnect: problems.handle,
-        },
+        exception_handlers=problems.EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -16,6 +16,9 @@ from gateway.problems import Problem
 __all__ = ["DeadLetterPage", "DeadLetterRoutes", "ParkedTask", "Replayed"]
 
 
+_MAX_SEQ = 2**64 - 1  # JetStream sequences are uint64
+
+
 class ParkedTask(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """A dead letter as the API lists it (``seq`` is what replay takes)."""
 
@@ -88,6 +91,8 @@ class DeadLetterRoutes:
         """Queue the dead letter's task again; 404 if it is not the tenant's, 409 if it cannot run."""
         admitted = await self._guard.admit(request)
         seq: int = request.path_params["seq"]
+        if not 0 < seq <= _MAX_SEQ:  # no stream sequence: the server would refuse to look
+            raise Problem(404, "dead-letter-not-found", "No such dead letter", f"no dead letter {seq}")
         try:
             task = await self._mesh.dead_letters.replay(seq, self._mesh.tasks, tenant=admitted.tenant)
         except LookupError as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import msgspec
 import nats.errors
 from nats.js import api
+from starlette.responses import StreamingResponse
 
 from agents.infrastructure import release
 from bus import subjects
@@ -23,7 +24,15 @@ from bus.a2a import StreamResponse
 from bus.client import Bus
 from bus.errors import MalformedPayload
 
-__all__ = ["ConversationFeed", "Feed", "FeedEvent", "event_name", "sse_comment", "sse_event"]
+__all__ = [
+    "ConversationFeed",
+    "Feed",
+    "FeedEvent",
+    "event_name",
+    "sse_comment",
+    "sse_event",
+    "sse_response",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,15 @@ def sse_event(data: bytes, *, name: str | None = None, event_id: str | int | Non
 def sse_comment(text: str) -> bytes:
     """An SSE comment line (keeps idle connections open through proxies)."""
     return b": " + text.encode() + b"\n\n"
+
+
+def sse_response(stream: AsyncIterator[bytes], headers: dict[str, str]) -> StreamingResponse:
+    """``stream`` (SSE frames) as a ``text/event-stream`` response that no proxy buffers or caches."""
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 class ConversationFeed:

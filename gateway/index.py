@@ -26,6 +26,7 @@ import msgspec
 from agents.mesh import Mesh
 from agents.redisstore import RedisStore
 from bus import subjects
+from gateway.http import decode_json
 from gateway.problems import Problem
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class Cursor(msgspec.Struct, frozen=True, array_like=True):
     def decode(cls, text: str) -> Cursor:
         """Raises: Problem: 400, not a cursor this gateway made."""
         try:
-            return msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=cls)
+            return decode_json(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), cls)
         except (binascii.Error, ValueError, msgspec.DecodeError):
             raise Problem(400, "bad-cursor", "Invalid cursor", "pass back the nextCursor of a page") from None
 

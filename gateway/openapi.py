@@ -1,39 +1,52 @@
-"""The OpenAPI document of the REST API, with schemas generated from the msgspec types it speaks."""
+"""The OpenAPI document of the gateway: every route, with schemas generated from the msgspec types it speaks.
+
+The document is made of the routes every gateway has (:func:`base_document`,
+built once) and, for each live agent, its skills as paths of their own whose
+bodies carry the skill's input and output schemas from the agent's card
+(:func:`openapi_document`, per request: agents come and go).
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
 
 import msgspec
 
 from agents.card import AgentCard
+from agents.registry import LiveAgent
 from bus.a2a import Message, StreamResponse, Task
+from gateway.conversation_routes import ConversationPage, History, NewConversation, UserMessage
 from gateway.deadletters import DeadLetterPage, Replayed
 from gateway.handoffs import FlaggedConversation, PersonReply
+from gateway.http import MAX_MESSAGE_ID, MESSAGE_ID_PATTERN
 from gateway.limits import Usage, UsageHistory
-from gateway.rest import (
-    AgentSummary,
-    ConversationPage,
-    HistoryEntry,
-    Identity,
-    NewConversation,
-    SkillInput,
-    SkillOutput,
-    TaskPage,
-    UserMessage,
+from gateway.openapi_a2a import a2a_components, a2a_paths
+from gateway.openapi_console import console_paths, page_paths
+from gateway.openapi_parts import (
+    ID_PATTERN,
+    json_reply,
+    operation,
+    ref,
 )
+from gateway.openapi_paths import rest_paths, skill_paths
+from gateway.probes import Health, Readiness
+from gateway.rest import AgentDetail, AgentSummary, Identity
+from gateway.skill_routes import SkillInput, SkillOutput, TaskPage
 from gateway.traces import Trace
 from gateway.turns import Conversation, Turn
 
-__all__ = ["openapi_document"]
+__all__ = ["ID_PATTERN", "base_document", "openapi_document"]
 
 _TYPES: tuple[Any, ...] = (
     NewConversation,
     Conversation,
     UserMessage,
     Turn,
-    HistoryEntry,
+    History,
     AgentSummary,
+    AgentDetail,
     AgentCard,
     SkillInput,
     SkillOutput,
@@ -41,6 +54,8 @@ _TYPES: tuple[Any, ...] = (
     Message,
     StreamResponse,
     Usage,
+    Health,
+    Readiness,
     ConversationPage,
     TaskPage,
     Identity,
@@ -53,57 +68,29 @@ _TYPES: tuple[Any, ...] = (
 )
 _REF = "#/components/schemas/{name}"
 
+_DESCRIPTION = f"""HTTP into the Hivewire agent mesh: conversations (JSON or Server-Sent Events), \
+skill calls, durable tasks, and the A2A protocol's JSON-RPC and HTTP+JSON bindings below /a2a.
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF.format(name=name)}
+Every /v1 and /a2a route but the agent cards needs an API key \
+(`Authorization: Bearer <key>` or `X-API-Key`). \
+Errors are `application/problem+json` (RFC 9457), but for the A2A bindings' own (JSON-RPC errors; \
+`application/a2a+json` google.rpc.Status bodies). A method a path does not have is answered 405 \
+with an `Allow` header naming the ones it has.
 
-
-def _json(name: str, description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
-
-
-def _op(summary: str, responses: dict[str, Any], body: str | None = None, **extra: Any) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {
-            **responses,
-            "default": {
-                "description": "An error (RFC 9457)",
-                "content": {"application/problem+json": {"schema": _ref("Problem")}},
-            },
-        },
-    }
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
-    op.update(extra)
-    return op
+Limits: bodies up to HIVEWIRE_GATEWAY_MAX_BODY bytes (413) of UTF-8 JSON nested at most 64 deep \
+(400); headers up to HIVEWIRE_GATEWAY_MAX_HEADERS bytes in all (431), URLs too (414); names and ids in paths \
+`{ID_PATTERN}`; message ids 1 to {MAX_MESSAGE_ID} visible ASCII characters; event ids a uint64."""
 
 
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _query(name: str, kind: str = "string", description: str = "") -> dict[str, Any]:
-    param: dict[str, Any] = {"name": name, "in": "query", "schema": {"type": kind}}
-    if description:
-        param["description"] = description
-    return param
-
-
-def _array(name: str) -> dict[str, Any]:
-    return {
-        "description": "OK",
-        "content": {"application/json": {"schema": {"type": "array", "items": _ref(name)}}},
-    }
-
-
-def openapi_document(version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the gateway's REST API."""
+@functools.cache
+def base_document(version: str, *, console: bool = True) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the routes every gateway serves (the console's pages with ``console``)."""
     _, components = msgspec.json.schema_components(_TYPES, ref_template=_REF)
     components["Problem"] = {
         "type": "object",
+        "description": "An error (RFC 9457); some carry more members (limit, code).",
         "properties": {
-            "type": {"type": "string"},
+            "type": {"type": "string", "format": "uri"},
             "title": {"type": "string"},
             "status": {"type": "integer"},
             "detail": {"type": "string"},
@@ -111,173 +98,146 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "required": ["type", "title", "status"],
     }
-    sse: dict[str, Any] = {
-        "description": "With 'Accept: text/event-stream': the turn's events (A2A StreamResponse JSON)",
-        "content": {"text/event-stream": {"schema": _ref("StreamResponse")}},
+    components.update(a2a_components())
+    message_id = components["SkillInput"]["properties"]["messageId"]
+    message_id["anyOf"][0]["maxLength"] = MAX_MESSAGE_ID
+    assert message_id["anyOf"][0]["pattern"] == MESSAGE_ID_PATTERN
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Hivewire gateway", "version": version, "description": _DESCRIPTION},
+        "paths": {
+            **rest_paths(),
+            **console_paths(),
+            **a2a_paths(),
+            **_protocol_paths(),
+            **(page_paths() if console else {}),
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A Hivewire API key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
     }
-    cid, agent, skill, task_id = (_path_param(n) for n in ("cid", "agent", "skill", "task_id"))
-    paths: dict[str, Any] = {
-        "/v1/conversations": {
-            "post": _op("Start a conversation", {"201": _json("Conversation", "Created")}, "NewConversation"),
-            "get": _op(
-                "The tenant's conversations, most recently active first",
-                {"200": _json("ConversationPage")},
-                parameters=[
-                    _query("limit", "integer", "1 to 100 (20)"),
-                    _query("cursor", description="nextCursor of the previous page"),
-                ],
-            ),
-        },
-        "/v1/conversations/{cid}/replies": {
-            "post": _op(
-                "A person's reply, as the conversation's agent (marks its hand-off handled)",
-                {"201": _json("Message", "Created")},
-                "PersonReply",
-                parameters=[cid],
+
+
+def openapi_document(
+    version: str, agents: list[LiveAgent] | tuple[LiveAgent, ...] = (), *, console: bool = True
+) -> dict[str, Any]:
+    """The gateway's OpenAPI document, with a path for each skill of each of ``agents``."""
+    base = base_document(version, console=console)
+    if not agents:
+        return base
+    document = {**base, "paths": dict(base["paths"])}
+    schemas = dict(base["components"]["schemas"])
+    document["components"] = {**base["components"], "schemas": schemas}
+    for agent in agents:
+        for skill_id, schema in sorted(agent.card.skill_schemas().items()):
+            prefix = f"{agent.name}.{skill_id}."
+            input_schema = _hoist(copy.deepcopy(schema.input), prefix, schemas)
+            output_schema = _hoist(copy.deepcopy(schema.output), prefix, schemas)
+            document["paths"].update(
+                skill_paths(agent.name, skill_id, input_schema, output_schema, streaming=schema.streaming)
+            )
+    return document
+
+
+def _hoist(schema: dict[str, Any], prefix: str, schemas: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` moved to the components, under ``prefix``, and its refs to them."""
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas[prefix + name] = _rewrite_refs(definition, prefix)
+    rewritten: dict[str, Any] = _rewrite_refs(schema, prefix)
+    return rewritten
+
+
+def _rewrite_refs(value: Any, prefix: str) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: (
+                _REF.format(name=prefix + item.removeprefix("#/$defs/"))
+                if key == "$ref" and isinstance(item, str) and item.startswith("#/$defs/")
+                else _rewrite_refs(item, prefix)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_rewrite_refs(item, prefix) for item in value]
+    return value
+
+
+def _protocol_paths() -> dict[str, Any]:
+    """The probes, metrics and these docs."""
+    return {
+        "/healthz": {
+            "get": operation(
+                "healthz",
+                "The process is up",
+                {"200": json_reply(ref("Health"), {"status": "ok"})},
+                errors=("431",),
+                public=True,
             )
         },
-        "/v1/handoffs": {
-            "get": _op(
-                "Conversations flagged for a person, newest first",
-                {"200": _array("FlaggedConversation")},
-                parameters=[_query("status", description="open (default), handled or all")],
-            )
-        },
-        "/v1/dead-letters": {
-            "get": _op(
-                "The tenant's dead letters, oldest first",
-                {"200": _json("DeadLetterPage")},
-                parameters=[
-                    _query("agent"),
-                    _query("limit", "integer", "1 to 200 (50)"),
-                    _query("after", "integer", "nextAfter of the previous page"),
-                ],
-            )
-        },
-        "/v1/dead-letters/{seq}/replay": {
-            "post": _op(
-                "Queue a dead letter's task again",
-                {"200": _json("Replayed")},
-                parameters=[{"name": "seq", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            )
-        },
-        "/v1/tasks": {
-            "get": _op(
-                "The tenant's tasks, the latest change first",
-                {"200": _json("TaskPage")},
-                parameters=[
-                    _query("contextId"),
-                    _query("state", description="e.g. completed or TASK_STATE_COMPLETED"),
-                    _query("agent"),
-                    _query("limit", "integer", "1 to 200 (50)"),
-                    _query("cursor", description="nextCursor of the previous page"),
-                ],
-            )
-        },
-        "/v1/usage/history": {
-            "get": _op(
-                "The tenant's usage hour by hour",
-                {"200": _json("UsageHistory")},
-                parameters=[_query("hours", "integer", "1 to 192 (24)")],
-            )
-        },
-        "/v1/me": {"get": _op("The tenant the key belongs to", {"200": _json("Identity")})},
-        "/v1/traces/{trace_id}": {
-            "get": _op(
-                "A turn's spans from the span store (the tenant's only)",
-                {"200": _json("Trace")},
-                parameters=[_path_param("trace_id")],
-            )
-        },
-        "/v1/conversations/{cid}": {
-            "get": _op("Read a conversation", {"200": _json("Conversation")}, parameters=[cid])
-        },
-        "/v1/conversations/{cid}/messages": {
-            "post": _op(
-                "Send a message; the reply as JSON, or streamed as Server-Sent Events",
-                {"200": {**_json("Turn"), "content": {**_json("Turn")["content"], **sse["content"]}}},
-                "UserMessage",
-                parameters=[cid],
-            ),
-            "get": _op(
-                "Read the conversation's history",
+        "/readyz": {
+            "get": operation(
+                "readyz",
+                "The bus is connected and the registry readable (503 when not)",
                 {
-                    "200": {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
+                    "200": json_reply(
+                        ref("Readiness"),
+                        {"ready": True, "checks": {"bus": True, "registry": True, "redis": "up"}},
+                    ),
+                    "503": json_reply(
+                        ref("Readiness"),
+                        {"ready": False, "checks": {"bus": False, "registry": False, "redis": "up"}},
+                        "Not ready",
+                    ),
                 },
-                parameters=[cid],
-            ),
-        },
-        "/v1/conversations/{cid}/events": {
-            "get": _op(
-                "Replay the conversation's events after Last-Event-ID and follow new ones",
-                {"200": sse},
-                parameters=[
-                    cid,
-                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
-                    {"name": "after", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-                ],
+                errors=("431",),
+                public=True,
             )
         },
-        "/v1/agents": {
-            "get": _op(
-                "List live agents",
+        "/metrics": {
+            "get": operation(
+                "metrics",
+                "Prometheus metrics (404 when the process serves none)",
                 {
                     "200": {
-                        "description": "OK",
+                        "description": "The Prometheus text format",
                         "content": {
-                            "application/json": {"schema": {"type": "array", "items": _ref("AgentSummary")}}
+                            "text/plain": {
+                                "schema": {"type": "string"},
+                                "example": "http_server_request_duration_seconds_count 1.0\n",
+                            }
                         },
                     }
                 },
+                errors=("404", "431"),
+                public=True,
             )
         },
-        "/v1/agents/{agent}": {
-            "get": _op("An agent's card", {"200": _json("AgentCard")}, parameters=[agent])
-        },
-        "/v1/agents/{agent}/skills/{skill}": {
-            "post": _op(
-                "Call a skill", {"200": _json("SkillOutput")}, "SkillInput", parameters=[agent, skill]
+        "/openapi.json": {
+            "get": operation(
+                "openapi",
+                "This document",
+                {"200": json_reply({"type": "object"}, {"openapi": "3.1.0"})},
+                errors=("431",),
+                public=True,
             )
         },
-        "/v1/agents/{agent}/skills/{skill}/tasks": {
-            "post": _op(
-                "Submit a durable task",
-                {"202": _json("Task", "Accepted")},
-                "SkillInput",
-                parameters=[
-                    agent,
-                    skill,
-                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
-                ],
+        "/docs": {
+            "get": operation(
+                "docs",
+                "Interactive API docs",
+                {
+                    "200": {
+                        "description": "An HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                errors=("431",),
+                public=True,
             )
         },
-        "/v1/tasks/{task_id}": {
-            "get": _op(
-                "A task's status and result",
-                {"200": _json("Task")},
-                parameters=[task_id, {"name": "wait", "in": "query", "schema": {"type": "number"}}],
-            )
-        },
-        "/v1/tasks/{task_id}/cancel": {
-            "post": _op("Cancel a task", {"200": _json("Task")}, parameters=[task_id])
-        },
-        "/v1/usage": {"get": _op("The tenant's usage and budget", {"200": _json("Usage")})},
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Hivewire gateway",
-            "version": version,
-            "description": "HTTP into the Hivewire agent mesh. The A2A protocol endpoint is at /a2a.",
-        },
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"apiKey": []}],
     }

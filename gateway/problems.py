@@ -2,6 +2,13 @@
 
 Handlers raise :class:`Problem`; the bus and agent errors a request can meet
 are translated here, in one table, so every route reports them the same way.
+
+Every error is answered as an ordinary response, so the client's kept-alive
+connection stays usable and the server span and metrics see the real status.
+Starlette's handlers for ``Exception`` run in its ``ServerErrorMiddleware``,
+which re-raises after answering (uvicorn then logs a traceback and drops the
+connection): the known errors are handled per class instead
+(:data:`EXCEPTION_HANDLERS`), and :class:`LastResort` answers the rest.
 """
 
 from __future__ import annotations
@@ -10,13 +17,16 @@ import logging
 from typing import Any
 
 import msgspec
+from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
-from agents.errors import HopLimitExceeded, TaskNotFound
+from agents.errors import AgentError, HopLimitExceeded, TaskNotFound
 from bus.errors import (
     BusClosed,
+    BusError,
     Disconnected,
     ErrorCode,
     InvalidSubjectToken,
@@ -27,7 +37,7 @@ from bus.errors import (
     RequestTimeout,
 )
 
-__all__ = ["PROBLEM_JSON", "Problem", "problem_from", "problem_response"]
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "LastResort", "Problem", "problem_from", "problem_response"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +141,45 @@ async def handle(request: Request, exc: Exception) -> Response:
         # Nobody is left to read an answer: nothing failed on our side.
         return Response(status_code=499)
     return problem_response(problem_from(exc), request.url.path)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
+    cls: handle for cls in (HTTPException, Problem, BusError, AgentError, ClientDisconnect)
+}
+"""The errors a request can meet by design, each answered as an ordinary response (``exception_handlers``)."""
+
+
+class LastResort:
+    """ASGI middleware: an error no handler expected becomes a 500 problem, answered like any other.
+
+    The error is logged once, with its traceback, and recorded on the
+    request's span. Only when part of the
+    response was already sent is the error raised on, so that the server
+    closes the connection: a client must not take half a response for all of it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            trace.get_current_span().record_exception(exc)  # the server span around us
+            response = problem_response(problem_from(exc), scope["path"])
+            await response(scope, receive, send)
 
 
 def _http_title(status: int) -> str:

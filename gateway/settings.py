@@ -31,6 +31,11 @@ class GatewaySettings(AgentSettings):
     gateway_max_body: int = Field(
         default=1 << 20, ge=1024, description="Largest request body in bytes; larger ones get 413."
     )
+    gateway_max_headers: int = Field(
+        default=16384,
+        ge=1024,
+        description="Largest total size of a request's headers in bytes (431).",
+    )
     gateway_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a conversation turn or skill call may take (504 after)."
     )

@@ -13,6 +13,7 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bus.telemetry import DURATION_BUCKETS
 from bus.tracing import TENANT_ATTRIBUTE
 
 __all__ = ["ServerSpans", "current_trace_id", "tag_tenant"]
@@ -46,7 +47,10 @@ class ServerSpans:
         self._tracer = tracer_provider.get_tracer("hivewire.gateway")
         meter = meter_provider.get_meter("hivewire.gateway")
         self._duration = meter.create_histogram(
-            "http.server.request.duration", unit="s", description="Duration of HTTP server requests."
+            "http.server.request.duration",
+            unit="s",
+            description="Duration of HTTP server requests.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

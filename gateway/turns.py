@@ -27,15 +27,15 @@ from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
-from gateway.problems import Problem, problem_from
+from gateway.problems import Problem
+from gateway.replies import TRACE_KEY, Reply, failed_event
 from gateway.tracing import current_trace_id
 
-__all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn"]
+__all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn", "ends"]
 
 log = logging.getLogger(__name__)
 
-# Where a reply's metadata names the trace of its turn, and marks a person's reply.
-TRACE_KEY = "hivewire.trace"
+# Where a reply's metadata marks a person's reply (TRACE_KEY: where it names its turn's trace).
 HUMAN_KEY = "hivewire.human"
 # A conversation's title: the start of its first message.
 _TITLE = 80
@@ -185,16 +185,7 @@ class Conversations:
         try:
             reply = await self._call(tenant, conversation, message, timeout, publish=True)
         except Exception as exc:  # noqa: BLE001 - every failure ends the turn as a failed status
-            problem = problem_from(exc)
-            note = Message(
-                message_id=new_id(),
-                role=Role.AGENT,
-                parts=(),
-                context_id=conversation.id,
-                task_id=task_id,
-                metadata=_traced_metadata({"problem": problem.body()}),
-            )
-            end = status_event(task_id, conversation.id, TaskState.FAILED, note)
+            end = failed_event(exc, task_id, conversation.id)
         else:
             reply = _traced(msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id))
             end = status_event(task_id, conversation.id, TaskState.COMPLETED, reply)
@@ -212,23 +203,13 @@ class Conversations:
             return await caller.call(conversation.agent, conversation.skill, message)
         # A streaming skill's events come back to us: pass them on to the
         # conversation (when streaming) and gather the reply they add up to.
-        parts: list[Part] = []
+        reply = Reply(context_id=conversation.id, task_id=message.task_id)
         async with caller.stream(conversation.agent, conversation.skill, message) as events:
             async for event in events:
                 if publish:
                     await self._events.publish(tenant, conversation.id, event)
-                if not isinstance(event.artifact_update, msgspec.UnsetType):
-                    parts.extend(event.artifact_update.artifact.parts)
-                elif not isinstance(event.message, msgspec.UnsetType):
-                    parts.extend(event.message.parts)
-        text = "".join(p.text for p in parts if isinstance(p.text, str))
-        return Message(
-            message_id=new_id(),
-            role=Role.AGENT,
-            parts=(Part.text_part(text),) if text else tuple(parts),
-            context_id=conversation.id,
-            task_id=message.task_id,
-        )
+                reply.add(event)
+        return reply.message()
 
     async def reply_as_person(
         self, tenant: str, conversation: Conversation, text: str, author: str
@@ -295,11 +276,6 @@ def _present(handoff: Handoff | None) -> Handoff:
     if handoff is None:
         raise _Gone
     return handoff
-
-
-def _traced_metadata(metadata: dict[str, object]) -> dict[str, object]:
-    trace_id = current_trace_id()
-    return metadata if trace_id is None else {**metadata, TRACE_KEY: trace_id}
 
 
 def _traced(reply: Message) -> Message:

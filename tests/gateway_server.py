@@ -7,7 +7,9 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
+from uvicorn._types import ASGIApplication
 
 from bus.telemetry import Telemetry
 from gateway.app import create_app
@@ -23,9 +25,16 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def serve_gateway(settings: GatewaySettings, telemetry: Telemetry | None = None) -> AsyncIterator[str]:
     """Serve the gateway (the same stack as ``hivewire gateway``) until the block ends; yields its URL."""
+    async with serve_app(create_app(settings, telemetry)) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: ASGIApplication) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn as ``hivewire gateway`` does until the block ends; yields its URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, telemetry),
+        app,
         host="127.0.0.1",
         port=port,
         http="httptools",
@@ -46,3 +55,12 @@ async def serve_gateway(settings: GatewaySettings, telemetry: Telemetry | None =
     finally:
         server.should_exit = True
         await task
+
+
+def local_address(response: httpx.Response) -> tuple[str, int]:
+    """The client's end of the connection a response came on (port -1: the server dropped it)."""
+    try:
+        address: tuple[str, int] = response.extensions["network_stream"].get_extra_info("client_addr")
+    except OSError:
+        return ("dropped", -1)
+    return address

@@ -466,7 +466,7 @@ async def test_json_rpc_requests_are_answered_per_json_rpc(gateway: Gateway) -> 
     assert bad_params.json()["error"]["code"] == -32602
     assert old.json()["error"]["code"] == -32009
     assert text.status_code == 415
-    assert nested.json()["error"]["code"] == -32600
+    assert nested.json()["error"]["code"] == -32700  # too deep to read: a parse error
     assert rest_deep.status_code == 400
     assert (not_utf8.json()["id"], not_utf8.json()["error"]["code"]) == (None, -32700)
     assert header_id.json()["error"]["code"] == -32602

@@ -55,6 +55,9 @@ def test_typed_values_travel_as_data_parts_and_text_as_text_parts() -> None:
         from_message(text, Sum)
     with pytest.raises(ValueError, match="Expected `int`"):
         from_message(to_message({"total": "many", "by": "x"}, role=Role.USER), Sum)
+    # A text skill refuses a message with no text, rather than reading an empty one.
+    with pytest.raises(ValueError, match="expected text, got parts data"):
+        from_message(data, str)
 
 
 def test_a_message_passes_through_and_joins_the_conversation() -> None:

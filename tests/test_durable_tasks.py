@@ -258,14 +258,18 @@ async def test_a_task_that_cannot_run_is_dead_lettered_without_retries(
     async with agent_process(nats_server.url, "tests.zoo:jobs"):
         wrong_input = await mesh.tasks.submit(tenant, "jobs", "work", "not a job")
         no_skill = await mesh.tasks.submit(tenant, "jobs", "no_such_skill", "x")
+        bad_key = await mesh.tasks.submit(tenant, "jobs", "picky", "not a key")  # a state key
         first = await mesh.tasks.wait(tenant, wrong_input.id, timeout=10)
         second = await mesh.tasks.wait(tenant, no_skill.id, timeout=10)
-    assert first.status.state is second.status.state is TaskState.FAILED
+        third = await mesh.tasks.wait(tenant, bad_key.id, timeout=10)
+    assert first.status.state is second.status.state is third.status.state is TaskState.FAILED
     reasons = {p.letter.request.skill: p.letter for p in await mesh.dead_letters.list(tenant=tenant)}  # type: ignore[union-attr]
     assert reasons["work"].deliveries == 1
     assert "invalid input for skill 'work'" in reasons["work"].reason
     assert reasons["no_such_skill"].deliveries == 1
     assert "has no skill 'no_such_skill'" in reasons["no_such_skill"].reason
+    assert reasons["picky"].deliveries == 1
+    assert "invalid state key 'not a key'" in reasons["picky"].reason
 
 
 async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(

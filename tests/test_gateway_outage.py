@@ -41,6 +41,7 @@ async def test_the_gateway_answers_503_while_nats_is_down_and_recovers(
             assert (await client.post("/v1/agents/echo/skills/shout", json=call)).json()["output"] == "HI"
 
             await asyncio.to_thread(nats.stop)
+            await asyncio.sleep(1.2)  # past the gateway's one-second view of the registry
             down = await client.post("/v1/agents/echo/skills/shout", json=call)
             assert down.status_code in (503, 504), down.text
             assert down.headers["content-type"] == "application/problem+json"

@@ -22,6 +22,7 @@ from bus import (
     RemoteError,
     Request,
     RequestTimeout,
+    subjects,
 )
 from bus.deadlines import Deadlines
 from tests.peers import Ping, Pong
@@ -235,6 +236,17 @@ async def test_a_malformed_request_gets_a_bad_request_reply(bus: Bus, other_bus:
     assert "text" in caught.value.message
     assert (await bus.request("test.strict", Ping(text="fine"), Pong)).text == "fine"
     assert service.stats.malformed == 1
+
+
+async def test_a_name_from_the_request_that_cannot_be_one_is_a_bad_request(bus: Bus, other_bus: Bus) -> None:
+    async def keyed(request: Request[Ping]) -> Pong:
+        return Pong(text=subjects.token("key", request.payload.text), pid=0)
+
+    await other_bus.serve("test.keyed", keyed, Ping)
+    with pytest.raises(RemoteError) as caught:
+        await bus.request("test.keyed", Ping(text="not a key"), Pong)
+    assert caught.value.code == ErrorCode.BAD_REQUEST
+    assert "invalid key" in caught.value.message
 
 
 async def test_malformed_bytes_without_a_reply_subject_are_counted_and_dropped(

@@ -35,6 +35,7 @@ from bus import (
     TelemetrySettings,
     start_telemetry,
 )
+from bus.telemetry import DURATION_BUCKETS
 from bus.tracing import BusTelemetry
 from tests.conftest import settings_for
 from tests.processes import AGENT_ENV, agent_process
@@ -207,6 +208,19 @@ async def test_prometheus_text_counts_bus_errors(nats_server: EmbeddedNats) -> N
     assert 'error_type="RuntimeError"' in errors
     assert errors.endswith(" 1.0")
     assert "messaging_process_duration_seconds_count{" in text
+    assert _bucket_bounds(text, "messaging_process_duration_seconds") == [*map(str, DURATION_BUCKETS), "+Inf"]
+
+
+def _bucket_bounds(text: str, histogram: str) -> list[str]:
+    """The ``le`` bounds of the first series of ``histogram`` in Prometheus text."""
+    bounds: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(histogram + "_bucket{"):
+            bound = line.split('le="')[1].split('"')[0]
+            if bounds and bound == "0.005":
+                break
+            bounds.append(bound)
+    return bounds
 
 
 async def test_an_agent_prints_its_spans_to_the_console_and_serves_metrics(

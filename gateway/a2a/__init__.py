@@ -53,7 +53,7 @@ class A2AEndpoint:
     ) -> None:
         self._settings = settings
         self._cards = Cards(settings, mesh)
-        policy = WebhookPolicy(settings.gateway_push_allowed_hosts)
+        policy = WebhookPolicy(settings.gateway_push_allowed_hosts, timeout=settings.gateway_push_timeout)
         operations = Operations(settings, mesh, feed, usage, push, policy)
         self._jsonrpc = JsonRpcBinding(settings, guard, operations, self._cards)
         self._rest = RestBinding(settings, guard, operations, self._cards)

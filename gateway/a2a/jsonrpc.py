@@ -35,7 +35,7 @@ from gateway.a2a.models import (
 from gateway.a2a.operations import Event, Operations
 from gateway.events import sse_comment, sse_event
 from gateway.guard import Admitted, Guard
-from gateway.http import json_response, read_body, require_json
+from gateway.http import decode_json, event_id, json_response, read_body, require_json
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
 
@@ -58,6 +58,9 @@ class _Envelope(msgspec.Struct, frozen=True):
     params: msgspec.Raw = msgspec.Raw(b"{}")
 
 
+_BODY: Any = _Envelope | list[msgspec.Raw]  # a request, or a batch (refused)
+
+
 class JsonRpcBinding:
     """Answers JSON-RPC requests with the shared operations."""
 
@@ -73,15 +76,12 @@ class JsonRpcBinding:
         require_json(request)
         body = await read_body(request, self._settings.gateway_max_body)
         try:
-            envelope = msgspec.json.decode(body, type=_Envelope | list[msgspec.Raw])
+            # UTF-8 JSON nested at most MAX_JSON_DEPTH deep, the params included.
+            envelope = decode_json(body, _BODY)
         except msgspec.ValidationError:
             return _error(None, A2AError(ErrorKind.INVALID_REQUEST, "a request is a JSON object"))
         except msgspec.DecodeError as exc:
             return _error(None, A2AError(ErrorKind.PARSE_ERROR, f"the body is not valid JSON: {exc}"))
-        except UnicodeDecodeError as exc:
-            return _error(None, A2AError(ErrorKind.PARSE_ERROR, f"the body is not UTF-8: {exc.reason}"))
-        except RecursionError:
-            return _error(None, A2AError(ErrorKind.INVALID_REQUEST, "the JSON is nested too deeply"))
         if isinstance(envelope, list):
             return _error(None, A2AError(ErrorKind.INVALID_REQUEST, "batch requests are not supported"))
         request_id = envelope.id
@@ -175,11 +175,12 @@ def last_event_id(request: Request) -> int | None:
         A2AError: the header is not an event id.
     """
     raw = request.headers.get("last-event-id")
-    if raw is None:
+    if not raw:
         return None
-    if not raw.isdigit():
-        raise A2AError(ErrorKind.INVALID_PARAMS, f"Last-Event-ID {raw!r} is not an event id")
-    return int(raw)
+    try:
+        return event_id(raw)
+    except Problem as exc:
+        raise A2AError(ErrorKind.INVALID_PARAMS, f"Last-Event-ID: {exc.detail}") from None
 
 
 def _error(request_id: Any, error: A2AError) -> Response:

@@ -7,7 +7,6 @@ declares no tenant for clients to send).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -15,6 +14,8 @@ import msgspec
 
 from bus.a2a import Message, Role, Task, TaskState
 from gateway.a2a.errors import A2AError, ErrorKind, invalid
+from gateway.http import check_message_id, decode_json
+from gateway.problems import Problem
 
 __all__ = [
     "AuthenticationInfo",
@@ -36,7 +37,6 @@ __all__ = [
 P = TypeVar("P")
 
 MAX_PAGE_SIZE = 100
-_MESSAGE_ID = re.compile(r"[!-~]{1,128}")
 
 
 class _Params(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -157,15 +157,11 @@ def decode_params(data: bytes, params_type: type[P]) -> P:
         A2AError: invalid params (the reason names the field).
     """
     try:
-        params = msgspec.json.decode(data, type=params_type)
+        params = decode_json(bytes(data), params_type)
     except msgspec.ValidationError as exc:
         raise A2AError(ErrorKind.INVALID_PARAMS, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise A2AError(ErrorKind.INVALID_PARAMS, f"params are not valid JSON: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise A2AError(ErrorKind.INVALID_PARAMS, f"params are not UTF-8: {exc.reason}") from None
-    except RecursionError:
-        raise A2AError(ErrorKind.INVALID_PARAMS, "params are nested too deeply") from None
     check_params(params)
     if isinstance(params, SendParams):
         params = msgspec.structs.replace(params, message=_whole_numbers(params.message))
@@ -204,9 +200,10 @@ def check_params(params: object) -> None:
     """The checks of the protocol a decoding cannot make (required parts, roles, bounds)."""
     if isinstance(params, SendParams):
         message = params.message
-        if _MESSAGE_ID.fullmatch(message.message_id) is None:
-            # It travels in a NATS header (Nats-Msg-Id): visible ASCII only.
-            raise invalid("message.messageId", "must be 1 to 128 visible ASCII characters")
+        try:
+            check_message_id(message.message_id)  # it travels in a NATS header (Nats-Msg-Id)
+        except Problem as exc:
+            raise invalid("message.messageId", exc.detail) from None
         if message.role is not Role.USER:
             raise invalid(
                 "message.role", f"a client sends {Role.USER.value} messages, not {message.role.value}"

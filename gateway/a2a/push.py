@@ -96,9 +96,11 @@ class WebhookPolicy:
 
     Args:
         allowed: host names, addresses or networks (``10.0.0.0/8``) allowed although not public.
+        timeout: seconds a host name may take to resolve.
     """
 
-    def __init__(self, allowed: list[str]) -> None:
+    def __init__(self, allowed: list[str], *, timeout: float = 5.0) -> None:
+        self._timeout = timeout
         self._names = {entry.lower() for entry in allowed}
         self._networks: list[Network] = []
         for entry in allowed:
@@ -125,8 +127,9 @@ class WebhookPolicy:
             return
         port = port or (443 if parsed.scheme == "https" else 80)
         try:
-            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError:
+            async with asyncio.timeout(self._timeout):
+                found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError, ValueError):  # ValueError: no IDNA name (an empty label...)
             raise invalid("url", f"the host {host!r} does not resolve") from None
         for *_, sockaddr in found:
             address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])

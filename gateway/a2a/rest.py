@@ -64,25 +64,26 @@ class RestBinding:
     def routes(self, base: str, agent_of: Callable[[Request], str]) -> list[Route]:
         """The routes below the interface URL ``base`` (``agent_of`` names a request's agent)."""
 
-        def route(path: str, handler: Handler, method: str, *, spends: bool = False) -> Route:
+        def route(path: str, handlers: dict[str, Handler], *, spends: bool = False) -> Route:
+            # One route a path, whatever its methods: any other method is a 405 naming them all.
             async def endpoint(request: Request) -> Response:
+                handler = handlers["GET" if request.method == "HEAD" else request.method]
                 return await self._serve(request, handler, agent_of(request), spends)
 
-            return Route(base + path, endpoint, methods=[method])
+            return Route(base + path, endpoint, methods=list(handlers))
 
+        task = "/tasks/{task_id}"
+        configs = task + "/pushNotificationConfigs"
         return [
-            route("/message:send", self._send, "POST", spends=True),
-            route("/message:stream", self._stream, "POST", spends=True),
-            route("/tasks/{id}:subscribe", self._subscribe, "POST"),
-            route("/tasks/{id}:subscribe", self._subscribe, "GET"),
-            route("/tasks/{id}:cancel", self._cancel, "POST"),
-            route("/tasks/{id}", self._get, "GET"),
-            route("/tasks", self._list, "GET"),
-            route("/tasks/{id}/pushNotificationConfigs", self._create_push, "POST"),
-            route("/tasks/{id}/pushNotificationConfigs", self._list_push, "GET"),
-            route("/tasks/{id}/pushNotificationConfigs/{config}", self._get_push, "GET"),
-            route("/tasks/{id}/pushNotificationConfigs/{config}", self._delete_push, "DELETE"),
-            route("/extendedAgentCard", self._extended_card, "GET"),
+            route("/message:send", {"POST": self._send}, spends=True),
+            route("/message:stream", {"POST": self._stream}, spends=True),
+            route(task + ":subscribe", {"POST": self._subscribe, "GET": self._subscribe}),
+            route(task + ":cancel", {"POST": self._cancel}),
+            route(task, {"GET": self._get}),
+            route("/tasks", {"GET": self._list}),
+            route(configs, {"POST": self._create_push, "GET": self._list_push}),
+            route(configs + "/{config_id}", {"GET": self._get_push, "DELETE": self._delete_push}),
+            route("/extendedAgentCard", {"GET": self._extended_card}),
         ]
 
     async def _serve(self, request: Request, handler: Handler, agent: str, spends: bool) -> Response:
@@ -105,18 +106,18 @@ class RestBinding:
         return _sse(await self._ops.stream(admitted.tenant, agent, params), admitted.headers)
 
     async def _subscribe(self, request: Request, admitted: Admitted, agent: str) -> Response:
-        params = SubscribeParams(id=request.path_params["id"])
+        params = SubscribeParams(id=request.path_params["task_id"])
         events = await self._ops.subscribe(admitted.tenant, params, after=last_event_id(request))
         return _sse(events, admitted.headers)
 
     async def _cancel(self, request: Request, admitted: Admitted, agent: str) -> Response:
         body = await self._optional_body(request)
         metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
-        params = CancelParams(id=request.path_params["id"], metadata=metadata)
+        params = CancelParams(id=request.path_params["task_id"], metadata=metadata)
         return _json(await self._ops.cancel(admitted.tenant, params), admitted.headers)
 
     async def _get(self, request: Request, admitted: Admitted, agent: str) -> Response:
-        params = _query(request, TaskParams, id=request.path_params["id"])
+        params = _query(request, TaskParams, id=request.path_params["task_id"])
         return _json(await self._ops.get(admitted.tenant, params), admitted.headers)
 
     async def _list(self, request: Request, admitted: Admitted, agent: str) -> Response:
@@ -125,11 +126,11 @@ class RestBinding:
 
     async def _create_push(self, request: Request, admitted: Admitted, agent: str) -> Response:
         config = await self._body(request, PushConfig)
-        config = msgspec.structs.replace(config, task_id=request.path_params["id"])
+        config = msgspec.structs.replace(config, task_id=request.path_params["task_id"])
         return _json(await self._ops.create_push(admitted.tenant, config), admitted.headers)
 
     async def _list_push(self, request: Request, admitted: Admitted, agent: str) -> Response:
-        params = _query(request, ListPushParams, taskId=request.path_params["id"])
+        params = _query(request, ListPushParams, taskId=request.path_params["task_id"])
         return _json(await self._ops.list_push(admitted.tenant, params), admitted.headers)
 
     async def _get_push(self, request: Request, admitted: Admitted, agent: str) -> Response:
@@ -175,7 +176,7 @@ def _query(request: Request, params_type: type[P], **path: str) -> P:
 
 
 def _config_ref(request: Request) -> PushConfigRef:
-    return PushConfigRef(task_id=request.path_params["id"], id=request.path_params["config"])
+    return PushConfigRef(task_id=request.path_params["task_id"], id=request.path_params["config_id"])
 
 
 def _json(value: Any, headers: dict[str, str], *, status: int = 200) -> Response:
