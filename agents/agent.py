@@ -64,7 +64,8 @@ class Skill:
             id=self.id,
             name=self.name,
             description=self.description,
-            tags=self.tags,
+            # A2A requires at least one tag: the skill's id when it declares none.
+            tags=self.tags or (self.id,),
             examples=self.examples,
             input_modes=(_mode(self.input_type),),
             output_modes=(_mode(self.output_type),),

@@ -61,9 +61,11 @@ class AgentExtension(_Card, frozen=True):
 class AgentCapabilities(_Card, frozen=True):
     """Optional protocol features the agent supports."""
 
-    streaming: bool = False
-    push_notifications: bool = False
+    # Optional in the protocol; None leaves them out (unsaid is false), a value is always written.
+    streaming: bool | None = None
+    push_notifications: bool | None = None
     extensions: tuple[AgentExtension, ...] = ()
+    extended_agent_card: bool | None = None
 
 
 class AgentSkill(_Card, frozen=True):

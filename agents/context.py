@@ -40,6 +40,8 @@ class Context:
         state: the conversation's shared state (a blackboard for every agent in it).
         llm: model calls for this request (cached, accounted, traced; offline mode without an endpoint).
         history: the conversations' turns (``await ctx.history.load(ctx.tenant, ctx.context_id)``).
+        task_history: a durable task's messages before this one: for a task that asked for more
+            input (``raise InputRequired(...)``) and was continued, what the user and the skill said.
         tool_cache: the process's tool-result cache (a :class:`~agents.tools.Toolbox` uses it).
     """
 
@@ -61,6 +63,7 @@ class Context:
         history: ConversationHistory,
         tool_cache: ToolCache,
         resource: object = None,
+        task_history: tuple[Message, ...] = (),
     ) -> None:
         self.agent = agent
         self.skill = skill
@@ -70,6 +73,7 @@ class Context:
         self.task_id = task_id
         self.state = state
         self.history = history
+        self.task_history = task_history
         self.tool_cache = tool_cache
         self._resource = resource
         self._caller = caller

@@ -9,13 +9,16 @@ __all__ = [
     "AgentError",
     "AgentLoadError",
     "HopLimitExceeded",
+    "InputRequired",
     "InvalidInput",
+    "InvalidPageToken",
     "LLMError",
     "LocalModelError",
     "ModelUnavailable",
     "StateConflict",
     "StructuredOutputError",
     "TaskNotFound",
+    "TaskNotResumable",
     "ToolError",
 ]
 
@@ -49,6 +52,23 @@ class InvalidInput(AgentError, RemoteError):
         self.skill = skill
         self.reason = reason
         RemoteError.__init__(self, ErrorCode.BAD_REQUEST, f"invalid input for skill {skill!r}: {reason}")
+
+
+class InputRequired(AgentError, RemoteError):
+    """Raised by a skill that needs more from the user before it can go on.
+
+    Run as a durable task, the task then waits in ``input-required`` (with
+    ``auth=True``: ``auth-required``), ``question`` as its status message, until
+    a message to the task continues it: the skill runs again with that message,
+    the task's earlier messages in ``ctx.task_history``. Called interactively,
+    the caller gets this error back (code ``input_required``/``auth_required``).
+    """
+
+    def __init__(self, question: str, *, auth: bool = False) -> None:
+        self.question = question
+        self.auth = auth
+        code = ErrorCode.AUTH_REQUIRED if auth else ErrorCode.INPUT_REQUIRED
+        RemoteError.__init__(self, code, question)
 
 
 class HopLimitExceeded(AgentError, RemoteError):
@@ -85,6 +105,25 @@ class TaskNotFound(AgentError):
         self.tenant = tenant
         self.task_id = task_id
         super().__init__(f"no task {task_id!r} for tenant {tenant!r}")
+
+
+class InvalidPageToken(AgentError, ValueError):
+    """A task listing's page token is not one this listing gave out (or was made for other filters)."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        self.token = token
+        self.reason = reason
+        super().__init__(f"invalid page token: {reason}")
+
+
+class TaskNotResumable(AgentError):
+    """A message to a task cannot continue it: the task ended, or it is not waiting for input."""
+
+    def __init__(self, task_id: str, state: str, reason: str) -> None:
+        self.task_id = task_id
+        self.state = state
+        self.reason = reason
+        super().__init__(f"task {task_id!r} cannot take this message: {reason}")
 
 
 class ToolError(AgentError):

@@ -46,6 +46,8 @@ async def ensure(js: JetStreamContext, settings: AgentSettings) -> Infrastructur
                 storage=api.StorageType.FILE,
                 duplicate_window=settings.task_dedup_window,
                 max_age=settings.task_retention,
+                # Listings read queued tasks by batch direct gets (agents.listing).
+                allow_direct=True,
             ),
         ),
         _ensure_stream(
@@ -95,10 +97,17 @@ async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None
     assert config.name is not None
     try:
         info = await js.stream_info(config.name)
-        if set(info.config.subjects or ()) != set(config.subjects or ()):
-            # Made by a release that named its subjects otherwise: take the new names
-            # (they cover the old ones, so what it holds is still captured and read).
-            await js.update_stream(dataclasses.replace(info.config, subjects=config.subjects))
+        renamed = set(info.config.subjects or ()) != set(config.subjects or ())
+        if renamed or (config.allow_direct and not info.config.allow_direct):
+            # Made by an earlier release: take the new subject names (they cover the old
+            # ones, so what it holds is still captured and read) and direct reads.
+            await js.update_stream(
+                dataclasses.replace(
+                    info.config,
+                    subjects=config.subjects,
+                    allow_direct=info.config.allow_direct or config.allow_direct,
+                )
+            )
     except nats.js.errors.NotFoundError:
         try:
             await js.add_stream(config)

@@ -66,7 +66,12 @@ class Mesh:
                 cache_ttl=registry_cache,
                 recreate=lambda: registry_bucket(bus.jetstream(), settings),
             ),
-            tasks=Tasks(bus, TaskRecords(infra.task_records, bus.codec), events),
+            tasks=Tasks(
+                bus,
+                TaskRecords(infra.task_records, bus.codec),
+                events,
+                list_scan=settings.task_list_scan,
+            ),
             dead_letters=DeadLetters(bus.jetstream(), bus.codec),
             events=events,
             state_bucket=infra.state,

@@ -217,6 +217,8 @@ class AgentRuntime:
             )
         message = request.message
         ctx = self._context(skill, tenant, message, envelope, request.task_id)
+        if request.prior is not None:
+            ctx.task_history = request.prior.history
         value = self._input(skill, message)
         if not skill.streaming:
             output = await skill.handler(ctx, value)

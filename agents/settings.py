@@ -38,6 +38,11 @@ class AgentSettings(NatsSettings):
     task_retention: float = Field(
         default=7 * 86400.0, gt=0, description="Seconds task records and dead letters are kept."
     )
+    task_list_scan: int = Field(
+        default=1000,
+        ge=100,
+        description="Most tasks one listing call examines when filtering by context or state.",
+    )
     state_ttl: float = Field(default=86400.0, gt=0, description="Seconds shared conversation state is kept.")
     drain_grace: float = Field(default=30.0, ge=0, description="Seconds SIGTERM waits for in-flight work.")
 

@@ -1,4 +1,4 @@
-"""Durable tasks: submission, records, status and cancellation.
+"""Durable tasks: submission, status, cancellation, and continuing a task that waits for input.
 
 A task is submitted to the ``HW_TASKS`` work-queue stream with the A2A
 ``messageId`` as its ``Nats-Msg-Id``, so JetStream drops a resubmission within
@@ -6,7 +6,7 @@ the de-duplication window; the task id is derived from the same message id.
 Each task's record (an A2A ``Task``) lives in the ``hw_tasks`` bucket, written
 first by the replica that runs it: until then the queued message itself (its
 subject holds the task id) is the task, as submitted. Every change of state is
-a compare-and-set on the record (the first one a create), which is what
+a compare-and-set on the record (``agents.records``), which is what
 guarantees a single recorded outcome even when a task runs twice
 (at-least-once delivery).
 """
@@ -14,26 +14,21 @@ guarantees a single recorded outcome even when a task runs twice
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import nats.errors
-import nats.js.errors
-from nats.js.kv import KeyValue
 
-from agents.errors import TaskNotFound
+from agents.errors import TaskNotFound, TaskNotResumable
 from agents.events import ConversationEvents
-from agents.infrastructure import entries
+from agents.listing import DEFAULT_PAGE_SIZE, TaskListing, TaskPage, TaskQuery
 from agents.payloads import to_message
+from agents.records import TaskRecords
 from bus import subjects
 from bus.a2a import Artifact, Message, Role, Task, TaskState, TaskStatus, new_id
 from bus.client import Bus
-from bus.codec import Codec
+from bus.direct import DirectGets
 from bus.envelope import Envelope
-from bus.errors import RequestTimeout
-from bus.jetstream_fast import FastJetStream, FastKeyValue, PubAck
+from bus.jetstream_fast import FastJetStream, PubAck
 
 __all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
 
@@ -52,15 +47,25 @@ class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     message: Message
     metadata: dict[str, Any] | None = None
     revision: int = 0
+    # The task as it stood when ``message`` continued it (it was waiting for input); None: a new task.
+    prior: Task | None = None
 
     def submitted(self) -> Task:
-        """The record of this task as submitted."""
+        """The record of this task as submitted (a continued one: with its earlier messages)."""
+        metadata = {**(self.metadata or {}), "agent": self.agent, "skill": self.skill}
+        if self.prior is not None:
+            return msgspec.structs.replace(
+                self.prior,
+                status=TaskStatus.now(TaskState.SUBMITTED),
+                history=(*self.prior.history, self.message),
+                metadata={**(self.prior.metadata or {}), **metadata},
+            )
         return Task(
             id=self.task_id,
             context_id=self.message.context_id,
             status=TaskStatus.now(TaskState.SUBMITTED),
             history=(self.message,),
-            metadata={**(self.metadata or {}), "agent": self.agent, "skill": self.skill},
+            metadata=metadata,
         )
 
 
@@ -76,112 +81,22 @@ def task_id_for(agent: str, message_id: str) -> str:
     return hashlib.sha256(f"{agent}\x00{message_id}".encode()).hexdigest()[:32]
 
 
-class TaskRecords:
-    """The records of durable tasks, with compare-and-set transitions."""
-
-    def __init__(self, kv: KeyValue, codec: Codec) -> None:
-        self.bucket = kv
-        self._kv = kv
-        # Every transition is a write on the hot path of a task: nats-py reads, lean writes.
-        self._writes = FastKeyValue(kv)
-        self._codec = codec
-
-    async def get(self, tenant: str, task_id: str) -> tuple[Task, int] | None:
-        """The task and its record revision, or ``None`` if there is no such task."""
-        try:
-            entry = await self._kv.get(subjects.task_record_key(tenant, task_id))
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return None
-        assert entry.revision is not None
-        return self._codec.decode(entry.value or b"", Task), entry.revision
-
-    async def create(self, tenant: str, task: Task) -> int | None:
-        """Store a new record; ``None`` if one already exists."""
-        key = subjects.task_record_key(tenant, task.id)
-        data = self._codec.encode(task)
-        try:
-            return await self._writes.update(key, data, last=0)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            pass
-        try:
-            # Rare: the key exists. nats-py's create also writes over a deleted record.
-            return await self._kv.create(key, data)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
-
-    async def replace(self, tenant: str, task: Task, revision: int | None) -> int | None:
-        """Write ``task`` if its record is still at ``revision``; ``None`` if it changed.
-
-        ``revision=None`` writes unconditionally (used to reset a replayed task).
-        """
-        key = subjects.task_record_key(tenant, task.id)
-        data = self._codec.encode(task)
-        if revision is None:
-            return await self._writes.put(key, data)
-        try:
-            return await self._writes.update(key, data, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
-
-    async def watch_until_terminal(
-        self,
-        tenant: str,
-        task_id: str,
-        timeout: float,
-        unrecorded: Callable[[str, str], Awaitable[Task | None]] | None = None,
-    ) -> Task:
-        """Wait until the task reaches a terminal state and return it.
-
-        ``unrecorded(tenant, task_id)`` tells whether a task without a record
-        exists all the same (queued, not yet run).
-
-        Raises:
-            TaskNotFound: there is no such task.
-            RequestTimeout: it is still running after ``timeout`` seconds.
-        """
-        key = subjects.task_record_key(tenant, task_id)
-        deadline = time.monotonic() + timeout
-        watcher = await self._kv.watch(key)
-        latest: Task | None = None
-        try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=max(0.001, deadline - time.monotonic()))
-                except nats.errors.TimeoutError:
-                    if latest is None:
-                        raise TaskNotFound(tenant, task_id) from None
-                    raise RequestTimeout(key, timeout) from None
-                if entry is None:
-                    # nats-py's "no more history" marker, which under load can come
-                    # before the record's own entry: the record itself decides.
-                    if latest is None:
-                        found = await self.get(tenant, task_id)
-                        if found is not None:
-                            latest = found[0]
-                        elif unrecorded is not None:
-                            latest = await unrecorded(tenant, task_id)
-                        if latest is None:
-                            raise TaskNotFound(tenant, task_id)
-                        if latest.status.state.terminal:
-                            return latest
-                    continue
-                if not entry.value:  # deleted or purged meanwhile
-                    continue
-                latest = self._codec.decode(entry.value, Task)
-                if latest.status.state.terminal:
-                    return latest
-        finally:
-            await watcher.stop()
-
-
 class Tasks:
     """Submits, reads and cancels durable tasks for any tenant."""
 
-    def __init__(self, bus: Bus, records: TaskRecords, events: ConversationEvents) -> None:
+    def __init__(
+        self, bus: Bus, records: TaskRecords, events: ConversationEvents, *, list_scan: int = 1000
+    ) -> None:
         self._bus = bus
         self._js = FastJetStream(bus.jetstream())
         self._records = records
         self._events = events
+        self._listing = TaskListing(
+            DirectGets(bus.jetstream()),
+            bus.codec,
+            lambda data: bus.codec.decode(data, TaskRequest).submitted(),
+            scan=list_scan,
+        )
 
     async def submit(
         self,
@@ -245,9 +160,80 @@ class Tasks:
             raise TaskNotFound(tenant, task_id)
         return task
 
-    async def wait(self, tenant: str, task_id: str, *, timeout: float) -> Task:
-        """Wait until the task completes, fails or is canceled; return its record."""
-        return await self._records.watch_until_terminal(tenant, task_id, timeout, self._queued)
+    async def list(
+        self,
+        tenant: str,
+        query: TaskQuery | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str = "",
+    ) -> TaskPage:
+        """A page of ``tenant``'s tasks, most recently updated first (see :mod:`agents.listing`).
+
+        Raises:
+            InvalidPageToken: ``page_token`` is not one a listing with this query gave out.
+        """
+        query = query or TaskQuery()
+        return await self._listing.page(tenant, query, page_size=page_size, page_token=page_token)
+
+    async def wait(self, tenant: str, task_id: str, *, timeout: float, interrupted: bool = False) -> Task:
+        """Wait until the task completes, fails or is canceled (with ``interrupted``, also until it
+        waits for input); return its record."""
+        return await self._records.watch_until_terminal(
+            tenant, task_id, timeout, self._queued, interrupted=interrupted
+        )
+
+    async def resume(self, tenant: str, task_id: str, message: Message) -> Task:
+        """Continue a task that waits for input with ``message``: its skill runs again on it.
+
+        The task keeps its id and conversation; its history grows by the message.
+        Sending the same message again (a retry) queues nothing twice.
+
+        Raises:
+            TaskNotFound: no such task for ``tenant``.
+            TaskNotResumable: the task ended, or is not waiting for input.
+        """
+        while True:
+            found = await self._records.get(tenant, task_id)
+            if found is None:
+                queued = await self._queued(tenant, task_id)
+                if queued is None:
+                    raise TaskNotFound(tenant, task_id)
+                found = (queued, 0)
+            task, revision = found
+            state = task.status.state
+            metadata = task.metadata or {}
+            agent, skill = str(metadata.get("agent", "")), str(metadata.get("skill", ""))
+            message = msgspec.structs.replace(message, context_id=task.context_id, task_id=task_id)
+            if any(m.message_id == message.message_id for m in task.history):
+                # This very message continued it already (the client is retrying): the task as it
+                # stands, queued again if still waiting to run (JetStream keeps one copy of the id).
+                if state is TaskState.SUBMITTED and task.history[-1].message_id == message.message_id:
+                    prior = msgspec.structs.replace(task, history=task.history[:-1])
+                    request = TaskRequest(
+                        task_id=task_id,
+                        agent=agent,
+                        skill=skill,
+                        message=message,
+                        prior=prior,
+                        revision=revision,
+                    )
+                    await self._publish(tenant, request, msg_id=message.message_id)
+                return task
+            if state.terminal:
+                raise TaskNotResumable(task_id, state.value, f"it ended ({state.value})")
+            if not state.interrupted:
+                raise TaskNotResumable(task_id, state.value, f"it is {state.value}, not waiting for input")
+            request = TaskRequest(task_id=task_id, agent=agent, skill=skill, message=message, prior=task)
+            continued = request.submitted()
+            new_revision = await self._records.replace(tenant, continued, revision)
+            if new_revision is not None:
+                break
+        await self._events.task_status(tenant, continued)
+        await self._publish(
+            tenant, msgspec.structs.replace(request, revision=new_revision), msg_id=message.message_id
+        )
+        return continued
 
     async def _current(self, tenant: str, task_id: str) -> Task | None:
         found = await self._records.get(tenant, task_id)
@@ -260,11 +246,8 @@ class Tasks:
     async def _queued(self, tenant: str, task_id: str) -> Task | None:
         """For a task the caller found no record of: the task as submitted, read from its
         queued message, or else its record if one was written meanwhile; ``None`` if neither is there."""
-        try:
-            msg = await self._bus.jetstream().get_msg(
-                subjects.TASKS_STREAM, subject=subjects.queued_task(tenant, task_id)
-            )
-        except nats.js.errors.NotFoundError:
+        msg = await self._js.last(subjects.TASKS_STREAM, subjects.queued_task(tenant, task_id))
+        if msg is None:
             # A replica may have taken the task since the caller looked for its record;
             # it records before it acks, so with the message gone the record is there.
             found = await self._records.get(tenant, task_id)
@@ -301,38 +284,6 @@ class Tasks:
         )
         await self._events.task_status(tenant, canceled)
         return canceled
-
-    # Listing (issue 16, minimal, until issue 14's Tasks.list, which A2A ListTasks shares,
-    # lands: this one reads all of the tenant's records and filters them here).
-
-    async def list_recorded(
-        self,
-        tenant: str,
-        *,
-        context_id: str | None = None,
-        state: TaskState | None = None,
-        agent: str | None = None,
-        limit: int = 50,
-        before: tuple[float, str] | None = None,
-    ) -> tuple[list[Task], tuple[float, str] | None]:
-        """``tenant``'s recorded tasks, the latest status change first, filtered; and where the
-        next page starts (``None``: no more). Tasks still queued (no record yet) are not listed."""
-        found: list[tuple[float, Task]] = []
-        for entry in await entries(self._records.bucket, subjects.task_records_of(tenant)):
-            task = self._bus.codec.decode(entry.value or b"", Task)
-            if context_id is not None and task.context_id != context_id:
-                continue
-            if state is not None and task.status.state is not state:
-                continue
-            if agent is not None and (task.metadata or {}).get("agent") != agent:
-                continue
-            at = task.status.timestamp.timestamp() if task.status.timestamp is not None else 0.0
-            if before is None or (at, task.id) < before:
-                found.append((at, task))
-        found.sort(key=lambda item: (item[0], item[1].id), reverse=True)
-        page = found[:limit]
-        more = len(found) > limit and page
-        return [task for _, task in page], ((page[-1][0], page[-1][1].id) if more else None)
 
     async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> PubAck:
         # The message id becomes Nats-Msg-Id: JetStream drops a copy within its window.

@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from agents.deadletter import DeadLetter, DeadLetters
+from agents.errors import InputRequired
 from agents.events import ConversationEvents
 from agents.settings import AgentSettings
 from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
@@ -58,6 +59,7 @@ class WorkerStats:
     dead_lettered: int = 0
     skipped: int = 0
     released: int = 0
+    interrupted: int = 0
     in_flight: int = 0
 
 
@@ -250,7 +252,10 @@ class TaskWorker:
             self._free_slot()
             if late is not None:
                 task, revision = await late.settle()
-            await self._failed(msg, tenant, request, task, revision, deliveries, exc)
+            if isinstance(exc, InputRequired):
+                await self._interrupted(msg, tenant, task, revision, exc)
+            else:
+                await self._failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
             beat.stop()
@@ -339,6 +344,26 @@ class TaskWorker:
                 break
             # Still running by the record (a retry's note, or another replica's claim
             # after a stall): this attempt finished, so its outcome is the one recorded.
+            revision = found[1]
+        await msg.ack()
+
+    async def _interrupted(
+        self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired
+    ) -> None:
+        """The skill needs more from the user: the task waits, its question recorded, until resumed."""
+        question = Message.agent_text(ask.question, context_id=task.context_id, task_id=task.id)
+        state = TaskState.AUTH_REQUIRED if ask.auth else TaskState.INPUT_REQUIRED
+        waiting = finish(task, state, question)
+        waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
+        while True:
+            if await self._records.replace(tenant, waiting, revision) is not None:
+                self.stats.interrupted += 1
+                await self._events.task_status(tenant, waiting)
+                break
+            found = await self._records.get(tenant, task.id)
+            if found is None or found[0].status.state.terminal:
+                self.stats.skipped += 1  # canceled meanwhile: that is the outcome
+                break
             revision = found[1]
         await msg.ack()
 

@@ -37,3 +37,12 @@ noop = Agent("benchjobs", description="Durable tasks that do nothing, to measure
 async def done(ctx: Context, n: int) -> int:
     """Return at once: every microsecond measured is the mesh's."""
     return n
+
+
+echo = Agent("echo", description="Answers with the message's text in capitals (the A2A benchmark's agent).")
+
+
+@echo.skill
+async def shout(ctx: Context, text: str) -> str:
+    """The text in capitals."""
+    return text.upper()

@@ -68,8 +68,14 @@ class TaskState(enum.Enum):
         """True for states a task never leaves."""
         return self in _TERMINAL
 
+    @property
+    def interrupted(self) -> bool:
+        """True for states in which a task waits for the client (more input, or authorization)."""
+        return self in _INTERRUPTED
+
 
 _TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED})
+_INTERRUPTED = frozenset({TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED})
 
 
 class _Model(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -254,6 +260,19 @@ class StreamResponse(_Model, frozen=True):
             raise ValueError(
                 "a StreamResponse must set exactly one of task, message, statusUpdate or artifactUpdate"
             )
+
+    @property
+    def task_id(self) -> str | None:
+        """The id of the task this event is about (``None`` for a message outside any task)."""
+        if not isinstance(self.status_update, UnsetType):
+            return self.status_update.task_id
+        if not isinstance(self.artifact_update, UnsetType):
+            return self.artifact_update.task_id
+        if not isinstance(self.task, UnsetType):
+            return self.task.id
+        if not isinstance(self.message, UnsetType):
+            return self.message.task_id
+        return None
 
     @property
     def terminal(self) -> bool:

@@ -14,6 +14,8 @@ import msgspec
 import nats.aio.client
 import nats.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from opentelemetry import metrics, trace
 
@@ -36,7 +38,7 @@ from bus.settings import NatsSettings
 from bus.stream import ReplyStream
 from bus.tracing import BusTelemetry
 
-__all__ = ["Bus"]
+__all__ = ["Bus", "Listening"]
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +207,29 @@ class Bus:
             "publish", subject, headers, message_id=env.message_id, size=len(data)
         ):
             await self._send(subject, data, headers)
+
+    async def listen(self, subject: str, on_message: Callable[[Msg], None]) -> Listening:
+        """Hand each message on ``subject`` to ``on_message`` as it arrives, until closed.
+
+        A plain subscription (no queue group, no replies): the cheapest way to
+        hear of something, such as a task's end among its conversation's
+        events. ``on_message`` runs in the event loop and must not block. The
+        subscription goes out ahead of anything published after this returns.
+
+        Raises:
+            BusClosed: the bus was closed.
+        """
+        if self._nc.is_closed:
+            raise BusClosed()
+        if not isinstance(self._nc, Connection):
+
+            async def relay(msg: Msg) -> None:
+                on_message(msg)
+
+            return Listening(self._nc, await self._nc.subscribe(subject, cb=relay))
+        sub = await self._nc.subscribe(subject)
+        self._nc.deliver_directly(sub._id, deliver=on_message)
+        return Listening(self._nc, sub)
 
     async def publish_bytes(self, subject: str, data: bytes) -> None:
         """Send ``data`` as it is, without an envelope or a span (data about the mesh, such as
@@ -414,6 +439,21 @@ class Bus:
             return
         self._telemetry.record_drop(exc.subject, "slow_consumer")
         log.error("dropped a message on %s: the subscriber is too slow", exc.subject)
+
+
+class Listening:
+    """A subscription made by :meth:`Bus.listen`; :meth:`close` it when done."""
+
+    def __init__(self, nc: NATS, sub: Subscription) -> None:
+        self._nc = nc
+        self._sub = sub
+
+    async def close(self) -> None:
+        """Stop listening (messages already in flight are dropped)."""
+        if isinstance(self._nc, Connection):
+            self._nc.stop_delivering(self._sub._id)
+        with contextlib.suppress(nats.errors.Error):
+            await self._sub.unsubscribe()
 
 
 def _secret(value: Any) -> str | None:

@@ -33,6 +33,9 @@ class ErrorCode(enum.StrEnum):
     INTERNAL = "internal"
     # A chain of agent-to-agent calls went deeper than the configured hop limit.
     HOP_LIMIT_EXCEEDED = "hop_limit_exceeded"
+    # The skill needs more from the user (or their authorization) before it can go on.
+    INPUT_REQUIRED = "input_required"
+    AUTH_REQUIRED = "auth_required"
 
 
 class BusError(Exception):

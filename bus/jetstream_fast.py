@@ -1,11 +1,12 @@
-"""JetStream publishes and key-value writes without nats-py's per-request overhead.
+"""JetStream publishes, direct gets and key-value reads and writes without nats-py's per-request overhead.
 
 nats-py's ``js.publish`` goes through ``nc.request``, which pays on every call
 for a random token, a NUID, ``asyncio.wait_for`` and a JSON parse into a
 dataclass; a durable task makes several such writes. Here the bus's own reply
 inbox (:class:`bus.replies.Replies`: a counter token, one shared deadline
 timer, replies handed over as parsed) and a msgspec decoder of the PubAck do
-the same work for a fraction of the cost. Errors are nats-py's
+the same work for a fraction of the cost; a read is one direct get whose reply
+is the stored message itself. Errors are nats-py's
 own (``nats.js.errors``), so callers catch the same exceptions either way.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import msgspec
 import nats.errors
 import nats.js.errors
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -26,6 +28,17 @@ _WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 _EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 _STATUS = "Status"
 _NO_RESPONDERS = "503"
+_NOT_FOUND = "404"
+_SEQUENCE = "Nats-Sequence"
+_KV_OPERATION = "KV-Operation"
+_REMOVED = frozenset({"DEL", "PURGE"})
+
+
+class _LastRequest(msgspec.Struct, frozen=True):
+    last_by_subj: str
+
+
+_encode_last = msgspec.json.Encoder().encode
 
 
 class PubAck(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,9 +73,36 @@ class FastJetStream:
     """
 
     def __init__(self, js: JetStreamContext) -> None:
-        # nats-py keeps both private; the context is the only handle callers have.
+        # nats-py keeps them private; the context is the only handle callers have.
         self._replies = Replies(js._nc)
         self._timeout: float = js._timeout
+        self._api: str = js._prefix
+
+    async def last(self, stream: str, subject: str) -> Msg | None:
+        """The last message stored on ``subject`` (wildcards allowed) in ``stream``, or ``None``.
+
+        A direct get (the stream allows them): any server holding the stream
+        answers, and the reply is the stored message itself, its headers with
+        ``Nats-Sequence`` and ``Nats-Subject``.
+
+        Raises:
+            nats.errors.TimeoutError: no answer within the context's timeout.
+            nats.js.errors.NoStreamResponseError: no server answers direct gets on ``stream``.
+            nats.js.errors.APIError: the server refused the request.
+        """
+        request = _encode_last(_LastRequest(last_by_subj=subject))
+        msg = await self._replies.request(f"{self._api}.DIRECT.GET.{stream}", request, None, self._timeout)
+        if msg is None:
+            raise nats.errors.TimeoutError
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status is None or msg.data:
+            return msg
+        if status == _NOT_FOUND:
+            return None
+        if status == _NO_RESPONDERS:
+            raise nats.js.errors.NoStreamResponseError
+        description = str(msg.headers.get("Description", "")) if msg.headers else ""
+        raise nats.js.errors.APIError(code=int(status), description=description)
 
     async def publish(self, subject: str, data: bytes, *, headers: dict[str, str] | None = None) -> PubAck:
         """Store ``data`` on ``subject`` and return the stream's acknowledgement.
@@ -98,7 +138,7 @@ _ERRORS: dict[int, type[nats.js.errors.APIError]] = {
 
 
 class FastKeyValue:
-    """Writes to a key-value bucket through :class:`FastJetStream`; reads stay with nats-py.
+    """Reads and writes of a key-value bucket through :class:`FastJetStream`.
 
     Args:
         kv: the bucket, as nats-py opened it.
@@ -108,6 +148,15 @@ class FastKeyValue:
         # The bucket's JetStream context and subject prefix ("$KV.<bucket>.") are private in nats-py.
         self._js = FastJetStream(kv._js)
         self._prefix: str = kv._pre
+        self._stream: str = kv._stream
+
+    async def get(self, key: str) -> tuple[bytes, int] | None:
+        """The key's value and revision, or ``None`` if it has none (never written, deleted, purged)."""
+        msg = await self._js.last(self._stream, self._prefix + key)
+        if msg is None or (msg.headers is not None and msg.headers.get(_KV_OPERATION) in _REMOVED):
+            return None
+        assert msg.headers is not None
+        return msg.data, int(msg.headers[_SEQUENCE])
 
     async def put(self, key: str, value: bytes) -> int:
         """Write ``value`` whatever the key holds; return the new revision."""

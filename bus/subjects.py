@@ -30,6 +30,7 @@ __all__ = [
     "DEAD_LETTER_STREAM",
     "EVENTS_STREAM",
     "KEYS_BUCKET",
+    "PUSH_BUCKET",
     "REDIS_ROOT",
     "REGISTRY_BUCKET",
     "ROOT",
@@ -37,6 +38,7 @@ __all__ = [
     "STATE_BUCKET",
     "TASKS_STREAM",
     "TASK_RECORDS_BUCKET",
+    "TASK_RECORDS_STREAM",
     "AgentRoute",
     "agent_queue_group",
     "agent_request",
@@ -59,7 +61,12 @@ __all__ = [
     "llm_cache_key",
     "parse_agent_request",
     "parse_cancel",
+    "parse_conversation_events",
+    "parse_queued_task",
     "parse_task",
+    "push_config_key",
+    "push_configs_of",
+    "push_consumer",
     "queued_task",
     "rate_limit_key",
     "registry_key",
@@ -69,10 +76,12 @@ __all__ = [
     "state_prefix",
     "task",
     "task_consumer",
+    "task_record",
     "task_record_key",
-    "task_records_of",
     "tenant_events",
+    "tenant_queued_tasks",
     "tenant_scope",
+    "tenant_task_records",
     "token",
     "token_budget_key",
     "tool_cache_key",
@@ -88,8 +97,11 @@ DEAD_LETTER_STREAM = "HW_DLQ"
 SPANS_STREAM = "HW_SPANS"
 REGISTRY_BUCKET = "hw_agents"
 TASK_RECORDS_BUCKET = "hw_tasks"
+# The stream behind the records bucket (JetStream names a bucket's stream KV_<bucket>).
+TASK_RECORDS_STREAM = f"KV_{TASK_RECORDS_BUCKET}"
 STATE_BUCKET = "hw_state"
 KEYS_BUCKET = "hw_keys"
+PUSH_BUCKET = "hw_push"
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -197,6 +209,18 @@ def conversation_events(tenant: str, context_id: str) -> str:
     return f"{ROOT}.{token('tenant', tenant)}.ctx.{token('context id', context_id)}.events"
 
 
+def parse_conversation_events(subject: str) -> tuple[str, str]:
+    """Split a conversation events subject into ``(tenant, context_id)``.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a conversation events subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "ctx" or parts[4] != "events":
+        raise InvalidSubjectToken("events subject", subject)
+    return token("tenant", parts[1]), token("context id", parts[3])
+
+
 def tenant_events(tenant: str) -> str:
     """Every conversation event of one tenant."""
     return f"{ROOT}.{token('tenant', tenant)}.ctx.*.events"
@@ -266,9 +290,46 @@ def task_record_key(tenant: str, task_id: str) -> str:
     return f"{token('tenant', tenant)}.{token('task id', task_id)}"
 
 
-def task_records_of(tenant: str) -> str:
-    """Every task record of ``tenant`` (a key-value filter)."""
-    return f"{token('tenant', tenant)}.*"
+def task_record(tenant: str, task_id: str) -> str:
+    """The subject a task's record is stored under in the records bucket's stream."""
+    return f"$KV.{TASK_RECORDS_BUCKET}.{task_record_key(tenant, task_id)}"
+
+
+def tenant_task_records(tenant: str) -> str:
+    """Every task record of one tenant in the records bucket's stream (a listing's filter)."""
+    return f"$KV.{TASK_RECORDS_BUCKET}.{token('tenant', tenant)}.*"
+
+
+def tenant_queued_tasks(tenant: str) -> str:
+    """Every queued task of one tenant in ``HW_TASKS`` (a listing's filter)."""
+    return f"{ROOT}.{token('tenant', tenant)}.task.*.*"
+
+
+def parse_queued_task(subject: str) -> str:
+    """The task id in a queued task's subject.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a task subject with a task id.
+    """
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "task":
+        raise InvalidSubjectToken("task subject", subject)
+    return token("task id", parts[4])
+
+
+def push_config_key(tenant: str, task_id: str, config_id: str) -> str:
+    """The key of one push notification config of a task (``hw_push``)."""
+    return f"{token('tenant', tenant)}.{token('task id', task_id)}.{token('push config id', config_id)}"
+
+
+def push_configs_of(tenant: str, task_id: str) -> str:
+    """Every push notification config of one task (a key filter)."""
+    return f"{token('tenant', tenant)}.{token('task id', task_id)}.*"
+
+
+def push_consumer() -> str:
+    """The durable consumer on ``HW_EVENTS`` whose messages the gateways share to push them to webhooks."""
+    return f"{ROOT}-push"
 
 
 def state_prefix(tenant: str, context_id: str) -> str:

@@ -26,6 +26,8 @@ from bus.client import Bus
 from bus.telemetry import Telemetry, TelemetryConfigError
 from gateway import problems
 from gateway.a2a import A2AEndpoint
+from gateway.a2a.push import PushConfigs, WebhookPolicy
+from gateway.a2a.webhooks import PushDelivery
 from gateway.console import console_routes
 from gateway.cors import CrossOrigin
 from gateway.deadletters import DeadLetterRoutes
@@ -61,6 +63,8 @@ class Services:
     usage: UsageMeter
     conversations: Conversations
     feed: ConversationFeed
+    push: PushConfigs | None
+    delivery: PushDelivery | None
 
     @classmethod
     async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
@@ -75,6 +79,14 @@ class Services:
             # and spares the registry a read per request.
             mesh = await Mesh.open(bus, settings, registry_cache=1.0)
             keys = await ApiKeys.open(bus, cache_ttl=settings.gateway_key_cache)
+            push = delivery = None
+            if settings.gateway_push:
+                push = await PushConfigs.open(bus.jetstream(), bus.codec, ttl=settings.task_retention)
+                policy = WebhookPolicy(
+                    settings.gateway_push_allowed_hosts, timeout=settings.gateway_push_timeout
+                )
+                delivery = PushDelivery(bus, push, policy, settings)
+                await delivery.start()
         except BaseException:
             await bus.close()
             raise
@@ -94,9 +106,13 @@ class Services:
                 mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
             ),
             feed=ConversationFeed(bus),
+            push=push,
+            delivery=delivery,
         )
 
     async def close(self, grace: float) -> None:
+        if self.delivery is not None:
+            await self.delivery.stop(grace)
         await self.conversations.drain(grace)
         await self.bus.close()
         await self.redis.close()
@@ -114,7 +130,9 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         rest = RestApi(
             settings, services.mesh, services.guard, services.conversations, services.feed, services.usage
         )
-        a2a = A2AEndpoint(settings, services.mesh, services.guard, services.feed, services.usage)
+        a2a = A2AEndpoint(
+            settings, services.mesh, services.guard, services.feed, services.usage, services.push
+        )
         # Before the operational routes: the API's requests are the many, probes the few.
         handoffs = HandoffQueue(settings, services.mesh, services.guard, services.conversations)
         dead_letters = DeadLetterRoutes(services.mesh, services.guard)

@@ -24,10 +24,11 @@ def own_origin(request: Request) -> str:
 class Admitted:
     """A request let in: its tenant and the rate-limit headers its response carries."""
 
-    __slots__ = ("headers", "tenant")
+    __slots__ = ("decision", "headers", "tenant")
 
     def __init__(self, tenant: str, decision: Decision) -> None:
         self.tenant = tenant
+        self.decision = decision
         self.headers = decision.headers()
 
 
@@ -80,7 +81,7 @@ class Guard:
                 "Origin not allowed",
                 f"pages at {origin} may not use tenant {tenant!r}'s keys (HIVEWIRE_GATEWAY_CORS_ORIGINS)",
             )
-        rate, burst, daily = self._settings.limits_for(tenant)
+        rate, burst, _ = self._settings.limits_for(tenant)
         decision = await self._limiter.check(tenant, rate=rate, burst=burst)
         if not decision.allowed:
             raise Problem(
@@ -90,14 +91,26 @@ class Guard:
                 f"tenant {tenant!r} may send {rate:g} requests per second (bursts of {burst})",
                 headers=decision.headers(),
             )
+        admitted = Admitted(tenant, decision)
         if spends_tokens:
-            renews_in = await self._budget.exhausted(tenant, daily, used=decision.tokens_today)
-            if renews_in is not None:
-                raise Problem(
-                    429,
-                    "token-budget-exhausted",
-                    "Daily token budget used up",
-                    f"tenant {tenant!r} used its {daily} model tokens for today (UTC)",
-                    headers={**decision.headers(), "Retry-After": str(math.ceil(renews_in))},
-                )
-        return Admitted(tenant, decision)
+            await self.require_tokens(admitted)
+        return admitted
+
+    async def require_tokens(self, admitted: Admitted) -> None:
+        """Refuse a request that would spend model tokens once the tenant's daily budget is used up
+        (for routes that learn only from the body whether they spend any).
+
+        Raises:
+            Problem: 429 over the daily token budget.
+        """
+        tenant, decision = admitted.tenant, admitted.decision
+        _, _, daily = self._settings.limits_for(tenant)
+        renews_in = await self._budget.exhausted(tenant, daily, used=decision.tokens_today)
+        if renews_in is not None:
+            raise Problem(
+                429,
+                "token-budget-exhausted",
+                "Daily token budget used up",
+                f"tenant {tenant!r} used its {daily} model tokens for today (UTC)",
+                headers={**decision.headers(), "Retry-After": str(math.ceil(renews_in))},
+            )

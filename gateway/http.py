@@ -32,6 +32,7 @@ __all__ = [
     "json_response",
     "read_body",
     "read_json",
+    "require_json",
 ]
 
 T = TypeVar("T")
@@ -103,9 +104,7 @@ async def read_json(request: Request, body_type: type[T], limit: int) -> T:
     Raises:
         Problem: 415 (not JSON), 413 (too large), 400 (not valid JSON), 422 (does not match the schema).
     """
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise Problem(415, "unsupported-media-type", "Send JSON", f"got {media!r}; use application/json")
+    require_json(request)
     body = await read_body(request, limit)
     if not body.strip():
         raise Problem(400, "bad-json", "Empty body", "send a JSON document")
@@ -115,6 +114,17 @@ async def read_json(request: Request, body_type: type[T], limit: int) -> T:
         raise Problem(422, "invalid-body", "The body does not match the schema", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise Problem(400, "bad-json", "The body is not valid JSON", str(exc)) from None
+
+
+def require_json(request: Request) -> None:
+    """Refuse a body that is not JSON (``application/json`` or ``*+json``; none said: taken as JSON).
+
+    Raises:
+        Problem: 415.
+    """
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise Problem(415, "unsupported-media-type", "Send JSON", f"got {media!r}; use application/json")
 
 
 def _deeper_than(body: bytes, limit: int) -> bool:

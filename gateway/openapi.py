@@ -16,24 +16,19 @@ import msgspec
 
 from agents.card import AgentCard
 from agents.registry import LiveAgent
-from bus.a2a import Message, StreamResponse, Task, TaskState
+from bus.a2a import Message, StreamResponse, Task
 from gateway.conversation_routes import ConversationPage, History, NewConversation, UserMessage
 from gateway.deadletters import DeadLetterPage, Replayed
 from gateway.handoffs import FlaggedConversation, PersonReply
 from gateway.http import MAX_MESSAGE_ID, MESSAGE_ID_PATTERN
 from gateway.limits import Usage, UsageHistory
+from gateway.openapi_a2a import a2a_components, a2a_paths
 from gateway.openapi_console import console_paths, page_paths
 from gateway.openapi_parts import (
-    AGENT,
     ID_PATTERN,
-    TASK,
-    example_card,
-    example_task,
-    json_body,
     json_reply,
     operation,
     ref,
-    sse_content,
 )
 from gateway.openapi_paths import rest_paths, skill_paths
 from gateway.probes import Health, Readiness
@@ -74,10 +69,12 @@ _TYPES: tuple[Any, ...] = (
 _REF = "#/components/schemas/{name}"
 
 _DESCRIPTION = f"""HTTP into the Hivewire agent mesh: conversations (JSON or Server-Sent Events), \
-skill calls, durable tasks, and the A2A protocol's JSON-RPC binding at /a2a.
+skill calls, durable tasks, and the A2A protocol's JSON-RPC and HTTP+JSON bindings below /a2a.
 
-Every /v1 route and /a2a need an API key (`Authorization: Bearer <key>` or `X-API-Key`). \
-Errors are `application/problem+json` (RFC 9457). A method a path does not have is answered 405 \
+Every /v1 and /a2a route but the agent cards needs an API key \
+(`Authorization: Bearer <key>` or `X-API-Key`). \
+Errors are `application/problem+json` (RFC 9457), but for the A2A bindings' own (JSON-RPC errors; \
+`application/a2a+json` google.rpc.Status bodies). A method a path does not have is answered 405 \
 with an `Allow` header naming the ones it has.
 
 Limits: bodies up to HIVEWIRE_GATEWAY_MAX_BODY bytes (413) of UTF-8 JSON nested at most 64 deep \
@@ -101,32 +98,7 @@ def base_document(version: str, *, console: bool = True) -> dict[str, Any]:
         },
         "required": ["type", "title", "status"],
     }
-    components["JsonRpcRequest"] = {
-        "type": "object",
-        "description": "A JSON-RPC 2.0 request of the A2A protocol (SendMessage, GetTask, CancelTask, ...).",
-        "properties": {
-            "jsonrpc": {"const": "2.0"},
-            "method": {"type": "string"},
-            "id": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
-            "params": {"type": "object"},
-        },
-        "required": ["jsonrpc", "method"],
-    }
-    components["JsonRpcResponse"] = {
-        "type": "object",
-        "description": "A JSON-RPC 2.0 response: a result, or an error with its code.",
-        "properties": {
-            "jsonrpc": {"const": "2.0"},
-            "id": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
-            "result": {},
-            "error": {
-                "type": "object",
-                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "data": {}},
-                "required": ["code", "message"],
-            },
-        },
-        "required": ["jsonrpc", "id"],
-    }
+    components.update(a2a_components())
     message_id = components["SkillInput"]["properties"]["messageId"]
     message_id["anyOf"][0]["maxLength"] = MAX_MESSAGE_ID
     assert message_id["anyOf"][0]["pattern"] == MESSAGE_ID_PATTERN
@@ -136,6 +108,7 @@ def base_document(version: str, *, console: bool = True) -> dict[str, Any]:
         "paths": {
             **rest_paths(),
             **console_paths(),
+            **a2a_paths(),
             **_protocol_paths(),
             **(page_paths() if console else {}),
         },
@@ -195,49 +168,8 @@ def _rewrite_refs(value: Any, prefix: str) -> Any:
 
 
 def _protocol_paths() -> dict[str, Any]:
-    """The A2A endpoint, its cards, the probes, metrics and these docs."""
-    card_example = example_card()
-    rpc = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": TASK}}
-    rpc_reply = {"jsonrpc": "2.0", "id": 1, "result": example_task(TaskState.COMPLETED)}
-    a2a = operation(
-        "a2a_rpc",
-        "A2A JSON-RPC (SendMessage, SendStreamingMessage, GetTask, CancelTask, ...)",
-        {
-            "200": {
-                "description": "A JSON-RPC response (or error: -32700 parse error, -32602 invalid params...)",
-                "content": {
-                    "application/json": {"schema": ref("JsonRpcResponse"), "example": rpc_reply},
-                    **sse_content(
-                        "For SendStreamingMessage: JSON-RPC responses carrying A2A StreamResponse events"
-                    ),
-                },
-            }
-        },
-        body=json_body(ref("JsonRpcRequest"), rpc),
-        errors=("401", "413", "429", "431"),
-    )
+    """The probes, metrics and these docs."""
     return {
-        "/a2a": {"post": a2a},
-        "/a2a/agents/{agent}": {"post": {**a2a, "operationId": "a2a_agent_rpc", "parameters": [AGENT]}},
-        "/.well-known/agent-card.json": {
-            "get": operation(
-                "default_card",
-                "The A2A card of the gateway's default agent",
-                {"200": json_reply(ref("AgentCard"), card_example)},
-                errors=("404", "431"),
-                public=True,
-            )
-        },
-        "/a2a/agents/{agent}/.well-known/agent-card.json": {
-            "get": operation(
-                "agent_card",
-                "An agent's A2A card",
-                {"200": json_reply(ref("AgentCard"), card_example)},
-                parameters=[AGENT],
-                errors=("400", "404", "431"),
-                public=True,
-            )
-        },
         "/healthz": {
             "get": operation(
                 "healthz",

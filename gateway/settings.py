@@ -58,6 +58,32 @@ class GatewaySettings(AgentSettings):
     gateway_key_cache: float = Field(
         default=30.0, ge=0, description="Seconds a verified API key is trusted without a lookup."
     )
+    gateway_stream_timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds an A2A event stream stays open while its task runs (clients then resubscribe).",
+    )
+    gateway_push: bool = Field(
+        default=True, description="A2A push notifications: webhook configs and their delivery."
+    )
+    gateway_push_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Webhook hosts (names, addresses or networks such as 10.0.0.0/8) allowed although private; "
+            "loopback, private, link-local and reserved addresses are refused otherwise."
+        ),
+    )
+    gateway_push_timeout: float = Field(default=10.0, gt=0, description="Seconds one webhook call may take.")
+    gateway_push_attempts: int = Field(
+        default=5, ge=1, description="Calls of a webhook for one event before giving up on it."
+    )
+    gateway_push_retry_delay: float = Field(
+        default=1.0, ge=0, description="Seconds before the first retry of a webhook call (then doubling)."
+    )
+    gateway_nats_public_url: str | None = Field(
+        default=None,
+        description="A NATS URL clients may use: agent cards then also declare the A2A-over-NATS binding.",
+    )
     gateway_cors_origins: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Web origins allowed to call with each tenant's keys (the chat widget on a site), "

@@ -15,7 +15,9 @@ from starlette.responses import Response
 
 from agents.calls import Caller
 from agents.card import AgentCard, SkillSchema
+from agents.errors import InvalidPageToken
 from agents.events import status_event
+from agents.listing import TaskQuery
 from agents.mesh import Mesh
 from agents.payloads import to_message
 from bus.a2a import Message, Role, StreamResponse, Task, TaskState, new_id
@@ -24,7 +26,6 @@ from gateway.discovery import live_agent
 from gateway.events import event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Admitted, Guard
 from gateway.http import MESSAGE_ID_PATTERN, check_message_id, int_param, json_response, read_json
-from gateway.index import Cursor
 from gateway.limits import UsageMeter, spend_of
 from gateway.problems import Problem
 from gateway.replies import Reply, failed_event
@@ -199,21 +200,21 @@ class SkillRoutes:
                     raise Problem(
                         400, "bad-state", "Invalid state", f"{raw_state!r} is no task state"
                     ) from None
-        raw = request.query_params.get("cursor")
-        before = None
-        if raw:
-            cursor = Cursor.decode(raw)
-            before = (cursor.at, cursor.id)
-        tasks, following = await self._mesh.tasks.list_recorded(
-            admitted.tenant,
-            context_id=request.query_params.get("contextId"),
+        query = TaskQuery(
+            context_id=request.query_params.get("contextId") or None,
             state=state,
-            agent=request.query_params.get("agent"),
-            limit=limit,
-            before=before,
+            agent=request.query_params.get("agent") or None,
         )
-        next_cursor = Cursor(at=following[0], id=following[1]).encode() if following else None
-        return json_response(TaskPage(items=tasks, next_cursor=next_cursor), headers=admitted.headers)
+        try:
+            page = await self._mesh.tasks.list(
+                admitted.tenant, query, page_size=limit, page_token=request.query_params.get("cursor") or ""
+            )
+        except InvalidPageToken:
+            raise Problem(400, "bad-cursor", "Invalid cursor", "pass back the nextCursor of a page") from None
+        next_cursor = page.next_page_token or None
+        return json_response(
+            TaskPage(items=list(page.tasks), next_cursor=next_cursor), headers=admitted.headers
+        )
 
     async def _streams(self, agent_name: str, skill: str) -> bool:
         """True when the live agent's ``skill`` streams (unknown agents and skills do not).

@@ -153,3 +153,37 @@ async def hivewire(url: str, *args: str) -> str:
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, out
     return out.decode()
+
+
+@asynccontextmanager
+async def gateway_process(url: str, port: int, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``hivewire gateway`` against the NATS at ``url``, on ``port``, until the block ends."""
+    import httpx
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bus.cli",
+        "--log-level",
+        "WARNING",
+        "gateway",
+        "--port",
+        str(port),
+        env={**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": url, "OTEL_METRICS_EXPORTER": "none", **env},
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                if process.returncode is not None:
+                    raise RuntimeError(f"the gateway exited with {process.returncode}")
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the gateway did not become ready")
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -38,6 +38,9 @@ def test_the_card_is_a2a_json_with_the_schemas_in_an_extension() -> None:
     extension = wire["capabilities"]["extensions"][0]
     assert extension["uri"] == SKILL_SCHEMAS_EXTENSION
     assert "add" in extension["params"]
+    # Tags are required by A2A: declared ones, else the skill's id.
+    tags = {skill["id"]: skill["tags"] for skill in wire["skills"]}
+    assert (tags["add"], tags["shout"]) == (["math"], ["shout"])
     assert msgspec.json.decode(msgspec.json.encode(echo.card()), type=AgentCard) == echo.card()
 
 

@@ -477,3 +477,42 @@ async def test_reading_a_task_as_a_replica_records_and_acks_it_never_misses_it(
         results = await asyncio.gather(*(submit_then_read(n) for n in range(200)))
     assert {done for _, done in results} == {TaskState.COMPLETED}
     assert {seen for seen, _ in results} <= {TaskState.SUBMITTED, TaskState.WORKING, TaskState.COMPLETED}
+
+
+async def test_a_task_that_asks_for_input_waits_and_a_message_continues_it(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    from agents import TaskNotFound, TaskNotResumable
+
+    tenant = "t-resume"
+    async with completions(mesh, tenant) as counts, agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit(tenant, "jobs", "book", "Lisbon")
+        asking = await mesh.tasks.wait(tenant, task.id, timeout=10, interrupted=True)
+        answer = Message.user_text("Porto")
+        continued = await mesh.tasks.resume(tenant, task.id, answer)
+        again = await mesh.tasks.resume(tenant, task.id, answer)  # a client's retry: queued once
+        done = await mesh.tasks.wait(tenant, task.id, timeout=10)
+        with pytest.raises(TaskNotResumable, match="ended"):
+            await mesh.tasks.resume(tenant, task.id, Message.user_text("Faro"))
+        with pytest.raises(TaskNotFound):
+            await mesh.tasks.resume(tenant, "no-such-task", Message.user_text("Faro"))
+        # A task that is queued or running takes no message: it did not ask for one.
+        busy = await mesh.tasks.submit(tenant, "jobs", "pause", 5.0)
+        with pytest.raises(TaskNotResumable, match="not waiting for input"):
+            await mesh.tasks.resume(tenant, busy.id, Message.user_text("hurry"))
+        await mesh.tasks.cancel(tenant, busy.id)
+        await asyncio.sleep(0.3)
+    assert asking.status.state is TaskState.INPUT_REQUIRED
+    assert asking.status.message is not None
+    assert asking.status.message.text == "Where should the trip from Lisbon go?"
+    assert (continued.id, continued.context_id) == (task.id, task.context_id)
+    assert continued.status.state is TaskState.SUBMITTED
+    assert again.id == task.id
+    assert done.status.state is TaskState.COMPLETED
+    assert done.artifacts[-1].parts[0].text == "booked: Lisbon -> Porto"
+    assert [(m.role, m.text) for m in done.history] == [
+        (Role.USER, "Lisbon"),
+        (Role.AGENT, "Where should the trip from Lisbon go?"),
+        (Role.USER, "Porto"),
+    ]
+    assert counts == {task.id: 1}

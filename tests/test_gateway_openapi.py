@@ -77,7 +77,7 @@ def test_every_route_served_is_documented_with_its_methods() -> None:
     routes = [
         *create_app(settings).routes,
         *RestApi(settings, nothing, nothing, nothing, nothing, nothing).routes(),
-        *A2AEndpoint(settings, nothing, nothing, nothing, nothing).routes(),
+        *A2AEndpoint(settings, nothing, nothing, nothing, nothing, nothing).routes(),
         *HandoffQueue(settings, nothing, nothing, nothing).routes(),
         *DeadLetterRoutes(nothing, nothing).routes(),
         *TraceRoutes(nothing, nothing).routes(),
@@ -121,7 +121,7 @@ async def test_a_method_a_path_lacks_is_405_naming_the_ones_it_has(api: Api) -> 
     async with httpx.AsyncClient(base_url=api.url, headers=api.auth) as client:
         for path, methods in _document_methods(document).items():
             concrete = path.format(
-                agent="echo", skill="shout", cid="c1", task_id="t1", seq=1, trace_id="ab" * 16
+                agent="echo", skill="shout", cid="c1", task_id="t1", config_id="c1", seq=1, trace_id="ab" * 16
             )
             other = sorted(METHODS - methods)[0]
             response = await client.request(other, concrete)

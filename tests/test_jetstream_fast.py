@@ -58,3 +58,33 @@ async def test_a_compare_and_set_that_lost_is_a_wrong_last_sequence(bus: Bus) ->
         await writes.update("k", b"3", last=first)
     assert (await kv.get("k")).value == b"2"
     assert await writes.put("k", b"4") > second
+
+
+async def test_a_read_finds_the_last_value_and_its_revision_or_nothing(bus: Bus) -> None:
+    kv = await bus.jetstream().create_key_value(bucket=f"fast_{new_id()[:8]}", history=1, direct=True)
+    fast = FastKeyValue(kv)
+    assert await fast.get("missing") is None
+    revision = await fast.put("a.k", b"one")
+    assert await fast.get("a.k") == (b"one", revision)
+    revision = await fast.update("a.k", b"two", last=revision)
+    assert await fast.get("a.k") == (b"two", revision)
+    await kv.delete("a.k")
+    assert await fast.get("a.k") is None
+    await fast.put("b.k", b"other")
+    await kv.purge("b.k")
+    assert await fast.get("b.k") is None
+
+
+async def test_the_last_message_on_a_wildcard_subject_is_read_directly(bus: Bus) -> None:
+    js = bus.jetstream()
+    stream = f"FAST_{new_id()[:8]}"
+    await js.add_stream(api.StreamConfig(name=stream, subjects=[f"fast.{stream}.>"], allow_direct=True))
+    fast = FastJetStream(js)
+    await fast.publish(f"fast.{stream}.a.x", b"1")
+    await fast.publish(f"fast.{stream}.b.x", b"2")
+    found = await fast.last(stream, f"fast.{stream}.*.x")
+    assert found is not None
+    assert (found.data, found.headers and found.headers["Nats-Subject"]) == (b"2", f"fast.{stream}.b.x")
+    assert await fast.last(stream, f"fast.{stream}.*.y") is None
+    with pytest.raises(nats.js.errors.NoStreamResponseError):  # no such stream answers
+        await fast.last("FAST_NOWHERE", "fast.nowhere")

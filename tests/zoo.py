@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from agents import Agent, Call, ChatMessage, Context, Model
+from agents import Agent, Call, ChatMessage, Context, InputRequired, Model
+from bus.a2a import Role
 from bus.errors import ErrorCode, RemoteError, RequestTimeout
 
 
@@ -34,6 +35,11 @@ class Done(msgspec.Struct, frozen=True):
 
 class Counter(msgspec.Struct, frozen=True):
     value: int
+
+
+class Steps(msgspec.Struct, frozen=True):
+    count: int
+    seconds: float = 0.1
 
 
 echo = Agent("echo", description="Echoes, adds and counts; the tests' all-rounder.", version="1.2.0")
@@ -138,6 +144,24 @@ async def pause(ctx: Context, seconds: float) -> float:
     """Wait ``seconds``, saying nothing meanwhile (the status events are the worker's alone)."""
     await asyncio.sleep(seconds)
     return seconds
+
+
+@jobs.skill
+async def book(ctx: Context, text: str) -> str:
+    """Book a trip; asks where to until it knows both ends (a task that waits for input)."""
+    said = [m.text for m in ctx.task_history if m.role is Role.USER] + [text]
+    if len(said) < 2:
+        raise InputRequired(f"Where should the trip from {text} go?")
+    return "booked: " + " -> ".join(said)
+
+
+@jobs.skill
+async def progress(ctx: Context, steps: Steps) -> int:
+    """Report each step as it is done, ``steps.seconds`` apart (a task to follow while it runs)."""
+    for i in range(1, steps.count + 1):
+        await asyncio.sleep(steps.seconds)
+        await ctx.emit_status(f"step {i} of {steps.count}")
+    return steps.count
 
 
 @jobs.skill
