@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["main", "nats_command"]
+__all__ = ["add_mesh_arguments", "main", "nats_command"]
 
 ENTRY_POINT_GROUP = "hivewire.commands"
 
@@ -44,7 +45,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C: the command was cancelled where it stood; a traceback would say nothing more.
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head -c1`): nothing more can be said to it, and no more is owed.
+        # Standard output now leads nowhere, so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--nats-url`` and ``--data-dir``, the options every command that talks to the mesh takes."""
+    parser.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="the NATS server(s) (default: HIVEWIRE_NATS_URL, else the mesh `hivewire up` runs from the "
+        "data folder, else nats://127.0.0.1:4222)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder `hivewire up` keeps its state in (default: HIVEWIRE_DATA_DIR, else .hivewire)",
+    )
 
 
 def nats_command(commands: argparse._SubParsersAction[Any]) -> None:
