@@ -17,18 +17,22 @@ import os
 import socket
 import urllib.parse
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-import pydantic
 
-from bus.settings import NatsSettings, check_nats_url
+if TYPE_CHECKING:
+    import pydantic
+
+    from bus.settings import NatsSettings
+
+# Pydantic and the settings load only in settings_for and nats_url: `hivewire ask` reads the state
+# file without them, and starts in a fraction of a second.
 
 __all__ = [
     "DATA_DIR",
     "STATE_FILE",
     "LocalMesh",
-    "check_nats_url",
     "forget",
     "load",
     "nats_url",
@@ -39,7 +43,7 @@ __all__ = [
 
 DATA_DIR = Path(".hivewire")
 STATE_FILE = "up.json"
-S = TypeVar("S", bound=NatsSettings)
+S = TypeVar("S", bound="NatsSettings")
 
 
 class LocalMesh(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -103,6 +107,8 @@ def nats_url(flag: str | None, configured: str | None, data_dir: Path) -> str | 
     Raises:
         ValueError: the flag's or the environment's URL is not a NATS URL.
     """
+    from bus.settings import check_nats_url
+
     if flag:
         return check_nats_url(flag)
     if configured:
@@ -141,6 +147,10 @@ def settings_for(args: argparse.Namespace, cls: type[S], **overrides: Any) -> S:
     Raises:
         ValueError: a setting is invalid (a URL that is not a NATS URL, say), in one line.
     """
+    import pydantic
+
+    from bus.settings import check_nats_url
+
     flag: str | None = getattr(args, "nats_url", None)
     try:
         if flag:

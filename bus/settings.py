@@ -31,8 +31,7 @@ def check_nats_url(value: str) -> str:
         if parsed.scheme not in _SCHEMES:
             hint = " (that is the gateway's kind of URL)" if parsed.scheme in ("http", "https") else ""
             raise ValueError(
-                f"{server!r} is not a NATS URL{hint}: use {schemes} with a host, "
-                "as in nats://127.0.0.1:4222"
+                f"{server!r} is not a NATS URL{hint}: use {schemes} with a host, as in nats://127.0.0.1:4222"
             )
         try:
             parsed.port  # noqa: B018 - raises on a port that is not a number

@@ -18,7 +18,8 @@ class KnowledgeSettings(NatsSettings):
     """Read from ``HIVEWIRE_*`` environment variables (and ``.env``)."""
 
     chroma_path: Path = Field(
-        default=Path(".hivewire/chroma"), description="Embedded Chroma's data folder (default: <data dir>/chroma)."
+        default=Path(".hivewire/chroma"),
+        description="Embedded Chroma's data folder (default: <data dir>/chroma).",
     )
     chroma_url: str | None = Field(
         default=None, description="A `chroma run` server (http://host:port). Unset: embedded Chroma."
