@@ -4,8 +4,9 @@ A reader copies a document's examples in order, in one terminal: so does the
 script. Commands that run until stopped (``hivewire agent run``, ``hivewire
 gateway``) go to the background, and the script waits until they are ready
 before the next line, as a reader would; they are stopped when it ends. The
-examples' ``localhost:8080`` is the test mesh's gateway (``MESH_URL``, with ``MESH_KEY``); ``curl`` fails on an
-HTTP error (a reader would see one), and every line must succeed.
+examples' ``localhost:8080`` is the test mesh's gateway (``MESH_URL``, with
+``MESH_KEY``); ``curl`` fails on an HTTP error (a reader would see one), and
+every line must succeed.
 """
 
 from __future__ import annotations
@@ -84,10 +85,13 @@ def python_files(document: Path) -> dict[str, str]:
 _PRELUDE = r"""set -euo pipefail
 # A reader sees an HTTP error: so does the script.
 curl() { command curl --fail-with-body --silent --show-error --max-time 60 "$@"; }
-command -v jq >/dev/null || jq() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1].lstrip(".")])' "${@: -1}"; }
+command -v jq >/dev/null || jq() {  # `jq -r .field`, where jq is not installed
+  python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1].lstrip(".")])' "${@: -1}"
+}
 replicas() {  # NAME: its live replicas, as the mesh's gateway lists them (a second old at most)
   command curl -sf "$MESH_URL/v1/agents" -H "Authorization: Bearer $MESH_KEY" | python3 -c \
-    'import json, sys; print(sum(a["replicas"] for a in json.load(sys.stdin) if a["name"] == sys.argv[1]))' "$1"
+    'import json, sys; print(sum(a["replicas"] for a in json.load(sys.stdin) if a["name"] == sys.argv[1]))' \
+    "$1"
 }
 wait_agent() {  # NAME BEFORE: until the agent has more replicas than before
   for _ in $(seq 300); do [ "$(replicas "$1")" -gt "$2" ] && return 0; sleep 0.2; done
