@@ -233,7 +233,7 @@ async def test_ctrl_c_ends_a_command_that_waits_for_nats(mesh: Mesh) -> None:
     assert err.decode().strip().endswith("hivewire: interrupted")
 
 
-async def test_documents_ingested_from_the_shell_reach_the_running_desk(mesh: Mesh) -> None:
+def test_documents_ingested_from_the_shell_reach_the_running_desk(mesh: Mesh) -> None:
     docs = mesh.folder / "my-docs"
     docs.mkdir()
     (docs / "moon-trips.md").write_text(
@@ -242,20 +242,19 @@ async def test_documents_ingested_from_the_shell_reach_the_running_desk(mesh: Me
         "Trips to the Moon leave every Tuesday from the Orbitly spaceport.\n"
     )
     # No --tenant: the local mesh's tenant, the one the desk answers for.
-    code, out, err = await _hivewire(mesh, "knowledge", "ingest", "my-docs")
+    code, out, err = _main(mesh, "knowledge", "ingest", "my-docs")
     assert code == 0, err
     assert "(through the knowledge agent of the mesh at" in err
     assert out.startswith("1 documents: 1 passages added")
-    code, out, err = await _hivewire(mesh, "ask", "How do I book a trip to the Moon?")
+    code, out, err = _main(mesh, "ask", "How do I book a trip to the Moon?")
     assert code == 0, err
     assert "LUNA-42" in out
     assert "moon-trips.md" in out
-    code, out, _ = await _hivewire(mesh, "knowledge", "search", "lunar trips", "--json")
+    code, out, _ = _main(mesh, "knowledge", "search", "lunar trips", "--json")
     assert json.loads(out)[0]["source"] == "moon-trips.md"
-    assert (await _hivewire(mesh, "knowledge", "stats"))[
-        1
-    ].strip() == "local/default: 1 passages from 1 documents"
-    code, out, _ = await _hivewire(mesh, "knowledge", "delete", "moon-trips.md")
+    stats = _main(mesh, "knowledge", "stats")[1].strip()
+    assert stats == "local/default: 1 passages from 1 documents"
+    code, out, _ = _main(mesh, "knowledge", "delete", "moon-trips.md")
     assert (code, out.strip()) == (0, "removed 1 passages of moon-trips.md")
 
 
