@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Child", "restart_delay", "stop_all", "supervise"]
+__all__ = ["Child", "describe_exit", "restart_delay", "stop_all", "supervise"]
 
 FIRST_DELAY = 1.0
 LONGEST_DELAY = 30.0

@@ -6,9 +6,11 @@ the agents of the chosen applications (``--app``: the support desk's
 ``triage`` and ``answer`` by default; the research swarm's ``planner``, two
 ``analyst`` replicas and ``writer``), and the gateway, each as its own
 ``hivewire`` process. It seeds each application's knowledge base with its
-samples (through the knowledge agent, so there is one writer), keeps a local
-API key in ``.hivewire/up.json``, prints how to talk to it, and on Ctrl-C stops
-every child cleanly (gateway first, then agents, then NATS).
+samples (through the knowledge agent, so there is one writer), keeps all local
+state in one data folder (``--data-dir``, default ``.hivewire``), records there
+what other commands need to find the mesh (:mod:`bus.local`), prints how to
+talk to it, restarts a child that crashes (:mod:`gateway.supervise`), and on
+Ctrl-C stops every child cleanly (gateway first, then agents, then NATS).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from gateway import localmodel
 from gateway.keys import ApiKeys
 from gateway.local import TENANT
 from gateway.settings import GatewaySettings
-from gateway.supervise import Child, stop_all, supervise
+from gateway.supervise import Child, describe_exit, stop_all, supervise
 from knowledge.messages import IngestReply, IngestRequest
 
 __all__ = ["APPS", "App", "run"]
@@ -305,7 +307,11 @@ async def _start(args: argparse.Namespace, settings: GatewaySettings, started: _
         key = await _local_key(await ApiKeys.open(bus), data_dir)
         children.append(await _spawn("gateway", ["gateway"], env))
         base = f"http://{settings.gateway_host}:{settings.gateway_port}"
-        await _wait_ready(mesh, base, children, {t.split(":")[1] for t in targets})
+        try:
+            await _wait_ready(mesh, base, children, {t.split(":")[1] for t in targets})
+        except _StartFailed as exc:
+            _say(f"hivewire up: {exc}")
+            return 1
         if not args.no_samples:
             for app in apps:
                 await _ingest_samples(mesh, app)
@@ -340,18 +346,22 @@ async def _local_key(keys: ApiKeys, data_dir: Path) -> str:
     return key
 
 
+class _StartFailed(Exception):
+    """A child died, or the mesh was not ready in time, while starting."""
+
+
 async def _wait_ready(mesh: Mesh, base: str, children: list[_Child], wanted: set[str]) -> None:
     """Until every agent is registered and the gateway is ready (or a child died)."""
     deadline = time.monotonic() + 90
     while True:
         for child in children:
             if child.process.returncode is not None:
-                raise SystemExit(f"hivewire up: {child.name} exited with code {child.process.returncode}")
+                raise _StartFailed(f"{child.name} {describe_exit(child.process.returncode)} while starting")
         live = {agent.name for agent in await mesh.registry.agents()}
         if wanted <= live and await asyncio.to_thread(_ready, base):
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"hivewire up: not ready after 90 s (live agents: {sorted(live)})")
+            raise _StartFailed(f"not ready after 90 s (live agents: {sorted(live)})")
         await asyncio.sleep(0.2)
 
 
