@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 if TYPE_CHECKING:
-    import pydantic
-
     from bus.settings import NatsSettings
 
 # Pydantic and the settings load only in settings_for and nats_url: `hivewire ask` reads the state
@@ -149,7 +147,7 @@ def settings_for(args: argparse.Namespace, cls: type[S], **overrides: Any) -> S:
     """
     import pydantic
 
-    from bus.settings import check_nats_url
+    from bus.settings import check_nats_url, describe_error
 
     flag: str | None = getattr(args, "nats_url", None)
     try:
@@ -157,15 +155,7 @@ def settings_for(args: argparse.Namespace, cls: type[S], **overrides: Any) -> S:
             overrides["nats_url"] = check_nats_url(flag)
         settings = cls(**overrides)
     except pydantic.ValidationError as exc:
-        raise ValueError(_one_line(exc)) from None
+        raise ValueError(describe_error(exc)) from None
     data_dir: Path = getattr(args, "data_dir", None) or settings.data_dir
     url = nats_url(flag, settings.nats_url, data_dir)
     return settings.model_copy(update={"nats_url": url, "data_dir": data_dir})
-
-
-def _one_line(error: pydantic.ValidationError) -> str:
-    return "; ".join(
-        f"HIVEWIRE_{'_'.join(str(part) for part in e['loc']).upper()}: "
-        + str(e["msg"]).removeprefix("Value error, ")
-        for e in error.errors()
-    )

@@ -7,10 +7,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_NATS_URL", "NatsSettings", "TelemetrySettings", "check_nats_url"]
+__all__ = ["DEFAULT_NATS_URL", "NatsSettings", "TelemetrySettings", "check_nats_url", "describe_error"]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 _SCHEMES = ("nats", "tls", "ws", "wss")
@@ -40,6 +40,15 @@ def check_nats_url(value: str) -> str:
         if not parsed.hostname:
             raise ValueError(f"{server!r} is not a NATS URL: it names no host")
     return value
+
+
+def describe_error(error: ValidationError) -> str:
+    """A settings error in one line, by variable: ``HIVEWIRE_NATS_URL: 'x' is not a NATS URL: ...``."""
+    return "; ".join(
+        f"HIVEWIRE_{'_'.join(str(part) for part in e['loc']).upper()}: "
+        + str(e["msg"]).removeprefix("Value error, ")
+        for e in error.errors()
+    )
 
 
 class NatsSettings(BaseSettings):

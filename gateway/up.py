@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
+from pydantic import ValidationError
 
 import knowledge
 from agents.errors import LocalModelError
@@ -37,6 +38,7 @@ from bus import local
 from bus.children import die_with_parent
 from bus.client import Bus
 from bus.embedded import EmbeddedNats
+from bus.settings import describe_error
 from gateway import localmodel
 from gateway.keys import ApiKeys
 from gateway.local import TENANT
@@ -177,8 +179,8 @@ class _Started:
 async def _up(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
-    except ValueError as exc:
-        _say(f"hivewire up: {exc}")
+    except ValidationError as exc:
+        _say(f"hivewire up: {describe_error(exc)}")
         return 2
     other = local.running(settings.data_dir)
     if other is not None:

@@ -198,6 +198,10 @@ def test_a_wrong_nats_url_is_refused_at_once(mesh: Mesh, url: str) -> None:
         assert code == 2, (args, err)
         assert "is not a NATS URL" in err
         assert len(err.strip().splitlines()) == 1, err
+    code, out, _ = _main(mesh, "up", "--data-dir", str(mesh.folder / "other"), env={"HIVEWIRE_NATS_URL": url})
+    assert code == 2
+    assert out.startswith("hivewire up: HIVEWIRE_NATS_URL: ")
+    assert "is not a NATS URL" in out
 
 
 async def test_the_installed_command_refuses_a_wrong_url(mesh: Mesh) -> None:
