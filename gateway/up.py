@@ -25,6 +25,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvloop
 from pydantic import ValidationError
@@ -158,14 +159,13 @@ async def _respawn(name: str, args: list[str], env: dict[str, str]) -> asyncio.s
 
 def _settings(args: argparse.Namespace) -> GatewaySettings:
     """The settings from the environment, with ``--data-dir``, ``--port`` and ``--nats-port`` on top."""
-    overrides: dict[str, object] = {}
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    if args.port is not None:
-        overrides["gateway_port"] = args.port
-    if args.nats_port is not None:
-        overrides["nats_embedded_port"] = args.nats_port
-    return GatewaySettings(**overrides)  # type: ignore[arg-type]
+    options = {"data_dir": "data_dir", "port": "gateway_port", "nats_port": "nats_embedded_port"}
+    overrides: dict[str, Any] = {
+        setting: getattr(args, option)
+        for option, setting in options.items()
+        if getattr(args, option, None) is not None  # 0 is a port too: a free one
+    }
+    return GatewaySettings(**overrides)
 
 
 @dataclass
