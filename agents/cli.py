@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from contextlib import asynccontextmanager
@@ -129,6 +130,10 @@ def _run_agent(args: argparse.Namespace) -> int:
     from bus.local import settings_for
     from bus.telemetry import start_telemetry
 
+    if args.data_dir is not None:
+        # The folder of this process's local data too (the knowledge agent's Chroma), for every
+        # settings class it reads, as with HIVEWIRE_DATA_DIR.
+        os.environ["HIVEWIRE_DATA_DIR"] = str(args.data_dir)
     try:
         agent = load_agent(args.target)
         settings = settings_for(args, AgentSettings)
