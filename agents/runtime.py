@@ -225,7 +225,9 @@ class AgentRuntime:
                 ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} has no skill {request.skill!r}"
             )
         if self.agent.tenants and tenant not in self.agent.tenants:
-            raise RemoteError(ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} does not serve tenant {tenant!r}")
+            raise RemoteError(
+                ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} does not serve tenant {tenant!r}"
+            )
         message = request.message
         ctx = self._context(skill, tenant, message, envelope, request.task_id)
         if request.prior is not None:

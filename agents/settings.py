@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, model_validator
 
-
 from agents.mcp.servers import SERVER_NAME, McpServerOptions
 from bus.settings import NatsSettings
 

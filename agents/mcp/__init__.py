@@ -8,4 +8,12 @@ from agents.mcp.calls import McpCalls, McpResult, tool_name
 from agents.mcp.pool import McpClients
 from agents.mcp.servers import McpServer, McpServerOptions, merge_servers
 
-__all__ = ["McpCalls", "McpClients", "McpResult", "McpServer", "McpServerOptions", "merge_servers", "tool_name"]
+__all__ = [
+    "McpCalls",
+    "McpClients",
+    "McpResult",
+    "McpServer",
+    "McpServerOptions",
+    "merge_servers",
+    "tool_name",
+]

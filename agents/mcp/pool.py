@@ -132,7 +132,9 @@ class McpClients:
         connection = self._connections.get(server)
         if connection is None:
             known = ", ".join(sorted(self._connections)) or "none"
-            raise McpToolError(server, tool, "unavailable", f"no MCP server {server!r} (the servers: {known})")
+            raise McpToolError(
+                server, tool, "unavailable", f"no MCP server {server!r} (the servers: {known})"
+            )
         return connection
 
 
@@ -188,8 +190,10 @@ class _Connection:
                     if cursor is None:
                         break
         except TimeoutError:
-            raise McpToolError(self.server.name, "tools/list", "timeout", "listing the tools took too long") from None
-        except Exception as exc:  # noqa: BLE001 - the SDK's and the transport's errors, translated
+            raise McpToolError(
+                self.server.name, "tools/list", "timeout", "listing the tools took too long"
+            ) from None
+        except Exception as exc:
             raise self._failed("tools/list", exc, stop) from exc
         self._tools = (time.monotonic(), listed)
         return listed
@@ -208,7 +212,7 @@ class _Connection:
             raise McpToolError(
                 self.server.name, tool, "timeout", f"no result within {timeout:.3g}s (the caller's deadline)"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - the SDK's and the transport's errors, translated
+        except Exception as exc:
             raise self._failed(tool, exc, stop) from exc
 
     def _failed(self, tool: str, exc: BaseException, stop: asyncio.Event) -> McpToolError:

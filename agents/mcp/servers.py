@@ -34,7 +34,8 @@ class McpServerOptions(BaseModel):
         default=(), description="The program and its arguments, run as a child process (stdio)."
     )
     env: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables for the command (besides a safe default set)."
+        default_factory=dict,
+        description="Environment variables for the command (with a safe default set).",
     )
     cwd: str | None = Field(default=None, description="Working directory of the command.")
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = Field(
@@ -45,7 +46,7 @@ class McpServerOptions(BaseModel):
     )
     cache: tuple[str, ...] = Field(
         default=(),
-        description='Tools whose results may be cached (their output depends only on their input), "*" for all.',
+        description='Tools whose results may be cached (output depends only on input), "*" for all.',
     )
     timeout: float = Field(
         default=30.0, gt=0, description="Seconds a call may take when the caller has no deadline of its own."

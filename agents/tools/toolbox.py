@@ -66,7 +66,9 @@ class FunctionTool(Generic[A, R]):
     @property
     def declaration(self) -> Tool:
         """The tool as offered to the model."""
-        return Tool(name=self.name, description=self.description, parameters=self.parameters, schema=self.schema)
+        return Tool(
+            name=self.name, description=self.description, parameters=self.parameters, schema=self.schema
+        )
 
 
 @dataclass(frozen=True, slots=True)
