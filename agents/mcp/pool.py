@@ -227,7 +227,7 @@ class _Connection:
         self._tools = None
         stop.set()  # this connection's, not a newer one's
         what = "the server process exited" if self.server.transport == "stdio" else "the connection closed"
-        detail = exc.message if isinstance(exc, MCPError) else f"{type(exc).__name__}: {exc}"
+        detail = exc.message if isinstance(exc, MCPError) else _describe(exc)
         return McpToolError(self.server.name, tool, "closed", f"{what} during the call ({detail})")
 
     def _open(self) -> None:
@@ -263,10 +263,11 @@ class _Connection:
                     ready.set_result(client)
                 await stop.wait()
         except Exception as exc:  # noqa: BLE001 - whoever waits for the connection learns why it failed
-            log.warning("MCP server %s: %s", server.name, exc)
+            why = _describe(exc)
+            log.warning("MCP server %s: %s", server.name, why)
             if not ready.done():
                 ready.set_exception(
-                    McpToolError(server.name, "", "unavailable", f"cannot start or reach the server: {exc}")
+                    McpToolError(server.name, "", "unavailable", f"cannot start or reach the server: {why}")
                 )
         finally:
             self._client = None
@@ -284,6 +285,13 @@ class _Connection:
         _, pending = await asyncio.wait(runners, timeout=5.0)
         if pending:
             log.warning("MCP server %s did not stop in time", self.server.name)
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, from inside the task groups the SDK raises it in."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _http_transport(stack: contextlib.AsyncExitStack, url: str, headers: dict[str, str]) -> Any:
