@@ -214,7 +214,7 @@ async def test_the_mcp_hop_is_inside_the_turns_trace(smith: Smith) -> None:
     assert hop.attributes is not None
     assert hop.attributes["mcp.method.name"] == "tools/call"
     # The server received the hop's own span as the parent of its work.
-    version, received_trace, parent, _ = echoed.text.split("-")
+    _, received_trace, parent, _ = echoed.text.split("-")
     assert int(received_trace, 16) == trace_id
     assert int(parent, 16) == hop.context.span_id
     # and the hop sits in the agent's handling of the turn: turn -> request -> process -> hop.
