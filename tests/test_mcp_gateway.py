@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ToolsListChanged
@@ -30,7 +33,7 @@ from tests.redis_server import RedisServer
 from tests.zoo import echo
 
 RUN = new_id()[:8]
-ACME, GLOBEX, SLOW = f"acme{RUN}", f"globex{RUN}", f"slow{RUN}"
+ACME, GLOBEX, SLOW, FUZZ = f"acme{RUN}", f"globex{RUN}", f"slow{RUN}", f"fuzz{RUN}"
 
 vault = Agent(f"vault{RUN}", description="Keeps one tenant's secrets.", tenants=(GLOBEX,))
 
@@ -73,12 +76,15 @@ async def mcp(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIter
         gateway_timeout=5.0,
         gateway_key_cache=0,
         heartbeat_interval=0.5,
-        gateway_tenant_limits={SLOW: TenantLimits(rate=0.2, burst=1)},
+        gateway_tenant_limits={
+            SLOW: TenantLimits(rate=0.2, burst=1),
+            FUZZ: TenantLimits(rate=10_000, burst=10_000),
+        },
     )
     agent_settings = AgentSettings(_env_file=None, nats_url=nats_server.url, heartbeat_interval=0.5)  # type: ignore[call-arg]
     bus = await Bus.connect(agent_settings, tracer_provider=provider)
     keys = await ApiKeys.open(bus)
-    made = {tenant: (await keys.create(tenant))[0] for tenant in (ACME, GLOBEX, SLOW)}
+    made = {tenant: (await keys.create(tenant))[0] for tenant in (ACME, GLOBEX, SLOW, FUZZ)}
     telemetry = Telemetry(service_name="hivewire-gateway", tracer_provider=provider)
     try:
         async with (
@@ -262,3 +268,79 @@ async def test_the_callers_trace_runs_through_the_gateway_to_the_agent(mcp: Mcp)
     assert processed, [s.name for s in spans]
     assert gateway.attributes is not None
     assert gateway.attributes["hivewire.tenant"] == ACME
+
+
+_HOSTILE = [
+    b"",
+    b"not json",
+    b"{",
+    b"[]",
+    b"[" * 5000 + b"]" * 5000,
+    b"\xff\xfe{}",
+    b'{"jsonrpc":"2.0"}',
+    b'{"jsonrpc":"1.0","id":1,"method":"tools/list"}',
+    b'{"jsonrpc":"2.0","id":{"x":1},"method":"tools/list"}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call"}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo.add","arguments":[1,2]}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"../../etc","arguments":{}}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"no/such/method"}',
+    b'[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]',
+    b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    b'{"jsonrpc":"2.0","id":1,"result":{}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":{"a":1}}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}' + b" " * 70_000,
+]
+_VERSIONS = [{}, {"MCP-Protocol-Version": "2025-11-25"}, {"MCP-Protocol-Version": "2026-07-28"}]
+
+
+async def test_hostile_input_to_mcp_gets_no_5xx_and_no_dropped_connection(mcp: Mcp) -> None:
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=12,
+    )
+    messages = st.fixed_dictionaries(
+        {
+            "jsonrpc": st.sampled_from(["2.0", "2", 2]),
+            "method": st.sampled_from(_METHODS) | st.text(max_size=12),
+        },
+        optional={"id": st.integers() | st.text(max_size=8) | st.none(), "params": json_values},
+    )
+    sent: list[tuple[int, bytes]] = []
+    json_type = {"Content-Type": "application/json"}
+
+    def attack() -> None:  # in a thread: the gateway answers on this test's event loop
+        with httpx2.Client(base_url=mcp.url, headers={**_auth(mcp, FUZZ), **_ACCEPT}, timeout=20) as http:
+
+            def send(body: bytes, headers: dict[str, str], method: str = "POST") -> None:
+                answer = http.request(method, "/mcp", content=body, headers=headers)
+                assert answer.status_code < 500, (body[:200], headers, answer.status_code, answer.text[:300])
+                sent.append((answer.status_code, body))
+
+            for body in _HOSTILE:
+                for version in _VERSIONS:
+                    send(body, {**json_type, **version})
+                send(body, {})
+            for method in ("GET", "DELETE"):
+                for version in _VERSIONS:
+                    send(b"", {**version, "Mcp-Session-Id": "f" * 32}, method)
+                    send(b"", version, method)
+            send(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', {**json_type, "Accept": "text/html"})
+            send(b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', {"Content-Type": "text/plain"})
+
+            @settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+            @given(message=messages, version=st.sampled_from(_VERSIONS))
+            def fuzz(message: dict[str, Any], version: dict[str, str]) -> None:
+                send(json.dumps(message).encode(), {**json_type, **version})
+
+            fuzz()
+
+    await asyncio.to_thread(attack)
+    assert len(sent) > 150
+    statuses = {status for status, _ in sent}
+    assert statuses <= {200, 202, 400, 404, 405, 406, 413, 415}, statuses
+
+
+_METHODS = ["initialize", "tools/list", "tools/call", "server/discover", "subscriptions/listen", "ping"]
