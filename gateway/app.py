@@ -181,6 +181,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
     async def openapi(request: Request) -> Response:
         services = holder.get("services")
         live = await services.mesh.registry.agents() if services is not None else []
+        # A public document: the agents of some tenants only are theirs to know of.
+        live = [agent for agent in live if not agent.tenants]
         return json_response(openapi_document(version("hivewire"), live, console=settings.gateway_console))
 
     return Starlette(

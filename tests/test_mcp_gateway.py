@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import pytest
+import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client, MCPError
@@ -24,16 +26,17 @@ from opentelemetry.trace import SpanKind
 from agents import Agent, Context
 from agents.runtime import AgentRuntime
 from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats, new_id
+from bus import Bus, EmbeddedNats, new_id, subjects
 from bus.telemetry import Telemetry
 from gateway.keys import ApiKeys
+from gateway.mcp import TOKEN_BUDGET_EXHAUSTED
 from gateway.settings import GatewaySettings, TenantLimits
 from tests.gateway_server import serve_gateway
 from tests.redis_server import RedisServer
 from tests.zoo import echo
 
 RUN = new_id()[:8]
-ACME, GLOBEX, SLOW, FUZZ = f"acme{RUN}", f"globex{RUN}", f"slow{RUN}", f"fuzz{RUN}"
+ACME, GLOBEX, SLOW, FUZZ, BROKE = (f"{name}{RUN}" for name in ("acme", "globex", "slow", "fuzz", "broke"))
 
 vault = Agent(f"vault{RUN}", description="Keeps one tenant's secrets.", tenants=(GLOBEX,))
 
@@ -79,12 +82,13 @@ async def mcp(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIter
         gateway_tenant_limits={
             SLOW: TenantLimits(rate=0.2, burst=1),
             FUZZ: TenantLimits(rate=10_000, burst=10_000),
+            BROKE: TenantLimits(daily_tokens=10),
         },
     )
     agent_settings = AgentSettings(_env_file=None, nats_url=nats_server.url, heartbeat_interval=0.5)  # type: ignore[call-arg]
     bus = await Bus.connect(agent_settings, tracer_provider=provider)
     keys = await ApiKeys.open(bus)
-    made = {tenant: (await keys.create(tenant))[0] for tenant in (ACME, GLOBEX, SLOW, FUZZ)}
+    made = {tenant: (await keys.create(tenant))[0] for tenant in (ACME, GLOBEX, SLOW, FUZZ, BROKE)}
     telemetry = Telemetry(service_name="hivewire-gateway", tracer_provider=provider)
     try:
         async with (
@@ -95,6 +99,10 @@ async def mcp(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIter
             yield Mcp(url, made, exporter, provider, bus, agent_settings)
     finally:
         await bus.close()
+
+
+async def _names(client: Client) -> set[str]:
+    return {tool.name for tool in (await client.list_tools()).tools}
 
 
 def _text(result: Any) -> str:
@@ -163,10 +171,12 @@ async def test_an_agent_joining_while_a_client_listens_is_announced(mcp: Mcp) ->
         before = {tool.name for tool in (await client.list_tools()).tools}
         assert f"latecomer{RUN}.hello" not in before
         async with AgentRuntime(latecomer, mcp.bus, mcp.settings):
-            event = await asyncio.wait_for(anext(changes), timeout=10)
-            assert isinstance(event, ToolsListChanged)
-            after = {tool.name for tool in (await client.list_tools()).tools}
-            assert f"latecomer{RUN}.hello" in after
+            # Each change is announced (another test's agent leaving, too): refetch on each.
+            async with asyncio.timeout(10):
+                while True:
+                    assert isinstance(await anext(changes), ToolsListChanged)
+                    if f"latecomer{RUN}.hello" in await _names(client):
+                        break
             assert _text(await client.call_tool(f"latecomer{RUN}.hello", {"input": "mcp"})) == "hello mcp"
 
 
@@ -189,9 +199,12 @@ async def test_a_handshake_era_client_lists_calls_and_hears_of_changes_on_its_se
         assert client.server_capabilities.tools.list_changed
         assert _text(await client.call_tool("echo.shout", {"input": "old"})) == "OLD"
         await client.list_tools()
-        async with AgentRuntime(late, mcp.bus, mcp.settings):
-            await asyncio.wait_for(heard.wait(), timeout=10)
-            assert f"late{RUN}.ping" in {tool.name for tool in (await client.list_tools()).tools}
+        async with AgentRuntime(late, mcp.bus, mcp.settings), asyncio.timeout(10):
+            while True:
+                await heard.wait()
+                heard.clear()
+                if f"late{RUN}.ping" in await _names(client):
+                    break
 
 
 async def test_a_client_without_a_valid_key_is_refused(mcp: Mcp) -> None:
@@ -344,3 +357,25 @@ async def test_hostile_input_to_mcp_gets_no_5xx_and_no_dropped_connection(mcp: M
 
 
 _METHODS = ["initialize", "tools/list", "tools/call", "server/discover", "subscriptions/listen", "ping"]
+
+
+async def test_a_session_belongs_to_the_tenant_whose_key_opened_it(mcp: Mcp) -> None:
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    async with httpx2.AsyncClient(headers=_ACCEPT) as http:
+        opened = await http.post(f"{mcp.url}/mcp", json=_INITIALIZE, headers=_auth(mcp, ACME))
+        session = {"Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        own = await http.post(f"{mcp.url}/mcp", json=listing, headers={**_auth(mcp, ACME), **session})
+        other = await http.post(f"{mcp.url}/mcp", json=listing, headers={**_auth(mcp, GLOBEX), **session})
+    assert own.status_code == 200
+    assert other.status_code == 404
+
+
+async def test_a_tool_call_over_the_token_budget_is_refused(mcp: Mcp, redis_server: RedisServer) -> None:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    await client.set(subjects.token_budget_key(BROKE, time.strftime("%Y%m%d", time.gmtime())), 1000)
+    await client.aclose()
+    async with mcp.client(BROKE) as broke:
+        assert "echo.add" in {tool.name for tool in (await broke.list_tools()).tools}
+        with pytest.raises(MCPError, match="used its 10 model tokens") as refused:
+            await broke.call_tool("echo.add", {"a": 1, "b": 2})
+    assert refused.value.code == TOKEN_BUDGET_EXHAUSTED

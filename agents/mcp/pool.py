@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Iterable
@@ -236,7 +237,10 @@ class _Connection:
             self._runner.add_done_callback(self._closing.discard)
         self._stop = asyncio.Event()
         self._ready = asyncio.get_running_loop().create_future()
-        self._runner = asyncio.create_task(self._run(self._ready, self._stop), name=f"mcp {self.server.name}")
+        # A context of its own: the connection outlives the request that opened it (and its span).
+        self._runner = asyncio.create_task(
+            self._run(self._ready, self._stop), name=f"mcp {self.server.name}", context=contextvars.Context()
+        )
 
     async def _run(self, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
         from mcp import Client, StdioServerParameters
