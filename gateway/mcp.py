@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from agents.calls import Caller
 from agents.mesh import Mesh
 from agents.payloads import to_message
 from bus.a2a import Message, Role, new_id
@@ -206,7 +207,7 @@ class McpEndpoint:
         message = to_message(value, role=Role.USER, context_id=caller.context_id)
         try:
             if tool.streaming:
-                reply = await self._stream(ctx, caller.stream, tool, message)
+                reply = await self._stream(ctx, caller, tool, message)
             else:
                 reply = await caller.call(tool.agent, tool.skill, message)
         except RemoteError as exc:
@@ -217,14 +218,14 @@ class McpEndpoint:
         return _tool_result(reply)
 
     async def _stream(
-        self, ctx: ServerRequestContext[Any, Any], stream: Any, tool: SkillTool, message: Message
+        self, ctx: ServerRequestContext[Any, Any], caller: Caller, tool: SkillTool, message: Message
     ) -> Message:
         """Call a streaming skill, each chunk a progress notification; the reply is all of them."""
         task_id = new_id()
         message = msgspec.structs.replace(message, task_id=task_id)
         reply = Reply(context_id=message.context_id, task_id=task_id)
         chunks = 0
-        async with stream(tool.agent, tool.skill, message) as events:
+        async with caller.stream(tool.agent, tool.skill, message) as events:
             async for event in events:
                 reply.add(event)
                 if isinstance(event.artifact_update, msgspec.UnsetType):

@@ -45,6 +45,7 @@ class ToolChanges:
         self._interval = interval
         self._buses: dict[str, InMemorySubscriptionBus] = {}
         self._handlers: dict[str, ListenHandler] = {}
+        self._streams: dict[str, int] = {}  # open listen streams by tenant
         # Handshake-era sessions by tenant and session id: the last request's proxy of each
         # (it reaches the session's standalone stream); at most MAX_SESSIONS per tenant.
         self._sessions: dict[str, dict[str, ServerSession]] = {}
@@ -74,8 +75,12 @@ class ToolChanges:
         if handler is None:
             bus = self._buses[tenant] = InMemorySubscriptionBus()
             handler = self._handlers[tenant] = ListenHandler(bus)
+        self._streams[tenant] = self._streams.get(tenant, 0) + 1
         self._wake.set()
-        return await handler(ctx, params)
+        try:
+            return await handler(ctx, params)
+        finally:
+            self._streams[tenant] -= 1
 
     def watch_session(
         self, tenant: str, ctx: ServerRequestContext[Any, Any], listed: Mapping[str, SkillTool]
@@ -99,7 +104,7 @@ class ToolChanges:
         self._wake.set()
 
     def _listening(self) -> list[str]:
-        tenants = {tenant for tenant, bus in self._buses.items() if bus._listeners}
+        tenants = {tenant for tenant, count in self._streams.items() if count > 0}
         tenants.update(tenant for tenant, sessions in self._sessions.items() if sessions)
         return sorted(tenants)
 
