@@ -43,6 +43,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import Message as AsgiMessage
 from starlette.types import Receive, Scope, Send
 
 from agents.calls import Caller
@@ -52,6 +53,7 @@ from bus.a2a import Message, Role, new_id
 from bus.errors import RemoteError, RequestError
 from bus.tracing import TENANT_ATTRIBUTE
 from gateway.guard import Admitted, Guard
+from gateway.http import MAX_JSON_DEPTH, read_body, too_deep
 from gateway.limits import UsageMeter, spend_of
 from gateway.mcp_changes import ToolChanges
 from gateway.mcp_tools import SkillTool, parse_tool_name, skill_tools
@@ -139,6 +141,18 @@ class McpEndpoint:
         except Problem as problem:
             await problem_response(problem, request.url.path)(scope, receive, send)
             return
+        if request.method == "POST":
+            # The gateway's limits before the SDK parses anything: the size, and a nesting
+            # depth its JSON parser could only meet by recursing.
+            try:
+                body = await read_body(request, self._settings.gateway_max_body)
+                if too_deep(body):
+                    detail = f"JSON is nested deeper than {MAX_JSON_DEPTH} levels"
+                    raise Problem(400, "bad-json", "The body is not valid JSON", detail)
+            except Problem as problem:
+                await problem_response(problem, request.url.path)(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         scope.setdefault("state", {})[_ADMITTED] = admitted
         # The SDK binds a stateful session to the principal that opened it: the tenant.
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=admitted.tenant, scopes=[]))
@@ -235,6 +249,18 @@ class McpEndpoint:
                 text = "".join(p.text if isinstance(p.text, str) else _json(p.data) for p in parts)
                 await ctx.session.report_progress(chunks, None, text)
         return reply.message()
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` with the body, already read, given again first."""
+    pending = [body]
+
+    async def replayed() -> AsgiMessage:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def _admitted(ctx: ServerRequestContext[Any, Any]) -> Admitted:
