@@ -197,4 +197,4 @@ class McpToolError(ToolError):
     def __init__(self, server: str, tool: str, kind: str, reason: str) -> None:
         self.server = server
         self.kind = kind
-        super().__init__(f"{server}.{tool}", reason)
+        super().__init__(f"{server}.{tool}" if tool else server, reason)
