@@ -30,7 +30,10 @@ from tests.openai_server import OpenAIServer
 from tests.redis_server import RedisServer
 
 RUN = new_id()[:8]
-STDIO = McpServer(name="local", command=(sys.executable, "-m", "tests.mcp_server"), cache=("lookup",))
+# A loaded CI machine starts a Python child slowly: room to connect beyond the default 10 s.
+STDIO = McpServer(
+    name="local", command=(sys.executable, "-m", "tests.mcp_server"), cache=("lookup",), connect_timeout=30
+)
 
 
 class Use(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,7 +92,7 @@ class Smith:
         self, server: str, tool: str, arguments: dict[str, Any] | None = None, **options: Any
     ) -> Used:
         request = Use(server=server, tool=tool, arguments=arguments or {}, **options)
-        reply: Used = await self.mesh.caller(f"t{RUN}", timeout=20).call(toolsmith.name, "use", request, Used)
+        reply: Used = await self.mesh.caller(f"t{RUN}", timeout=40).call(toolsmith.name, "use", request, Used)
         return reply
 
 
@@ -129,7 +132,14 @@ async def smith(
         llm_base_url=openai_server.url,
         llm_model="test-model",
         # The HTTP server comes from the settings (HIVEWIRE_MCP_SERVERS), the stdio one from the agent.
-        mcp_servers={"remote": {"url": f"http://127.0.0.1:{port}/mcp", "cache": ["*"], "tools_ttl": 1}},
+        mcp_servers={
+            "remote": {
+                "url": f"http://127.0.0.1:{port}/mcp",
+                "cache": ["*"],
+                "tools_ttl": 1,
+                "connect_timeout": 30,
+            }
+        },
     )
     bus = await Bus.connect(settings, tracer_provider=provider)
     resources = Resources.from_settings(settings, tracer_provider=provider)
@@ -236,7 +246,7 @@ async def test_an_http_server_that_goes_away_mid_call_is_a_clear_error_and_is_re
     down = await asyncio.wait_for(smith.use("remote", "add", {"a": 1, "b": 2}), timeout=15)
     assert down.error.startswith("unavailable: cannot start or reach the server: ConnectError"), down.error
     async with _http_server(smith.http_port):
-        back = await asyncio.wait_for(smith.use("remote", "add", {"a": 1, "b": 2}), timeout=15)
+        back = await asyncio.wait_for(smith.use("remote", "add", {"a": 1, "b": 2}), timeout=30)
         assert back.data == {"total": 3}, back
 
 

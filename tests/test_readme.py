@@ -50,7 +50,13 @@ async def test_the_readme_mcp_agent_calls_tools_directly_and_through_a_model(
     (code,) = re.findall(r"```python file=toolsmith.py\n(.*?)```", README.read_text(), flags=re.DOTALL)
     (tmp_path / "toolsmith.py").write_text(code)
     assert "hivewire agent run toolsmith.py:agent" in README.read_text()
-    servers = {"math": {"command": [sys.executable, "-m", "tests.mcp_server"], "cache": ["add"]}}
+    servers = {
+        "math": {
+            "command": [sys.executable, "-m", "tests.mcp_server"],
+            "cache": ["add"],
+            "connect_timeout": 30,
+        }
+    }
     env = {
         "HIVEWIRE_MCP_SERVERS": json.dumps(servers),
         "HIVEWIRE_LLM_BASE_URL": model_endpoint.url,
@@ -58,7 +64,7 @@ async def test_the_readme_mcp_agent_calls_tools_directly_and_through_a_model(
         "PYTHONPATH": str(README.parent),
     }
     async with agent_process(nats_server.url, f"{tmp_path / 'toolsmith.py'}:agent", **env):
-        caller = mesh.caller("readme", timeout=20)
+        caller = mesh.caller("readme", timeout=40)
         assert await caller.call("toolsmith", "add", [2, 3], int) == 5
         model_endpoint.call_tool("math__add", '{"a": 20, "b": 22}')
         answer = await caller.call("toolsmith", "ask", "What is 20 + 22?", str)
