@@ -32,14 +32,17 @@ SKIPPED = {
     ".venv/bin/hivewire agent run knowledge.agent:knowledge": "a second knowledge agent on the same "
     "embedded Chroma folder would not see the first one's writes (replicas need a Chroma server)",
     "# Traces and metrics to a local collector": "exports to an OpenTelemetry collector, an external service",
+    """HIVEWIRE_MCP_SERVERS='{"files": """: "an agent whose file is not shown whole (researcher.py), "
+    "using MCP servers the reader runs (tests/test_mcp_tools.py runs MCP servers)",
 }
 
 _FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```(?:sh|bash|console|shell)\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
 )
 _PYTHON_FILE = re.compile(r"^```python file=(?P<name>\S+)\n(?P<body>.*?)^```", re.M | re.S)
+_ASSIGNMENT = r"""\w+=(?:'[^']*'|"[^"]*"|\S+)\s+"""  # VAR=value, or VAR='a quoted value'
 _LONG_RUNNING = re.compile(
-    r"^(?P<command>(?:\w+=\S+\s+)*\S*hivewire (?:agent run (?P<target>\S+)|gateway)\b[^#]*?)\s*(?:#.*)?$"
+    rf"^(?P<command>(?:{_ASSIGNMENT})*\S*hivewire (?:agent run (?P<target>\S+)|gateway)\b[^#]*?)\s*(?:#.*)?$"
 )
 
 
