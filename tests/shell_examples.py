@@ -28,7 +28,6 @@ SKIPPED = {
     "(tests/test_llm_llamacpp.py covers the model server)",
     ".venv/bin/hivewire up --app research": "a second mesh, with the research swarm: tests/test_up.py "
     "starts it and asks its planner exactly this",
-    "bash .ci/run": "the whole CI, these tests included",
     ".venv/bin/hivewire agent run knowledge.agent:knowledge": "a second knowledge agent on the same "
     "embedded Chroma folder would not see the first one's writes (replicas need a Chroma server)",
     "# Traces and metrics to a local collector": "exports to an OpenTelemetry collector, an external service",
@@ -97,11 +96,13 @@ replicas() {  # NAME: its live replicas, as the mesh's gateway lists them (a sec
     "$1"
 }
 wait_agent() {  # NAME BEFORE: until the agent has more replicas than before
-  for _ in $(seq 300); do [ "$(replicas "$1")" -gt "$2" ] && return 0; sleep 0.2; done
+  local until=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$until" ]; do [ "$(replicas "$1")" -gt "$2" ] && return 0; sleep 0.2; done
   echo "agent $1 did not join" >&2; return 1
 }
 wait_http() {
-  for _ in $(seq 300); do command curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  local until=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$until" ]; do command curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "$1 is not ready" >&2; return 1
 }
 trap 'for job in $(jobs -p); do kill "$job" 2>/dev/null || true; done; wait || true' EXIT

@@ -298,7 +298,7 @@ def test_a_standalone_gateway_talks_to_the_desk_by_default() -> None:
     assert GatewaySettings(_env_file=None).gateway_agent == APPS["desk"].entry[0] == "triage"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(360)
 async def test_every_shell_example_in_the_readme_and_docs_runs(mesh: Mesh) -> None:
     documents = {
         d: [b for b in shell_examples.blocks(d) if b.skipped is None] for d in shell_examples.DOCUMENTS
@@ -345,9 +345,13 @@ async def _run_examples(mesh: Mesh, document: Path, examples: list[shell_example
         "bash", "-c", script, cwd=folder,
         env={**mesh.env, "KEY": mesh.state.api_key or "", "MESH_KEY": mesh.state.api_key or "",
              "MESH_URL": mesh.state.url or "", "HIVEWIRE_DATA_DIR": str(mesh.folder / ".hivewire")},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 240)
+    communicating = asyncio.ensure_future(process.communicate())
+    done, _ = await asyncio.wait([communicating], timeout=150)
+    if not done:  # a stuck example: stop it and everything it started, and say where it was
+        os.killpg(process.pid, signal.SIGKILL)
+    out, err = await communicating
     assert process.returncode is not None
     return (
         process.returncode,
