@@ -1,8 +1,11 @@
 """Durable tasks: submission, status, cancellation, and continuing a task that waits for input.
 
-A task is submitted to the ``HW_TASKS`` work-queue stream with the A2A
-``messageId`` as its ``Nats-Msg-Id``, so JetStream drops a resubmission within
-the de-duplication window; the task id is derived from the same message id.
+A task's id is derived from the tenant, the agent and the A2A ``messageId``
+(:func:`task_id_for`), and it is submitted to the ``HW_TASKS`` work-queue
+stream with a ``Nats-Msg-Id`` made of the task id and the message id
+(:func:`dedup_id`), so JetStream drops a resubmission within the
+de-duplication window while another tenant's message of the same id, or the
+same id sent to another agent, is a task of its own.
 Each task's record (an A2A ``Task``) lives in the ``hw_tasks`` bucket, written
 first by the replica that runs it: until then the queued message itself (its
 subject holds the task id) is the task, as submitted. Every change of state is
@@ -30,7 +33,7 @@ from bus.direct import DirectGets
 from bus.envelope import Envelope
 from bus.jetstream_fast import FastJetStream, PubAck
 
-__all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
+__all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "dedup_id", "finish", "task_id_for"]
 
 
 class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -76,9 +79,22 @@ class TaskCancel(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     reason: str = ""
 
 
-def task_id_for(agent: str, message_id: str) -> str:
-    """The task id of a message submitted to ``agent``: the same message, the same task."""
-    return hashlib.sha256(f"{agent}\x00{message_id}".encode()).hexdigest()[:32]
+def task_id_for(tenant: str, agent: str, message_id: str) -> str:
+    """The task id of ``tenant``'s message submitted to ``agent``: the same message, the same task.
+
+    Scoped by tenant and agent: message ids are the clients' own (an
+    ``Idempotency-Key``), and two tenants may well pick the same one.
+    """
+    return hashlib.sha256(f"{tenant}\x00{agent}\x00{message_id}".encode()).hexdigest()[:32]
+
+
+def dedup_id(task_id: str, message_id: str) -> str:
+    """The ``Nats-Msg-Id`` of ``message_id`` queued for task ``task_id`` (new, or continued by it).
+
+    JetStream de-duplicates across the whole stream: the task id in it keeps
+    one tenant's (or agent's) message ids from swallowing another's.
+    """
+    return f"{task_id}:{message_id}"
 
 
 class Tasks:
@@ -115,7 +131,7 @@ class Tasks:
         """
         message = to_message(input, role=Role.USER, context_id=context_id or new_id())
         request = TaskRequest(
-            task_id=task_id_for(agent, message.message_id),
+            task_id=task_id_for(tenant, agent, message.message_id),
             agent=agent,
             skill=skill,
             message=message,
@@ -132,7 +148,8 @@ class Tasks:
         # Announced before it is queued, so a client sees "submitted" before any
         # outcome; under an id of its own, so the events stream keeps it once.
         await self._events.task_status(tenant, task, message_id=f"{request.task_id}.submitted")
-        if (await self._publish(tenant, request, msg_id=message.message_id)).duplicate:
+        ack = await self._publish(tenant, request, msg_id=dedup_id(request.task_id, message.message_id))
+        if ack.duplicate:
             return await self._current(tenant, request.task_id) or task
         return task
 
@@ -218,7 +235,7 @@ class Tasks:
                         prior=prior,
                         revision=revision,
                     )
-                    await self._publish(tenant, request, msg_id=message.message_id)
+                    await self._publish(tenant, request, msg_id=dedup_id(task_id, message.message_id))
                 return task
             if state.terminal:
                 raise TaskNotResumable(task_id, state.value, f"it ended ({state.value})")
@@ -231,7 +248,9 @@ class Tasks:
                 break
         await self._events.task_status(tenant, continued)
         await self._publish(
-            tenant, msgspec.structs.replace(request, revision=new_revision), msg_id=message.message_id
+            tenant,
+            msgspec.structs.replace(request, revision=new_revision),
+            msg_id=dedup_id(task_id, message.message_id),
         )
         return continued
 
@@ -286,7 +305,7 @@ class Tasks:
         return canceled
 
     async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> PubAck:
-        # The message id becomes Nats-Msg-Id: JetStream drops a copy within its window.
+        # ``msg_id`` becomes Nats-Msg-Id: JetStream drops a copy within its window.
         headers = Envelope(message_id=msg_id, tenant=tenant).to_headers()
         return await self._js.publish(
             subjects.task(tenant, request.agent, request.task_id),

@@ -403,7 +403,10 @@ async def test_tasks_queued_by_an_older_release_still_run_after_an_upgrade(tmp_p
             await bus.jetstream().add_stream(old)
             message = _job_message(Job(n=7))
             request = TaskRequest(
-                task_id=task_id_for("jobs", message.message_id), agent="jobs", skill="work", message=message
+                task_id=task_id_for("t-old", "jobs", message.message_id),
+                agent="jobs",
+                skill="work",
+                message=message,
             )
             await bus.jetstream().publish("hw.t-old.task.jobs", bus.codec.encode(request))
             mesh = await Mesh.open(bus, settings)

@@ -223,7 +223,7 @@ class Operations:
         agent, skill = await self._route(agent_name, params)
         if message.context_id is None:
             message = msgspec.structs.replace(message, context_id=new_id())
-        task_id = task_id_for(agent.name, message.message_id)
+        task_id = task_id_for(tenant, agent.name, message.message_id)
         return _Start(message=message, task_id=task_id, push=push, agent=agent.name, skill=skill)
 
     async def _start(self, tenant: str, start: _Start) -> Task:
