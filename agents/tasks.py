@@ -52,6 +52,8 @@ class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     revision: int = 0
     # The task as it stood when ``message`` continued it (it was waiting for input); None: a new task.
     prior: Task | None = None
+    # How often the task was replayed from the dead letters (each replay may park it again).
+    replays: int = 0
 
     def submitted(self) -> Task:
         """The record of this task as submitted (a continued one: with its earlier messages)."""
@@ -154,12 +156,18 @@ class Tasks:
         return task
 
     async def resubmit(self, tenant: str, request: TaskRequest, *, msg_id: str) -> Task:
-        """Run ``request`` again (a dead-letter replay): reset its record and requeue it."""
+        """Run ``request`` again (a dead-letter replay): reset its record and requeue it.
+
+        The request is queued with its replay count one higher, so that a replay
+        that fails again is parked again (see :meth:`DeadLetters.park`).
+        """
+        request = msgspec.structs.replace(request, replays=request.replays + 1)
         found = await self._records.get(tenant, request.task_id)
         task = request.submitted()
         if found is not None:
             merged = {**(found[0].metadata or {}), **(task.metadata or {})}
             task = msgspec.structs.replace(task, metadata=merged)
+        task = msgspec.structs.replace(task, metadata={**(task.metadata or {}), "replays": request.replays})
         revision = await self._records.replace(tenant, task, None)
         assert revision is not None
         await self._events.task_status(tenant, task)

@@ -128,6 +128,28 @@ async def test_a_poison_task_is_dead_lettered_after_n_tries_and_can_be_replayed(
     assert await mesh.dead_letters.list(tenant=tenant) == []
 
 
+async def test_a_replayed_task_that_fails_again_is_dead_lettered_again(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    tenant = "t-relapse"
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit(tenant, "jobs", "poison", "lead")
+        assert (await mesh.tasks.wait(tenant, task.id, timeout=15)).status.state is TaskState.FAILED
+        for replays in (1, 2):
+            (parked,) = await mesh.dead_letters.list(tenant=tenant)
+            replayed = await mesh.dead_letters.replay(parked.seq, mesh.tasks, tenant=tenant)
+            assert (replayed.metadata or {})["replays"] == replays
+            # Within the de-duplication window of the dead letters, and still parked again.
+            again = await _until(lambda: mesh.dead_letters.list(tenant=tenant), within=15)
+            assert [p.letter.request.replays for p in again] == [replays]  # type: ignore[union-attr]
+            assert again[0].seq > parked.seq
+            assert again[0].letter.deliveries == int(AGENT_ENV["HIVEWIRE_TASK_MAX_DELIVERIES"])
+            failed = await mesh.tasks.wait(tenant, task.id, timeout=15)
+            assert failed.status.state is TaskState.FAILED
+    out = await hivewire(nats_server.url, "dlq", "list", "--tenant", tenant)
+    assert "(replayed 2 times before)" in out
+
+
 async def test_hivewire_dlq_list_shows_the_reason(nats_server: EmbeddedNats, mesh: Mesh) -> None:
     tenant = "t-dlq-cli"
     async with agent_process(nats_server.url, "tests.zoo:jobs"):
