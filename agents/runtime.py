@@ -82,6 +82,7 @@ class AgentRuntime:
         self._tasks: Tasks | None = None
         self._worker: TaskWorker | None = None
         self._heartbeat: Heartbeat | None = None
+        self._unlisten: Callable[[], None] | None = None
         self._lifespan: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._resource: object = None
         self._owns_resources = resources is None
@@ -143,11 +144,16 @@ class AgentRuntime:
             load=self.load,
         )
         await self._heartbeat.start()
+        # A restarted server lost the registry (it lives in memory): announce again at once.
+        self._unlisten = self._bus.on_reconnected(self._heartbeat.wake)
         log.info("agent %s (%s) joined the mesh", self.agent.name, self.instance)
 
     async def stop(self, *, grace: float | None = None) -> None:
         """Drain: take no new work, give work in flight ``grace`` seconds, release the rest."""
         wait = self._settings.drain_grace if grace is None else grace
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._heartbeat is not None:
             await self._heartbeat.stop()
         services, self._services = self._services, []

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from agents.errors import TaskNotFound, TaskNotResumable
+from agents.errors import SubmitUnconfirmed, TaskNotFound, TaskNotResumable
 from agents.events import ConversationEvents
 from agents.listing import DEFAULT_PAGE_SIZE, TaskListing, TaskPage, TaskQuery
 from agents.payloads import to_message
@@ -32,6 +32,7 @@ from bus.client import Bus
 from bus.direct import DirectGets
 from bus.envelope import Envelope
 from bus.jetstream_fast import FastJetStream, PubAck
+from bus.outage import OUTAGES
 
 __all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "dedup_id", "finish", "task_id_for"]
 
@@ -130,6 +131,10 @@ class Tasks:
 
         Submitting a ``Message`` whose ``messageId`` was submitted before returns
         the existing task and runs nothing again.
+
+        Raises:
+            SubmitUnconfirmed: NATS is away or recovering, so the task may or may not
+                be queued; it carries the task's id, and the message to submit again.
         """
         message = to_message(input, role=Role.USER, context_id=context_id or new_id())
         request = TaskRequest(
@@ -139,7 +144,15 @@ class Tasks:
             message=message,
             metadata=metadata,
         )
-        if isinstance(input, Message):
+        try:
+            return await self._submit(tenant, request, looked_up=isinstance(input, Message))
+        except OUTAGES as exc:
+            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise SubmitUnconfirmed(tenant, request.task_id, message, reason) from exc
+
+    async def _submit(self, tenant: str, request: TaskRequest, *, looked_up: bool) -> Task:
+        message = request.message
+        if looked_up:
             # A message the caller made may have been submitted before, longer ago
             # than JetStream's de-duplication window remembers: the task as it stands.
             # (Any other input gets a fresh message id, so it cannot be a resubmission.)

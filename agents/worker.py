@@ -6,6 +6,11 @@ acked after its outcome is recorded, so a replica that dies mid-task (even by
 once ``task_ack_wait`` passes without a progress beat. A handler failure is
 retried with exponential delays; at the ``task_max_deliveries``-th failed
 delivery the task is parked in the dead-letter stream with the reason.
+
+If NATS goes away before a task's outcome is recorded (the write times out,
+say), the task is left unacked, logged once, and JetStream redelivers it once
+the server is back and the ack wait has passed: the outcome is recorded by
+that delivery (at least once, one recorded outcome, as ever).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from bus.consumer import PullConsumer
 from bus.deadlines import Deadlines
 from bus.envelope import Envelope
 from bus.errors import ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
+from bus.outage import OUTAGES
 from bus.service import Request, Service
 
 __all__ = ["TaskWorker", "WorkerStats"]
@@ -61,6 +67,8 @@ class WorkerStats:
     released: int = 0
     interrupted: int = 0
     in_flight: int = 0
+    # Tasks whose outcome could not be recorded because NATS was unreachable (left for redelivery).
+    unrecorded: int = 0
 
 
 class _Why:
@@ -160,6 +168,10 @@ class TaskWorker:
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # _process handles outages; anything else is a bug, reported here once rather than
+            # by asyncio as "Task exception was never retrieved". The task is not acked: it is redelivered.
+            log.error("processing a task failed; it will be redelivered", exc_info=exc)
         self._active.discard(task)
         if task in self._recording:
             self._recording.discard(task)
@@ -195,6 +207,16 @@ class TaskWorker:
         self.stats.in_flight += 1
         try:
             await self._run(msg, tenant, request, deliveries, sequence)
+        except OUTAGES as exc:
+            self.stats.unrecorded += 1
+            log.warning(
+                "task %s (delivery %d) could not be recorded: NATS was unreachable (%s: %s); "
+                "left unacked, it is delivered again once NATS is back and the ack wait has passed",
+                request.task_id,
+                deliveries,
+                type(exc).__name__,
+                exc,
+            )
         finally:
             self.stats.in_flight -= 1
 

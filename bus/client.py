@@ -64,6 +64,9 @@ class Bus:
         self._streams: dict[int, ReplyStream[Any]] = {}
         self._services: set[Service[Any]] = set()
         self._replies = Replies(nc)
+        self._on_reconnected: list[Callable[[], None]] = []
+        self._disconnected_at: float | None = None
+        self._reconnected_at: float | None = None
 
     @classmethod
     async def connect(
@@ -98,10 +101,14 @@ class Bus:
 
         async def on_disconnected() -> None:
             if not (nc.is_closed or nc.is_draining):
+                bus._disconnected_at = time.monotonic()
                 log.warning("disconnected from NATS; reconnecting")
 
         async def on_reconnected() -> None:
+            bus._reconnected_at = time.monotonic()
             log.info("reconnected to NATS at %s", bus.connected_url)
+            for listener in list(bus._on_reconnected):
+                listener()
 
         # nats-py retries the first connection as often as later reconnections
         # (forever by default, even when the credentials are refused), so the
@@ -160,6 +167,38 @@ class Bus:
     def is_connected(self) -> bool:
         """True while the connection to a server is up (false while reconnecting)."""
         return self._nc.is_connected
+
+    @property
+    def disconnected_at(self) -> float | None:
+        """When (``time.monotonic()``) the connection was last lost; ``None`` if it never was."""
+        return self._disconnected_at
+
+    def recovering(self, within: float) -> bool:
+        """True while the connection is down, and for ``within`` seconds after it came back.
+
+        A restarted server has lost what it kept in memory (the registry): for a
+        while after a reconnect the mesh is still announcing itself again.
+        """
+        if self._disconnected_at is None:
+            return False
+        if not self._nc.is_connected:
+            return True
+        back = self._reconnected_at
+        return back is not None and back >= self._disconnected_at and time.monotonic() - back < within
+
+    def on_reconnected(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` each time the connection comes back after a loss; return its remover.
+
+        It runs in the event loop and must not block (start a task for any I/O):
+        the place to announce again what a restarted server may have lost.
+        """
+        self._on_reconnected.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._on_reconnected.remove(listener)
+
+        return remove
 
     @property
     def max_payload(self) -> int:

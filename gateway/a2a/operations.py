@@ -238,7 +238,7 @@ class Operations:
 
     async def _route(self, agent_name: str, params: SendParams) -> tuple[LiveAgent, str]:
         """The agent and skill a new message goes to: ``metadata.skill``, else the default skill."""
-        agent = await live_agent(self._mesh.registry, agent_name)
+        agent = await live_agent(self._mesh, agent_name)
         metadata = {**(params.metadata or {}), **(params.message.metadata or {})}
         wanted = metadata.get("skill")
         skills = [skill.id for skill in agent.card.skills]
