@@ -7,10 +7,12 @@ once ``task_ack_wait`` passes without a progress beat. A handler failure is
 retried with exponential delays; at the ``task_max_deliveries``-th failed
 delivery the task is parked in the dead-letter stream with the reason.
 
-If NATS goes away before a task's outcome is recorded (the write times out,
-say), the task is left unacked, logged once, and JetStream redelivers it once
-the server is back and the ack wait has passed: the outcome is recorded by
-that delivery (at least once, one recorded outcome, as ever).
+If NATS goes away while a task's outcome is being recorded, the worker waits
+for the connection to come back and then looks at the record: the write may
+have gone out after all (from the connection's buffer, once reconnected), in
+which case the outcome is announced as if it had been confirmed; if not, it is
+written again. Only when that keeps failing with NATS back is the task left
+unacked, logged once, for JetStream to redeliver after the ack wait.
 """
 
 from __future__ import annotations
@@ -353,21 +355,57 @@ class TaskWorker:
         usage = (reply.metadata or {}).get(USAGE_KEY)
         if usage is not None:
             done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
-        while True:
-            if await self._records.replace(tenant, done, revision) is not None:
-                self.stats.completed += 1
-                await self._events.task_status(tenant, done)
-                break
-            found = await self._records.get(tenant, task.id)
-            if found is None or found[0].status.state.terminal:
-                # Someone else ended it meanwhile (canceled, or a slower duplicate
-                # delivery completed first): theirs is the recorded outcome.
-                self.stats.skipped += 1
-                break
-            # Still running by the record (a retry's note, or another replica's claim
-            # after a stall): this attempt finished, so its outcome is the one recorded.
-            revision = found[1]
+        if await self._record(tenant, done, revision):
+            self.stats.completed += 1
+            await self._events.task_status(tenant, done)
+        else:
+            # Someone else ended it meanwhile (canceled, or a slower duplicate
+            # delivery completed first): theirs is the recorded outcome.
+            self.stats.skipped += 1
         await msg.ack()
+
+    async def _record(self, tenant: str, outcome: Task, revision: int, *, over_running: bool = True) -> bool:
+        """Write the task's ``outcome`` over its record at ``revision``; True if it is the recorded one.
+
+        A record still running by then (a retry's note, or another replica's claim
+        after a stall) is written over too, unless ``over_running`` is false: this
+        attempt finished, so its outcome is the one recorded. A record already
+        ended is someone else's outcome (False). An outage is waited out, and the
+        record then tells whether the write went out after all.
+
+        Raises:
+            Exception: one of :data:`~bus.outage.OUTAGES`, when writes still fail
+                with NATS back (after ``_RECORD_ATTEMPTS``).
+        """
+        failures = 0
+        while True:
+            try:
+                if await self._records.replace(tenant, outcome, revision) is not None:
+                    return True
+                found = await self._records.get(tenant, outcome.id)
+            except OUTAGES as exc:
+                failures += 1
+                if failures >= _RECORD_ATTEMPTS:
+                    raise
+                if failures == 1:
+                    log.warning(
+                        "task %s: NATS is unreachable while its outcome is recorded (%s: %s); "
+                        "recording it once NATS is back",
+                        outcome.id,
+                        type(exc).__name__,
+                        exc,
+                    )
+                # Nothing can be recorded (or redelivered) while the connection is down.
+                await self._bus.until_connected()
+                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
+                continue
+            if found is None:
+                return False
+            if _same_outcome(found[0], outcome):
+                return True  # an earlier write whose confirmation the outage swallowed
+            if found[0].status.state.terminal or not over_running:
+                return False
+            revision = found[1]
 
     async def _interrupted(
         self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired
@@ -377,16 +415,11 @@ class TaskWorker:
         state = TaskState.AUTH_REQUIRED if ask.auth else TaskState.INPUT_REQUIRED
         waiting = finish(task, state, question)
         waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
-        while True:
-            if await self._records.replace(tenant, waiting, revision) is not None:
-                self.stats.interrupted += 1
-                await self._events.task_status(tenant, waiting)
-                break
-            found = await self._records.get(tenant, task.id)
-            if found is None or found[0].status.state.terminal:
-                self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-                break
-            revision = found[1]
+        if await self._record(tenant, waiting, revision):
+            self.stats.interrupted += 1
+            await self._events.task_status(tenant, waiting)
+        else:
+            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
         await msg.ack()
 
     async def _failed(
@@ -439,7 +472,7 @@ class TaskWorker:
             f"failed after {deliveries} deliveries: {reason}", context_id=task.context_id, task_id=task.id
         )
         failed = finish(task, TaskState.FAILED, note)
-        if await self._records.replace(tenant, failed, revision) is not None:
+        if await self._record(tenant, failed, revision, over_running=False):
             await self._events.task_status(tenant, failed)
         await msg.ack()
 
@@ -485,6 +518,21 @@ _RECORDING_PER_SLOT = 4
 # Task ids of cancellations this worker remembers (a cancellation is rare; a task
 # canceled long before it is fetched is claimed with a read instead).
 _CANCELS_REMEMBERED = 10_000
+
+
+# Attempts at recording an outcome that fail with NATS back before the task is left for redelivery.
+_RECORD_ATTEMPTS = 8
+
+
+def _same_outcome(recorded: Task, outcome: Task) -> bool:
+    """Whether ``recorded`` is ``outcome`` as written (its status message is unique to this write)."""
+    mine, theirs = outcome.status, recorded.status
+    return (
+        mine.state is theirs.state
+        and mine.message is not None
+        and theirs.message is not None
+        and mine.message.message_id == theirs.message.message_id
+    )
 
 
 def _delivery(msg: Msg) -> tuple[int, int]:

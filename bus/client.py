@@ -28,6 +28,7 @@ from bus.errors import (
     BusClosed,
     ConnectError,
     Disconnected,
+    NotConnected,
     PayloadTooLarge,
     RequestTimeout,
 )
@@ -200,6 +201,22 @@ class Bus:
 
         return remove
 
+    async def until_connected(self) -> None:
+        """Return once the connection is up: at once, or when it comes back (it may never, if closed)."""
+        if self._nc.is_connected:
+            return
+        back: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not back.done():
+                back.set_result(None)
+
+        remove = self.on_reconnected(wake)
+        try:
+            await back
+        finally:
+            remove()
+
     @property
     def max_payload(self) -> int:
         """The largest payload the connected server accepts, in bytes."""
@@ -213,7 +230,7 @@ class Bus:
 
     def jetstream(self) -> JetStreamContext:
         """The JetStream context of this connection, for the durable parts of the mesh."""
-        return self._nc.jetstream()
+        return self._nc.jetstream(timeout=self._settings.nats_jetstream_timeout)
 
     async def close(self) -> None:
         """Stop serving, let in-flight handlers finish, flush what is buffered and disconnect."""
@@ -336,6 +353,8 @@ class Bus:
         except nats.errors.Error as exc:
             raise self._sending_error(exc, subject, data) from None
         if msg is None:
+            if not self._nc.is_connected:
+                raise NotConnected(subject, wait)
             raise RequestTimeout(subject, wait)
         if not msg.headers:  # a plain reply: nothing to check but its type
             return self.codec.decode(msg.data, reply_type)

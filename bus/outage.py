@@ -13,7 +13,7 @@ from __future__ import annotations
 import nats.errors
 import nats.js.errors
 
-from bus.errors import BusClosed, Disconnected
+from bus.errors import BusClosed, Disconnected, NotConnected
 
 __all__ = ["OUTAGES", "is_outage"]
 
@@ -34,6 +34,7 @@ OUTAGES: tuple[type[Exception], ...] = (
     # Reconnecting, and the buffer of what waits to be sent is full.
     nats.errors.OutboundBufferLimitError,
     Disconnected,
+    NotConnected,
     BusClosed,
 )
 """The errors of an outage, to catch (``except OUTAGES``)."""

@@ -31,6 +31,7 @@ from bus.errors import (
     InvalidSubjectToken,
     MalformedPayload,
     NoResponders,
+    NotConnected,
     PayloadTooLarge,
     RemoteError,
     RequestTimeout,
@@ -135,6 +136,8 @@ def problem_from(exc: Exception) -> Problem:
             )
         case NoResponders():
             return Problem(503, "no-replica", "No live replica", f"nobody serves {exc.subject!r} right now")
+        case NotConnected():
+            return bus_unavailable(str(exc))
         case RequestTimeout():
             return Problem(504, "deadline-exceeded", "The mesh did not answer in time", str(exc))
         case HopLimitExceeded():

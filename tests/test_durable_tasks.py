@@ -39,6 +39,26 @@ async def completions(mesh: Mesh, tenant: str) -> AsyncIterator[collections.Coun
         await service.stop()
 
 
+async def stored_completions(mesh: Mesh, tenant: str) -> collections.Counter[str]:
+    """The ``completed`` status events of each task of ``tenant`` in the events stream (what a client
+    reading the conversations' events sees, even one that was disconnected when they were sent)."""
+    counts: collections.Counter[str] = collections.Counter()
+    js = mesh.bus.jetstream()
+    sub = await js.subscribe(subjects.tenant_events(tenant), ordered_consumer=True)
+    try:
+        info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subjects.tenant_events(tenant))
+        stored = sum((info.state.subjects or {}).values())
+        for _ in range(stored):
+            msg = await sub.next_msg(timeout=5)
+            event = mesh.bus.codec.decode(msg.data, StreamResponse)
+            update = event.status_update
+            if update is not None and update.status.state is TaskState.COMPLETED:
+                counts[update.task_id] += 1
+    finally:
+        await sub.unsubscribe()
+    return counts
+
+
 async def test_a_task_runs_and_its_result_is_recorded(nats_server: EmbeddedNats, mesh: Mesh) -> None:
     async with agent_process(nats_server.url, "tests.zoo:jobs") as worker:
         task = await mesh.tasks.submit("t-basic", "jobs", "work", Job(n=7))
