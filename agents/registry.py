@@ -151,8 +151,13 @@ class Registry:
     async def _with_bucket(self, operation: Callable[[KeyValue], Awaitable[T]]) -> T:
         try:
             return await operation(self._kv)
-        except (nats.js.errors.NotFoundError, nats.errors.NoRespondersError):
-            # The bucket's stream is gone (a restarted NATS loses memory streams).
+        except (
+            nats.js.errors.NotFoundError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,
+        ):
+            # The bucket's stream is gone (a restarted NATS loses memory streams): a read finds
+            # no stream, a write finds nobody to store it.
             if self._recreate is None:
                 raise
             log.warning("the registry bucket is gone (NATS restarted?); creating it again")

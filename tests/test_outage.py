@@ -4,6 +4,7 @@ worker that cannot record an outcome says so once and records it when NATS is ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from agents import AgentSettings, Mesh
 from agents.errors import SubmitUnconfirmed
 from agents.runtime import AgentRuntime
 from bus import Bus, EmbeddedNats, TaskState
+from bus.outage import OUTAGES
 from tests.test_durable_tasks import completions, stored_completions
 from tests.zoo import Job, jobs
 
@@ -90,3 +92,30 @@ async def test_a_submit_during_an_outage_names_its_task_and_nothing_is_lost_or_r
     assert "could not be recorded" not in caplog.text  # nothing was left for redelivery
     assert "never retrieved" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.slow
+async def test_an_agent_announces_itself_again_as_soon_as_a_restarted_server_is_back(
+    own_server: EmbeddedNats,
+) -> None:
+    # Beats a minute apart: only the announcement on reconnecting can refill the registry this soon.
+    settings = outage_settings(own_server.url).model_copy(update={"heartbeat_interval": 60.0})
+    agent_bus = await Bus.connect(settings, name="outage-agent")
+    client_bus = await Bus.connect(settings, name="outage-reader")
+    try:
+        mesh = await Mesh.open(client_bus, settings)
+        async with AgentRuntime(jobs, agent_bus, settings):
+            assert await mesh.registry.get("jobs") is not None
+            await asyncio.to_thread(own_server.restart)
+            started = asyncio.get_running_loop().time()
+            async with asyncio.timeout(10):
+                while True:
+                    with contextlib.suppress(*OUTAGES):
+                        if await mesh.registry.get("jobs") is not None:
+                            break
+                    await asyncio.sleep(0.05)
+            back_after = asyncio.get_running_loop().time() - started
+        assert back_after < 5, back_after
+    finally:
+        await client_bus.close()
+        await agent_bus.close()
