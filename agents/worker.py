@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
@@ -49,6 +49,8 @@ from bus.service import Request, Service
 __all__ = ["TaskWorker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Claims a task's record (as read, at its revision) for this replica.
 _Claim = Callable[[Task, int], Coroutine[Any, Any, tuple[Task | None, int]]]
@@ -357,7 +359,7 @@ class TaskWorker:
             done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
         if await self._record(tenant, done, revision):
             self.stats.completed += 1
-            await self._events.task_status(tenant, done)
+            await self._announce(tenant, done)
         else:
             # Someone else ended it meanwhile (canceled, or a slower duplicate
             # delivery completed first): theirs is the recorded outcome.
@@ -377,28 +379,16 @@ class TaskWorker:
             Exception: one of :data:`~bus.outage.OUTAGES`, when writes still fail
                 with NATS back (after ``_RECORD_ATTEMPTS``).
         """
-        failures = 0
+
+        async def attempt() -> tuple[Task, int] | None:
+            if await self._records.replace(tenant, outcome, revision) is not None:
+                return outcome, 0
+            return await self._records.get(tenant, outcome.id)
+
         while True:
-            try:
-                if await self._records.replace(tenant, outcome, revision) is not None:
-                    return True
-                found = await self._records.get(tenant, outcome.id)
-            except OUTAGES as exc:
-                failures += 1
-                if failures >= _RECORD_ATTEMPTS:
-                    raise
-                if failures == 1:
-                    log.warning(
-                        "task %s: NATS is unreachable while its outcome is recorded (%s: %s); "
-                        "recording it once NATS is back",
-                        outcome.id,
-                        type(exc).__name__,
-                        exc,
-                    )
-                # Nothing can be recorded (or redelivered) while the connection is down.
-                await self._bus.until_connected()
-                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
-                continue
+            found = await self._through_outages(attempt, outcome.id, "its outcome is recorded")
+            if found is not None and found[0] is outcome:
+                return True
             if found is None:
                 return False
             if _same_outcome(found[0], outcome):
@@ -406,6 +396,44 @@ class TaskWorker:
             if found[0].status.state.terminal or not over_running:
                 return False
             revision = found[1]
+
+    async def _announce(self, tenant: str, outcome: Task) -> None:
+        """Publish the task's outcome where its conversation's clients follow it, stored by the
+        events stream before the task is acked: an end announced into a restarting server is sent again.
+        """
+        message_id = new_id()  # the same id on each attempt: the stream keeps one copy
+
+        async def attempt() -> None:
+            await self._events.task_status(tenant, outcome, message_id=message_id, stored=True)
+
+        await self._through_outages(attempt, outcome.id, "its outcome is announced")
+
+    async def _through_outages(self, attempt: Callable[[], Awaitable[T]], task_id: str, doing: str) -> T:
+        """``attempt()``, again once NATS is back when an outage stops it (logged once).
+
+        Raises:
+            Exception: one of :data:`~bus.outage.OUTAGES`, when it still fails with NATS back
+                (after ``_RECORD_ATTEMPTS``).
+        """
+        failures = 0
+        while True:
+            try:
+                return await attempt()
+            except OUTAGES as exc:
+                failures += 1
+                if failures >= _RECORD_ATTEMPTS:
+                    raise
+                if failures == 1:
+                    log.warning(
+                        "task %s: NATS is unreachable while %s (%s: %s); trying again once it is back",
+                        task_id,
+                        doing,
+                        type(exc).__name__,
+                        exc,
+                    )
+            # Nothing can be recorded (or redelivered) while the connection is down.
+            await self._bus.until_connected()
+            await asyncio.sleep(min(1.0, 0.05 * 2**failures))
 
     async def _interrupted(
         self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired
@@ -417,7 +445,7 @@ class TaskWorker:
         waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
         if await self._record(tenant, waiting, revision):
             self.stats.interrupted += 1
-            await self._events.task_status(tenant, waiting)
+            await self._announce(tenant, waiting)
         else:
             self.stats.skipped += 1  # canceled meanwhile: that is the outcome
         await msg.ack()
@@ -473,7 +501,7 @@ class TaskWorker:
         )
         failed = finish(task, TaskState.FAILED, note)
         if await self._record(tenant, failed, revision, over_running=False):
-            await self._events.task_status(tenant, failed)
+            await self._announce(tenant, failed)
         await msg.ack()
 
     async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:

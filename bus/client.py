@@ -33,6 +33,7 @@ from bus.errors import (
     RequestTimeout,
 )
 from bus.frames import read_reply
+from bus.jetstream_fast import FastJetStream
 from bus.replies import Replies
 from bus.service import Request, Service
 from bus.settings import NatsSettings
@@ -66,6 +67,7 @@ class Bus:
         self._services: set[Service[Any]] = set()
         self._replies = Replies(nc)
         self._on_reconnected: list[Callable[[], None]] = []
+        self._stored: FastJetStream | None = None
         self._disconnected_at: float | None = None
         self._reconnected_at: float | None = None
 
@@ -263,6 +265,32 @@ class Bus:
             "publish", subject, headers, message_id=env.message_id, size=len(data)
         ):
             await self._send(subject, data, headers)
+
+    async def publish_stored(
+        self, subject: str, payload: object, *, envelope: Envelope | None = None
+    ) -> None:
+        """Send ``payload`` as :meth:`publish` does, and wait until the stream that keeps ``subject``
+        has stored it (JetStream's acknowledgement).
+
+        For a message that must not be lost when the server restarts as it is
+        sent, where a plain publish can vanish with the connection. The
+        envelope's message id is the ``Nats-Msg-Id``: sending again after a
+        failure stores it once (within the stream's de-duplication window).
+
+        Raises:
+            PayloadTooLarge: the encoded payload exceeds the server's limit.
+            nats.errors.TimeoutError: no acknowledgement within the JetStream timeout.
+            nats.js.errors.NoStreamResponseError: no stream keeps ``subject`` (or none answers yet).
+        """
+        env = envelope if envelope is not None else Envelope()
+        data = self._encode(payload)
+        headers = env.to_headers()
+        if self._stored is None:
+            self._stored = FastJetStream(self.jetstream())
+        with self._telemetry.send_span(
+            "publish", subject, headers, message_id=env.message_id, size=len(data)
+        ):
+            await self._stored.publish(subject, data, headers=headers)
 
     async def listen(self, subject: str, on_message: Callable[[Msg], None]) -> Listening:
         """Hand each message on ``subject`` to ``on_message`` as it arrives, until closed.
