@@ -256,7 +256,25 @@ class TaskWorker:
         current = asyncio.current_task()
         assert current is not None
         self._running[request.task_id] = (current, why)
+        # Beating until the outcome is recorded: a write that waits out an outage is not
+        # redelivered to another replica meanwhile.
         beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3, self._timers)
+        try:
+            await self._attempt_and_record(msg, tenant, request, deliveries, task, revision, late, why)
+        finally:
+            beat.stop()
+
+    async def _attempt_and_record(
+        self,
+        msg: Msg,
+        tenant: str,
+        request: TaskRequest,
+        deliveries: int,
+        task: Task,
+        revision: int,
+        late: _LateClaim | None,
+        why: list[str],
+    ) -> None:
         try:
             reply = await self._invoke(tenant, request, Envelope(tenant=tenant))
         except asyncio.CancelledError:
@@ -284,7 +302,6 @@ class TaskWorker:
                 await self._failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
-            beat.stop()
             self._running.pop(request.task_id, None)
         self._free_slot()
         if late is not None:

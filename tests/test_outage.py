@@ -119,3 +119,43 @@ async def test_an_agent_announces_itself_again_as_soon_as_a_restarted_server_is_
     finally:
         await client_bus.close()
         await agent_bus.close()
+
+
+@pytest.mark.slow
+async def test_an_outcome_that_cannot_be_recorded_is_logged_once_and_redelivered(
+    own_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agents.infrastructure import ensure_bucket
+    from bus import subjects
+
+    settings = outage_settings(own_server.url)
+    tenant = "t-unrecordable"
+    worker_bus = await Bus.connect(settings, name="unrecordable-worker")
+    client_bus = await Bus.connect(settings, name="unrecordable-client")
+    try:
+        mesh = await Mesh.open(client_bus, settings)
+        js = client_bus.jetstream()
+        async with AgentRuntime(jobs, worker_bus, settings):
+            task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=0.5))
+            async with asyncio.timeout(10):
+                while (await mesh.tasks.get(tenant, task.id)).status.state is not TaskState.WORKING:
+                    await asyncio.sleep(0.02)
+            caplog.set_level(logging.WARNING)
+            # The records are gone with NATS up: writing the outcome keeps failing.
+            await js.delete_stream(subjects.TASK_RECORDS_STREAM)
+            async with asyncio.timeout(15):
+                while "could not be recorded" not in caplog.text:
+                    await asyncio.sleep(0.05)
+            await ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention)
+            # Left unacked, the task comes back after the ack wait and is recorded then.
+            done = await mesh.tasks.wait(tenant, task.id, timeout=15)
+        assert done.status.state is TaskState.COMPLETED
+        assert (done.metadata or {})["deliveries"] == 2
+    finally:
+        await client_bus.close()
+        await worker_bus.close()
+    gc.collect()
+    unrecorded = [r for r in caplog.records if "could not be recorded" in r.getMessage()]
+    assert len(unrecorded) == 1, [r.getMessage() for r in unrecorded]
+    assert f"task {task.id} (delivery 1)" in unrecorded[0].getMessage()
+    assert "never retrieved" not in caplog.text
