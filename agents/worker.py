@@ -214,7 +214,7 @@ class TaskWorker:
         except OUTAGES as exc:
             self.stats.unrecorded += 1
             log.warning(
-                "task %s (delivery %d) could not be recorded: NATS was unreachable (%s: %s); "
+                "task %s (delivery %d) could not be recorded (or announced): NATS was unreachable (%s: %s); "
                 "left unacked, it is delivered again once NATS is back and the ack wait has passed",
                 request.task_id,
                 deliveries,

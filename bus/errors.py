@@ -110,8 +110,10 @@ class NotConnected(RequestTimeout):
     """No reply before the deadline, and the connection to NATS was down: the bus is unavailable."""
 
     def __init__(self, subject: str, timeout: float) -> None:
-        super().__init__(subject, timeout)
-        self.args = (f"no reply on {subject!r} within {timeout:.3f}s: the connection to NATS is down",)
+        self.timeout = timeout
+        RequestError.__init__(
+            self, subject, f"no reply on {subject!r} within {timeout:.3f}s: the connection to NATS is down"
+        )
 
 
 class NoResponders(RequestError):
