@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
@@ -423,7 +424,13 @@ class TaskWorker:
         async def attempt() -> None:
             await self._events.task_status(tenant, outcome, message_id=message_id, stored=True)
 
-        await self._through_outages(attempt, outcome.id, "its outcome is announced")
+        try:
+            await self._through_outages(attempt, outcome.id, "its outcome is announced")
+        except nats.js.errors.APIError as exc:
+            # The stream refused it (or a subscriber answered in its place): the record has the
+            # outcome, and the event still goes out, unconfirmed.
+            log.error("task %s: the events stream did not store its outcome: %s", outcome.id, exc)
+            await self._events.task_status(tenant, outcome, message_id=message_id)
 
     async def _through_outages(self, attempt: Callable[[], Awaitable[T]], task_id: str, doing: str) -> T:
         """``attempt()``, again once NATS is back when an outage stops it (logged once).

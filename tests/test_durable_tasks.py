@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import msgspec
@@ -14,49 +12,12 @@ import pytest
 
 from agents import Mesh
 from bus import EmbeddedNats, Message, Role, StreamResponse, TaskState, subjects
-from bus.service import Request
 from tests.processes import AGENT_ENV, agent_process, hivewire
+from tests.task_events import completions, hearing
 from tests.zoo import Done, Job
 
 # A kill -9 leaves tasks unacked until the ack wait (2 s in tests) passes.
 REDELIVERY = float(AGENT_ENV["HIVEWIRE_TASK_ACK_WAIT"])
-
-
-@asynccontextmanager
-async def completions(mesh: Mesh, tenant: str) -> AsyncIterator[collections.Counter[str]]:
-    """Count the ``completed`` status events of each task of ``tenant`` while the block runs."""
-    counts: collections.Counter[str] = collections.Counter()
-
-    async def count(request: Request[StreamResponse]) -> None:
-        update = request.payload.status_update
-        if update is not None and update.status.state is TaskState.COMPLETED:
-            counts[update.task_id] += 1
-
-    service = await mesh.bus.serve(subjects.tenant_events(tenant), count, StreamResponse)
-    try:
-        yield counts
-    finally:
-        await service.stop()
-
-
-async def stored_completions(mesh: Mesh, tenant: str) -> collections.Counter[str]:
-    """The ``completed`` status events of each task of ``tenant`` in the events stream (what a client
-    reading the conversations' events sees, even one that was disconnected when they were sent)."""
-    counts: collections.Counter[str] = collections.Counter()
-    js = mesh.bus.jetstream()
-    sub = await js.subscribe(subjects.tenant_events(tenant), ordered_consumer=True)
-    try:
-        info = await js.stream_info(subjects.EVENTS_STREAM, subjects_filter=subjects.tenant_events(tenant))
-        stored = sum((info.state.subjects or {}).values())
-        for _ in range(stored):
-            msg = await sub.next_msg(timeout=5)
-            event = mesh.bus.codec.decode(msg.data, StreamResponse)
-            update = event.status_update
-            if update is not None and update.status.state is TaskState.COMPLETED:
-                counts[update.task_id] += 1
-    finally:
-        await sub.unsubscribe()
-    return counts
 
 
 async def test_a_task_runs_and_its_result_is_recorded(nats_server: EmbeddedNats, mesh: Mesh) -> None:
@@ -247,16 +208,17 @@ async def test_a_streaming_skill_runs_as_a_task_and_streams_to_the_conversation(
 ) -> None:
     chunks: list[str] = []
 
-    async def collect(request: Request[StreamResponse]) -> None:
-        update = request.payload.artifact_update
+    def collect(event: StreamResponse) -> None:
+        update = event.artifact_update
         if update is not None:
             chunks.append(update.artifact.parts[0].text)  # type: ignore[arg-type]
 
-    service = await mesh.bus.serve(subjects.conversation_events("t-stream", "s-ctx"), collect, StreamResponse)
-    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+    async with (
+        hearing(mesh, subjects.conversation_events("t-stream", "s-ctx"), collect),
+        agent_process(nats_server.url, "tests.zoo:jobs"),
+    ):
         task = await mesh.tasks.submit("t-stream", "jobs", "tokens", 3, context_id="s-ctx")
         done = await mesh.tasks.wait("t-stream", task.id, timeout=10)
-    await service.stop()
     assert done.artifacts[-1].parts[0].text == "t0 t1 t2 "
     assert chunks == ["t0 ", "t1 ", "t2 "]
 
@@ -332,15 +294,17 @@ async def test_a_task_reports_working_only_if_it_runs_a_while_and_events_match_i
 ) -> None:
     states: dict[str, list[TaskState]] = collections.defaultdict(list)
 
-    async def collect(request: Request[StreamResponse]) -> None:
-        update = request.payload.status_update
+    def collect(event: StreamResponse) -> None:
+        update = event.status_update
         if update is not None:
             states[update.task_id].append(update.status.state)
 
-    service = await mesh.bus.serve(subjects.tenant_events("t-quick"), collect, StreamResponse)
     records_stream = f"KV_{subjects.TASK_RECORDS_BUCKET}"
     js = mesh.bus.jetstream()
-    async with agent_process(nats_server.url, "tests.zoo:jobs") as worker:
+    async with (
+        hearing(mesh, subjects.tenant_events("t-quick"), collect),
+        agent_process(nats_server.url, "tests.zoo:jobs") as worker,
+    ):
         before = (await js.stream_info(records_stream)).state.last_seq
         quick = await mesh.tasks.submit("t-quick", "jobs", "pause", 0.0, context_id="q-ctx")
         done = await mesh.tasks.wait("t-quick", quick.id, timeout=10)
@@ -348,7 +312,6 @@ async def test_a_task_reports_working_only_if_it_runs_a_while_and_events_match_i
         slow = await mesh.tasks.submit("t-quick", "jobs", "pause", 0.5, context_id="s-ctx")
         await mesh.tasks.wait("t-quick", slow.id, timeout=10)
         await _until(_async(lambda: TaskState.COMPLETED in states[slow.id]), within=5)
-    await service.stop()
     # The events say what the record says: a task done within a moment goes from
     # submitted to completed; one still running then is working in between.
     assert states[quick.id] == [TaskState.SUBMITTED, TaskState.COMPLETED]

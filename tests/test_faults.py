@@ -32,7 +32,8 @@ from tests.gateway_server import serve_gateway
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_processes
 from tests.redis_server import RedisServer
-from tests.test_durable_tasks import REDELIVERY, stored_completions
+from tests.task_events import completions, stored_completions
+from tests.test_durable_tasks import REDELIVERY
 from tests.zoo import Job
 
 pytestmark = pytest.mark.slow
@@ -135,7 +136,8 @@ async def settle(mesh: Mesh, tenant: str, task_ids: list[str], tally: Tally, *, 
             tally.wrongly_failed += 1
         else:
             tally.lost += 1
-    tally.duplicated += sum(1 for task_id in announced if task_id not in set(task_ids))
+    submitted = set(task_ids)
+    tally.duplicated += sum(1 for task_id in announced if task_id not in submitted)
 
 
 async def until(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
@@ -151,33 +153,26 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return run
 
 
-async def completed_so_far(mesh: Mesh, tenant: str) -> int:
-    return sum((await stored_completions(mesh, tenant)).values())
-
-
 async def test_replicas_killed_with_sigkill_under_500_tasks_lose_and_duplicate_nothing(
     nats_server: EmbeddedNats, mesh: Mesh
 ) -> None:
     tally = Tally("kill -9 of 2 of 3 replicas")
     tenant = f"t-kill-{int(time.time())}"
     started = time.monotonic()
-    async with agent_processes(
-        nats_server.url, *(("tests.zoo:jobs", REPLICA_ENV) for _ in range(3))
-    ) as replicas:
+    async with (
+        completions(mesh, tenant) as heard,
+        agent_processes(nats_server.url, *(("tests.zoo:jobs", REPLICA_ENV) for _ in range(3))) as replicas,
+    ):
         submitting = asyncio.create_task(submit_all(mesh, tenant, TASKS))
         for victim, share in zip(replicas[:2], (0.15, 0.45), strict=True):
             # Killed mid-load, with tasks of its own running.
-            await until(lambda s=share: _past(mesh, tenant, s), within=30)  # type: ignore[misc]
+            await until(_async(lambda s=share: sum(heard.values()) >= s * TASKS), within=30)  # type: ignore[misc]
             victim.kill()
         task_ids = await submitting
         await settle(mesh, tenant, task_ids, tally, within=30 + 2 * REDELIVERY)
     tally.seconds = time.monotonic() - started
     tally.assert_clean()
     assert tally.redelivered > 0, "the killed replicas' tasks must have been run again"
-
-
-async def _past(mesh: Mesh, tenant: str, share: float) -> bool:
-    return await completed_so_far(mesh, tenant) >= share * TASKS
 
 
 @pytest.fixture

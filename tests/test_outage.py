@@ -17,7 +17,7 @@ from agents.errors import SubmitUnconfirmed
 from agents.runtime import AgentRuntime
 from bus import Bus, EmbeddedNats, TaskState
 from bus.outage import OUTAGES
-from tests.test_durable_tasks import completions, stored_completions
+from tests.task_events import completions, stored_completions
 from tests.zoo import Job, jobs
 
 
