@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
+from opentelemetry import metrics
 
 from agents.calls import Call, Caller, Outcome, read_reply
 from agents.events import ConversationEvents, chunk_event, status_event
@@ -43,6 +44,8 @@ class Context:
         task_history: a durable task's messages before this one: for a task that asked for more
             input (``raise InputRequired(...)``) and was continued, what the user and the skill said.
         tool_cache: the process's tool-result cache (a :class:`~agents.tools.Toolbox` uses it).
+        meter: an OpenTelemetry meter of the process's provider, for the agent's own metrics
+            (create instruments once per meter, not per request: see ``agents/desk/triage.py``).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Context:
         tool_cache: ToolCache,
         resource: object = None,
         task_history: tuple[Message, ...] = (),
+        meter: metrics.Meter | None = None,
     ) -> None:
         self.agent = agent
         self.skill = skill
@@ -75,6 +79,7 @@ class Context:
         self.history = history
         self.task_history = task_history
         self.tool_cache = tool_cache
+        self.meter = meter if meter is not None else metrics.NoOpMeter("hivewire.agents")
         self._resource = resource
         self._caller = caller
         self._events = events

@@ -6,6 +6,7 @@ import math
 
 from starlette.requests import Request
 
+from bus import logs
 from gateway.http import api_key_of
 from gateway.keys import ApiKeys
 from gateway.limits import Decision, RateLimiter, TokenBudget
@@ -67,6 +68,7 @@ class Guard:
             )
         tenant = record.tenant
         tag_tenant(tenant)
+        logs.bind(tenant=tenant)
         if record.scope == "widget" and not widget:
             raise Problem(403, "key-scope", "Not with this key", "a widget key may only hold conversations")
         origin = request.headers.get("origin")

@@ -23,6 +23,7 @@ from agents.handoff import HANDOFF_KEY, Handoff, handled
 from agents.history import ConversationHistory
 from agents.llm.messages import ChatMessage
 from agents.mesh import Mesh
+from bus import logs
 from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
@@ -129,6 +130,7 @@ class Conversations:
     async def send(self, tenant: str, conversation: Conversation, message: Message, timeout: float) -> Turn:
         """Run one turn and return the agent's reply."""
         task_id = message.task_id or new_id()
+        logs.bind(conversation_id=conversation.id, task_id=task_id)
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
         # The conversation's events are its log: the question and the outcome go there
         # for a JSON turn too (its tokens already do, from the agent), so a transcript
@@ -162,6 +164,7 @@ class Conversations:
         (with the reply as its message) or failed (with the problem).
         """
         task_id = message.task_id or new_id()
+        logs.bind(conversation_id=conversation.id, task_id=task_id)
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
         await self._events.publish(tenant, conversation.id, StreamResponse(message=message))
         await self._events.publish(
