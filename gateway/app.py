@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from agents.history import ConversationHistory
 from agents.mesh import Mesh
+from agents.metrics import observe_connections
 from agents.redisstore import RedisStore
 from bus.client import Bus
 from bus.telemetry import Telemetry, TelemetryConfigError
@@ -38,6 +39,7 @@ from gateway.http import HeaderLimit, json_response
 from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
+from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.probes import Health, readiness
 from gateway.rest import RestApi
@@ -94,7 +96,9 @@ class Services:
         history = ConversationHistory.from_settings(redis, settings)
         budget = TokenBudget(redis)
         usage = UsageMeter(redis, budget)
-        guard = Guard(keys, RateLimiter(redis, usage), budget, settings)
+        metrics = GatewayMetrics(telemetry.meter_provider)
+        observe_connections(telemetry.meter_provider.get_meter("hivewire.gateway"), bus, redis)
+        guard = Guard(keys, RateLimiter(redis, usage), budget, settings, metrics=metrics)
         return cls(
             bus=bus,
             mesh=mesh,
@@ -103,7 +107,11 @@ class Services:
             guard=guard,
             usage=usage,
             conversations=Conversations(
-                mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
+                mesh,
+                history,
+                usage,
+                ConversationIndex(mesh, redis, ttl=settings.state_ttl),
+                metrics=metrics,
             ),
             feed=ConversationFeed(bus),
             push=push,

@@ -28,6 +28,7 @@ from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
+from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
 from gateway.replies import TRACE_KEY, Reply, failed_event
 from gateway.tracing import current_trace_id
@@ -70,9 +71,16 @@ class Conversations:
     """Creates conversations and runs their turns (stateless: everything lives on the bus and in Redis)."""
 
     def __init__(
-        self, mesh: Mesh, history: ConversationHistory, usage: UsageMeter, index: ConversationIndex
+        self,
+        mesh: Mesh,
+        history: ConversationHistory,
+        usage: UsageMeter,
+        index: ConversationIndex,
+        *,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._mesh = mesh
+        self.metrics = metrics or GatewayMetrics()
         self._history = history
         self._usage = usage
         self._index = index
@@ -200,6 +208,24 @@ class Conversations:
 
     async def _call(
         self, tenant: str, conversation: Conversation, message: Message, timeout: float, *, publish: bool
+    ) -> Message:
+        clock = self.metrics.turn(conversation.agent, conversation.skill)
+        try:
+            reply = await self._ask(tenant, conversation, message, timeout, publish=publish)
+        except BaseException as exc:
+            clock.end(exc)
+            raise
+        clock.end()
+        return reply
+
+    async def _ask(
+        self,
+        tenant: str,
+        conversation: Conversation,
+        message: Message,
+        timeout: float,
+        *,
+        publish: bool,
     ) -> Message:
         caller = self._mesh.caller(tenant, context_id=conversation.id, timeout=timeout)
         if not conversation.streaming:
