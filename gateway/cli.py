@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gateway.keys import ApiKeys
 
-__all__ = ["ask_command", "gateway_command", "keys_command", "up_command"]
+__all__ = ["ask_command", "gateway_command", "keys_command", "traces_command", "up_command"]
 
 
 def up_command(commands: argparse._SubParsersAction[Any]) -> None:
@@ -69,6 +69,29 @@ def _ask(args: argparse.Namespace) -> int:
     from gateway import ask
 
     return ask.run(args)
+
+
+def traces_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire traces``."""
+    parser = commands.add_parser(
+        "traces",
+        help="show a turn's trace (its spans from the span store) as a waterfall",
+        description="Print the spans of one trace as a waterfall: each under its parent, with its start, "
+        "duration and service. `hivewire ask` prints a turn's trace id; so does the reply's traceresponse "
+        "header.",
+    )
+    parser.add_argument("trace_id", help="32 hex digits")
+    parser.add_argument(
+        "--url", help="the gateway (default: HIVEWIRE_GATEWAY_URL, or what `hivewire up` wrote)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the spans as JSON instead")
+    parser.set_defaults(run=_traces)
+
+
+def _traces(args: argparse.Namespace) -> int:
+    from gateway import waterfall
+
+    return waterfall.run(args)
 
 
 def gateway_command(commands: argparse._SubParsersAction[Any]) -> None:
