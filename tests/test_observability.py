@@ -9,6 +9,7 @@ store, Prometheus metrics on a port of its own. The model is the OpenAI-compatib
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -28,6 +29,8 @@ from agents.settings import AgentSettings
 from bus import Bus, EmbeddedNats
 from bus.logs import JsonFormatter, bind
 from gateway.keys import ApiKeys
+from gateway.uplogs import child_logs
+from gateway.waterfall import render
 from tests.gateway_server import free_port
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_process, gateway_process
@@ -319,3 +322,78 @@ def test_an_unknown_log_format_or_level_is_refused_at_once() -> None:
         )
         assert result.returncode == 2
         assert "xml" in result.stderr
+
+
+async def test_hivewire_traces_draws_a_turns_waterfall_from_the_gateway(
+    observed: Observed, json_turn: JsonTurn
+) -> None:
+    env = {**os.environ, "HIVEWIRE_API_KEY": observed.keys[TENANT]}
+    for _ in range(50):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bus.cli", "traces", json_turn.trace_id, "--url", observed.gateway,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = (part.decode() for part in await process.communicate())
+        if process.returncode == 0 and "chat big ✗" in out and "chat big stream" in out:
+            break
+        await asyncio.sleep(0.1)
+    assert process.returncode == 0, err
+    head, _blank, root, *rest = out.splitlines()
+    assert head.startswith(f"trace {json_turn.trace_id}: ")
+    assert "2 services" in head
+    assert root.lstrip().startswith("0.0 ms")
+    assert "POST /v1/conversations/{cid}/messages" in root
+    assert "hivewire-gateway" in root
+    # Children are indented under their parents; the failed model attempt is marked and explained.
+    (model,) = [line for line in rest if "chat big ✗" in line]
+    assert "      chat big ✗" in model
+    assert any(line.startswith("✗ chat big (hivewire-agent-assistant): ") for line in rest)
+
+    wrong = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bus.cli", "traces", "f" * 32, "--url", observed.gateway,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err_bytes = await wrong.communicate()
+    assert wrong.returncode == 1
+    assert err_bytes.decode().startswith("hivewire traces: No such trace")
+
+
+def test_a_waterfall_puts_orphans_at_the_top_and_scales_bars_to_the_trace() -> None:
+    ms = 1_000_000
+    spans = [
+        {"spanId": "a", "parentId": None, "name": "root", "service": "s1", "start": 0, "end": 100 * ms},
+        {"spanId": "b", "parentId": "a", "name": "child", "service": "s2", "start": 50 * ms, "end": 100 * ms},
+        {
+            "spanId": "c",
+            "parentId": "gone",
+            "name": "orphan",
+            "service": "s2",
+            "start": 10 * ms,
+            "end": 20 * ms,
+        },
+    ]
+    lines = render("t" * 32, spans, width=10).splitlines()
+    assert lines[0] == f"trace {'t' * 32}: 3 spans, 2 services, 100.0 ms"
+    root, child, orphan = lines[2:]
+    assert root.endswith("|██████████|")
+    assert child.endswith("|     █████|")
+    assert "  child" in child
+    assert orphan.endswith("| █        |")
+    assert " 10.0 ms" in orphan
+    assert render("t" * 32, []) == f"trace {'t' * 32}: no spans"
+
+
+def test_up_marks_each_childs_lines_with_its_name_in_either_format() -> None:
+    text = child_logs(argparse.Namespace(child_log_level="info", child_log_format=None, log_format="text"))
+    assert text.args() == ["--log-level", "INFO", "--log-format", "text"]
+    assert text.mark("triage", "2026 WARNING x: y") == "triage    | 2026 WARNING x: y"
+    json_logs = child_logs(
+        argparse.Namespace(child_log_level=None, child_log_format="json", log_format="text")
+    )
+    assert json_logs.level == "WARNING"
+    line = json_logs.mark("answer", '{"level": "ERROR", "message": "m", "trace_id": "t"}')
+    assert json.loads(line) == {"process": "answer", "level": "ERROR", "message": "m", "trace_id": "t"}
+    assert json.loads(json_logs.mark("answer", "Traceback (most recent call last):")) == {
+        "process": "answer",
+        "message": "Traceback (most recent call last):",
+    }
