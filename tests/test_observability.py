@@ -31,6 +31,7 @@ from bus.logs import JsonFormatter, bind
 from gateway.keys import ApiKeys
 from gateway.uplogs import child_logs
 from gateway.waterfall import render
+from tests import metric_names
 from tests.gateway_server import free_port
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_process, gateway_process
@@ -269,6 +270,15 @@ async def test_the_gateway_and_the_agent_serve_the_metrics_operators_ask_for(
         assert 'agent="assistant"' in line, line
     assert _series(agent, "hivewire_tasks_dead_lettered_total")
     assert _series(agent, "hivewire_nats_connected")[0].endswith(" 1.0")
+    # Every series is one the catalogue read from the code names (the dashboard and alerts use it).
+    scraped = {
+        line.split("{")[0].split(" ")[0]
+        for line in (gateway + agent).splitlines()
+        if line and not line.startswith("#")
+    }
+    ours = {name for name in scraped if name.startswith(("hivewire_", "http_", "messaging_", "gen_ai_"))}
+    assert len(ours) > 20
+    assert ours <= metric_names.exported(), ours - metric_names.exported()
 
 
 async def test_log_lines_outside_a_turn_name_nothing_and_a_turns_ids_stay_in_it() -> None:
