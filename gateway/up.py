@@ -275,6 +275,7 @@ async def _up(args: argparse.Namespace) -> int:
         return await _supervise(children, stop)
     finally:
         await _stop_all(children)
+        await _drain_logs(children)
         if nats is not None:
             nats.stop()
         _say("stopped")
@@ -417,6 +418,15 @@ async def _supervise(children: list[_Child], stop: asyncio.Event) -> int:
     dead = next(waits[f] for f in done if f in waits)
     _say(f"hivewire up: {dead.name} exited with code {dead.process.returncode}; stopping the rest")
     return 1
+
+
+async def _drain_logs(children: list[_Child], grace: float = 2.0) -> None:
+    """Pass on the children's last log lines (their pipes close as they exit)."""
+    relays = [child.logs for child in children if child.logs is not None]
+    if relays:
+        _, late = await asyncio.wait(relays, timeout=grace)
+        for relay in late:
+            relay.cancel()
 
 
 async def _stop_all(children: list[_Child], grace: float = 15.0) -> None:
