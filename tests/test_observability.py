@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import httpx
 import pytest
 
 from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats
+from bus import Bus, EmbeddedNats, new_id
 from bus.logs import JsonFormatter, bind
 from gateway.keys import ApiKeys
 from gateway.uplogs import child_logs
@@ -34,14 +35,14 @@ from gateway.waterfall import render
 from tests import metric_names
 from tests.gateway_server import free_port
 from tests.openai_server import OpenAIServer
-from tests.processes import agent_process, gateway_process
+from tests.processes import AgentProcess, agent_process, gateway_process
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(120)
 
-TENANT = "watched"
-SLOW = "throttled"  # one request a minute
-BROKE = "broke"  # one token a day
+TENANT = f"watched{new_id()[:6]}"
+SLOW = f"throttled{new_id()[:6]}"  # one request a minute
+BROKE = f"broke{new_id()[:6]}"  # one token a day
 
 
 @dataclass
@@ -78,26 +79,38 @@ async def observed(
     limits = {SLOW: {"rate": 1 / 60, "burst": 1}, BROKE: {"daily_tokens": 1}}
     port = free_port()
     with log.open("wb") as stderr:
-        async with (
-            agent_process(
-                nats_server.url,
-                "tests.zoo:assistant",
-                stderr=stderr,
-                HIVEWIRE_LLM_BASE_URL=openai_server.url,
-                HIVEWIRE_LLM_RETRY_DELAY="0.05",
-                HIVEWIRE_METRICS_PORT="0",
-                **common,
-            ) as agent,
-            gateway_process(
-                nats_server.url,
-                port,
-                HIVEWIRE_GATEWAY_AGENT="assistant",
-                HIVEWIRE_GATEWAY_SKILL="chat",
-                HIVEWIRE_GATEWAY_TENANT_LIMITS=json.dumps(limits),
-                OTEL_METRICS_EXPORTER="prometheus",
-                **common,
-            ),
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            # Started together: each takes a few seconds to import and connect.
+            started = await asyncio.gather(
+                stack.enter_async_context(
+                    agent_process(
+                        nats_server.url,
+                        "tests.zoo:assistant",
+                        stderr=stderr,
+                        HIVEWIRE_LLM_BASE_URL=openai_server.url,
+                        HIVEWIRE_LLM_RETRY_DELAY="0.05",
+                        HIVEWIRE_METRICS_PORT="0",
+                        **common,
+                    )
+                ),
+                stack.enter_async_context(
+                    gateway_process(
+                        nats_server.url,
+                        port,
+                        HIVEWIRE_GATEWAY_AGENT="assistant",
+                        HIVEWIRE_GATEWAY_SKILL="chat",
+                        HIVEWIRE_GATEWAY_TENANT_LIMITS=json.dumps(limits),
+                        OTEL_METRICS_EXPORTER="prometheus",
+                        **common,
+                    )
+                ),
+                return_exceptions=True,  # both entered or failed before the stack unwinds
+            )
+            for result in started:
+                if isinstance(result, BaseException):
+                    raise result
+            agent = started[0]
+            assert isinstance(agent, AgentProcess)
             metrics = re.search(r"metrics at (http://\S+)", agent.banner)
             assert metrics, agent.banner
             bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
