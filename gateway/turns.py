@@ -212,7 +212,9 @@ class Conversations:
         clock = self.metrics.turn(conversation.agent, conversation.skill)
         try:
             reply = await self._ask(tenant, conversation, message, timeout, publish=publish)
-        except BaseException as exc:
+        except Exception as exc:
+            # Said once here, with the turn's ids and trace (JSON logs), whoever reports it to the client.
+            log.warning("turn with %s.%s failed: %s", conversation.agent, conversation.skill, exc)
             clock.end(exc)
             raise
         clock.end()

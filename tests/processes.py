@@ -158,8 +158,11 @@ async def hivewire(url: str, *args: str) -> str:
 
 
 @asynccontextmanager
-async def gateway_process(url: str, port: int, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run ``hivewire gateway`` against the NATS at ``url``, on ``port``, until the block ends."""
+async def gateway_process(
+    url: str, port: int, *, stderr: IO[bytes] | None = None, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``hivewire gateway`` against the NATS at ``url``, on ``port``, until the block ends (its log
+    to ``stderr``)."""
     import httpx
 
     process = await asyncio.create_subprocess_exec(
@@ -172,6 +175,7 @@ async def gateway_process(url: str, port: int, **env: str) -> AsyncIterator[asyn
         "--port",
         str(port),
         env={**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": url, "OTEL_METRICS_EXPORTER": "none", **env},
+        stderr=stderr,
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

@@ -50,6 +50,7 @@ class Observed:
     gateway: str
     agent_metrics: str
     agent_log: Path
+    gateway_log: Path
     keys: dict[str, str]
 
 
@@ -69,7 +70,8 @@ async def observed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Observed]:
     openai_server.clear()
-    log = tmp_path_factory.mktemp("logs") / "assistant.log"
+    logs = tmp_path_factory.mktemp("logs")
+    log, gateway_log = logs / "assistant.log", logs / "gateway.log"
     common = {
         "HIVEWIRE_LOG_FORMAT": "json",
         "HIVEWIRE_REDIS_URL": redis_server.url,
@@ -78,7 +80,7 @@ async def observed(
     }
     limits = {SLOW: {"rate": 1 / 60, "burst": 1}, BROKE: {"daily_tokens": 1}}
     port = free_port()
-    with log.open("wb") as stderr:
+    with log.open("wb") as stderr, gateway_log.open("wb") as gateway_stderr:
         async with contextlib.AsyncExitStack() as stack:
             # Started together: each takes a few seconds to import and connect.
             started = await asyncio.gather(
@@ -97,6 +99,7 @@ async def observed(
                     gateway_process(
                         nats_server.url,
                         port,
+                        stderr=gateway_stderr,
                         HIVEWIRE_GATEWAY_AGENT="assistant",
                         HIVEWIRE_GATEWAY_SKILL="chat",
                         HIVEWIRE_GATEWAY_TENANT_LIMITS=json.dumps(limits),
@@ -119,7 +122,7 @@ async def observed(
                 made = {tenant: (await keys.create(tenant))[0] for tenant in (TENANT, SLOW, BROKE)}
             finally:
                 await bus.close()
-            yield Observed(f"http://127.0.0.1:{port}", metrics.group(1), log, made)
+            yield Observed(f"http://127.0.0.1:{port}", metrics.group(1), log, gateway_log, made)
     openai_server.clear()
 
 
@@ -172,6 +175,31 @@ async def test_a_turns_json_log_lines_name_its_trace_tenant_conversation_and_tas
     assert failed["task_id"] == json_turn.task_id
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", failed["time"])
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+async def test_a_failed_turn_is_logged_by_the_gateway_with_its_trace_and_counted(
+    observed: Observed, openai_server: OpenAIServer
+) -> None:
+    openai_server.fail(503, times=6)  # every attempt on the model and on its fallback
+    try:
+        async with _client(observed) as client:
+            cid = (await client.post("/v1/conversations")).json()["id"]
+            reply = await client.post(f"/v1/conversations/{cid}/messages", json={"text": "Anyone there?"})
+            metrics = await _scrape(observed.gateway + "/metrics")
+    finally:
+        openai_server.clear()
+    assert reply.status_code == 503, reply.text
+    _, trace_id, _, _ = reply.headers["traceresponse"].split("-")
+    lines = await _log_lines(observed.gateway_log, "turn with assistant.chat failed")
+    (failed,) = [line for line in lines if "turn with assistant.chat failed" in line["message"]]
+    assert failed["logger"] == "gateway.turns"
+    assert failed["trace_id"] == trace_id
+    assert (failed["tenant"], failed["conversation_id"]) == (TENANT, cid)
+    assert re.fullmatch(r"[0-9a-f]{32}", failed["task_id"])
+    failures = _series(metrics, "hivewire_turn_duration_seconds_count")
+    assert any('error_type="RemoteError"' in line and 'agent="assistant"' in line for line in failures), (
+        failures
+    )
 
 
 async def test_a_turns_trace_runs_from_http_through_the_bus_to_the_model_and_back(
