@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -67,6 +67,7 @@ class Services:
     feed: ConversationFeed
     push: PushConfigs | None
     delivery: PushDelivery | None
+    unobserve: Callable[[], None]  # stops reporting the connections' state
 
     @classmethod
     async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
@@ -97,7 +98,6 @@ class Services:
         budget = TokenBudget(redis)
         usage = UsageMeter(redis, budget)
         metrics = GatewayMetrics(telemetry.meter_provider)
-        observe_connections(telemetry.meter_provider.get_meter("hivewire.gateway"), bus, redis)
         guard = Guard(keys, RateLimiter(redis, usage), budget, settings, metrics=metrics)
         return cls(
             bus=bus,
@@ -116,9 +116,11 @@ class Services:
             feed=ConversationFeed(bus),
             push=push,
             delivery=delivery,
+            unobserve=observe_connections(telemetry.meter_provider, bus, redis),
         )
 
     async def close(self, grace: float) -> None:
+        self.unobserve()
         if self.delivery is not None:
             await self.delivery.stop(grace)
         await self.conversations.drain(grace)

@@ -25,14 +25,17 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from agents import AgentRuntime
 from agents.settings import AgentSettings
 from bus import Bus, EmbeddedNats, new_id
 from bus.logs import JsonFormatter, bind
 from gateway.keys import ApiKeys
 from gateway.uplogs import child_logs
 from gateway.waterfall import render
-from tests import metric_names
+from tests import metric_names, zoo
 from tests.gateway_server import free_port
 from tests.openai_server import OpenAIServer
 from tests.processes import AgentProcess, agent_process, gateway_process
@@ -448,3 +451,39 @@ def test_up_marks_each_childs_lines_with_its_name_in_either_format() -> None:
         "process": "answer",
         "message": "Traceback (most recent call last):",
     }
+
+
+async def test_agents_sharing_a_process_each_report_their_backlog_and_keep_their_dead_letter_count(
+    agent_settings: AgentSettings,
+) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    bus = await Bus.connect(agent_settings, meter_provider=provider)
+
+    def points(name: str) -> dict[str, float]:
+        data = reader.get_metrics_data()
+        return {
+            str(dict(point.attributes or {}).get("agent")): point.value  # type: ignore[union-attr]
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        }
+
+    try:
+        async with AgentRuntime(zoo.echo, bus, agent_settings):
+            async with AgentRuntime(zoo.jobs, bus, agent_settings):
+                for _ in range(50):  # the first read is made as the runtime starts
+                    if set(points("hivewire.tasks.consumer.lag")) == {"echo", "jobs"}:
+                        break
+                    await asyncio.sleep(0.05)
+                assert set(points("hivewire.tasks.consumer.lag")) == {"echo", "jobs"}
+                assert set(points("hivewire.tasks.queue.depth")) == {"echo", "jobs"}
+                assert points("hivewire.nats.connected") == {"None": 1}
+            # The stopped one is no longer observed; the other still is.
+            assert set(points("hivewire.tasks.consumer.lag")) == {"echo"}
+            assert set(points("hivewire.tasks.dead_lettered")) == {"echo", "jobs"}
+    finally:
+        await bus.close()
+    assert points("hivewire.tasks.consumer.lag") == {}
