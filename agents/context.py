@@ -14,6 +14,8 @@ from agents.history import ConversationHistory
 from agents.llm.client import LLMClient, Scope
 from agents.llm.models import Model
 from agents.llm.turn import TurnLLM
+from agents.mcp.calls import McpCalls
+from agents.mcp.pool import McpClients
 from agents.state import ConversationState
 from agents.tasks import Tasks
 from agents.tools.cache import ToolCache
@@ -25,6 +27,8 @@ from bus.stream import ReplyStream
 __all__ = ["Context"]
 
 R = TypeVar("R")
+
+_NO_SERVERS = McpClients(())
 
 
 class Context:
@@ -46,6 +50,8 @@ class Context:
         tool_cache: the process's tool-result cache (a :class:`~agents.tools.Toolbox` uses it).
         meter: an OpenTelemetry meter of the process's provider, for the agent's own metrics
             (create instruments once per meter, not per request: see ``agents/desk/triage.py``).
+        mcp: the agent's MCP tool servers: ``await ctx.mcp.call(server, tool, arguments)``, or
+            ``await ctx.mcp.toolbox()`` for a model (see :mod:`agents.mcp`).
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class Context:
         models: Mapping[str, Model],
         history: ConversationHistory,
         tool_cache: ToolCache,
+        mcp: McpClients | None = None,
         resource: object = None,
         task_history: tuple[Message, ...] = (),
         meter: metrics.Meter | None = None,
@@ -80,6 +87,7 @@ class Context:
         self.task_history = task_history
         self.tool_cache = tool_cache
         self.meter = meter if meter is not None else metrics.NoOpMeter("hivewire.agents")
+        self.mcp = McpCalls(mcp if mcp is not None else _NO_SERVERS, remaining=self.remaining)
         self._resource = resource
         self._caller = caller
         self._events = events
