@@ -29,6 +29,8 @@ from agents.errors import AgentDefinitionError, HopLimitExceeded, InvalidInput
 from agents.events import ConversationEvents, chunk_event
 from agents.infrastructure import Infrastructure, ensure, registry_bucket
 from agents.llm.turn import resolve_models
+from agents.mcp import McpClients, merge_servers
+from agents.metrics import AgentMetrics
 from agents.payloads import from_message, to_message
 from agents.registry import Heartbeat, Load, Registry
 from agents.resources import Resources
@@ -37,7 +39,7 @@ from agents.state import ConversationState
 from agents.tasks import TaskRecords, TaskRequest, Tasks
 from agents.usage import USAGE_KEY
 from agents.worker import TaskWorker
-from bus import subjects
+from bus import logs, subjects
 from bus.a2a import Message, Part, Role, StreamResponse, new_id
 from bus.client import Bus
 from bus.envelope import Envelope
@@ -83,12 +85,20 @@ class AgentRuntime:
         self._worker: TaskWorker | None = None
         self._heartbeat: Heartbeat | None = None
         self._unlisten: Callable[[], None] | None = None
+        self._metrics: AgentMetrics | None = None
+        # For the agent's own instruments (ctx.meter): the process's meter provider, as the bus's.
+        self._meter = bus.telemetry.meter_provider.get_meter("hivewire.agents")
         self._lifespan: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._resource: object = None
         self._owns_resources = resources is None
         self.resources = resources if resources is not None else Resources.from_settings(settings)
         self._models = resolve_models(
             agent.name, agent.models, self.resources.model_overrides, self.resources.default_model
+        )
+        # The agent's MCP servers: connected on first use, shared by every request of this process.
+        self.mcp = McpClients(
+            merge_servers(agent.mcp_servers, settings.mcp_servers).values(),
+            tracer_provider=self.resources.tracer_provider,
         )
 
     @property
@@ -108,17 +118,18 @@ class AgentRuntime:
         self._tasks = Tasks(self._bus, records, self._events)
         queue = subjects.agent_queue_group(self.agent.name)
         for skill in self.agent.skills.values():
-            subject = subjects.agent_skill_all_tenants(self.agent.name, skill.id)
-            limit = self._settings.max_concurrency
-            if skill.streaming:
-                service = await self._bus.serve_stream(
-                    subject, self._streaming(skill), Message, queue=queue, max_concurrency=limit
-                )
-            else:
-                service = await self._bus.serve(
-                    subject, self._interactive(skill), Message, queue=queue, max_concurrency=limit
-                )
-            self._services.append(service)
+            # An agent of some tenants only hears their requests: the others' meet no responder.
+            for subject in _skill_subjects(self.agent, skill):
+                limit = self._settings.max_concurrency
+                if skill.streaming:
+                    service = await self._bus.serve_stream(
+                        subject, self._streaming(skill), Message, queue=queue, max_concurrency=limit
+                    )
+                else:
+                    service = await self._bus.serve(
+                        subject, self._interactive(skill), Message, queue=queue, max_concurrency=limit
+                    )
+                self._services.append(service)
         self._worker = TaskWorker(
             agent=self.agent.name,
             instance=self.instance,
@@ -130,6 +141,16 @@ class AgentRuntime:
             invoke=self._run_task,
         )
         await self._worker.start()
+        if self._bus.telemetry.metering:
+            worker = self._worker
+            self._metrics = AgentMetrics(
+                self.agent.name,
+                self._bus,
+                self._bus.telemetry.meter_provider,
+                dead_lettered=lambda: worker.stats.dead_lettered,
+                redis=self.resources.redis,
+            )
+            self._metrics.start()
         self._heartbeat = Heartbeat(
             Registry(
                 infra.registry,
@@ -142,6 +163,7 @@ class AgentRuntime:
             card=self.agent.card(),
             interval=self._settings.heartbeat_interval,
             load=self.load,
+            tenants=self.agent.tenants,
         )
         await self._heartbeat.start()
         # A restarted server lost the registry (it lives in memory): announce again at once.
@@ -156,6 +178,9 @@ class AgentRuntime:
             self._unlisten = None
         if self._heartbeat is not None:
             await self._heartbeat.stop()
+        if self._metrics is not None:
+            metrics, self._metrics = self._metrics, None
+            await metrics.stop()
         services, self._services = self._services, []
         worker, self._worker = self._worker, None
         await asyncio.gather(
@@ -165,6 +190,7 @@ class AgentRuntime:
         if self._lifespan is not None:
             lifespan, self._lifespan = self._lifespan, None
             await lifespan.__aexit__(None, None, None)
+        await self.mcp.close()
         if self._owns_resources:
             await self.resources.close()
         log.info("agent %s (%s) left the mesh", self.agent.name, self.instance)
@@ -221,6 +247,10 @@ class AgentRuntime:
             raise RemoteError(
                 ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} has no skill {request.skill!r}"
             )
+        if self.agent.tenants and tenant not in self.agent.tenants:
+            raise RemoteError(
+                ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} does not serve tenant {tenant!r}"
+            )
         message = request.message
         ctx = self._context(skill, tenant, message, envelope, request.task_id)
         if request.prior is not None:
@@ -262,6 +292,7 @@ class AgentRuntime:
         assert self._infra is not None
         assert self._tasks is not None
         context_id = message.context_id or new_id()
+        logs.bind(tenant=tenant, conversation_id=context_id, task_id=task_id)
         return Context(
             agent=self.agent.name,
             skill=skill.id,
@@ -284,7 +315,9 @@ class AgentRuntime:
             models=self._models,
             history=self.resources.history,
             tool_cache=self.resources.tool_cache,
+            mcp=self.mcp,
             resource=self._resource,
+            meter=self._meter,
         )
 
     @staticmethod
@@ -293,6 +326,12 @@ class AgentRuntime:
             return from_message(message, skill.input_type)
         except ValueError as exc:
             raise InvalidInput(skill.id, str(exc)) from None
+
+
+def _skill_subjects(agent: Agent, skill: Skill) -> list[str]:
+    if not agent.tenants:
+        return [subjects.agent_skill_all_tenants(agent.name, skill.id)]
+    return [subjects.agent_request(tenant, agent.name, skill.id) for tenant in agent.tenants]
 
 
 def _part(chunk: object) -> Part:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, StringConstraints, model_validator
 
+from agents.mcp.servers import SERVER_NAME, McpServerOptions
 from bus.settings import NatsSettings
 
 __all__ = ["AgentSettings"]
@@ -90,6 +91,12 @@ class AgentSettings(NatsSettings):
         default=10_000,
         ge=0,
         description="Turns made during a Redis outage kept (across conversations) to write once it is back.",
+    )
+
+    mcp_servers: dict[Annotated[str, StringConstraints(pattern=SERVER_NAME)], McpServerOptions] = Field(
+        default_factory=dict,
+        description='MCP servers by name, added to (or replacing) the agent\'s own: {"files": {"command": '
+        '["mcp-files", "/srv"]}, "search": {"url": "http://search:9000/mcp", "cache": ["lookup"]}}.',
     )
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from agents.history import ConversationHistory
 from agents.mesh import Mesh
+from agents.metrics import observe_connections
 from agents.redisstore import RedisStore
 from bus.client import Bus
 from bus.telemetry import Telemetry, TelemetryConfigError
@@ -38,6 +39,8 @@ from gateway.http import HeaderLimit, json_response
 from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
+from gateway.mcp import McpEndpoint
+from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.probes import Health, readiness
 from gateway.rest import RestApi
@@ -66,6 +69,7 @@ class Services:
     feed: ConversationFeed
     push: PushConfigs | None
     delivery: PushDelivery | None
+    unobserve: Callable[[], None]  # stops reporting the connections' state
 
     @classmethod
     async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
@@ -95,7 +99,8 @@ class Services:
         history = ConversationHistory.from_settings(redis, settings, meter_provider=telemetry.meter_provider)
         budget = TokenBudget(redis)
         usage = UsageMeter(redis, budget)
-        guard = Guard(keys, RateLimiter(redis, usage), budget, settings)
+        metrics = GatewayMetrics(telemetry.meter_provider)
+        guard = Guard(keys, RateLimiter(redis, usage), budget, settings, metrics=metrics)
         return cls(
             bus=bus,
             mesh=mesh,
@@ -105,14 +110,20 @@ class Services:
             guard=guard,
             usage=usage,
             conversations=Conversations(
-                mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
+                mesh,
+                history,
+                usage,
+                ConversationIndex(mesh, redis, ttl=settings.state_ttl),
+                metrics=metrics,
             ),
             feed=ConversationFeed(bus),
             push=push,
             delivery=delivery,
+            unobserve=observe_connections(telemetry.meter_provider, bus, redis),
         )
 
     async def close(self, grace: float) -> None:
+        self.unobserve()
         if self.delivery is not None:
             await self.delivery.stop(grace)
         await self.conversations.drain(grace)
@@ -140,16 +151,25 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         handoffs = HandoffQueue(settings, services.mesh, services.guard, services.conversations)
         dead_letters = DeadLetterRoutes(services.mesh, services.guard)
         traces = TraceRoutes(services.bus, services.guard)
+        mcp = McpEndpoint(
+            settings,
+            services.mesh,
+            services.guard,
+            services.usage,
+            tracer_provider=telemetry.tracer_provider,
+        )
         app.router.routes[:0] = [
             *rest.routes(),
             *a2a.routes(),
+            *mcp.routes(),
             *handoffs.routes(),
             *dead_letters.routes(),
             *traces.routes(),
         ]
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             await services.close(grace=5.0)
 
@@ -174,6 +194,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
     async def openapi(request: Request) -> Response:
         services = holder.get("services")
         live = await services.mesh.registry.agents() if services is not None else []
+        # A public document: the agents of some tenants only are theirs to know of.
+        live = [agent for agent in live if not agent.tenants]
         return json_response(openapi_document(version("hivewire"), live, console=settings.gateway_console))
 
     return Starlette(

@@ -16,14 +16,16 @@ from gateway.problems import Problem, bus_unavailable
 __all__ = ["live_agent"]
 
 
-async def live_agent(mesh: Mesh, name: str, skill: str | None = None) -> LiveAgent:
-    """The live agent ``name`` (that has ``skill``, when given).
+async def live_agent(
+    mesh: Mesh, name: str, skill: str | None = None, *, tenant: str | None = None
+) -> LiveAgent:
+    """The live agent ``name`` (that has ``skill``, and serves ``tenant``, when given).
 
     Raises:
-        Problem: 404, no such agent is running, or it has no such skill; 503, the
-            agent was live before the bus went away and has not announced itself since.
+        Problem: 404, no such agent is running (for ``tenant``), or it has no such skill; 503,
+            the agent was live before the bus went away and has not announced itself since.
     """
-    agent = await mesh.registry.get(name)
+    agent = await mesh.registry.get(name, tenant)
     if agent is None:
         if _recovering(mesh, name):
             raise bus_unavailable(
