@@ -84,6 +84,7 @@ class AgentRuntime:
         self._tasks: Tasks | None = None
         self._worker: TaskWorker | None = None
         self._heartbeat: Heartbeat | None = None
+        self._unlisten: Callable[[], None] | None = None
         self._metrics: AgentMetrics | None = None
         # For the agent's own instruments (ctx.meter): the process's meter provider, as the bus's.
         self._meter = bus.telemetry.meter_provider.get_meter("hivewire.agents")
@@ -165,11 +166,16 @@ class AgentRuntime:
             tenants=self.agent.tenants,
         )
         await self._heartbeat.start()
+        # A restarted server lost the registry (it lives in memory): announce again at once.
+        self._unlisten = self._bus.on_reconnected(self._heartbeat.wake)
         log.info("agent %s (%s) joined the mesh", self.agent.name, self.instance)
 
     async def stop(self, *, grace: float | None = None) -> None:
         """Drain: take no new work, give work in flight ``grace`` seconds, release the rest."""
         wait = self._settings.drain_grace if grace is None else grace
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._heartbeat is not None:
             await self._heartbeat.stop()
         if self._metrics is not None:

@@ -61,6 +61,7 @@ class Services:
     bus: Bus
     mesh: Mesh
     redis: RedisStore
+    history: ConversationHistory
     keys: ApiKeys
     guard: Guard
     usage: UsageMeter
@@ -95,7 +96,7 @@ class Services:
             await bus.close()
             raise
         redis = RedisStore.from_settings(settings)
-        history = ConversationHistory.from_settings(redis, settings)
+        history = ConversationHistory.from_settings(redis, settings, meter_provider=telemetry.meter_provider)
         budget = TokenBudget(redis)
         usage = UsageMeter(redis, budget)
         metrics = GatewayMetrics(telemetry.meter_provider)
@@ -104,6 +105,7 @@ class Services:
             bus=bus,
             mesh=mesh,
             redis=redis,
+            history=history,
             keys=keys,
             guard=guard,
             usage=usage,
@@ -126,6 +128,7 @@ class Services:
             await self.delivery.stop(grace)
         await self.conversations.drain(grace)
         await self.bus.close()
+        await self.history.close()  # one last try at writing what waits for Redis
         await self.redis.close()
 
 
