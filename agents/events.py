@@ -58,20 +58,35 @@ class ConversationEvents:
         self._bus = bus
 
     async def publish(
-        self, tenant: str, context_id: str, event: StreamResponse, *, message_id: str | None = None
+        self,
+        tenant: str,
+        context_id: str,
+        event: StreamResponse,
+        *,
+        message_id: str | None = None,
+        stored: bool = False,
     ) -> None:
         """Publish ``event`` to the conversation's event subject.
 
         ``message_id``: an id the events stream de-duplicates on (within its
         window), for an event that may be published twice; fresh by default.
+        ``stored``: wait until the events stream has stored it (see
+        :meth:`Bus.publish_stored`): for an event that must survive a NATS
+        restart as it is sent, such as the end of a task.
         """
         envelope = (
             Envelope(tenant=tenant) if message_id is None else Envelope(tenant=tenant, message_id=message_id)
         )
-        await self._bus.publish(subjects.conversation_events(tenant, context_id), event, envelope=envelope)
+        subject = subjects.conversation_events(tenant, context_id)
+        if stored:
+            await self._bus.publish_stored(subject, event, envelope=envelope)
+        else:
+            await self._bus.publish(subject, event, envelope=envelope)
 
-    async def task_status(self, tenant: str, task: Task, *, message_id: str | None = None) -> None:
-        """Publish ``task``'s current status (``message_id`` as for :meth:`publish`)."""
+    async def task_status(
+        self, tenant: str, task: Task, *, message_id: str | None = None, stored: bool = False
+    ) -> None:
+        """Publish ``task``'s current status (``message_id`` and ``stored`` as for :meth:`publish`)."""
         if task.context_id is not None:
             await self.publish(
                 tenant,
@@ -82,4 +97,5 @@ class ConversationEvents:
                     )
                 ),
                 message_id=message_id,
+                stored=stored,
             )

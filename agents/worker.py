@@ -6,6 +6,13 @@ acked after its outcome is recorded, so a replica that dies mid-task (even by
 once ``task_ack_wait`` passes without a progress beat. A handler failure is
 retried with exponential delays; at the ``task_max_deliveries``-th failed
 delivery the task is parked in the dead-letter stream with the reason.
+
+If NATS goes away while a task's outcome is being recorded, the worker waits
+for the connection to come back and then looks at the record: the write may
+have gone out after all (from the connection's buffer, once reconnected), in
+which case the outcome is announced as if it had been confirmed; if not, it is
+written again. Only when that keeps failing with NATS back is the task left
+unacked, logged once, for JetStream to redeliver after the ack wait.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
@@ -36,11 +44,14 @@ from bus.consumer import PullConsumer
 from bus.deadlines import Deadlines
 from bus.envelope import Envelope
 from bus.errors import ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
+from bus.outage import OUTAGES
 from bus.service import Request, Service
 
 __all__ = ["TaskWorker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Claims a task's record (as read, at its revision) for this replica.
 _Claim = Callable[[Task, int], Coroutine[Any, Any, tuple[Task | None, int]]]
@@ -61,6 +72,8 @@ class WorkerStats:
     released: int = 0
     interrupted: int = 0
     in_flight: int = 0
+    # Tasks whose outcome could not be recorded because NATS was unreachable (left for redelivery).
+    unrecorded: int = 0
 
 
 class _Why:
@@ -160,6 +173,10 @@ class TaskWorker:
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # _process handles outages; anything else is a bug, reported here once rather than
+            # by asyncio as "Task exception was never retrieved". The task is not acked: it is redelivered.
+            log.error("processing a task failed; it will be redelivered", exc_info=exc)
         self._active.discard(task)
         if task in self._recording:
             self._recording.discard(task)
@@ -195,6 +212,16 @@ class TaskWorker:
         self.stats.in_flight += 1
         try:
             await self._run(msg, tenant, request, deliveries, sequence)
+        except OUTAGES as exc:
+            self.stats.unrecorded += 1
+            log.warning(
+                "task %s (delivery %d) could not be recorded (or announced): NATS was unreachable (%s: %s); "
+                "left unacked, it is delivered again once NATS is back and the ack wait has passed",
+                request.task_id,
+                deliveries,
+                type(exc).__name__,
+                exc,
+            )
         finally:
             self.stats.in_flight -= 1
 
@@ -230,7 +257,25 @@ class TaskWorker:
         current = asyncio.current_task()
         assert current is not None
         self._running[request.task_id] = (current, why)
+        # Beating until the outcome is recorded: a write that waits out an outage is not
+        # redelivered to another replica meanwhile.
         beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3, self._timers)
+        try:
+            await self._attempt_and_record(msg, tenant, request, deliveries, task, revision, late, why)
+        finally:
+            beat.stop()
+
+    async def _attempt_and_record(
+        self,
+        msg: Msg,
+        tenant: str,
+        request: TaskRequest,
+        deliveries: int,
+        task: Task,
+        revision: int,
+        late: _LateClaim | None,
+        why: list[str],
+    ) -> None:
         try:
             reply = await self._invoke(tenant, request, Envelope(tenant=tenant))
         except asyncio.CancelledError:
@@ -258,7 +303,6 @@ class TaskWorker:
                 await self._failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
-            beat.stop()
             self._running.pop(request.task_id, None)
         self._free_slot()
         if late is not None:
@@ -331,21 +375,89 @@ class TaskWorker:
         usage = (reply.metadata or {}).get(USAGE_KEY)
         if usage is not None:
             done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
-        while True:
-            if await self._records.replace(tenant, done, revision) is not None:
-                self.stats.completed += 1
-                await self._events.task_status(tenant, done)
-                break
-            found = await self._records.get(tenant, task.id)
-            if found is None or found[0].status.state.terminal:
-                # Someone else ended it meanwhile (canceled, or a slower duplicate
-                # delivery completed first): theirs is the recorded outcome.
-                self.stats.skipped += 1
-                break
-            # Still running by the record (a retry's note, or another replica's claim
-            # after a stall): this attempt finished, so its outcome is the one recorded.
-            revision = found[1]
+        if await self._record(tenant, done, revision):
+            self.stats.completed += 1
+            await self._announce(tenant, done)
+        else:
+            # Someone else ended it meanwhile (canceled, or a slower duplicate
+            # delivery completed first): theirs is the recorded outcome.
+            self.stats.skipped += 1
         await msg.ack()
+
+    async def _record(self, tenant: str, outcome: Task, revision: int, *, over_running: bool = True) -> bool:
+        """Write the task's ``outcome`` over its record at ``revision``; True if it is the recorded one.
+
+        A record still running by then (a retry's note, or another replica's claim
+        after a stall) is written over too, unless ``over_running`` is false: this
+        attempt finished, so its outcome is the one recorded. A record already
+        ended is someone else's outcome (False). An outage is waited out, and the
+        record then tells whether the write went out after all.
+
+        Raises:
+            Exception: one of :data:`~bus.outage.OUTAGES`, when writes still fail
+                with NATS back (after ``_RECORD_ATTEMPTS``).
+        """
+
+        async def attempt() -> tuple[Task, int] | None:
+            if await self._records.replace(tenant, outcome, revision) is not None:
+                return outcome, 0
+            return await self._records.get(tenant, outcome.id)
+
+        while True:
+            found = await self._through_outages(attempt, outcome.id, "its outcome is recorded")
+            if found is not None and found[0] is outcome:
+                return True
+            if found is None:
+                return False
+            if _same_outcome(found[0], outcome):
+                return True  # an earlier write whose confirmation the outage swallowed
+            if found[0].status.state.terminal or not over_running:
+                return False
+            revision = found[1]
+
+    async def _announce(self, tenant: str, outcome: Task) -> None:
+        """Publish the task's outcome where its conversation's clients follow it, stored by the
+        events stream before the task is acked: an end announced into a restarting server is sent again.
+        """
+        message_id = new_id()  # the same id on each attempt: the stream keeps one copy
+
+        async def attempt() -> None:
+            await self._events.task_status(tenant, outcome, message_id=message_id, stored=True)
+
+        try:
+            await self._through_outages(attempt, outcome.id, "its outcome is announced")
+        except nats.js.errors.APIError as exc:
+            # The stream refused it (or a subscriber answered in its place): the record has the
+            # outcome, and the event still goes out, unconfirmed.
+            log.error("task %s: the events stream did not store its outcome: %s", outcome.id, exc)
+            await self._events.task_status(tenant, outcome, message_id=message_id)
+
+    async def _through_outages(self, attempt: Callable[[], Awaitable[T]], task_id: str, doing: str) -> T:
+        """``attempt()``, again once NATS is back when an outage stops it (logged once).
+
+        Raises:
+            Exception: one of :data:`~bus.outage.OUTAGES`, when it still fails with NATS back
+                (after ``_RECORD_ATTEMPTS``).
+        """
+        failures = 0
+        while True:
+            try:
+                return await attempt()
+            except OUTAGES as exc:
+                failures += 1
+                if failures >= _RECORD_ATTEMPTS:
+                    raise
+                if failures == 1:
+                    log.warning(
+                        "task %s: NATS is unreachable while %s (%s: %s); trying again once it is back",
+                        task_id,
+                        doing,
+                        type(exc).__name__,
+                        exc,
+                    )
+            # Nothing can be recorded (or redelivered) while the connection is down.
+            await self._bus.until_connected()
+            await asyncio.sleep(min(1.0, 0.05 * 2**failures))
 
     async def _interrupted(
         self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired
@@ -355,16 +467,11 @@ class TaskWorker:
         state = TaskState.AUTH_REQUIRED if ask.auth else TaskState.INPUT_REQUIRED
         waiting = finish(task, state, question)
         waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
-        while True:
-            if await self._records.replace(tenant, waiting, revision) is not None:
-                self.stats.interrupted += 1
-                await self._events.task_status(tenant, waiting)
-                break
-            found = await self._records.get(tenant, task.id)
-            if found is None or found[0].status.state.terminal:
-                self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-                break
-            revision = found[1]
+        if await self._record(tenant, waiting, revision):
+            self.stats.interrupted += 1
+            await self._announce(tenant, waiting)
+        else:
+            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
         await msg.ack()
 
     async def _failed(
@@ -417,8 +524,8 @@ class TaskWorker:
             f"failed after {deliveries} deliveries: {reason}", context_id=task.context_id, task_id=task.id
         )
         failed = finish(task, TaskState.FAILED, note)
-        if await self._records.replace(tenant, failed, revision) is not None:
-            await self._events.task_status(tenant, failed)
+        if await self._record(tenant, failed, revision, over_running=False):
+            await self._announce(tenant, failed)
         await msg.ack()
 
     async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:
@@ -463,6 +570,21 @@ _RECORDING_PER_SLOT = 4
 # Task ids of cancellations this worker remembers (a cancellation is rare; a task
 # canceled long before it is fetched is claimed with a read instead).
 _CANCELS_REMEMBERED = 10_000
+
+
+# Attempts at recording an outcome that fail with NATS back before the task is left for redelivery.
+_RECORD_ATTEMPTS = 8
+
+
+def _same_outcome(recorded: Task, outcome: Task) -> bool:
+    """Whether ``recorded`` is ``outcome`` as written (its status message is unique to this write)."""
+    mine, theirs = outcome.status, recorded.status
+    return (
+        mine.state is theirs.state
+        and mine.message is not None
+        and theirs.message is not None
+        and mine.message.message_id == theirs.message.message_id
+    )
 
 
 def _delivery(msg: Msg) -> tuple[int, int]:

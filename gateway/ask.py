@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import sys
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from bus import local
+from gateway.local import find_gateway
 
 __all__ = ["run"]
-
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 class AskError(Exception):
@@ -33,11 +30,7 @@ class AskError(Exception):
 
 def run(args: argparse.Namespace) -> int:
     """``hivewire ask`` (registered in :mod:`gateway.cli`)."""
-    data_dir = args.data_dir or Path(os.environ.get("HIVEWIRE_DATA_DIR") or local.DATA_DIR)
-    base = args.url or os.environ.get("HIVEWIRE_GATEWAY_URL")
-    mesh = local.running(data_dir) if base is None else local.load(data_dir)
-    base = base or (mesh.url if mesh is not None else None) or DEFAULT_URL
-    key = os.environ.get("HIVEWIRE_API_KEY") or (mesh.api_key if mesh is not None else None)
+    base, key, data_dir = find_gateway(args.url, args.data_dir)
     if not key:
         print(
             f"hivewire ask: no API key; run `hivewire up` (it records one in {local.state_path(data_dir)}), "
@@ -118,7 +111,15 @@ def _finish(final: dict[str, Any] | None, streamed: str, conversation: str) -> i
             file=sys.stderr,
         )
     print(f"[conversation {conversation}: continue with --conversation {conversation}]", file=sys.stderr)
+    _print_trace(message)
     return 0
+
+
+def _print_trace(message: dict[str, Any]) -> None:
+    """Where to see the turn's spans, when it was traced."""
+    trace_id = (message.get("metadata") or {}).get("hivewire.trace")
+    if isinstance(trace_id, str):
+        print(f"[trace {trace_id}: see it with `hivewire traces {trace_id}`]", file=sys.stderr)
 
 
 class _Client:

@@ -23,7 +23,7 @@ FIRST_DELAY = 1.0
 LONGEST_DELAY = 30.0
 STABLE_AFTER = 60.0  # seconds up after which an exit counts as the first one again
 
-Spawn = Callable[[str, list[str], dict[str, str]], Awaitable[asyncio.subprocess.Process]]
+Spawn = Callable[[str, list[str], dict[str, str]], Awaitable["Child"]]
 Say = Callable[[str], None]
 
 
@@ -35,6 +35,8 @@ class Child:
     process: asyncio.subprocess.Process
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    metrics: str | None = None  # where it serves /metrics
+    logs: asyncio.Task[None] | None = None  # the relay of its log lines
     restarts: int = 0  # exits in quick succession (reset once it stays up)
     started: float = field(default_factory=time.monotonic)
 
@@ -87,7 +89,8 @@ async def _restart(child: Child, delay: float, stop: asyncio.Event, spawn: Spawn
         await asyncio.wait_for(stop.wait(), delay)
     if stop.is_set():
         return
-    child.process = await spawn(child.name, child.args, child.env)
+    fresh = await spawn(child.name, child.args, child.env)
+    child.process, child.logs = fresh.process, fresh.logs
     child.started = time.monotonic()
     say(f"hivewire up: {child.name} restarted (pid {child.process.pid})")
     await child.process.wait()

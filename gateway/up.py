@@ -45,6 +45,7 @@ from gateway.keys import ApiKeys
 from gateway.local import TENANT
 from gateway.settings import GatewaySettings
 from gateway.supervise import Child, describe_exit, stop_all, supervise
+from gateway.uplogs import ChildLogs, child_logs
 from knowledge.messages import IngestReply, IngestRequest
 
 __all__ = ["APPS", "App", "run"]
@@ -135,26 +136,37 @@ async def _redis_on_standard_port() -> str | None:
     return "redis://127.0.0.1:6379/0" if answer.startswith(b"+PONG") else None
 
 
-async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Child:
+async def _spawn(
+    name: str, args: list[str], env: dict[str, str], logs: ChildLogs, *, metrics: str | None = None
+) -> _Child:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bus.cli",
-        "--log-level",
-        "WARNING",
+        *logs.args(),
         *args,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
         preexec_fn=die_with_parent(),
         # Their own session: Ctrl-C reaches `hivewire up` only, which stops the
         # children in order (gateway, agents, NATS) instead of all at once.
         start_new_session=True,
     )
-    return _Child(name, process, args, env)
+    assert process.stderr is not None
+    return _Child(name, process, args, env, metrics=metrics, logs=logs.relay(name, process.stderr))
 
 
-async def _respawn(name: str, args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
-    return (await _spawn(name, args, env)).process
+async def _spawn_agent(target: str, env: dict[str, str], logs: ChildLogs) -> _Child:
+    """An agent that serves ``/metrics`` on a port of its own (the banner lists them)."""
+    port = localmodel.free_port()
+    return await _spawn(
+        target.split(":")[1],
+        ["agent", "run", target],
+        {**env, "HIVEWIRE_METRICS_PORT": str(port)},
+        logs,
+        metrics=f"http://127.0.0.1:{port}/metrics",
+    )
 
 
 def _settings(args: argparse.Namespace) -> GatewaySettings:
@@ -172,6 +184,7 @@ def _settings(args: argparse.Namespace) -> GatewaySettings:
 class _Started:
     """What the start-up made, for the clean-up to undo, however far it got."""
 
+    logs: ChildLogs  # how the children log, and the relay of their lines
     children: list[_Child] = field(default_factory=list)
     nats: EmbeddedNats | None = None
 
@@ -189,7 +202,7 @@ async def _up(args: argparse.Namespace) -> int:
             f"{other.url}); stop it first, or give this one another --data-dir"
         )
         return 1
-    started = _Started()
+    started = _Started(logs=child_logs(args))
     stop = asyncio.Event()
     starting = asyncio.ensure_future(_start(args, settings, started))
 
@@ -210,9 +223,16 @@ async def _up(args: argparse.Namespace) -> int:
             return 0
         if code is not None:
             return code
-        return await supervise(started.children, stop, _respawn, _say)
+        logs = started.logs
+
+        async def respawn(name: str, args: list[str], env: dict[str, str]) -> _Child:
+            # The same command, environment (its /metrics port) and log relay as before.
+            return await _spawn(name, args, env, logs)
+
+        return await supervise(started.children, stop, respawn, _say)
     finally:
         await stop_all(started.children)
+        await _drain_logs(started.children)
         if started.nats is not None:
             started.nats.stop()
         local.forget(settings.data_dir, os.getpid())
@@ -229,6 +249,7 @@ async def _start(args: argparse.Namespace, settings: GatewaySettings, started: _
     apps = _apps(args)
     agent, skill = apps[0].entry
     children = started.children
+    logs = started.logs
     models = LocalModelSettings()
     wanted: str | None = args.model or models.local_model
     try:
@@ -284,7 +305,7 @@ async def _start(args: argparse.Namespace, settings: GatewaySettings, started: _
         port = localmodel.free_port()
         _say(f"Models    loading {model_file.name} with llama.cpp ({threads} threads) on port {port}...")
         served = await _spawn(
-            "model", localmodel.command(model_file, port, threads, models), localmodel.start_env(env)
+            "model", localmodel.command(model_file, port, threads, models), localmodel.start_env(env), logs
         )
         children.append(served)
         model_url = f"http://127.0.0.1:{port}"
@@ -302,12 +323,12 @@ async def _start(args: argparse.Namespace, settings: GatewaySettings, started: _
         env["HIVEWIRE_REDIS_URL"] = redis_url
     targets = _targets(apps)
     for target in targets:
-        children.append(await _spawn(target.split(":")[1], ["agent", "run", target], env))
+        children.append(await _spawn_agent(target, env, logs))
     bus = await Bus.connect(settings.model_copy(update={"nats_url": url}), name="hivewire-up")
     try:
         mesh = await Mesh.open(bus, settings)
         key = await _local_key(await ApiKeys.open(bus), data_dir)
-        children.append(await _spawn("gateway", ["gateway"], env))
+        children.append(await _spawn("gateway", ["gateway"], env, logs))
         base = f"http://{settings.gateway_host}:{settings.gateway_port}"
         try:
             await _wait_ready(mesh, base, children, {t.split(":")[1] for t in targets})
@@ -334,7 +355,9 @@ async def _start(args: argparse.Namespace, settings: GatewaySettings, started: _
             data_dir=str(data_dir.resolve()),
         ),
     )
-    _banner(base, key, state, time.monotonic() - began, apps, children, model)
+    _banner(
+        base, key, state, time.monotonic() - began, apps, children, model, watch=_watching(base, children)
+    )
     return None
 
 
@@ -402,6 +425,8 @@ def _banner(
     apps: list[App],
     children: list[_Child],
     model: localmodel.LocalModel | None = None,
+    *,
+    watch: str = "",
 ) -> None:
     counts: dict[str, int] = {}
     for child in children:
@@ -431,7 +456,7 @@ Hivewire is up ({seconds:.0f} s): NATS, {", ".join(names)} and the gateway, one 
   Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
   API key   {key}   (tenant {TENANT!r}; also in {state}){running}
-
+{watch}
 Ask from this machine:
 {asks}
 
@@ -446,3 +471,29 @@ Add an agent (see the README); every hivewire command run here{finds} finds this
 
 Ctrl-C stops everything."""
     )
+
+
+def _watching(base: str, children: list[_Child]) -> str:
+    """Where to see the mesh at work: every process's /metrics, and where a turn's spans go."""
+    served = [(child.name, child.metrics) for child in children if child.metrics]
+    metrics = f"  Metrics   gateway   {base}/metrics\n" + "".join(
+        f"            {name.ljust(9)} {url}\n" for name, url in served
+    )
+    exporters = os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire"
+    if "hivewire" in exporters:
+        traces = (
+            "  Traces    every turn's spans are kept on the bus: the console's Traces page, or\n"
+            "            .venv/bin/hivewire traces <trace id>   (`hivewire ask` prints a turn's id)\n"
+        )
+    else:
+        traces = f"  Traces    sent as OTEL_TRACES_EXPORTER={exporters} says (not kept on the bus)\n"
+    return metrics + traces
+
+
+async def _drain_logs(children: list[_Child], grace: float = 2.0) -> None:
+    """Pass on the children's last log lines (their pipes close as they exit)."""
+    relays = [child.logs for child in children if child.logs is not None]
+    if relays:
+        _, late = await asyncio.wait(relays, timeout=grace)
+        for relay in late:
+            relay.cancel()

@@ -38,11 +38,11 @@ async def test_a_child_that_exits_is_started_again_until_ctrl_c() -> None:
     child = await _child()
     spawned: list[list[str]] = []
 
-    async def spawn(name: str, args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    async def spawn(name: str, args: list[str], env: dict[str, str]) -> Child:
         spawned.append(args)
         if len(spawned) == 2:
             stop.set()  # Ctrl-C after the second restart
-        return await asyncio.create_subprocess_exec(sys.executable, *args)
+        return Child(name, await asyncio.create_subprocess_exec(sys.executable, *args), args, env)
 
     # The first pause is 1 s, the second 2 s: within the test's time, two restarts.
     code = await asyncio.wait_for(supervise([child], stop, spawn, said.append), 10)
