@@ -21,6 +21,7 @@ from bus.a2a import (
 )
 from bus.client import Bus
 from bus.envelope import Envelope
+from bus.jetstream_fast import FastJetStream
 
 __all__ = ["ConversationEvents", "chunk_event", "status_event"]
 
@@ -56,22 +57,42 @@ class ConversationEvents:
 
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
+        self._js: FastJetStream | None = None
 
     async def publish(
-        self, tenant: str, context_id: str, event: StreamResponse, *, message_id: str | None = None
+        self,
+        tenant: str,
+        context_id: str,
+        event: StreamResponse,
+        *,
+        message_id: str | None = None,
+        stored: bool = False,
     ) -> None:
         """Publish ``event`` to the conversation's event subject.
 
         ``message_id``: an id the events stream de-duplicates on (within its
         window), for an event that may be published twice; fresh by default.
+        ``stored``: return only once the events stream has stored it (a turn's
+        end, after which its work is acked), instead of once it is sent.
+
+        Raises:
+            nats.errors.TimeoutError: with ``stored``, the stream did not confirm in time.
         """
         envelope = (
             Envelope(tenant=tenant) if message_id is None else Envelope(tenant=tenant, message_id=message_id)
         )
-        await self._bus.publish(subjects.conversation_events(tenant, context_id), event, envelope=envelope)
+        subject = subjects.conversation_events(tenant, context_id)
+        if not stored:
+            await self._bus.publish(subject, event, envelope=envelope)
+            return
+        if self._js is None:
+            self._js = FastJetStream(self._bus.jetstream())
+        await self._js.publish(subject, self._bus.codec.encode(event), headers=envelope.to_headers())
 
-    async def task_status(self, tenant: str, task: Task, *, message_id: str | None = None) -> None:
-        """Publish ``task``'s current status (``message_id`` as for :meth:`publish`)."""
+    async def task_status(
+        self, tenant: str, task: Task, *, message_id: str | None = None, stored: bool = False
+    ) -> None:
+        """Publish ``task``'s current status (``message_id`` and ``stored`` as for :meth:`publish`)."""
         if task.context_id is not None:
             await self.publish(
                 tenant,
@@ -82,4 +103,5 @@ class ConversationEvents:
                     )
                 ),
                 message_id=message_id,
+                stored=stored,
             )

@@ -6,6 +6,13 @@ acked after its outcome is recorded, so a replica that dies mid-task (even by
 once ``task_ack_wait`` passes without a progress beat. A handler failure is
 retried with exponential delays; at the ``task_max_deliveries``-th failed
 delivery the task is parked in the dead-letter stream with the reason.
+
+The same worker runs an agent's streamed conversation turns (``turns=True``,
+see :mod:`agents.turns`) from a consumer of their own, with three differences:
+a turn that fails ends at once (failed, with the error; it is not retried nor
+dead-lettered, since its chunks went out already), a redelivered turn starts
+with a restart marker, and its terminal status is stored in the event log
+before the turn is acked.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from agents.errors import InputRequired
 from agents.events import ConversationEvents
 from agents.settings import AgentSettings
 from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
+from agents.turns import end_message_id, failure_note, restart_note
 from agents.usage import USAGE_KEY
 from bus import subjects
 from bus.a2a import Artifact, Message, Task, TaskState, new_id
@@ -84,7 +92,11 @@ class TaskWorker:
         events: ConversationEvents,
         dead_letters: DeadLetters,
         invoke: Invoke,
+        turns: bool = False,
     ) -> None:
+        """Args:
+        turns: run the agent's streamed conversation turns instead of its durable tasks.
+        """
         self.agent = agent
         self.instance = instance
         self.stats = WorkerStats()
@@ -94,6 +106,7 @@ class TaskWorker:
         self._events = events
         self._dead_letters = dead_letters
         self._invoke = invoke
+        self._turns = turns
         self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
         # Every task this worker was handed and has not finished with.
         self._active: set[asyncio.Task[None]] = set()
@@ -110,10 +123,18 @@ class TaskWorker:
     async def start(self) -> None:
         """Bind to the agent's work queue (creating its consumer) and start pulling."""
         js = self._bus.jetstream()
-        durable = subjects.task_consumer(self.agent)
+        if self._turns:
+            # A turn is interactive work: it takes the slots interactive requests take.
+            durable = subjects.turn_consumer(self.agent)
+            filters = [subjects.agent_turns_all_tenants(self.agent)]
+            limit = self._settings.max_concurrency
+        else:
+            durable = subjects.task_consumer(self.agent)
+            filters = subjects.agent_tasks_all_tenants(self.agent)
+            limit = self._settings.task_concurrency
         config = api.ConsumerConfig(
             durable_name=durable,
-            filter_subjects=subjects.agent_tasks_all_tenants(self.agent),
+            filter_subjects=filters,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self._settings.task_ack_wait,
             # Deliveries are counted here, not by the server: a server-side limit
@@ -130,7 +151,7 @@ class TaskWorker:
             js,
             subjects.TASKS_STREAM,
             durable,
-            limit=self._settings.task_concurrency,
+            limit=limit,
             on_message=self._accept,
         )
         await self._consumer.start()
@@ -187,18 +208,27 @@ class TaskWorker:
     async def _process(self, msg: Msg) -> None:
         deliveries, sequence = _delivery(msg)
         try:
-            tenant, _ = subjects.parse_task(msg.subject)
+            if self._turns:
+                tenant, _ = subjects.parse_turn(msg.subject)
+                # Each attempt at a turn has the time the gateway gave it.
+                deadline = Envelope.from_headers(msg.headers).deadline
+            else:
+                tenant, _ = subjects.parse_task(msg.subject)
+                deadline = None
             request = self._bus.codec.decode(msg.data, TaskRequest)
         except (MalformedPayload, InvalidSubjectToken) as exc:
             await self._park_malformed(msg, deliveries, exc)
             return
         self.stats.in_flight += 1
         try:
-            await self._run(msg, tenant, request, deliveries, sequence)
+            envelope = Envelope(tenant=tenant, deadline=deadline)
+            await self._run(msg, tenant, request, deliveries, sequence, envelope)
         finally:
             self.stats.in_flight -= 1
 
-    async def _run(self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int, sequence: int) -> None:
+    async def _run(
+        self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int, sequence: int, envelope: Envelope
+    ) -> None:
         late: _LateClaim | None = None
         if self._untouched(sequence, request, deliveries):
             # The record is as queued: run at once, and record and announce ``working``
@@ -217,6 +247,8 @@ class TaskWorker:
             task, revision = await self._claim(tenant, request, deliveries)
         if task is None:
             self.stats.skipped += 1
+            if self._turns:
+                await self._end_again(tenant, request.task_id)
             await msg.ack()
             return
         if deliveries > self._settings.task_max_deliveries:
@@ -224,7 +256,11 @@ class TaskWorker:
                 f"delivered {deliveries - 1} times without finishing: the replicas running it "
                 "crashed or stalled past the ack wait"
             )
-            await self._give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
+            if self._turns:
+                failure = RemoteError(ErrorCode.UNAVAILABLE, reason)
+                await self._turn_failed(msg, tenant, task, revision, failure)
+            else:
+                await self._give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
             return
         why: list[str] = []
         current = asyncio.current_task()
@@ -232,7 +268,7 @@ class TaskWorker:
         self._running[request.task_id] = (current, why)
         beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3, self._timers)
         try:
-            reply = await self._invoke(tenant, request, Envelope(tenant=tenant))
+            reply = await self._invoke(tenant, request, envelope)
         except asyncio.CancelledError:
             if late is not None:
                 late.abandon()
@@ -252,7 +288,9 @@ class TaskWorker:
             self._free_slot()
             if late is not None:
                 task, revision = await late.settle()
-            if isinstance(exc, InputRequired):
+            if self._turns:
+                await self._turn_failed(msg, tenant, task, revision, exc)
+            elif isinstance(exc, InputRequired):
                 await self._interrupted(msg, tenant, task, revision, exc)
             else:
                 await self._failed(msg, tenant, request, task, revision, deliveries, exc)
@@ -277,11 +315,15 @@ class TaskWorker:
 
     def _working(self, task: Task, deliveries: int) -> Task:
         """``task`` as this replica's ``deliveries``-th attempt at it is running."""
-        note = Message.agent_text(
-            f"{self.agent} is working on it (delivery {deliveries})",
-            context_id=task.context_id,
-            task_id=task.id,
-        )
+        if self._turns and deliveries > 1:
+            # Published before the turn runs again: the client's marker to drop what it had.
+            note = restart_note(task, deliveries)
+        else:
+            note = Message.agent_text(
+                f"{self.agent} is working on it (delivery {deliveries})",
+                context_id=task.context_id,
+                task_id=task.id,
+            )
         return self._attempt(finish(task, TaskState.WORKING, note), deliveries)
 
     def _attempt(self, task: Task, deliveries: int) -> Task:
@@ -334,7 +376,7 @@ class TaskWorker:
         while True:
             if await self._records.replace(tenant, done, revision) is not None:
                 self.stats.completed += 1
-                await self._events.task_status(tenant, done)
+                await self._announce_end(tenant, done)
                 break
             found = await self._records.get(tenant, task.id)
             if found is None or found[0].status.state.terminal:
@@ -366,6 +408,36 @@ class TaskWorker:
                 break
             revision = found[1]
         await msg.ack()
+
+    async def _turn_failed(self, msg: Msg, tenant: str, task: Task, revision: int, exc: Exception) -> None:
+        """A turn's skill failed: the turn ends failed, with the error (see :func:`failure_note`)."""
+        log.warning("turn %s failed: %s: %s", task.id, type(exc).__name__, exc)
+        failed = finish(task, TaskState.FAILED, failure_note(task, exc))
+        while True:
+            if await self._records.replace(tenant, failed, revision) is not None:
+                self.stats.failed += 1
+                await self._announce_end(tenant, failed)
+                break
+            found = await self._records.get(tenant, task.id)
+            if found is None or found[0].status.state.terminal:
+                self.stats.skipped += 1  # canceled meanwhile: that is the outcome
+                break
+            revision = found[1]
+        await msg.ack()
+
+    async def _announce_end(self, tenant: str, task: Task) -> None:
+        """Publish the end of ``task``; a turn's is stored in the event log before the turn is acked."""
+        if self._turns:
+            await self._events.task_status(tenant, task, message_id=end_message_id(task.id), stored=True)
+        else:
+            await self._events.task_status(tenant, task)
+
+    async def _end_again(self, tenant: str, turn_id: str) -> None:
+        """A turn that ended is delivered again: its replica may have died before its end was
+        stored, so store it (the events stream keeps one copy within its window)."""
+        found = await self._records.get(tenant, turn_id)
+        if found is not None and found[0].status.state.terminal:
+            await self._announce_end(tenant, found[0])
 
     async def _failed(
         self,

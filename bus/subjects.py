@@ -7,6 +7,7 @@ wildcard in the tenant position::
 
     hw.<tenant>.agent.<agent>.<skill>     interactive request/reply (queue group per agent)
     hw.<tenant>.task.<agent>.<task>       durable task submission (JetStream work queue)
+    hw.<tenant>.turn.<agent>.<turn>       a streamed conversation turn, run as durable work
     hw.<tenant>.cancel.<task>             cancellation of a durable task
     hw.<tenant>.ctx.<context>.events      a conversation's events: streamed chunks, task status
     hw.<tenant>.dlq.<agent>               dead letters of an agent's durable tasks
@@ -45,11 +46,13 @@ __all__ = [
     "agent_requests_all_tenants",
     "agent_skill_all_tenants",
     "agent_tasks_all_tenants",
+    "agent_turns_all_tenants",
     "all_spans",
     "all_tenants_cancels",
     "all_tenants_dead_letters",
     "all_tenants_events",
     "all_tenants_tasks",
+    "all_tenants_turns",
     "api_key_key",
     "cancel",
     "conversation_events",
@@ -64,6 +67,7 @@ __all__ = [
     "parse_conversation_events",
     "parse_queued_task",
     "parse_task",
+    "parse_turn",
     "push_config_key",
     "push_configs_of",
     "push_consumer",
@@ -85,6 +89,8 @@ __all__ = [
     "token",
     "token_budget_key",
     "tool_cache_key",
+    "turn",
+    "turn_consumer",
     "usage_hour_key",
     "usage_key",
 ]
@@ -197,6 +203,42 @@ def parse_task(subject: str) -> tuple[str, str]:
 def all_tenants_tasks() -> str:
     """The subjects the durable tasks stream captures (with the task id, and the older form without)."""
     return f"{ROOT}.*.task.>"
+
+
+def turn(tenant: str, agent: str, turn_id: str) -> str:
+    """Where a streamed conversation turn for ``agent`` is queued (captured by the tasks stream).
+
+    Turns have a subject (and a consumer) of their own so a chat turn never waits behind an
+    agent's queue of durable tasks.
+    """
+    return f"{ROOT}.{token('tenant', tenant)}.turn.{token('agent', agent)}.{token('turn id', turn_id)}"
+
+
+def parse_turn(subject: str) -> tuple[str, str]:
+    """Split a turn subject into ``(tenant, agent)``.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a turn subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "turn":
+        raise InvalidSubjectToken("turn subject", subject)
+    return token("tenant", parts[1]), token("agent", parts[3])
+
+
+def all_tenants_turns() -> str:
+    """The turn subjects the durable tasks stream captures."""
+    return f"{ROOT}.*.turn.>"
+
+
+def agent_turns_all_tenants(agent: str) -> str:
+    """The turns of ``agent`` for every tenant: its turn consumer's filter."""
+    return f"{ROOT}.*.turn.{token('agent', agent)}.*"
+
+
+def turn_consumer(agent: str) -> str:
+    """The durable JetStream consumer whose turns the replicas of ``agent`` share."""
+    return f"{ROOT}-turns-{token('agent', agent)}"
 
 
 def cancel(tenant: str, task_id: str) -> str:

@@ -20,6 +20,7 @@ from gateway.guard import Guard
 from gateway.http import MESSAGE_ID_PATTERN, check_message_id, event_id, int_param, json_response, read_json
 from gateway.index import Cursor
 from gateway.problems import Problem
+from gateway.replies import with_problem
 from gateway.settings import GatewaySettings
 from gateway.turns import Conversation, Conversations, Turn, ends
 
@@ -144,9 +145,11 @@ class ConversationRoutes:
             await feed.aclose()
             raise
 
+        window = self._conversations.window(timeout)
+
         async def stream() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._relay(events, task_id, timeout):
+                async for chunk in self._relay(events, task_id, window):
                     yield chunk
             finally:
                 await feed.aclose()
@@ -202,7 +205,8 @@ class ConversationRoutes:
             if found is None:
                 yield sse_comment("ping")
                 continue
-            yield sse_event(_encoder.encode(found.event), name=event_name(found.event), event_id=found.seq)
+            event = with_problem(found.event)
+            yield sse_event(_encoder.encode(event), name=event_name(event), event_id=found.seq)
             update = found.event.status_update
             if follow:
                 continue

@@ -1,10 +1,13 @@
 """Conversation turns: a user's message to the conversation's agent, its reply, history and usage.
 
-A turn calls the conversation's agent over core request/reply (the fast path
-for chat). A streamed turn also publishes its start and its end to the
-conversation's events, where the agent's tokens already go, and runs to its
-end even when the HTTP client leaves, so a client that reconnects finds the
-whole turn on the bus.
+A JSON turn calls the conversation's agent over core request/reply (the fast
+path for chat). A streamed turn is durable work the agent owns
+(:mod:`agents.turns`): the gateway publishes the user's message and a
+``working`` status to the conversation's events, queues the turn, and from
+then on only reads the event log, where the agent's replica publishes the
+turn's tokens and its end. The turn runs to its end when the HTTP client
+leaves and when the gateway dies, so a client that reconnects to any replica
+finds the whole turn on the bus.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from agents.handoff import HANDOFF_KEY, Handoff, handled
 from agents.history import ConversationHistory
 from agents.llm.messages import ChatMessage
 from agents.mesh import Mesh
-from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
+from agents.turns import TRACE_KEY
+from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, new_id
+from bus.errors import RequestTimeout
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
 from gateway.problems import Problem
-from gateway.replies import TRACE_KEY, Reply, failed_event
+from gateway.replies import Reply
 from gateway.tracing import current_trace_id
 
 __all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn", "ends"]
@@ -134,7 +139,7 @@ class Conversations:
         # for a JSON turn too (its tokens already do, from the agent), so a transcript
         # read from them (the console's) is whole, however each turn was asked.
         await self._events.publish(tenant, conversation.id, StreamResponse(message=message))
-        reply = _traced(await self._call(tenant, conversation, message, timeout, publish=False))
+        reply = _traced(await self._call(tenant, conversation, message, timeout))
         await self._events.publish(
             tenant,
             conversation.id,
@@ -158,8 +163,10 @@ class Conversations:
     async def start(self, tenant: str, conversation: Conversation, message: Message, timeout: float) -> str:
         """Start a turn whose progress goes to the conversation's events; return its task id.
 
-        The turn ends with a terminal status event for the task id: completed
-        (with the reply as its message) or failed (with the problem).
+        The turn is queued as durable work for the conversation's agent, which
+        publishes its events and ends it with a terminal status event for the
+        task id: completed (with the reply as its message) or failed (with the
+        error). Each attempt at it has ``timeout`` seconds.
         """
         task_id = message.task_id or new_id()
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
@@ -167,47 +174,59 @@ class Conversations:
         await self._events.publish(
             tenant, conversation.id, status_event(task_id, conversation.id, TaskState.WORKING)
         )
-        task = asyncio.create_task(self._run(tenant, conversation, message, task_id, timeout))
+        trace_id = current_trace_id()
+        turn = await self._mesh.turns.start(
+            tenant,
+            conversation.agent,
+            conversation.skill,
+            message,
+            timeout=timeout,
+            metadata=None if trace_id is None else {TRACE_KEY: trace_id},
+        )
+        task = asyncio.create_task(self._finish(tenant, conversation, message, turn, self.window(timeout)))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         return task_id
 
+    def window(self, timeout: float) -> float:
+        """How long a streamed turn with ``timeout`` per attempt may take in all: one attempt, the
+        ack wait after its replica died, and a second attempt."""
+        return 2 * timeout + self._mesh.settings.task_ack_wait
+
     async def drain(self, grace: float) -> None:
-        """Let running turns finish (up to ``grace`` seconds), then cancel the rest."""
+        """Wait (up to ``grace`` seconds) for the ends of the turns this gateway started, to record them."""
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=grace)
             for task in pending:
                 task.cancel()
 
-    async def _run(
-        self, tenant: str, conversation: Conversation, message: Message, task_id: str, timeout: float
+    async def _finish(
+        self, tenant: str, conversation: Conversation, message: Message, turn: Task, window: float
     ) -> None:
+        """Record the turn in the conversation's history and usage once its agent has ended it."""
         try:
-            reply = await self._call(tenant, conversation, message, timeout, publish=True)
-        except Exception as exc:  # noqa: BLE001 - every failure ends the turn as a failed status
-            end = failed_event(exc, task_id, conversation.id)
-        else:
-            reply = _traced(msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id))
-            end = status_event(task_id, conversation.id, TaskState.COMPLETED, reply)
-            try:
-                await self._record(tenant, conversation, message, reply)
-            except Exception:
-                log.exception("recording a turn of conversation %s failed", conversation.id)
-        await self._events.publish(tenant, conversation.id, end)
+            ended = await self._mesh.turns.wait(tenant, turn, timeout=window)
+        except RequestTimeout:
+            log.warning("turn %s of conversation %s did not end in %.0fs", turn.id, conversation.id, window)
+            return
+        reply = ended.status.message
+        if ended.status.state is not TaskState.COMPLETED or reply is None:
+            return
+        try:
+            await self._record(tenant, conversation, message, reply)
+        except Exception:
+            log.exception("recording a turn of conversation %s failed", conversation.id)
 
     async def _call(
-        self, tenant: str, conversation: Conversation, message: Message, timeout: float, *, publish: bool
+        self, tenant: str, conversation: Conversation, message: Message, timeout: float
     ) -> Message:
         caller = self._mesh.caller(tenant, context_id=conversation.id, timeout=timeout)
         if not conversation.streaming:
             return await caller.call(conversation.agent, conversation.skill, message)
-        # A streaming skill's events come back to us: pass them on to the
-        # conversation (when streaming) and gather the reply they add up to.
+        # A streaming skill's events come back to us: gather the reply they add up to.
         reply = Reply(context_id=conversation.id, task_id=message.task_id)
         async with caller.stream(conversation.agent, conversation.skill, message) as events:
             async for event in events:
-                if publish:
-                    await self._events.publish(tenant, conversation.id, event)
                 reply.add(event)
         return reply.message()
 

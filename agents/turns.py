@@ -1,0 +1,149 @@
+"""Streamed conversation turns as durable work: queued for the conversation's agent, run by one replica.
+
+A streamed turn is not run by the gateway that took the request. It is queued
+on the agent's turn subject (``hw.<tenant>.turn.<agent>.<turn>``, kept by the
+``HW_TASKS`` stream and de-duplicated by the turn's id), and one replica of the
+agent runs it (:class:`agents.worker.TaskWorker` with ``turns=True``, on a
+consumer of its own, so a chat turn never waits behind batch tasks). That
+replica publishes the turn's chunks and statuses straight to the
+conversation's event log and acks the turn only once its terminal status is
+stored there: the turn ends whichever gateway dies, and a turn whose replica
+dies is run again by another, after a restart marker (:data:`RESTART_KEY`).
+
+A turn is an A2A task like any other (its id is the turn's task id, its
+context the conversation), so its record is read, listed and canceled as
+one; its metadata says ``turn: true``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from agents.records import TaskRecords
+from agents.tasks import TaskRequest
+from bus import subjects
+from bus.a2a import Message, Task
+from bus.client import Bus
+from bus.envelope import Envelope
+from bus.errors import ErrorCode, RemoteError
+from bus.jetstream_fast import FastJetStream
+
+__all__ = [
+    "ERROR_KEY",
+    "RESTART_KEY",
+    "TRACE_KEY",
+    "TURN_KEY",
+    "Turns",
+    "end_message_id",
+    "failure_note",
+    "restart_note",
+    "turn_message_id",
+]
+
+TURN_KEY = "turn"
+"""In a task's metadata: the task is a streamed conversation turn."""
+
+RESTART_KEY = "hivewire.restart"
+"""In the message of a turn's ``working`` status: the turn runs again from the start (the value is
+the delivery), because the replica running it stopped; the turn's chunks before this event are void."""
+
+TRACE_KEY = "hivewire.trace"
+"""The metadata key of a turn's trace id, on its reply or its failure."""
+
+ERROR_KEY = "error"
+"""In the message of a failed turn's status: ``{"code", "message"}``, the bus's error code and why."""
+
+
+def turn_message_id(tenant: str, turn_id: str) -> str:
+    """The id the tasks stream de-duplicates a turn on: a turn queued twice runs once."""
+    return f"turn.{subjects.token('tenant', tenant)}.{subjects.token('turn id', turn_id)}"
+
+
+def end_message_id(turn_id: str) -> str:
+    """The id the events stream de-duplicates a turn's terminal status on (it may be sent again)."""
+    return f"{turn_id}.end"
+
+
+def restart_note(task: Task, deliveries: int) -> Message:
+    """The message of the ``working`` status that starts the ``deliveries``-th attempt at a turn."""
+    note = Message.agent_text(
+        f"restarted (delivery {deliveries}): the replica running this turn stopped; "
+        "the reply streams again from the start, and what came before this event is void",
+        context_id=task.context_id,
+        task_id=task.id,
+    )
+    return msgspec.structs.replace(note, metadata={RESTART_KEY: deliveries})
+
+
+def failure_note(task: Task, exc: BaseException) -> Message:
+    """The message of a failed turn's status: what went wrong, and its error code (see :data:`ERROR_KEY`)."""
+    if isinstance(exc, RemoteError):
+        code, reason = str(exc.code), exc.message
+    else:
+        code, reason = ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}"
+    note = Message.agent_text(reason, context_id=task.context_id, task_id=task.id)
+    metadata: dict[str, Any] = {ERROR_KEY: {"code": code, "message": reason}}
+    trace = (task.metadata or {}).get(TRACE_KEY)
+    if trace is not None:
+        metadata[TRACE_KEY] = trace
+    return msgspec.structs.replace(note, metadata=metadata)
+
+
+class Turns:
+    """Queues streamed turns and waits for their end."""
+
+    def __init__(self, bus: Bus, records: TaskRecords) -> None:
+        self._bus = bus
+        self._js = FastJetStream(bus.jetstream())
+        self._records = records
+
+    async def start(
+        self,
+        tenant: str,
+        agent: str,
+        skill: str,
+        message: Message,
+        *,
+        timeout: float,
+        metadata: dict[str, Any] | None = None,
+    ) -> Task:
+        """Queue ``message`` (its ``taskId`` is the turn's id) as a turn of ``agent``'s ``skill``.
+
+        Each attempt at the turn has ``timeout`` seconds; the turn's events go to the
+        conversation ``message.contextId``. Returns the turn as submitted.
+        """
+        assert message.task_id is not None, "a turn's message names its task"
+        assert message.context_id is not None, "a turn's message names its conversation"
+        request = TaskRequest(
+            task_id=message.task_id,
+            agent=agent,
+            skill=skill,
+            message=message,
+            metadata={**(metadata or {}), TURN_KEY: True},
+        )
+        envelope = Envelope(
+            message_id=turn_message_id(tenant, request.task_id),
+            tenant=tenant,
+            deadline=time.monotonic() + timeout,
+        )
+        await self._js.publish(
+            subjects.turn(tenant, agent, request.task_id),
+            self._bus.codec.encode(request),
+            headers=envelope.to_headers(),
+        )
+        return request.submitted()
+
+    async def wait(self, tenant: str, turn: Task, *, timeout: float) -> Task:
+        """The turn's record once it has ended (``turn`` is the turn as submitted).
+
+        Raises:
+            RequestTimeout: it has not ended within ``timeout`` seconds.
+        """
+
+        async def queued(_tenant: str, _task_id: str) -> Task:
+            return turn  # queued, not yet recorded by the replica that takes it
+
+        return await self._records.watch_until_terminal(tenant, turn.id, timeout, queued)
