@@ -71,7 +71,7 @@ class Mesh:
                 recreate=lambda: registry_bucket(bus.jetstream(), settings),
             ),
             tasks=Tasks(bus, records, events, list_scan=settings.task_list_scan),
-            turns=Turns(bus, records),
+            turns=Turns(bus),
             dead_letters=DeadLetters(bus.jetstream(), bus.codec),
             events=events,
             state_bucket=infra.state,

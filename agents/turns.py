@@ -9,6 +9,9 @@ replica publishes the turn's chunks and statuses straight to the
 conversation's event log and acks the turn only once its terminal status is
 stored there: the turn ends whichever gateway dies, and a turn whose replica
 dies is run again by another, after a restart marker (:data:`RESTART_KEY`).
+A turn that completed is then queued once more, as it ended
+(``hw.<tenant>.ended.<turn>``), for whichever gateway takes it to record in
+the conversation's history and usage (``gateway.turn_records``).
 
 A turn is an A2A task like any other (its id is the turn's task id, its
 context the conversation), so its record is read, listed and canceled as
@@ -22,7 +25,6 @@ from typing import Any
 
 import msgspec
 
-from agents.records import TaskRecords
 from agents.tasks import TaskRequest
 from bus import subjects
 from bus.a2a import Message, Task
@@ -93,12 +95,11 @@ def failure_note(task: Task, exc: BaseException) -> Message:
 
 
 class Turns:
-    """Queues streamed turns and waits for their end."""
+    """Queues streamed turns, and the ends of those that completed."""
 
-    def __init__(self, bus: Bus, records: TaskRecords) -> None:
+    def __init__(self, bus: Bus) -> None:
         self._bus = bus
         self._js = FastJetStream(bus.jetstream())
-        self._records = records
 
     async def start(
         self,
@@ -136,14 +137,15 @@ class Turns:
         )
         return request.submitted()
 
-    async def wait(self, tenant: str, turn: Task, *, timeout: float) -> Task:
-        """The turn's record once it has ended (``turn`` is the turn as submitted).
+    async def ended(self, tenant: str, turn: Task) -> None:
+        """Queue ``turn`` (as it ended) for a gateway to record in its conversation; stored on return.
 
-        Raises:
-            RequestTimeout: it has not ended within ``timeout`` seconds.
+        Queued again (a redelivered turn that had ended), it is kept once.
         """
-
-        async def queued(_tenant: str, _task_id: str) -> Task:
-            return turn  # queued, not yet recorded by the replica that takes it
-
-        return await self._records.watch_until_terminal(tenant, turn.id, timeout, queued)
+        await self._js.publish(
+            subjects.ended_turn(tenant, turn.id),
+            self._bus.codec.encode(turn),
+            headers=Envelope(
+                message_id=f"ended.{turn_message_id(tenant, turn.id)}", tenant=tenant
+            ).to_headers(),
+        )

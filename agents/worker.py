@@ -35,7 +35,7 @@ from agents.errors import InputRequired
 from agents.events import ConversationEvents
 from agents.settings import AgentSettings
 from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
-from agents.turns import end_message_id, failure_note, restart_note
+from agents.turns import Turns, end_message_id, failure_note, restart_note
 from agents.usage import USAGE_KEY
 from bus import subjects
 from bus.a2a import Artifact, Message, Task, TaskState, new_id
@@ -107,6 +107,7 @@ class TaskWorker:
         self._dead_letters = dead_letters
         self._invoke = invoke
         self._turns = turns
+        self._ended = Turns(bus) if turns else None
         self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
         # Every task this worker was handed and has not finished with.
         self._active: set[asyncio.Task[None]] = set()
@@ -426,9 +427,12 @@ class TaskWorker:
         await msg.ack()
 
     async def _announce_end(self, tenant: str, task: Task) -> None:
-        """Publish the end of ``task``; a turn's is stored in the event log before the turn is acked."""
-        if self._turns:
+        """Publish the end of ``task``; a turn's is stored in the event log before the turn is acked,
+        and a completed one queued for a gateway to record."""
+        if self._ended is not None:
             await self._events.task_status(tenant, task, message_id=end_message_id(task.id), stored=True)
+            if task.status.state is TaskState.COMPLETED:
+                await self._ended.ended(tenant, task)
         else:
             await self._events.task_status(tenant, task)
 

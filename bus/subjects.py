@@ -8,6 +8,7 @@ wildcard in the tenant position::
     hw.<tenant>.agent.<agent>.<skill>     interactive request/reply (queue group per agent)
     hw.<tenant>.task.<agent>.<task>       durable task submission (JetStream work queue)
     hw.<tenant>.turn.<agent>.<turn>       a streamed conversation turn, run as durable work
+    hw.<tenant>.ended.<turn>              a streamed turn that ended, for a gateway to record
     hw.<tenant>.cancel.<task>             cancellation of a durable task
     hw.<tenant>.ctx.<context>.events      a conversation's events: streamed chunks, task status
     hw.<tenant>.dlq.<agent>               dead letters of an agent's durable tasks
@@ -50,6 +51,7 @@ __all__ = [
     "all_spans",
     "all_tenants_cancels",
     "all_tenants_dead_letters",
+    "all_tenants_ended_turns",
     "all_tenants_events",
     "all_tenants_tasks",
     "all_tenants_turns",
@@ -60,11 +62,14 @@ __all__ = [
     "conversation_index_marker",
     "dead_letter",
     "dead_letters_matching",
+    "ended_turn",
+    "ended_turns_consumer",
     "history_key",
     "llm_cache_key",
     "parse_agent_request",
     "parse_cancel",
     "parse_conversation_events",
+    "parse_ended_turn",
     "parse_queued_task",
     "parse_task",
     "parse_turn",
@@ -239,6 +244,33 @@ def agent_turns_all_tenants(agent: str) -> str:
 def turn_consumer(agent: str) -> str:
     """The durable JetStream consumer whose turns the replicas of ``agent`` share."""
     return f"{ROOT}-turns-{token('agent', agent)}"
+
+
+def ended_turn(tenant: str, turn_id: str) -> str:
+    """Where a streamed turn that ended completed is queued for a gateway to record in its conversation."""
+    return f"{ROOT}.{token('tenant', tenant)}.ended.{token('turn id', turn_id)}"
+
+
+def parse_ended_turn(subject: str) -> str:
+    """The tenant of an ended turn's subject.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not an ended turn's subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != ROOT or parts[2] != "ended":
+        raise InvalidSubjectToken("ended turn subject", subject)
+    return token("tenant", parts[1])
+
+
+def all_tenants_ended_turns() -> str:
+    """The ended turns of every tenant: what the tasks stream captures, and the gateways' consumer reads."""
+    return f"{ROOT}.*.ended.*"
+
+
+def ended_turns_consumer() -> str:
+    """The durable consumer whose ended turns the gateways share, each recorded by one of them."""
+    return f"{ROOT}-ended-turns"
 
 
 def cancel(tenant: str, task_id: str) -> str:

@@ -44,6 +44,7 @@ from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.traces import TraceRoutes
 from gateway.tracing import ServerSpans
+from gateway.turn_records import TurnRecorder
 from gateway.turns import Conversations
 
 __all__ = ["Services", "create_app"]
@@ -65,6 +66,7 @@ class Services:
     feed: ConversationFeed
     push: PushConfigs | None
     delivery: PushDelivery | None
+    recorder: TurnRecorder
 
     @classmethod
     async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
@@ -95,6 +97,16 @@ class Services:
         budget = TokenBudget(redis)
         usage = UsageMeter(redis, budget)
         guard = Guard(keys, RateLimiter(redis, usage), budget, settings)
+        conversations = Conversations(
+            mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
+        )
+        recorder = TurnRecorder(bus, conversations)
+        try:
+            await recorder.start()
+        except BaseException:
+            await bus.close()
+            await redis.close()
+            raise
         return cls(
             bus=bus,
             mesh=mesh,
@@ -102,18 +114,17 @@ class Services:
             keys=keys,
             guard=guard,
             usage=usage,
-            conversations=Conversations(
-                mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
-            ),
+            conversations=conversations,
             feed=ConversationFeed(bus),
             push=push,
             delivery=delivery,
+            recorder=recorder,
         )
 
     async def close(self, grace: float) -> None:
         if self.delivery is not None:
             await self.delivery.stop(grace)
-        await self.conversations.drain(grace)
+        await self.recorder.stop(grace)
         await self.bus.close()
         await self.redis.close()
 

@@ -7,7 +7,8 @@ path for chat). A streamed turn is durable work the agent owns
 then on only reads the event log, where the agent's replica publishes the
 turn's tokens and its end. The turn runs to its end when the HTTP client
 leaves and when the gateway dies, so a client that reconnects to any replica
-finds the whole turn on the bus.
+finds the whole turn on the bus; whichever gateway takes the ended turn
+records it (:mod:`gateway.turn_records`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import time
 
 import msgspec
@@ -28,7 +28,6 @@ from agents.llm.messages import ChatMessage
 from agents.mesh import Mesh
 from agents.turns import TRACE_KEY
 from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, new_id
-from bus.errors import RequestTimeout
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
@@ -37,8 +36,6 @@ from gateway.replies import Reply
 from gateway.tracing import current_trace_id
 
 __all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn", "ends"]
-
-log = logging.getLogger(__name__)
 
 # Where a reply's metadata marks a person's reply (TRACE_KEY: where it names its turn's trace).
 HUMAN_KEY = "hivewire.human"
@@ -81,7 +78,6 @@ class Conversations:
         self._usage = usage
         self._index = index
         self._events = ConversationEvents(mesh.bus)
-        self._running: set[asyncio.Task[None]] = set()
 
     async def create(self, tenant: str, agent: str, skill: str, *, streaming: bool = False) -> Conversation:
         """A new conversation of ``tenant`` with ``agent``'s ``skill``."""
@@ -150,7 +146,7 @@ class Conversations:
                 msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id),
             ),
         )
-        await self._record(tenant, conversation, message, reply)
+        await self._record(tenant, conversation.id, message, reply)
         return Turn(
             conversation_id=conversation.id,
             task_id=task_id,
@@ -175,7 +171,7 @@ class Conversations:
             tenant, conversation.id, status_event(task_id, conversation.id, TaskState.WORKING)
         )
         trace_id = current_trace_id()
-        turn = await self._mesh.turns.start(
+        await self._mesh.turns.start(
             tenant,
             conversation.agent,
             conversation.skill,
@@ -183,9 +179,6 @@ class Conversations:
             timeout=timeout,
             metadata=None if trace_id is None else {TRACE_KEY: trace_id},
         )
-        task = asyncio.create_task(self._finish(tenant, conversation, message, turn, self.window(timeout)))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
         return task_id
 
     def window(self, timeout: float) -> float:
@@ -193,29 +186,12 @@ class Conversations:
         ack wait after its replica died, and a second attempt."""
         return 2 * timeout + self._mesh.settings.task_ack_wait
 
-    async def drain(self, grace: float) -> None:
-        """Wait (up to ``grace`` seconds) for the ends of the turns this gateway started, to record them."""
-        if self._running:
-            _, pending = await asyncio.wait(set(self._running), timeout=grace)
-            for task in pending:
-                task.cancel()
-
-    async def _finish(
-        self, tenant: str, conversation: Conversation, message: Message, turn: Task, window: float
-    ) -> None:
-        """Record the turn in the conversation's history and usage once its agent has ended it."""
-        try:
-            ended = await self._mesh.turns.wait(tenant, turn, timeout=window)
-        except RequestTimeout:
-            log.warning("turn %s of conversation %s did not end in %.0fs", turn.id, conversation.id, window)
+    async def record_turn(self, tenant: str, turn: Task) -> None:
+        """Record a streamed turn its agent ended (completed) in the conversation's history and usage."""
+        reply = turn.status.message
+        if turn.context_id is None or not turn.history or reply is None:
             return
-        reply = ended.status.message
-        if ended.status.state is not TaskState.COMPLETED or reply is None:
-            return
-        try:
-            await self._record(tenant, conversation, message, reply)
-        except Exception:
-            log.exception("recording a turn of conversation %s failed", conversation.id)
+        await self._record(tenant, turn.context_id, turn.history[0], reply)
 
     async def _call(
         self, tenant: str, conversation: Conversation, message: Message, timeout: float
@@ -253,18 +229,16 @@ class Conversations:
         )
         return reply
 
-    async def _record(
-        self, tenant: str, conversation: Conversation, message: Message, reply: Message
-    ) -> None:
+    async def _record(self, tenant: str, conversation_id: str, message: Message, reply: Message) -> None:
         await asyncio.gather(
             self._history.append(
                 tenant,
-                conversation.id,
+                conversation_id,
                 ChatMessage(role="user", content=message.text),
                 ChatMessage(role="assistant", content=reply.text),
             ),
             self._usage.record(tenant, spend=spend_of(reply)),
-            self._touch(tenant, conversation.id, message.text, turn=True),
+            self._touch(tenant, conversation_id, message.text, turn=True),
         )
 
     async def _touch(self, tenant: str, conversation_id: str, text: str, *, turn: bool = False) -> None:

@@ -136,6 +136,23 @@ async def _until(condition: Any, timeout: float = 20) -> None:
             await asyncio.sleep(0.02)
 
 
+async def _histories(client: httpx.AsyncClient, turns: list[Turn]) -> list[list[str]]:
+    """Each conversation's history, once every one has its turn recorded (or after 10 s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        found = [
+            [
+                m["content"]
+                for m in (await client.get(f"/v1/conversations/{t.cid}/messages")).json()["messages"]
+            ]
+            for t in turns
+        ]
+        if all(found) or loop.time() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
 @dataclass
 class Mesh:
     nats: str
@@ -201,6 +218,7 @@ async def test_a_turn_survives_the_gateway_that_started_it(mesh: Mesh) -> None:
             )
         )
         records = [(await client.get(f"/v1/tasks/{turn.task_id}")).json() for turn in turns]
+        histories = await _histories(client, turns)
     assert count(turns) == Counts(lost=0, duplicated=0, wrongly_failed=0)
     for turn in turns:
         ids = [i for i, _ in turn.events if i is not None]
@@ -211,6 +229,8 @@ async def test_a_turn_survives_the_gateway_that_started_it(mesh: Mesh) -> None:
     assert all(r["status"]["state"] == "TASK_STATE_COMPLETED" for r in records)
     assert all(r["metadata"]["turn"] is True for r in records)
     assert [r["contextId"] for r in records] == [turn.cid for turn in turns]
+    # Recorded by a gateway that did not start it: the conversation's history holds the turn once.
+    assert histories == [[f"{CHUNKS} {PAUSE}", "".join(EXPECTED)]] * TURNS
 
 
 async def test_a_turn_survives_the_agent_replica_running_it(mesh: Mesh) -> None:
@@ -223,7 +243,9 @@ async def test_a_turn_survives_the_agent_replica_running_it(mesh: Mesh) -> None:
         running = next(replica for replica in mesh.replicas if replica.pid == pid)
         running.kill()  # SIGKILL, mid-turn: its turns go to the other replica after the ack wait
         await asyncio.wait_for(asyncio.gather(*reading), 30)
+        histories = await _histories(client, turns)
     assert turns[0].restarted()
+    assert histories == [[f"{CHUNKS} {PAUSE}", "".join(EXPECTED)]] * TURNS
     # A restarted turn streams again from the start after its restart marker: the
     # client drops what came before it, so after it every chunk comes once, in order.
     assert count(turns, after_restart=True) == Counts(lost=0, duplicated=0, wrongly_failed=0)
