@@ -500,7 +500,8 @@ class TaskWorker:
     async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:
         self.stats.dead_lettered += 1
         try:
-            tenant, agent = subjects.parse_task(msg.subject)
+            parse = subjects.parse_turn if self._turns else subjects.parse_task
+            tenant, agent = parse(msg.subject)
         except InvalidSubjectToken:
             tenant, agent = "unknown", self.agent
         log.error("malformed task on %s dead-lettered: %s", msg.subject, exc)
