@@ -166,14 +166,17 @@ class ConversationRoutes:
     async def follow(self, request: Request) -> Response:
         """Replay a conversation's events after ``Last-Event-ID`` (or ``?after=``) and follow new ones.
 
-        The stream ends at the end of the first turn that ends in it (or, with
-        ``?follow=true``, when the client leaves).
+        The stream ends at the end of the first turn that ends in it, or after
+        twice the gateway's timeout and the task ack wait (the longest a turn may
+        take, restarted once) without one; with ``?follow=true``, when the client leaves.
         """
         admitted = await self._guard.admit(request, widget=True)
         # An empty Last-Event-ID is none (EventSource sends none before its first event).
         after = event_id(request.headers.get("last-event-id") or request.query_params.get("after", "0"))
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         follow = request.query_params.get("follow", "false").lower() in ("1", "true", "yes")
+        # Long enough for a turn in it to end, even one run again after its replica died.
+        window = self._conversations.window(self._settings.gateway_timeout)
         feed = contextlib.AsyncExitStack()
         events = await feed.enter_async_context(
             self._feed.open(admitted.tenant, conversation.id, after=after)
@@ -181,9 +184,7 @@ class ConversationRoutes:
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._relay(
-                    events, None, None if follow else self._settings.gateway_timeout, follow=follow
-                ):
+                async for chunk in self._relay(events, None, None if follow else window, follow=follow):
                     yield chunk
             finally:
                 await feed.aclose()
