@@ -163,7 +163,15 @@ class Conversations:
         publishes its events and ends it with a terminal status event for the
         task id: completed (with the reply as its message) or failed (with the
         error). Each attempt at it has ``timeout`` seconds.
+
+        Raises:
+            Problem: 503, no replica of the agent is live to run it (as a call would answer).
         """
+        if await self._mesh.registry.get(conversation.agent) is None:
+            # Queued, it would wait for a replica the client has no reason to expect.
+            raise Problem(
+                503, "no-replica", "No live replica", f"no replica of {conversation.agent!r} is running"
+            )
         task_id = message.task_id or new_id()
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
         await self._events.publish(tenant, conversation.id, StreamResponse(message=message))

@@ -307,6 +307,27 @@ async def test_a_streamed_turn_that_outlives_its_time_ends_failed_with_a_504(gat
     assert record.json()["contextId"] == cid
 
 
+async def test_a_turn_for_an_agent_with_no_live_replica_is_a_503(gateway: Gateway) -> None:
+    from agents.mesh import Mesh
+    from bus.client import Bus
+    from gateway.index import RECORD
+    from gateway.turns import Conversation
+
+    bus = await Bus.connect(gateway.settings)
+    try:
+        # A conversation whose agent has since left the mesh.
+        gone = Conversation(id=new_id(), agent=f"gone{RUN}", skill="chat", created_at=0.0, streaming=True)
+        await (await Mesh.open(bus, gateway.settings)).state("acme", gone.id).put(RECORD, gone)
+    finally:
+        await bus.close()
+    async with gateway.client() as client:
+        path = f"/v1/conversations/{gone.id}/messages"
+        streamed = await client.post(path, json={"text": "hi"}, headers={"Accept": "text/event-stream"})
+        plain = await client.post(path, json={"text": "hi"})
+    assert _problem(streamed, 503)["type"].endswith("no-replica")
+    assert _problem(plain, 503)["type"].endswith("no-replica")
+
+
 async def test_conversations_require_a_live_agent_and_valid_messages(gateway: Gateway) -> None:
     async with gateway.client() as client:
         _problem(await client.post("/v1/conversations", json={"agent": "nobody"}), 404)
