@@ -107,6 +107,8 @@ class TaskWorker:
         self._dead_letters = dead_letters
         self._invoke = invoke
         self._turns = turns
+        # A client waits out a crashed replica's ack wait: a turn's is shorter than a task's.
+        self._ack_wait = settings.turn_ack_wait if turns else settings.task_ack_wait
         self._ended = Turns(bus) if turns else None
         self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
         # Every task this worker was handed and has not finished with.
@@ -137,7 +139,7 @@ class TaskWorker:
             durable_name=durable,
             filter_subjects=filters,
             ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=self._settings.task_ack_wait,
+            ack_wait=self._ack_wait,
             # Deliveries are counted here, not by the server: a server-side limit
             # would strand the last delivery of a crashed replica, unacked forever.
             max_deliver=-1,
@@ -267,7 +269,7 @@ class TaskWorker:
         current = asyncio.current_task()
         assert current is not None
         self._running[request.task_id] = (current, why)
-        beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3, self._timers)
+        beat = _ProgressBeat(msg, self._ack_wait / 3, self._timers)
         try:
             reply = await self._invoke(tenant, request, envelope)
         except asyncio.CancelledError:

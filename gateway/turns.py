@@ -192,7 +192,7 @@ class Conversations:
     def window(self, timeout: float) -> float:
         """How long a streamed turn with ``timeout`` per attempt may take in all: one attempt, the
         ack wait after its replica died, and a second attempt."""
-        return 2 * timeout + self._mesh.settings.task_ack_wait
+        return 2 * timeout + self._mesh.settings.turn_ack_wait
 
     async def record_turn(self, tenant: str, turn: Task) -> None:
         """Record a streamed turn its agent ended (completed) in the conversation's history and usage."""
