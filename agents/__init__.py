@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from agents.settings import AgentSettings
     from agents.state import ConversationState, Versioned
     from agents.tasks import TaskRecords, TaskRequest, Tasks
+    from agents.turns import Turns
 
 _EXPORTS = {
     "Agent": "agents.agent",
@@ -106,6 +107,7 @@ _EXPORTS = {
     "TaskRecords": "agents.tasks",
     "TaskRequest": "agents.tasks",
     "Tasks": "agents.tasks",
+    "Turns": "agents.turns",
 }
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)
@@ -166,6 +168,7 @@ __all__ = [
     "ToolCall",
     "ToolError",
     "TurnLLM",
+    "Turns",
     "Usage",
     "Versioned",
     "ensure",
