@@ -130,11 +130,14 @@ class Turns:
             tenant=tenant,
             deadline=time.monotonic() + timeout,
         )
-        await self._js.publish(
-            subjects.turn(tenant, agent, request.task_id),
-            self._bus.codec.encode(request),
-            headers=envelope.to_headers(),
-        )
+        subject = subjects.turn(tenant, agent, request.task_id)
+        data = self._bus.codec.encode(request)
+        headers = envelope.to_headers()
+        # The replica that runs the turn continues this trace (see TaskWorker).
+        with self._bus.telemetry.send_span(
+            "publish", subject, headers, message_id=envelope.message_id, size=len(data)
+        ):
+            await self._js.publish(subject, data, headers=headers)
         return request.submitted()
 
     async def ended(self, tenant: str, turn: Task) -> None:

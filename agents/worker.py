@@ -214,10 +214,11 @@ class TaskWorker:
             if self._turns:
                 tenant, _ = subjects.parse_turn(msg.subject)
                 # Each attempt at a turn has the time the gateway gave it.
-                deadline = Envelope.from_headers(msg.headers).deadline
+                received = Envelope.from_headers(msg.headers)
+                deadline = received.deadline
             else:
                 tenant, _ = subjects.parse_task(msg.subject)
-                deadline = None
+                received, deadline = None, None
             request = self._bus.codec.decode(msg.data, TaskRequest)
         except (MalformedPayload, InvalidSubjectToken) as exc:
             await self._park_malformed(msg, deliveries, exc)
@@ -225,7 +226,19 @@ class TaskWorker:
         self.stats.in_flight += 1
         try:
             envelope = Envelope(tenant=tenant, deadline=deadline)
-            await self._run(msg, tenant, request, deliveries, sequence, envelope)
+            telemetry = self._bus.telemetry
+            if received is None or not telemetry.tracing:
+                await self._run(msg, tenant, request, deliveries, sequence, envelope)
+                return
+            # A turn continues the trace of the gateway request that queued it.
+            with telemetry.process_span(
+                msg.subject,
+                msg.headers,
+                message_id=received.message_id,
+                size=len(msg.data),
+                queue=subjects.turn_consumer(self.agent),
+            ):
+                await self._run(msg, tenant, request, deliveries, sequence, envelope)
         finally:
             self.stats.in_flight -= 1
 
