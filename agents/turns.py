@@ -20,6 +20,7 @@ one; its metadata says ``turn: true``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -139,6 +140,24 @@ class Turns:
         ):
             await self._js.publish(subject, data, headers=headers)
         return request.submitted()
+
+    async def recorded(self, tenant: str, turn_id: str, *, timeout: float) -> bool:
+        """Wait until a gateway has recorded the completed turn ``turn_id`` (its queued end is gone);
+        ``False`` if it has not within ``timeout`` seconds.
+
+        A turn's end is queued before its terminal status is published, so once that
+        status is seen, the queued end is there or already recorded.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = 0.005
+        subject = subjects.ended_turn(tenant, turn_id)
+        while await self._js.last(subjects.TASKS_STREAM, subject) is not None:
+            if loop.time() + pause > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(0.1, pause * 2)
+        return True
 
     async def ended(self, tenant: str, turn: Task) -> None:
         """Queue ``turn`` (as it ended) for a gateway to record in its conversation; stored on return.

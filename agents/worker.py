@@ -443,11 +443,12 @@ class TaskWorker:
 
     async def _announce_end(self, tenant: str, task: Task) -> None:
         """Publish the end of ``task``; a turn's is stored in the event log before the turn is acked,
-        and a completed one queued for a gateway to record."""
+        and a completed one queued for a gateway to record first (so whoever sees the end can wait
+        for the record: :meth:`Turns.recorded`)."""
         if self._ended is not None:
-            await self._events.task_status(tenant, task, message_id=end_message_id(task.id), stored=True)
             if task.status.state is TaskState.COMPLETED:
                 await self._ended.ended(tenant, task)
+            await self._events.task_status(tenant, task, message_id=end_message_id(task.id), stored=True)
         else:
             await self._events.task_status(tenant, task)
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agents.mesh import Mesh
-from bus.a2a import Message, Role
+from bus.a2a import Message, Role, TaskState
 from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, Feed, event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Guard
@@ -149,7 +149,7 @@ class ConversationRoutes:
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._relay(events, task_id, window):
+                async for chunk in self._relay(events, task_id, window, tenant=admitted.tenant):
                     yield chunk
             finally:
                 await feed.aclose()
@@ -192,10 +192,20 @@ class ConversationRoutes:
         return sse_response(stream(), admitted.headers)
 
     async def _relay(
-        self, events: Feed, task_id: str | None, timeout: float | None, *, follow: bool = False
+        self,
+        events: Feed,
+        task_id: str | None,
+        timeout: float | None,
+        *,
+        follow: bool = False,
+        tenant: str | None = None,
     ) -> AsyncIterator[bytes]:
         """SSE frames of ``events`` until ``task_id``'s turn ends (any turn when ``None``; with
-        ``follow``, until the client leaves)."""
+        ``follow``, until the client leaves).
+
+        With ``tenant`` (the turn's own stream), the turn's completion is sent once the
+        turn is recorded, so the client that sees it finds the turn in the history.
+        """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout + 5.0
         ping = self._settings.gateway_sse_ping
@@ -207,8 +217,16 @@ class ConversationRoutes:
                 yield sse_comment("ping")
                 continue
             event = with_problem(found.event)
-            yield sse_event(_encoder.encode(event), name=event_name(event), event_id=found.seq)
             update = found.event.status_update
+            if (
+                tenant is not None
+                and task_id is not None
+                and ends(found.event, task_id)
+                and not isinstance(update, msgspec.UnsetType)
+                and update.status.state is TaskState.COMPLETED
+            ):
+                await self._conversations.recorded(tenant, task_id)
+            yield sse_event(_encoder.encode(event), name=event_name(event), event_id=found.seq)
             if follow:
                 continue
             if task_id is None:

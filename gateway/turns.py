@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 
 import msgspec
@@ -36,6 +37,8 @@ from gateway.replies import Reply
 from gateway.tracing import current_trace_id
 
 __all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn", "ends"]
+
+log = logging.getLogger(__name__)
 
 # Where a reply's metadata marks a person's reply (TRACE_KEY: where it names its turn's trace).
 HUMAN_KEY = "hivewire.human"
@@ -194,6 +197,12 @@ class Conversations:
         ack wait after its replica died, and a second attempt."""
         return 2 * timeout + self._mesh.settings.turn_ack_wait
 
+    async def recorded(self, tenant: str, task_id: str) -> None:
+        """Wait (briefly) until a gateway has recorded the completed streamed turn ``task_id``, so
+        a client that saw its end finds it in the history and usage."""
+        if not await self._mesh.turns.recorded(tenant, task_id, timeout=_RECORDED_WITHIN):
+            log.warning("turn %s was not recorded within %.0fs of its end", task_id, _RECORDED_WITHIN)
+
     async def record_turn(self, tenant: str, turn: Task) -> None:
         """Record a streamed turn its agent ended (completed) in the conversation's history and usage."""
         reply = turn.status.message
@@ -267,6 +276,10 @@ class Conversations:
         except _Gone:
             return
         await self._index.touch(tenant, updated.value)
+
+
+# How long a streamed turn's end waits for the turn's record (history, usage) before it is sent.
+_RECORDED_WITHIN = 2.0
 
 
 class _Gone(Exception):
