@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         InvalidPageToken,
         LLMError,
         LocalModelError,
+        McpToolError,
         ModelUnavailable,
         StateConflict,
         StructuredOutputError,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from agents.infrastructure import Infrastructure, ensure
     from agents.listing import TaskPage, TaskQuery
     from agents.llm import ChatMessage, Completion, Model, Passage, Tool, ToolCall, TurnLLM, Usage
+    from agents.mcp import McpResult, McpServer
     from agents.mesh import Mesh
     from agents.process import load_agent, serve_agent
     from agents.redisstore import RedisStore
@@ -77,6 +79,9 @@ _EXPORTS = {
     "TaskNotFound": "agents.errors",
     "TaskNotResumable": "agents.errors",
     "ToolError": "agents.errors",
+    "McpToolError": "agents.errors",
+    "McpResult": "agents.mcp",
+    "McpServer": "agents.mcp",
     "ConversationEvents": "agents.events",
     "ConversationHistory": "agents.history",
     "Infrastructure": "agents.infrastructure",
@@ -143,6 +148,9 @@ __all__ = [
     "LiveAgent",
     "Load",
     "LocalModelError",
+    "McpResult",
+    "McpServer",
+    "McpToolError",
     "Mesh",
     "Model",
     "ModelUnavailable",

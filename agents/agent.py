@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import typing
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from agents.card import (
 )
 from agents.errors import AgentDefinitionError
 from agents.llm.models import Model
+from agents.mcp.servers import McpServer
 from agents.payloads import json_schema
 from bus import subjects
 from bus.a2a import Message
@@ -100,20 +101,32 @@ class Agent:
         provider: str | None = None,
         documentation_url: str | None = None,
         models: Mapping[str, Model] | None = None,
+        mcp_servers: Sequence[McpServer] = (),
+        tenants: Sequence[str] = (),
     ) -> None:
         """Args:
         name: the agent's name on the mesh (``[A-Za-z0-9_-]{1,64}``).
         description, version, provider, documentation_url: for the agent card.
         models: the models the agent's skills use, by use (``"default"``,
             ``"classify"``...); ``HIVEWIRE_LLM_MODELS`` can override each.
+        mcp_servers: the MCP tool servers its skills use (``ctx.mcp``);
+            ``HIVEWIRE_MCP_SERVERS`` can add or replace each by name.
+        tenants: the tenants it serves (none: every tenant). Others neither see it
+            listed nor reach it: it subscribes to their subjects only.
 
         Raises:
-            AgentDefinitionError: ``name`` cannot be used in a subject.
+            AgentDefinitionError: ``name`` or a tenant cannot be used in a subject, or two MCP
+                servers share a name.
         """
         try:
             self.name = subjects.token("agent", name)
+            self.tenants = tuple(subjects.token("tenant", tenant) for tenant in tenants)
         except ValueError as exc:
             raise AgentDefinitionError(f"Agent({name!r})", str(exc)) from None
+        self.mcp_servers = tuple(mcp_servers)
+        names = [server.name for server in self.mcp_servers]
+        if len(set(names)) != len(names):
+            raise AgentDefinitionError(f"Agent({name!r})", f"two MCP servers share a name: {names}")
         self.description = description
         self.version = version
         self.provider = provider

@@ -13,6 +13,8 @@ from agents.history import ConversationHistory
 from agents.llm.client import LLMClient, Scope
 from agents.llm.models import Model
 from agents.llm.turn import TurnLLM
+from agents.mcp.calls import McpCalls
+from agents.mcp.pool import McpClients
 from agents.state import ConversationState
 from agents.tasks import Tasks
 from agents.tools.cache import ToolCache
@@ -24,6 +26,8 @@ from bus.stream import ReplyStream
 __all__ = ["Context"]
 
 R = TypeVar("R")
+
+_NO_SERVERS = McpClients(())
 
 
 class Context:
@@ -43,6 +47,8 @@ class Context:
         task_history: a durable task's messages before this one: for a task that asked for more
             input (``raise InputRequired(...)``) and was continued, what the user and the skill said.
         tool_cache: the process's tool-result cache (a :class:`~agents.tools.Toolbox` uses it).
+        mcp: the agent's MCP tool servers: ``await ctx.mcp.call(server, tool, arguments)``, or
+            ``await ctx.mcp.toolbox()`` for a model (see :mod:`agents.mcp`).
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class Context:
         models: Mapping[str, Model],
         history: ConversationHistory,
         tool_cache: ToolCache,
+        mcp: McpClients | None = None,
         resource: object = None,
         task_history: tuple[Message, ...] = (),
     ) -> None:
@@ -75,6 +82,7 @@ class Context:
         self.history = history
         self.task_history = task_history
         self.tool_cache = tool_cache
+        self.mcp = McpCalls(mcp if mcp is not None else _NO_SERVERS, remaining=self.remaining)
         self._resource = resource
         self._caller = caller
         self._events = events

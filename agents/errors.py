@@ -14,6 +14,7 @@ __all__ = [
     "InvalidPageToken",
     "LLMError",
     "LocalModelError",
+    "McpToolError",
     "ModelUnavailable",
     "StateConflict",
     "StructuredOutputError",
@@ -179,3 +180,21 @@ class LocalModelError(AgentError):
         self.model = model
         self.reason = reason
         super().__init__(f"local model {model!r}: {reason}")
+
+
+class McpToolError(ToolError):
+    """An MCP tool call failed: the server could not be reached, died, took too long, or the tool
+    itself reported an error.
+
+    Attributes:
+        server: the MCP server's name (as the agent declares it).
+        kind: ``unavailable`` (could not connect or start), ``closed`` (the connection or the
+            process ended during the call), ``timeout`` (the caller's deadline passed),
+            ``protocol`` (the server answered with a JSON-RPC error) or ``tool`` (the tool's
+            own error result).
+    """
+
+    def __init__(self, server: str, tool: str, kind: str, reason: str) -> None:
+        self.server = server
+        self.kind = kind
+        super().__init__(f"{server}.{tool}" if tool else server, reason)

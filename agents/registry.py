@@ -54,6 +54,8 @@ class Instance(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     started_at: float = 0.0
     beat_at: float = 0.0
     load: Load = msgspec.field(default_factory=Load)
+    # The tenants it serves; empty: every tenant.
+    tenants: tuple[str, ...] = ()
 
 
 class LiveAgent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -64,6 +66,11 @@ class LiveAgent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     replicas: int
     load: Load
     instances: tuple[Instance, ...]
+    tenants: tuple[str, ...] = ()
+
+    def serves(self, tenant: str) -> bool:
+        """Whether ``tenant`` may see and call this agent."""
+        return not self.tenants or tenant in self.tenants
 
 
 class Registry:
@@ -137,17 +144,21 @@ class Registry:
             self._kv = await self._recreate()
             return await operation(self._kv)
 
-    async def agents(self) -> list[LiveAgent]:
-        """The live agents, each with its replica count and summed load, by name."""
+    async def agents(self, tenant: str | None = None) -> list[LiveAgent]:
+        """The live agents (those ``tenant`` may use, if given), each with its replica count and
+        summed load, by name."""
         by_name: dict[str, list[Instance]] = {}
         for instance in await self.instances():
             by_name.setdefault(instance.agent, []).append(instance)
-        return [_live(name, group) for name, group in sorted(by_name.items())]
+        live = [_live(name, group) for name, group in sorted(by_name.items())]
+        return live if tenant is None else [agent for agent in live if agent.serves(tenant)]
 
-    async def get(self, agent: str) -> LiveAgent | None:
-        """The live agent called ``agent``, or ``None`` if no replica is running."""
+    async def get(self, agent: str, tenant: str | None = None) -> LiveAgent | None:
+        """The live agent called ``agent``, or ``None`` if no replica is running (or it does not
+        serve ``tenant``, if given)."""
         group = await self.instances(agent)
-        return _live(agent, group) if group else None
+        live = _live(agent, group) if group else None
+        return live if live is None or tenant is None or live.serves(tenant) else None
 
 
 def _live(name: str, group: list[Instance]) -> LiveAgent:
@@ -163,6 +174,7 @@ def _live(name: str, group: list[Instance]) -> LiveAgent:
             failed=sum(i.load.failed for i in group),
         ),
         instances=tuple(sorted(group, key=lambda i: i.instance)),
+        tenants=newest.tenants,
     )
 
 
@@ -178,6 +190,7 @@ class Heartbeat:
         card: AgentCard,
         interval: float,
         load: Callable[[], Load],
+        tenants: tuple[str, ...] = (),
     ) -> None:
         self._registry = registry
         self._interval = interval
@@ -189,6 +202,7 @@ class Heartbeat:
             host=socket.gethostname(),
             pid=os.getpid(),
             started_at=time.time(),
+            tenants=tenants,
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -30,6 +30,8 @@ class Resources:
     tool_cache: ToolCache
     model_overrides: dict[str, ModelOverride]
     default_model: str | None
+    # Where the process's own spans go (MCP calls...); OpenTelemetry's global provider when None.
+    tracer_provider: trace.TracerProvider | None = None
 
     @classmethod
     def from_settings(
@@ -74,6 +76,7 @@ class Resources:
             tool_cache=tool_cache,
             model_overrides=msgspec.convert(settings.llm_models, dict[str, ModelOverride]),
             default_model=settings.llm_model,
+            tracer_provider=tracer_provider,
         )
 
     async def close(self) -> None:

@@ -30,6 +30,7 @@ from agents.errors import AgentDefinitionError, HopLimitExceeded, InvalidInput
 from agents.events import ConversationEvents, chunk_event
 from agents.infrastructure import Infrastructure, ensure, registry_bucket
 from agents.llm.turn import resolve_models
+from agents.mcp import McpClients, merge_servers
 from agents.payloads import from_message, to_message
 from agents.registry import Heartbeat, Load, Registry
 from agents.resources import Resources
@@ -92,6 +93,11 @@ class AgentRuntime:
         self._models = resolve_models(
             agent.name, agent.models, self.resources.model_overrides, self.resources.default_model
         )
+        # The agent's MCP servers: connected on first use, shared by every request of this process.
+        self.mcp = McpClients(
+            merge_servers(agent.mcp_servers, settings.mcp_servers).values(),
+            tracer_provider=self.resources.tracer_provider,
+        )
 
     @property
     def tasks(self) -> Tasks:
@@ -110,17 +116,18 @@ class AgentRuntime:
         self._tasks = Tasks(self._bus, records, self._events)
         queue = subjects.agent_queue_group(self.agent.name)
         for skill in self.agent.skills.values():
-            subject = subjects.agent_skill_all_tenants(self.agent.name, skill.id)
-            limit = self._settings.max_concurrency
-            if skill.streaming:
-                service = await self._bus.serve_stream(
-                    subject, self._streaming(skill), Message, queue=queue, max_concurrency=limit
-                )
-            else:
-                service = await self._bus.serve(
-                    subject, self._interactive(skill), Message, queue=queue, max_concurrency=limit
-                )
-            self._services.append(service)
+            # An agent of some tenants only hears their requests: the others' meet no responder.
+            for subject in _skill_subjects(self.agent, skill):
+                limit = self._settings.max_concurrency
+                if skill.streaming:
+                    service = await self._bus.serve_stream(
+                        subject, self._streaming(skill), Message, queue=queue, max_concurrency=limit
+                    )
+                else:
+                    service = await self._bus.serve(
+                        subject, self._interactive(skill), Message, queue=queue, max_concurrency=limit
+                    )
+                self._services.append(service)
         dead_letters = DeadLetters(self._bus.jetstream(), self._bus.codec)
         self._worker, self._turns = (
             TaskWorker(
@@ -149,6 +156,7 @@ class AgentRuntime:
             card=self.agent.card(),
             interval=self._settings.heartbeat_interval,
             load=self.load,
+            tenants=self.agent.tenants,
         )
         await self._heartbeat.start()
         log.info("agent %s (%s) joined the mesh", self.agent.name, self.instance)
@@ -168,6 +176,7 @@ class AgentRuntime:
         if self._lifespan is not None:
             lifespan, self._lifespan = self._lifespan, None
             await lifespan.__aexit__(None, None, None)
+        await self.mcp.close()
         if self._owns_resources:
             await self.resources.close()
         log.info("agent %s (%s) left the mesh", self.agent.name, self.instance)
@@ -237,6 +246,10 @@ class AgentRuntime:
         if skill is None:
             raise RemoteError(
                 ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} has no skill {request.skill!r}"
+            )
+        if self.agent.tenants and tenant not in self.agent.tenants:
+            raise RemoteError(
+                ErrorCode.NOT_FOUND, f"agent {self.agent.name!r} does not serve tenant {tenant!r}"
             )
         message = request.message
         ctx = self._context(skill, tenant, message, envelope, request.task_id)
@@ -313,6 +326,7 @@ class AgentRuntime:
             models=self._models,
             history=self.resources.history,
             tool_cache=self.resources.tool_cache,
+            mcp=self.mcp,
             resource=self._resource,
         )
 
@@ -322,6 +336,12 @@ class AgentRuntime:
             return from_message(message, skill.input_type)
         except ValueError as exc:
             raise InvalidInput(skill.id, str(exc)) from None
+
+
+def _skill_subjects(agent: Agent, skill: Skill) -> list[str]:
+    if not agent.tenants:
+        return [subjects.agent_skill_all_tenants(agent.name, skill.id)]
+    return [subjects.agent_request(tenant, agent.name, skill.id) for tenant in agent.tenants]
 
 
 def _part(chunk: object) -> Part:

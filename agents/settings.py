@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, StringConstraints, model_validator
 
+from agents.mcp.servers import SERVER_NAME, McpServerOptions
 from bus.settings import NatsSettings
 
 __all__ = ["AgentSettings"]
@@ -94,6 +95,12 @@ class AgentSettings(NatsSettings):
     )
     history_max_turns: int = Field(default=50, ge=1, description="Turns kept per conversation.")
     history_token_budget: int = Field(default=3000, ge=1, description="Tokens of history sent to a model.")
+
+    mcp_servers: dict[Annotated[str, StringConstraints(pattern=SERVER_NAME)], McpServerOptions] = Field(
+        default_factory=dict,
+        description='MCP servers by name, added to (or replacing) the agent\'s own: {"files": {"command": '
+        '["mcp-files", "/srv"]}, "search": {"url": "http://search:9000/mcp", "cache": ["lookup"]}}.',
+    )
 
     @property
     def registry_ttl(self) -> float:

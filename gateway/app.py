@@ -38,6 +38,7 @@ from gateway.http import HeaderLimit, json_response
 from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
+from gateway.mcp import McpEndpoint
 from gateway.openapi import openapi_document
 from gateway.probes import Health, readiness
 from gateway.rest import RestApi
@@ -148,16 +149,25 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         handoffs = HandoffQueue(settings, services.mesh, services.guard, services.conversations)
         dead_letters = DeadLetterRoutes(services.mesh, services.guard)
         traces = TraceRoutes(services.bus, services.guard)
+        mcp = McpEndpoint(
+            settings,
+            services.mesh,
+            services.guard,
+            services.usage,
+            tracer_provider=telemetry.tracer_provider,
+        )
         app.router.routes[:0] = [
             *rest.routes(),
             *a2a.routes(),
+            *mcp.routes(),
             *handoffs.routes(),
             *dead_letters.routes(),
             *traces.routes(),
         ]
         log.info("gateway connected to %s", services.bus.connected_url)
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             await services.close(grace=5.0)
 
@@ -182,6 +192,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
     async def openapi(request: Request) -> Response:
         services = holder.get("services")
         live = await services.mesh.registry.agents() if services is not None else []
+        # A public document: the agents of some tenants only are theirs to know of.
+        live = [agent for agent in live if not agent.tenants]
         return json_response(openapi_document(version("hivewire"), live, console=settings.gateway_console))
 
     return Starlette(

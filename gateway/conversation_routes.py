@@ -102,7 +102,7 @@ class ConversationRoutes:
         )
         agent_name = body.agent or self._settings.gateway_agent
         skill_name = body.skill or self._settings.gateway_skill
-        agent = await live_agent(self._mesh.registry, agent_name, skill_name)
+        agent = await live_agent(self._mesh.registry, agent_name, skill_name, tenant=admitted.tenant)
         schema = agent.card.skill_schemas().get(skill_name)
         conversation = await self._conversations.create(
             admitted.tenant, agent_name, skill_name, streaming=schema is not None and schema.streaming

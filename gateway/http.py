@@ -33,6 +33,7 @@ __all__ = [
     "read_body",
     "read_json",
     "require_json",
+    "too_deep",
 ]
 
 T = TypeVar("T")
@@ -125,6 +126,12 @@ def require_json(request: Request) -> None:
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         raise Problem(415, "unsupported-media-type", "Send JSON", f"got {media!r}; use application/json")
+
+
+def too_deep(body: bytes) -> bool:
+    """Whether ``body`` nests arrays and objects deeper than :data:`MAX_JSON_DEPTH` (measured without
+    parsing it: a parser would recurse, and a recursion error leaves CPython 3.11 unsteady)."""
+    return _deeper_than(body, MAX_JSON_DEPTH)
 
 
 def _deeper_than(body: bytes, limit: int) -> bool:

@@ -24,6 +24,7 @@ from gateway.http import MAX_MESSAGE_ID, MESSAGE_ID_PATTERN
 from gateway.limits import Usage, UsageHistory
 from gateway.openapi_a2a import a2a_components, a2a_paths
 from gateway.openapi_console import console_paths, page_paths
+from gateway.openapi_mcp import mcp_paths
 from gateway.openapi_parts import (
     ID_PATTERN,
     json_reply,
@@ -69,9 +70,10 @@ _TYPES: tuple[Any, ...] = (
 _REF = "#/components/schemas/{name}"
 
 _DESCRIPTION = f"""HTTP into the Hivewire agent mesh: conversations (JSON or Server-Sent Events), \
-skill calls, durable tasks, and the A2A protocol's JSON-RPC and HTTP+JSON bindings below /a2a.
+skill calls, durable tasks, the A2A protocol's JSON-RPC and HTTP+JSON bindings below /a2a, and the \
+live skills as MCP tools at /mcp (the Model Context Protocol over streamable HTTP).
 
-Every /v1 and /a2a route but the agent cards needs an API key \
+Every /v1, /a2a and /mcp route but the agent cards needs an API key \
 (`Authorization: Bearer <key>` or `X-API-Key`). \
 Errors are `application/problem+json` (RFC 9457), but for the A2A bindings' own (JSON-RPC errors; \
 `application/a2a+json` google.rpc.Status bodies). A method a path does not have is answered 405 \
@@ -109,6 +111,7 @@ def base_document(version: str, *, console: bool = True) -> dict[str, Any]:
             **rest_paths(),
             **console_paths(),
             **a2a_paths(),
+            **mcp_paths(),
             **_protocol_paths(),
             **(page_paths() if console else {}),
         },

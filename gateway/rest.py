@@ -105,12 +105,12 @@ class RestApi:
 
     async def list_agents(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
-        live = await self._mesh.registry.agents()
+        live = await self._mesh.registry.agents(admitted.tenant)
         return json_response([_summary(agent) for agent in live], headers=admitted.headers)
 
     async def get_agent(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
-        agent = await live_agent(self._mesh.registry, request.path_params["agent"])
+        agent = await live_agent(self._mesh.registry, request.path_params["agent"], tenant=admitted.tenant)
         return json_response(AgentDetail(replicas=agent.replicas, card=agent.card), headers=admitted.headers)
 
     async def read_usage_history(self, request: Request) -> Response:

@@ -80,7 +80,7 @@ class SkillRoutes:
         try:
             reply: Message = await caller.call(agent_name, skill, message)
         except Exception as exc:
-            await self._explain_missing(exc, agent_name, skill)
+            await self._explain_missing(exc, agent_name, skill, admitted.tenant)
             raise
         await self._usage.record(admitted.tenant, spend=spend_of(reply))
         return json_response(SkillOutput(output=_output(reply), message=reply), headers=admitted.headers)
@@ -108,7 +108,7 @@ class SkillRoutes:
             first = await anext(events, None)
         except Exception as exc:
             await exits.aclose()
-            await self._explain_missing(exc, agent_name, skill)
+            await self._explain_missing(exc, agent_name, skill, admitted.tenant)
             raise
         reply = Reply(context_id=context_id, task_id=task_id)
         if "text/event-stream" not in request.headers.get("accept", ""):
@@ -151,7 +151,7 @@ class SkillRoutes:
         message_id = body.message_id or key
         if body.message_id is not None:
             check_message_id(body.message_id)
-        await live_agent(self._mesh.registry, agent_name, skill)
+        await live_agent(self._mesh.registry, agent_name, skill, tenant=admitted.tenant)
         # With the client's own message id the submit looks for an earlier one first;
         # without, the input gets a fresh id and is queued at once.
         submitted: object = _input_value(body)
@@ -236,10 +236,10 @@ class SkillRoutes:
         schema = known[1].get(skill)
         return schema is not None and schema.streaming
 
-    async def _explain_missing(self, exc: Exception, agent_name: str, skill: str) -> None:
-        """Turn "nobody answered" into 404 when the agent (or its skill) does not exist at all."""
+    async def _explain_missing(self, exc: Exception, agent_name: str, skill: str, tenant: str) -> None:
+        """Turn "nobody answered" into 404 when the agent (or its skill) does not exist for ``tenant``."""
         if isinstance(exc, NoResponders):
-            await live_agent(self._mesh.registry, agent_name, skill)
+            await live_agent(self._mesh.registry, agent_name, skill, tenant=tenant)
 
 
 def _wait(raw: str | None, limit: float) -> float | None:

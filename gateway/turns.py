@@ -170,7 +170,7 @@ class Conversations:
         Raises:
             Problem: 503, no replica of the agent is live to run it (as a call would answer).
         """
-        if await self._mesh.registry.get(conversation.agent) is None:
+        if await self._mesh.registry.get(conversation.agent, tenant) is None:
             # Queued, it would wait for a replica the client has no reason to expect.
             raise Problem(
                 503, "no-replica", "No live replica", f"no replica of {conversation.agent!r} is running"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from agents import Mesh
 from bus import EmbeddedNats
+from tests.openai_server import OpenAIServer
 from tests.processes import agent_process
 
 README = Path(__file__).parent.parent / "README.md"
@@ -40,3 +42,31 @@ async def test_the_readme_agent_joins_a_running_mesh_and_answers(
         assert live is not None
         assert [skill.id for skill in live.card.skills] == ["greet"]
         assert await mesh.caller("readme").call("greeter", "greet", "Ada", str) == "Hello, Ada!"
+
+
+async def test_the_readme_mcp_agent_calls_tools_directly_and_through_a_model(
+    nats_server: EmbeddedNats, mesh: Mesh, tmp_path: Path, model_endpoint: OpenAIServer
+) -> None:
+    (code,) = re.findall(r"```python file=toolsmith.py\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    (tmp_path / "toolsmith.py").write_text(code)
+    assert "hivewire agent run toolsmith.py:agent" in README.read_text()
+    servers = {
+        "math": {
+            "command": [sys.executable, "-m", "tests.mcp_server"],
+            "cache": ["add"],
+            "connect_timeout": 30,
+        }
+    }
+    env = {
+        "HIVEWIRE_MCP_SERVERS": json.dumps(servers),
+        "HIVEWIRE_LLM_BASE_URL": model_endpoint.url,
+        "HIVEWIRE_LLM_MODEL": "test-model",
+        "PYTHONPATH": str(README.parent),
+    }
+    async with agent_process(nats_server.url, f"{tmp_path / 'toolsmith.py'}:agent", **env):
+        caller = mesh.caller("readme", timeout=40)
+        assert await caller.call("toolsmith", "add", [2, 3], int) == 5
+        model_endpoint.call_tool("math__add", '{"a": 20, "b": 22}')
+        answer = await caller.call("toolsmith", "ask", "What is 20 + 22?", str)
+    assert answer.startswith("tool said: ")
+    assert '"total": 42' in answer

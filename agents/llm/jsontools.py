@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from agents.errors import StructuredOutputError
-from agents.llm.messages import ChatMessage, Completion, Tool, ToolCall, object_schema
+from agents.llm.messages import ChatMessage, Completion, Tool, ToolCall
 
 __all__ = ["as_text", "instruction", "read", "response_format"]
 
@@ -40,7 +40,7 @@ def response_format(tools: Sequence[Tool], tool_choice: str | None) -> dict[str,
     choices: list[dict[str, Any]] = []
     definitions: dict[str, Any] = {}
     for tool in _offered(tools, tool_choice):
-        parameters = dict(object_schema(tool.parameters))
+        parameters = dict(tool.json_schema())
         definitions.update(parameters.pop("$defs", {}))  # references point at the document's root
         choices.append(
             {

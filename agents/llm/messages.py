@@ -60,11 +60,18 @@ class Tool(msgspec.Struct, frozen=True, kw_only=True):
         name: what the model calls it (letters, digits, ``_`` and ``-``).
         description: when to use it; the model reads this.
         parameters: a msgspec type (usually a ``Struct``) its arguments decode to.
+        schema: the arguments' JSON schema when it is not made from ``parameters`` (a tool
+            described by someone else, such as an MCP server's; then ``parameters`` is a dict).
     """
 
     name: str
     description: str
     parameters: type[Any]
+    schema: dict[str, Any] | None = None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The arguments' JSON schema, an object at the root (shared: read it only)."""
+        return self.schema if self.schema is not None else object_schema(self.parameters)
 
     def to_openai(self) -> dict[str, Any]:
         """The ``tools`` entry of a chat-completions request."""
@@ -73,7 +80,7 @@ class Tool(msgspec.Struct, frozen=True, kw_only=True):
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": object_schema(self.parameters),
+                "parameters": self.json_schema(),
             },
         }
 

@@ -50,6 +50,8 @@ class FunctionTool(Generic[A, R]):
             reads (a file's content hash...); ``None`` for a tool whose results must not be
             cached (one with side effects, or one that reads a clock).
         render: the result as the model reads it; JSON by default.
+        schema: the arguments' JSON schema when ``parameters`` cannot say it (a tool described
+            by an MCP server: ``parameters`` is then ``dict[str, Any]`` and the server validates).
     """
 
     name: str
@@ -59,11 +61,14 @@ class FunctionTool(Generic[A, R]):
     run: Callable[[Context, A], Awaitable[R]]
     fingerprint: Callable[[Context, A], Awaitable[str]] | None = None
     render: Callable[[R], str] | None = None
+    schema: dict[str, Any] | None = None
 
     @property
     def declaration(self) -> Tool:
         """The tool as offered to the model."""
-        return Tool(name=self.name, description=self.description, parameters=self.parameters)
+        return Tool(
+            name=self.name, description=self.description, parameters=self.parameters, schema=self.schema
+        )
 
 
 @dataclass(frozen=True, slots=True)
