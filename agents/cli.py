@@ -200,7 +200,10 @@ def _list_dead_letters(args: argparse.Namespace) -> int:
             letter = item.letter
             task = letter.request.task_id if letter.request else "(malformed)"
             skill = f"{letter.agent}.{letter.request.skill}" if letter.request else letter.agent
-            print(f"{item.seq}  {letter.tenant}  {skill}  task {task}  after {letter.deliveries} deliveries")
+            replays = letter.request.replays if letter.request else 0
+            again = f" (replayed {replays} times before)" if replays else ""
+            tries = f"after {letter.deliveries} deliveries{again}"
+            print(f"{item.seq}  {letter.tenant}  {skill}  task {task}  {tries}")
             print(f"    {letter.reason}")
         return 0
 

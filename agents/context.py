@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
+from opentelemetry import metrics
 
 from agents.calls import Call, Caller, Outcome, read_reply
 from agents.events import ConversationEvents, chunk_event, status_event
@@ -47,6 +48,8 @@ class Context:
         task_history: a durable task's messages before this one: for a task that asked for more
             input (``raise InputRequired(...)``) and was continued, what the user and the skill said.
         tool_cache: the process's tool-result cache (a :class:`~agents.tools.Toolbox` uses it).
+        meter: an OpenTelemetry meter of the process's provider, for the agent's own metrics
+            (create instruments once per meter, not per request: see ``agents/desk/triage.py``).
         mcp: the agent's MCP tool servers: ``await ctx.mcp.call(server, tool, arguments)``, or
             ``await ctx.mcp.toolbox()`` for a model (see :mod:`agents.mcp`).
     """
@@ -71,6 +74,7 @@ class Context:
         mcp: McpClients | None = None,
         resource: object = None,
         task_history: tuple[Message, ...] = (),
+        meter: metrics.Meter | None = None,
     ) -> None:
         self.agent = agent
         self.skill = skill
@@ -82,6 +86,7 @@ class Context:
         self.history = history
         self.task_history = task_history
         self.tool_cache = tool_cache
+        self.meter = meter if meter is not None else metrics.NoOpMeter("hivewire.agents")
         self.mcp = McpCalls(mcp if mcp is not None else _NO_SERVERS, remaining=self.remaining)
         self._resource = resource
         self._caller = caller

@@ -3,8 +3,11 @@
 A dead letter is a message on ``hw.<tenant>.dlq.<agent>`` in the ``HW_DLQ``
 stream. It carries the original task request untouched, so a replay runs
 exactly what was submitted. Replaying republishes the task (with a fresh
-``Nats-Msg-Id``, so de-duplication does not swallow it), resets its record to
-``submitted`` and removes the dead letter.
+``Nats-Msg-Id``, so de-duplication does not swallow it, and its replay count
+one higher), resets its record to ``submitted`` and removes the dead letter.
+A replayed task that fails again is parked again, as a new dead letter: the
+letter's id counts replays, so the stream's de-duplication does not take it
+for the letter parked before.
 """
 
 from __future__ import annotations
@@ -54,8 +57,14 @@ class DeadLetters:
 
     async def park(self, letter: DeadLetter) -> None:
         """Store ``letter`` (acknowledged by JetStream before this returns)."""
-        task_id = letter.request.task_id if letter.request is not None else f"malformed-{time.time_ns()}"
-        envelope = Envelope(message_id=f"dlq-{task_id}-{letter.deliveries}", tenant=letter.tenant)
+        if letter.request is not None:
+            # Unique per failed run of the task: a replica that parks and dies before it acks
+            # parks the same letter again on redelivery, and that copy is dropped.
+            request = letter.request
+            message_id = f"dlq-{request.task_id}-{request.replays}-{letter.deliveries}"
+        else:
+            message_id = f"dlq-malformed-{time.time_ns()}"
+        envelope = Envelope(message_id=message_id, tenant=letter.tenant)
         await self._js.publish(
             subjects.dead_letter(letter.tenant, letter.agent),
             self._codec.encode(letter),

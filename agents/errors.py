@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bus.errors import ErrorCode, RemoteError
+
+if TYPE_CHECKING:
+    from bus.a2a import Message
 
 __all__ = [
     "AgentDefinitionError",
@@ -18,6 +23,7 @@ __all__ = [
     "ModelUnavailable",
     "StateConflict",
     "StructuredOutputError",
+    "SubmitUnconfirmed",
     "TaskNotFound",
     "TaskNotResumable",
     "ToolError",
@@ -106,6 +112,26 @@ class TaskNotFound(AgentError):
         self.tenant = tenant
         self.task_id = task_id
         super().__init__(f"no task {task_id!r} for tenant {tenant!r}")
+
+
+class SubmitUnconfirmed(AgentError):
+    """A task was submitted, but NATS did not confirm it was queued (it is away or recovering).
+
+    The task may still run: a publish waiting in the connection's buffer goes
+    out once the connection is back. ``task_id`` is its id either way, to look
+    it up later; submitting ``message`` again (the same message id) is safe,
+    as it is the same task and JetStream keeps one copy.
+    """
+
+    def __init__(self, tenant: str, task_id: str, message: Message, reason: str) -> None:
+        self.tenant = tenant
+        self.task_id = task_id
+        self.message = message
+        self.reason = reason
+        super().__init__(
+            f"task {task_id!r} of tenant {tenant!r} was not confirmed as queued ({reason}); "
+            "it may still run: look it up by its id, or submit the same message again"
+        )
 
 
 class InvalidPageToken(AgentError, ValueError):

@@ -21,7 +21,6 @@ from bus.a2a import (
 )
 from bus.client import Bus
 from bus.envelope import Envelope
-from bus.jetstream_fast import FastJetStream
 
 __all__ = ["ConversationEvents", "chunk_event", "status_event"]
 
@@ -57,7 +56,6 @@ class ConversationEvents:
 
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
-        self._js: FastJetStream | None = None
 
     async def publish(
         self,
@@ -72,22 +70,18 @@ class ConversationEvents:
 
         ``message_id``: an id the events stream de-duplicates on (within its
         window), for an event that may be published twice; fresh by default.
-        ``stored``: return only once the events stream has stored it (a turn's
-        end, after which its work is acked), instead of once it is sent.
-
-        Raises:
-            nats.errors.TimeoutError: with ``stored``, the stream did not confirm in time.
+        ``stored``: wait until the events stream has stored it (see
+        :meth:`Bus.publish_stored`): for an event that must survive a NATS
+        restart as it is sent, such as the end of a task.
         """
         envelope = (
             Envelope(tenant=tenant) if message_id is None else Envelope(tenant=tenant, message_id=message_id)
         )
         subject = subjects.conversation_events(tenant, context_id)
-        if not stored:
+        if stored:
+            await self._bus.publish_stored(subject, event, envelope=envelope)
+        else:
             await self._bus.publish(subject, event, envelope=envelope)
-            return
-        if self._js is None:
-            self._js = FastJetStream(self._bus.jetstream())
-        await self._js.publish(subject, self._bus.codec.encode(event), headers=envelope.to_headers())
 
     async def task_status(
         self, tenant: str, task: Task, *, message_id: str | None = None, stored: bool = False

@@ -4,26 +4,42 @@ Turns are kept in Redis (a list per conversation, with a TTL) and in a bounded
 in-process store written alongside, which answers while Redis is unreachable.
 Before a model call the history is trimmed to the newest turns that fit a
 token budget and a turn count.
+
+Turns made while Redis is unreachable are written through once it is back:
+they wait in a bounded buffer (``pending_max`` turns across conversations;
+beyond it the oldest are dropped, counted in ``hivewire.history.dropped`` and
+logged), which is written to Redis, in order, by a retry every
+``retry_interval`` seconds and before any later read or write of this
+process's history. What a process that dies during the outage had buffered is
+lost, as is what the bound dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import msgspec
+from opentelemetry import metrics
 
 from agents.llm.messages import ChatMessage, estimate_tokens
 from agents.redisstore import RedisStore
 from bus import subjects
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     import redis.asyncio
 
     from agents.settings import AgentSettings
 
 __all__ = ["ConversationHistory", "estimate_tokens", "trim"]
+
+log = logging.getLogger(__name__)
 
 
 def trim(turns: list[ChatMessage], *, max_turns: int, token_budget: int) -> list[ChatMessage]:
@@ -51,6 +67,9 @@ class ConversationHistory:
         max_turns: int,
         token_budget: int,
         local_conversations: int = 1000,
+        pending_max: int = 10_000,
+        retry_interval: float = 2.0,
+        meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         """Args:
         redis: where history lives (shared by every process and replica).
@@ -58,6 +77,8 @@ class ConversationHistory:
         max_turns: turns kept per conversation, and the default for :meth:`load`.
         token_budget: default token budget for :meth:`load`.
         local_conversations: conversations the in-process store keeps (least recent dropped).
+        pending_max: turns made during a Redis outage kept to write once it is back.
+        retry_interval: seconds between attempts to write them while Redis is away.
         """
         self._redis = redis
         self._ttl = ttl
@@ -67,31 +88,134 @@ class ConversationHistory:
         self._local_max = local_conversations
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(ChatMessage)
+        # Key -> encoded turns Redis has not got yet, the conversation that waited longest first.
+        self._pending: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._pending_turns = 0
+        self._pending_max = pending_max
+        self._retry_interval = retry_interval
+        self._writing = asyncio.Lock()
+        self._retrying: asyncio.Task[None] | None = None
+        self._dropped_since_flush = 0
+        meter = metrics.get_meter("hivewire.history", meter_provider=meter_provider)
+        self._dropped = meter.create_counter(
+            "hivewire.history.dropped",
+            unit="{turn}",
+            description="Turns made during a Redis outage and dropped before it was back (buffer full)",
+        )
 
     @classmethod
-    def from_settings(cls, redis: RedisStore, settings: AgentSettings) -> ConversationHistory:
+    def from_settings(
+        cls,
+        redis: RedisStore,
+        settings: AgentSettings,
+        *,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> ConversationHistory:
         """The history the process's settings describe (``HIVEWIRE_HISTORY_*``), kept in ``redis``."""
         return cls(
             redis,
             ttl=settings.history_ttl,
             max_turns=settings.history_max_turns,
             token_budget=settings.history_token_budget,
+            pending_max=settings.history_pending_max,
+            retry_interval=settings.redis_retry_interval,
+            meter_provider=meter_provider,
         )
 
+    @property
+    def pending(self) -> int:
+        """Turns made during a Redis outage that Redis has not got yet."""
+        return self._pending_turns
+
     async def append(self, tenant: str, context_id: str, *turns: ChatMessage) -> None:
-        """Add ``turns`` to the end of the conversation."""
+        """Add ``turns`` to the end of the conversation (in Redis once it is reachable)."""
         key = subjects.history_key(tenant, context_id)
         self._append_local(key, turns)
         encoded = [self._encoder.encode(turn) for turn in turns]
+        if self._pending or self._writing.locked():
+            # Turns are waiting for Redis: these go after them, in order.
+            self._buffer(key, encoded)
+            await self.flush()
+            return
+        if not await self._redis.run(self._push(key, encoded), False) and self._redis.configured:
+            self._buffer(key, encoded)
 
-        async def push(r: redis.asyncio.Redis) -> None:
+    async def flush(self) -> bool:
+        """Write the turns made during a Redis outage; True when none is left waiting."""
+        async with self._writing:
+            while self._pending:
+                key, encoded = self._pending.popitem(last=False)
+                self._pending_turns -= len(encoded)
+                if not await self._redis.run(self._push(key, encoded), False):
+                    # Still away: back at the head of the line, before any turn added meanwhile.
+                    self._pending[key] = encoded + self._pending.pop(key, [])
+                    self._pending.move_to_end(key, last=False)
+                    self._pending_turns += len(encoded)
+                    return False
+            if self._dropped_since_flush:
+                log.warning(
+                    "Redis is back; the conversation history of the outage is written, "
+                    "except %d turns dropped when the buffer was full",
+                    self._dropped_since_flush,
+                )
+                self._dropped_since_flush = 0
+            return True
+
+    async def close(self) -> None:
+        """Try once more to write what waits for Redis, then stop retrying."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
+            self._retrying = None
+        if self._pending:
+            await self.flush()
+        if self._pending:
+            log.warning("%d turns of conversation history never reached Redis", self._pending_turns)
+
+    def _push(self, key: str, encoded: list[bytes]) -> Callable[[redis.asyncio.Redis], Awaitable[bool]]:
+        async def push(r: redis.asyncio.Redis) -> bool:
             pipe = r.pipeline(transaction=True)
             pipe.rpush(key, *encoded)
             pipe.ltrim(key, -self.max_turns, -1)
             pipe.expire(key, max(1, int(self._ttl)))
             await pipe.execute()
+            return True
 
-        await self._redis.run(push, None)
+        return push
+
+    def _buffer(self, key: str, encoded: list[bytes]) -> None:
+        """Keep turns Redis could not take, to write once it is back (the oldest dropped past the bound)."""
+        waiting = self._pending.setdefault(key, [])
+        waiting.extend(encoded)
+        self._pending_turns += len(encoded)
+        if len(waiting) > self.max_turns:
+            # Redis keeps the newest max_turns of a conversation anyway.
+            self._pending_turns -= len(waiting) - self.max_turns
+            del waiting[: len(waiting) - self.max_turns]
+        while self._pending_turns > self._pending_max:
+            oldest = next(iter(self._pending))
+            turns = self._pending[oldest]
+            turns.pop(0)
+            if not turns:
+                del self._pending[oldest]
+            self._pending_turns -= 1
+            self._dropped.add(1)
+            if self._dropped_since_flush == 0:
+                log.warning(
+                    "Redis is still away and %d turns of history wait for it: dropping the oldest "
+                    "(HIVEWIRE_HISTORY_PENDING_MAX)",
+                    self._pending_max,
+                )
+            self._dropped_since_flush += 1
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._retry())
+
+    async def _retry(self) -> None:
+        """Write the waiting turns as soon as Redis takes them (tried every ``retry_interval``)."""
+        while self._pending:
+            await asyncio.sleep(self._retry_interval)
+            await self.flush()
 
     async def load(
         self,
@@ -103,11 +227,15 @@ class ConversationHistory:
     ) -> list[ChatMessage]:
         """The newest turns that fit the limits (the instance's defaults if not given), oldest first."""
         key = subjects.history_key(tenant, context_id)
+        if self._pending:
+            await self.flush()  # a read after an outage sees the turns made during it
 
         async def read(r: redis.asyncio.Redis) -> list[bytes | str]:
             return await r.lrange(key, 0, -1)
 
-        stored: list[bytes | str] | None = await self._redis.run(read, None)
+        stored: list[bytes | str] | None = None
+        if key not in self._pending:  # else Redis is still away for it: the local turns are newer
+            stored = await self._redis.run(read, None)
         turns = (
             [self._decoder.decode(item) for item in stored] if stored is not None else self._load_local(key)
         )
@@ -121,6 +249,8 @@ class ConversationHistory:
         """Forget the conversation."""
         key = subjects.history_key(tenant, context_id)
         self._local.pop(key, None)
+        waiting = self._pending.pop(key, [])
+        self._pending_turns -= len(waiting)
         await self._redis.run(lambda r: r.delete(key), None)
 
     def _append_local(self, key: str, turns: tuple[ChatMessage, ...]) -> None:

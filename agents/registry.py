@@ -4,6 +4,12 @@ Each replica writes ``<agent>.<instance>`` every heartbeat interval; the
 bucket's TTL removes the entry of a replica that stops beating (killed,
 partitioned, hung), and a replica that stops cleanly removes its own entry.
 Readers group the entries by agent: several replicas show as one agent.
+
+The bucket lives in memory, so a restarted NATS server has lost it: each
+replica beats again as soon as its connection is back (:meth:`Heartbeat.wake`),
+not a heartbeat interval later, and readers remember when they last saw each
+agent (:meth:`Registry.last_seen`), so a front door can tell an agent that is
+gone from one that has not announced itself again yet.
 """
 
 from __future__ import annotations
@@ -98,6 +104,8 @@ class Registry:
         self.ttl = ttl
         self._cache_ttl = cache_ttl
         self._cached: tuple[float, list[Instance]] | None = None
+        # Agent name -> when a read last found it live (monotonic), least recent first.
+        self._seen: dict[str, float] = {}
 
     async def announce(self, instance: Instance) -> None:
         """Write (or refresh) ``instance``'s entry."""
@@ -131,13 +139,32 @@ class Registry:
             # created with a longer TTL than this process's settings.
             if now - instance.beat_at <= self.ttl:
                 found.append(instance)
+        self._saw(found)
         return found
+
+    def last_seen(self, agent: str) -> float | None:
+        """When (``time.monotonic()``) a read of this registry last found ``agent`` live; ``None``: never
+        (or too long ago to be remembered)."""
+        return self._seen.get(agent)
+
+    def _saw(self, instances: list[Instance]) -> None:
+        now = time.monotonic()
+        for name in {i.agent for i in instances}:
+            self._seen.pop(name, None)
+            self._seen[name] = now
+        while len(self._seen) > _SEEN_REMEMBERED:
+            del self._seen[next(iter(self._seen))]
 
     async def _with_bucket(self, operation: Callable[[KeyValue], Awaitable[T]]) -> T:
         try:
             return await operation(self._kv)
-        except (nats.js.errors.NotFoundError, nats.errors.NoRespondersError):
-            # The bucket's stream is gone (a restarted NATS loses memory streams).
+        except (
+            nats.js.errors.NotFoundError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,
+        ):
+            # The bucket's stream is gone (a restarted NATS loses memory streams): a read finds
+            # no stream, a write finds nobody to store it.
             if self._recreate is None:
                 raise
             log.warning("the registry bucket is gone (NATS restarted?); creating it again")
@@ -159,6 +186,14 @@ class Registry:
         group = await self.instances(agent)
         live = _live(agent, group) if group else None
         return live if live is None or tenant is None or live.serves(tenant) else None
+
+
+# Agents whose last sighting a registry reader remembers (the least recently seen are forgotten).
+_SEEN_REMEMBERED = 10_000
+
+# The first retry of a beat that failed right after a reconnect (doubling up to the interval):
+# the server's JetStream may still be loading its streams.
+_FIRST_RETRY = 0.05
 
 
 def _live(name: str, group: list[Instance]) -> LiveAgent:
@@ -205,11 +240,17 @@ class Heartbeat:
             tenants=tenants,
         )
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
 
     async def start(self) -> None:
         """Announce now (so the agent is listed when this returns), then keep beating."""
         await self._beat()
         self._task = asyncio.create_task(self._run(), name=f"heartbeat {self._template.agent}")
+
+    def wake(self) -> None:
+        """Beat now rather than at the next interval, retrying quickly until a beat gets through
+        (call it when the connection comes back: a restarted server lost the registry)."""
+        self._woken.set()
 
     async def stop(self) -> None:
         """Stop beating and remove the entry."""
@@ -226,10 +267,26 @@ class Heartbeat:
         await self._registry.announce(instance)
 
     async def _run(self) -> None:
+        delay = self._interval
+        failed = 0
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._woken.wait()
+            woken = self._woken.is_set()
+            self._woken.clear()
             try:
                 await self._beat()
             except (nats.errors.Error, OSError) as exc:
                 # A missed beat while NATS is unreachable; the next one catches up.
-                log.warning("heartbeat of %s failed: %s", self._template.agent, exc)
+                if failed == 0:
+                    log.warning("heartbeat of %s failed: %s", self._template.agent, exc)
+                failed += 1
+                if woken or delay < self._interval:
+                    # Back after a reconnect: try again soon, not an interval later.
+                    delay = min(self._interval, _FIRST_RETRY * 2 ** min(failed, 16))
+                continue
+            if failed:
+                log.info("heartbeat of %s resumed after %d missed beats", self._template.agent, failed)
+            failed = 0
+            delay = self._interval

@@ -61,7 +61,7 @@ class Resources:
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
         )
-        history = ConversationHistory.from_settings(redis, settings)
+        history = ConversationHistory.from_settings(redis, settings, meter_provider=meter_provider)
         tool_cache = ToolCache(
             redis,
             ttl=settings.tool_cache_ttl,
@@ -80,6 +80,7 @@ class Resources:
         )
 
     async def close(self) -> None:
-        """Close the HTTP and Redis connection pools."""
+        """Write what history waits for Redis (one last try); close the HTTP and Redis connection pools."""
+        await self.history.close()
         await self.llm.close()
         await self.redis.close()

@@ -31,6 +31,7 @@ from agents.events import ConversationEvents, chunk_event
 from agents.infrastructure import Infrastructure, ensure, registry_bucket
 from agents.llm.turn import resolve_models
 from agents.mcp import McpClients, merge_servers
+from agents.metrics import AgentMetrics
 from agents.payloads import from_message, to_message
 from agents.registry import Heartbeat, Load, Registry
 from agents.resources import Resources
@@ -40,7 +41,7 @@ from agents.tasks import TaskRecords, TaskRequest, Tasks
 from agents.turns import TRACE_KEY
 from agents.usage import USAGE_KEY
 from agents.worker import TaskWorker
-from bus import subjects
+from bus import logs, subjects
 from bus.a2a import Message, Part, Role, StreamResponse, new_id
 from bus.client import Bus
 from bus.envelope import Envelope
@@ -86,6 +87,10 @@ class AgentRuntime:
         self._worker: TaskWorker | None = None
         self._turns: TaskWorker | None = None
         self._heartbeat: Heartbeat | None = None
+        self._unlisten: Callable[[], None] | None = None
+        self._metrics: AgentMetrics | None = None
+        # For the agent's own instruments (ctx.meter): the process's meter provider, as the bus's.
+        self._meter = bus.telemetry.meter_provider.get_meter("hivewire.agents")
         self._lifespan: contextlib.AbstractAsyncContextManager[Any] | None = None
         self._resource: object = None
         self._owns_resources = resources is None
@@ -144,6 +149,16 @@ class AgentRuntime:
             for turns in (False, True)
         )
         await asyncio.gather(self._worker.start(), self._turns.start())
+        if self._bus.telemetry.metering:
+            worker = self._worker
+            self._metrics = AgentMetrics(
+                self.agent.name,
+                self._bus,
+                self._bus.telemetry.meter_provider,
+                dead_lettered=lambda: worker.stats.dead_lettered,
+                redis=self.resources.redis,
+            )
+            self._metrics.start()
         self._heartbeat = Heartbeat(
             Registry(
                 infra.registry,
@@ -159,13 +174,21 @@ class AgentRuntime:
             tenants=self.agent.tenants,
         )
         await self._heartbeat.start()
+        # A restarted server lost the registry (it lives in memory): announce again at once.
+        self._unlisten = self._bus.on_reconnected(self._heartbeat.wake)
         log.info("agent %s (%s) joined the mesh", self.agent.name, self.instance)
 
     async def stop(self, *, grace: float | None = None) -> None:
         """Drain: take no new work, give work in flight ``grace`` seconds, release the rest."""
         wait = self._settings.drain_grace if grace is None else grace
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._heartbeat is not None:
             await self._heartbeat.stop()
+        if self._metrics is not None:
+            metrics, self._metrics = self._metrics, None
+            await metrics.stop()
         services, self._services = self._services, []
         workers = [worker for worker in (self._worker, self._turns) if worker is not None]
         self._worker = self._turns = None
@@ -304,6 +327,7 @@ class AgentRuntime:
         assert self._infra is not None
         assert self._tasks is not None
         context_id = message.context_id or new_id()
+        logs.bind(tenant=tenant, conversation_id=context_id, task_id=task_id)
         return Context(
             agent=self.agent.name,
             skill=skill.id,
@@ -328,6 +352,7 @@ class AgentRuntime:
             tool_cache=self.resources.tool_cache,
             mcp=self.mcp,
             resource=self._resource,
+            meter=self._meter,
         )
 
     @staticmethod

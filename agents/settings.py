@@ -95,6 +95,11 @@ class AgentSettings(NatsSettings):
     )
     history_max_turns: int = Field(default=50, ge=1, description="Turns kept per conversation.")
     history_token_budget: int = Field(default=3000, ge=1, description="Tokens of history sent to a model.")
+    history_pending_max: int = Field(
+        default=10_000,
+        ge=0,
+        description="Turns made during a Redis outage kept (across conversations) to write once it is back.",
+    )
 
     mcp_servers: dict[Annotated[str, StringConstraints(pattern=SERVER_NAME)], McpServerOptions] = Field(
         default_factory=dict,

@@ -1,8 +1,11 @@
 """Durable tasks: submission, status, cancellation, and continuing a task that waits for input.
 
-A task is submitted to the ``HW_TASKS`` work-queue stream with the A2A
-``messageId`` as its ``Nats-Msg-Id``, so JetStream drops a resubmission within
-the de-duplication window; the task id is derived from the same message id.
+A task's id is derived from the tenant, the agent and the A2A ``messageId``
+(:func:`task_id_for`), and it is submitted to the ``HW_TASKS`` work-queue
+stream with a ``Nats-Msg-Id`` made of the task id and the message id
+(:func:`dedup_id`), so JetStream drops a resubmission within the
+de-duplication window while another tenant's message of the same id, or the
+same id sent to another agent, is a task of its own.
 Each task's record (an A2A ``Task``) lives in the ``hw_tasks`` bucket, written
 first by the replica that runs it: until then the queued message itself (its
 subject holds the task id) is the task, as submitted. Every change of state is
@@ -18,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from agents.errors import TaskNotFound, TaskNotResumable
+from agents.errors import SubmitUnconfirmed, TaskNotFound, TaskNotResumable
 from agents.events import ConversationEvents
 from agents.listing import DEFAULT_PAGE_SIZE, TaskListing, TaskPage, TaskQuery
 from agents.payloads import to_message
@@ -29,8 +32,9 @@ from bus.client import Bus
 from bus.direct import DirectGets
 from bus.envelope import Envelope
 from bus.jetstream_fast import FastJetStream, PubAck
+from bus.outage import OUTAGES
 
-__all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "finish", "task_id_for"]
+__all__ = ["TaskCancel", "TaskRecords", "TaskRequest", "Tasks", "dedup_id", "finish", "task_id_for"]
 
 
 class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -49,6 +53,8 @@ class TaskRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     revision: int = 0
     # The task as it stood when ``message`` continued it (it was waiting for input); None: a new task.
     prior: Task | None = None
+    # How often the task was replayed from the dead letters (each replay may park it again).
+    replays: int = 0
 
     def submitted(self) -> Task:
         """The record of this task as submitted (a continued one: with its earlier messages)."""
@@ -76,9 +82,22 @@ class TaskCancel(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     reason: str = ""
 
 
-def task_id_for(agent: str, message_id: str) -> str:
-    """The task id of a message submitted to ``agent``: the same message, the same task."""
-    return hashlib.sha256(f"{agent}\x00{message_id}".encode()).hexdigest()[:32]
+def task_id_for(tenant: str, agent: str, message_id: str) -> str:
+    """The task id of ``tenant``'s message submitted to ``agent``: the same message, the same task.
+
+    Scoped by tenant and agent: message ids are the clients' own (an
+    ``Idempotency-Key``), and two tenants may well pick the same one.
+    """
+    return hashlib.sha256(f"{tenant}\x00{agent}\x00{message_id}".encode()).hexdigest()[:32]
+
+
+def dedup_id(task_id: str, message_id: str) -> str:
+    """The ``Nats-Msg-Id`` of ``message_id`` queued for task ``task_id`` (new, or continued by it).
+
+    JetStream de-duplicates across the whole stream: the task id in it keeps
+    one tenant's (or agent's) message ids from swallowing another's.
+    """
+    return f"{task_id}:{message_id}"
 
 
 class Tasks:
@@ -112,16 +131,28 @@ class Tasks:
 
         Submitting a ``Message`` whose ``messageId`` was submitted before returns
         the existing task and runs nothing again.
+
+        Raises:
+            SubmitUnconfirmed: NATS is away or recovering, so the task may or may not
+                be queued; it carries the task's id, and the message to submit again.
         """
         message = to_message(input, role=Role.USER, context_id=context_id or new_id())
         request = TaskRequest(
-            task_id=task_id_for(agent, message.message_id),
+            task_id=task_id_for(tenant, agent, message.message_id),
             agent=agent,
             skill=skill,
             message=message,
             metadata=metadata,
         )
-        if isinstance(input, Message):
+        try:
+            return await self._submit(tenant, request, looked_up=isinstance(input, Message))
+        except OUTAGES as exc:
+            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise SubmitUnconfirmed(tenant, request.task_id, message, reason) from exc
+
+    async def _submit(self, tenant: str, request: TaskRequest, *, looked_up: bool) -> Task:
+        message = request.message
+        if looked_up:
             # A message the caller made may have been submitted before, longer ago
             # than JetStream's de-duplication window remembers: the task as it stands.
             # (Any other input gets a fresh message id, so it cannot be a resubmission.)
@@ -132,17 +163,24 @@ class Tasks:
         # Announced before it is queued, so a client sees "submitted" before any
         # outcome; under an id of its own, so the events stream keeps it once.
         await self._events.task_status(tenant, task, message_id=f"{request.task_id}.submitted")
-        if (await self._publish(tenant, request, msg_id=message.message_id)).duplicate:
+        ack = await self._publish(tenant, request, msg_id=dedup_id(request.task_id, message.message_id))
+        if ack.duplicate:
             return await self._current(tenant, request.task_id) or task
         return task
 
     async def resubmit(self, tenant: str, request: TaskRequest, *, msg_id: str) -> Task:
-        """Run ``request`` again (a dead-letter replay): reset its record and requeue it."""
+        """Run ``request`` again (a dead-letter replay): reset its record and requeue it.
+
+        The request is queued with its replay count one higher, so that a replay
+        that fails again is parked again (see :meth:`DeadLetters.park`).
+        """
+        request = msgspec.structs.replace(request, replays=request.replays + 1)
         found = await self._records.get(tenant, request.task_id)
         task = request.submitted()
         if found is not None:
             merged = {**(found[0].metadata or {}), **(task.metadata or {})}
             task = msgspec.structs.replace(task, metadata=merged)
+        task = msgspec.structs.replace(task, metadata={**(task.metadata or {}), "replays": request.replays})
         revision = await self._records.replace(tenant, task, None)
         assert revision is not None
         await self._events.task_status(tenant, task)
@@ -218,7 +256,7 @@ class Tasks:
                         prior=prior,
                         revision=revision,
                     )
-                    await self._publish(tenant, request, msg_id=message.message_id)
+                    await self._publish(tenant, request, msg_id=dedup_id(task_id, message.message_id))
                 return task
             if state.terminal:
                 raise TaskNotResumable(task_id, state.value, f"it ended ({state.value})")
@@ -231,7 +269,9 @@ class Tasks:
                 break
         await self._events.task_status(tenant, continued)
         await self._publish(
-            tenant, msgspec.structs.replace(request, revision=new_revision), msg_id=message.message_id
+            tenant,
+            msgspec.structs.replace(request, revision=new_revision),
+            msg_id=dedup_id(task_id, message.message_id),
         )
         return continued
 
@@ -286,7 +326,7 @@ class Tasks:
         return canceled
 
     async def _publish(self, tenant: str, request: TaskRequest, *, msg_id: str) -> PubAck:
-        # The message id becomes Nats-Msg-Id: JetStream drops a copy within its window.
+        # ``msg_id`` becomes Nats-Msg-Id: JetStream drops a copy within its window.
         headers = Envelope(message_id=msg_id, tenant=tenant).to_headers()
         return await self._js.publish(
             subjects.task(tenant, request.agent, request.task_id),

@@ -7,12 +7,19 @@ once ``task_ack_wait`` passes without a progress beat. A handler failure is
 retried with exponential delays; at the ``task_max_deliveries``-th failed
 delivery the task is parked in the dead-letter stream with the reason.
 
+If NATS goes away while a task's outcome is being recorded, the worker waits
+for the connection to come back and then looks at the record: the write may
+have gone out after all (from the connection's buffer, once reconnected), in
+which case the outcome is announced as if it had been confirmed; if not, it is
+written again. Only when that keeps failing with NATS back is the task left
+unacked, logged once, for JetStream to redeliver after the ack wait.
+
 The same worker runs an agent's streamed conversation turns (``turns=True``,
 see :mod:`agents.turns`) from a consumer of their own, with three differences:
 a turn that fails ends at once (failed, with the error; it is not retried nor
 dead-lettered, since its chunks went out already), a redelivered turn starts
-with a restart marker, and its terminal status is stored in the event log
-before the turn is acked.
+with a restart marker, and a completed turn is queued for a gateway to record
+before its end is announced.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
@@ -44,11 +52,14 @@ from bus.consumer import PullConsumer
 from bus.deadlines import Deadlines
 from bus.envelope import Envelope
 from bus.errors import ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
+from bus.outage import OUTAGES
 from bus.service import Request, Service
 
 __all__ = ["TaskWorker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Claims a task's record (as read, at its revision) for this replica.
 _Claim = Callable[[Task, int], Coroutine[Any, Any, tuple[Task | None, int]]]
@@ -69,6 +80,8 @@ class WorkerStats:
     released: int = 0
     interrupted: int = 0
     in_flight: int = 0
+    # Tasks whose outcome could not be recorded because NATS was unreachable (left for redelivery).
+    unrecorded: int = 0
 
 
 class _Why:
@@ -184,6 +197,10 @@ class TaskWorker:
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # _process handles outages; anything else is a bug, reported here once rather than
+            # by asyncio as "Task exception was never retrieved". The task is not acked: it is redelivered.
+            log.error("processing a task failed; it will be redelivered", exc_info=exc)
         self._active.discard(task)
         if task in self._recording:
             self._recording.discard(task)
@@ -239,6 +256,16 @@ class TaskWorker:
                 queue=subjects.turn_consumer(self.agent),
             ):
                 await self._run(msg, tenant, request, deliveries, sequence, envelope)
+        except OUTAGES as exc:
+            self.stats.unrecorded += 1
+            log.warning(
+                "task %s (delivery %d) could not be recorded (or announced): NATS was unreachable (%s: %s); "
+                "left unacked, it is delivered again once NATS is back and the ack wait has passed",
+                request.task_id,
+                deliveries,
+                type(exc).__name__,
+                exc,
+            )
         finally:
             self.stats.in_flight -= 1
 
@@ -282,7 +309,28 @@ class TaskWorker:
         current = asyncio.current_task()
         assert current is not None
         self._running[request.task_id] = (current, why)
+        # Beating until the outcome is recorded: a write that waits out an outage is not
+        # redelivered to another replica meanwhile.
         beat = _ProgressBeat(msg, self._ack_wait / 3, self._timers)
+        try:
+            await self._attempt_and_record(
+                msg, tenant, request, deliveries, task, revision, late, why, envelope
+            )
+        finally:
+            beat.stop()
+
+    async def _attempt_and_record(
+        self,
+        msg: Msg,
+        tenant: str,
+        request: TaskRequest,
+        deliveries: int,
+        task: Task,
+        revision: int,
+        late: _LateClaim | None,
+        why: list[str],
+        envelope: Envelope,
+    ) -> None:
         try:
             reply = await self._invoke(tenant, request, envelope)
         except asyncio.CancelledError:
@@ -312,7 +360,6 @@ class TaskWorker:
                 await self._failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
-            beat.stop()
             self._running.pop(request.task_id, None)
         self._free_slot()
         if late is not None:
@@ -389,21 +436,101 @@ class TaskWorker:
         usage = (reply.metadata or {}).get(USAGE_KEY)
         if usage is not None:
             done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
-        while True:
-            if await self._records.replace(tenant, done, revision) is not None:
-                self.stats.completed += 1
-                await self._announce_end(tenant, done)
-                break
-            found = await self._records.get(tenant, task.id)
-            if found is None or found[0].status.state.terminal:
-                # Someone else ended it meanwhile (canceled, or a slower duplicate
-                # delivery completed first): theirs is the recorded outcome.
-                self.stats.skipped += 1
-                break
-            # Still running by the record (a retry's note, or another replica's claim
-            # after a stall): this attempt finished, so its outcome is the one recorded.
-            revision = found[1]
+        if await self._record(tenant, done, revision):
+            self.stats.completed += 1
+            await self._announce(tenant, done)
+        else:
+            # Someone else ended it meanwhile (canceled, or a slower duplicate
+            # delivery completed first): theirs is the recorded outcome.
+            self.stats.skipped += 1
         await msg.ack()
+
+    async def _record(self, tenant: str, outcome: Task, revision: int, *, over_running: bool = True) -> bool:
+        """Write the task's ``outcome`` over its record at ``revision``; True if it is the recorded one.
+
+        A record still running by then (a retry's note, or another replica's claim
+        after a stall) is written over too, unless ``over_running`` is false: this
+        attempt finished, so its outcome is the one recorded. A record already
+        ended is someone else's outcome (False). An outage is waited out, and the
+        record then tells whether the write went out after all.
+
+        Raises:
+            Exception: one of :data:`~bus.outage.OUTAGES`, when writes still fail
+                with NATS back (after ``_RECORD_ATTEMPTS``).
+        """
+
+        async def attempt() -> tuple[Task, int] | None:
+            if await self._records.replace(tenant, outcome, revision) is not None:
+                return outcome, 0
+            return await self._records.get(tenant, outcome.id)
+
+        while True:
+            found = await self._through_outages(attempt, outcome.id, "its outcome is recorded")
+            if found is not None and found[0] is outcome:
+                return True
+            if found is None:
+                return False
+            if _same_outcome(found[0], outcome):
+                return True  # an earlier write whose confirmation the outage swallowed
+            if found[0].status.state.terminal or not over_running:
+                return False
+            revision = found[1]
+
+    async def _announce(self, tenant: str, outcome: Task) -> None:
+        """Publish the task's outcome where its conversation's clients follow it, stored by the
+        events stream before the task is acked: an end announced into a restarting server is sent again.
+
+        A completed turn is queued for a gateway to record first, so whoever sees its end can
+        wait for the record (:meth:`Turns.recorded`); a turn's end has an id of its own, so a
+        redelivered turn that had ended announces it again, kept once (see :meth:`_end_again`).
+        """
+        if self._ended is not None and outcome.status.state is TaskState.COMPLETED:
+            ended = self._ended
+
+            async def queue() -> None:
+                await ended.ended(tenant, outcome)
+
+            await self._through_outages(queue, outcome.id, "its end is queued for recording")
+        # The same id on each attempt: the stream keeps one copy.
+        message_id = end_message_id(outcome.id) if self._turns else new_id()
+
+        async def attempt() -> None:
+            await self._events.task_status(tenant, outcome, message_id=message_id, stored=True)
+
+        try:
+            await self._through_outages(attempt, outcome.id, "its outcome is announced")
+        except nats.js.errors.APIError as exc:
+            # The stream refused it (or a subscriber answered in its place): the record has the
+            # outcome, and the event still goes out, unconfirmed.
+            log.error("task %s: the events stream did not store its outcome: %s", outcome.id, exc)
+            await self._events.task_status(tenant, outcome, message_id=message_id)
+
+    async def _through_outages(self, attempt: Callable[[], Awaitable[T]], task_id: str, doing: str) -> T:
+        """``attempt()``, again once NATS is back when an outage stops it (logged once).
+
+        Raises:
+            Exception: one of :data:`~bus.outage.OUTAGES`, when it still fails with NATS back
+                (after ``_RECORD_ATTEMPTS``).
+        """
+        failures = 0
+        while True:
+            try:
+                return await attempt()
+            except OUTAGES as exc:
+                failures += 1
+                if failures >= _RECORD_ATTEMPTS:
+                    raise
+                if failures == 1:
+                    log.warning(
+                        "task %s: NATS is unreachable while %s (%s: %s); trying again once it is back",
+                        task_id,
+                        doing,
+                        type(exc).__name__,
+                        exc,
+                    )
+            # Nothing can be recorded (or redelivered) while the connection is down.
+            await self._bus.until_connected()
+            await asyncio.sleep(min(1.0, 0.05 * 2**failures))
 
     async def _interrupted(
         self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired
@@ -413,51 +540,30 @@ class TaskWorker:
         state = TaskState.AUTH_REQUIRED if ask.auth else TaskState.INPUT_REQUIRED
         waiting = finish(task, state, question)
         waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
-        while True:
-            if await self._records.replace(tenant, waiting, revision) is not None:
-                self.stats.interrupted += 1
-                await self._events.task_status(tenant, waiting)
-                break
-            found = await self._records.get(tenant, task.id)
-            if found is None or found[0].status.state.terminal:
-                self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-                break
-            revision = found[1]
+        if await self._record(tenant, waiting, revision):
+            self.stats.interrupted += 1
+            await self._announce(tenant, waiting)
+        else:
+            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
         await msg.ack()
 
     async def _turn_failed(self, msg: Msg, tenant: str, task: Task, revision: int, exc: Exception) -> None:
         """A turn's skill failed: the turn ends failed, with the error (see :func:`failure_note`)."""
         log.warning("turn %s failed: %s: %s", task.id, type(exc).__name__, exc)
         failed = finish(task, TaskState.FAILED, failure_note(task, exc))
-        while True:
-            if await self._records.replace(tenant, failed, revision) is not None:
-                self.stats.failed += 1
-                await self._announce_end(tenant, failed)
-                break
-            found = await self._records.get(tenant, task.id)
-            if found is None or found[0].status.state.terminal:
-                self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-                break
-            revision = found[1]
-        await msg.ack()
-
-    async def _announce_end(self, tenant: str, task: Task) -> None:
-        """Publish the end of ``task``; a turn's is stored in the event log before the turn is acked,
-        and a completed one queued for a gateway to record first (so whoever sees the end can wait
-        for the record: :meth:`Turns.recorded`)."""
-        if self._ended is not None:
-            if task.status.state is TaskState.COMPLETED:
-                await self._ended.ended(tenant, task)
-            await self._events.task_status(tenant, task, message_id=end_message_id(task.id), stored=True)
+        if await self._record(tenant, failed, revision):
+            self.stats.failed += 1
+            await self._announce(tenant, failed)
         else:
-            await self._events.task_status(tenant, task)
+            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
+        await msg.ack()
 
     async def _end_again(self, tenant: str, turn_id: str) -> None:
         """A turn that ended is delivered again: its replica may have died before its end was
         stored, so store it (the events stream keeps one copy within its window)."""
         found = await self._records.get(tenant, turn_id)
         if found is not None and found[0].status.state.terminal:
-            await self._announce_end(tenant, found[0])
+            await self._announce(tenant, found[0])
 
     async def _failed(
         self,
@@ -509,8 +615,8 @@ class TaskWorker:
             f"failed after {deliveries} deliveries: {reason}", context_id=task.context_id, task_id=task.id
         )
         failed = finish(task, TaskState.FAILED, note)
-        if await self._records.replace(tenant, failed, revision) is not None:
-            await self._events.task_status(tenant, failed)
+        if await self._record(tenant, failed, revision, over_running=False):
+            await self._announce(tenant, failed)
         await msg.ack()
 
     async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:
@@ -556,6 +662,21 @@ _RECORDING_PER_SLOT = 4
 # Task ids of cancellations this worker remembers (a cancellation is rare; a task
 # canceled long before it is fetched is claimed with a read instead).
 _CANCELS_REMEMBERED = 10_000
+
+
+# Attempts at recording an outcome that fail with NATS back before the task is left for redelivery.
+_RECORD_ATTEMPTS = 8
+
+
+def _same_outcome(recorded: Task, outcome: Task) -> bool:
+    """Whether ``recorded`` is ``outcome`` as written (its status message is unique to this write)."""
+    mine, theirs = outcome.status, recorded.status
+    return (
+        mine.state is theirs.state
+        and mine.message is not None
+        and theirs.message is not None
+        and mine.message.message_id == theirs.message.message_id
+    )
 
 
 def _delivery(msg: Msg) -> tuple[int, int]:

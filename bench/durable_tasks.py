@@ -66,7 +66,7 @@ def raw_payload(codec: Codec, n: int) -> bytes:
     """What a Hivewire submit puts on the tasks stream, so both carry the same bytes."""
     message = to_message(n, role=Role.USER, context_id=new_id())
     request = TaskRequest(
-        task_id=task_id_for(AGENT, message.message_id), agent=AGENT, skill=SKILL, message=message
+        task_id=task_id_for("bench", AGENT, message.message_id), agent=AGENT, skill=SKILL, message=message
     )
     return codec.encode(request)
 

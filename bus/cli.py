@@ -9,7 +9,7 @@ that takes the parsed arguments and returns the exit code.
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +17,8 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from bus.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 
 __all__ = ["main", "nats_command"]
 
@@ -33,16 +35,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"hivewire {version('hivewire')}")
     parser.add_argument(
         "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="default INFO",
+        type=str.upper,
+        default=os.environ.get("HIVEWIRE_LOG_LEVEL", "INFO").upper(),
+        choices=LOG_LEVELS,
+        help="default INFO (HIVEWIRE_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        default=os.environ.get("HIVEWIRE_LOG_FORMAT", "text").lower(),
+        choices=LOG_FORMATS,
+        help="text (default) or json: one object per line with trace, span, tenant, conversation and "
+        "task ids (HIVEWIRE_LOG_FORMAT)",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
         register: Register = entry_point.load()
         register(commands)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level not in LOG_LEVELS or args.log_format not in LOG_FORMATS:  # a bad variable's default
+        parser.error(f"HIVEWIRE_LOG_LEVEL/_FORMAT: {args.log_level!r}/{args.log_format!r} is not valid")
+    configure_logging(args.log_level, args.log_format)
     run: Callable[[argparse.Namespace], int] = args.run
     return run(args)
 

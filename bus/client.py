@@ -28,10 +28,12 @@ from bus.errors import (
     BusClosed,
     ConnectError,
     Disconnected,
+    NotConnected,
     PayloadTooLarge,
     RequestTimeout,
 )
 from bus.frames import read_reply
+from bus.jetstream_fast import FastJetStream
 from bus.replies import Replies
 from bus.service import Request, Service
 from bus.settings import NatsSettings
@@ -64,6 +66,10 @@ class Bus:
         self._streams: dict[int, ReplyStream[Any]] = {}
         self._services: set[Service[Any]] = set()
         self._replies = Replies(nc)
+        self._on_reconnected: list[Callable[[], None]] = []
+        self._stored: FastJetStream | None = None
+        self._disconnected_at: float | None = None
+        self._reconnected_at: float | None = None
 
     @classmethod
     async def connect(
@@ -98,10 +104,14 @@ class Bus:
 
         async def on_disconnected() -> None:
             if not (nc.is_closed or nc.is_draining):
+                bus._disconnected_at = time.monotonic()
                 log.warning("disconnected from NATS; reconnecting")
 
         async def on_reconnected() -> None:
+            bus._reconnected_at = time.monotonic()
             log.info("reconnected to NATS at %s", bus.connected_url)
+            for listener in list(bus._on_reconnected):
+                listener()
 
         # nats-py retries the first connection as often as later reconnections
         # (forever by default, even when the credentials are refused), so the
@@ -162,6 +172,54 @@ class Bus:
         return self._nc.is_connected
 
     @property
+    def disconnected_at(self) -> float | None:
+        """When (``time.monotonic()``) the connection was last lost; ``None`` if it never was."""
+        return self._disconnected_at
+
+    def recovering(self, within: float) -> bool:
+        """True while the connection is down, and for ``within`` seconds after it came back.
+
+        A restarted server has lost what it kept in memory (the registry): for a
+        while after a reconnect the mesh is still announcing itself again.
+        """
+        if self._disconnected_at is None:
+            return False
+        if not self._nc.is_connected:
+            return True
+        back = self._reconnected_at
+        return back is not None and back >= self._disconnected_at and time.monotonic() - back < within
+
+    def on_reconnected(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` each time the connection comes back after a loss; return its remover.
+
+        It runs in the event loop and must not block (start a task for any I/O):
+        the place to announce again what a restarted server may have lost.
+        """
+        self._on_reconnected.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._on_reconnected.remove(listener)
+
+        return remove
+
+    async def until_connected(self) -> None:
+        """Return once the connection is up: at once, or when it comes back (it may never, if closed)."""
+        if self._nc.is_connected:
+            return
+        back: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not back.done():
+                back.set_result(None)
+
+        remove = self.on_reconnected(wake)
+        try:
+            await back
+        finally:
+            remove()
+
+    @property
     def max_payload(self) -> int:
         """The largest payload the connected server accepts, in bytes."""
         return self._nc.max_payload
@@ -174,7 +232,7 @@ class Bus:
 
     def jetstream(self) -> JetStreamContext:
         """The JetStream context of this connection, for the durable parts of the mesh."""
-        return self._nc.jetstream()
+        return self._nc.jetstream(timeout=self._settings.nats_jetstream_timeout)
 
     async def close(self) -> None:
         """Stop serving, let in-flight handlers finish, flush what is buffered and disconnect."""
@@ -207,6 +265,32 @@ class Bus:
             "publish", subject, headers, message_id=env.message_id, size=len(data)
         ):
             await self._send(subject, data, headers)
+
+    async def publish_stored(
+        self, subject: str, payload: object, *, envelope: Envelope | None = None
+    ) -> None:
+        """Send ``payload`` as :meth:`publish` does, and wait until the stream that keeps ``subject``
+        has stored it (JetStream's acknowledgement).
+
+        For a message that must not be lost when the server restarts as it is
+        sent, where a plain publish can vanish with the connection. The
+        envelope's message id is the ``Nats-Msg-Id``: sending again after a
+        failure stores it once (within the stream's de-duplication window).
+
+        Raises:
+            PayloadTooLarge: the encoded payload exceeds the server's limit.
+            nats.errors.TimeoutError: no acknowledgement within the JetStream timeout.
+            nats.js.errors.NoStreamResponseError: no stream keeps ``subject`` (or none answers yet).
+        """
+        env = envelope if envelope is not None else Envelope()
+        data = self._encode(payload)
+        headers = env.to_headers()
+        if self._stored is None:
+            self._stored = FastJetStream(self.jetstream())
+        with self._telemetry.send_span(
+            "publish", subject, headers, message_id=env.message_id, size=len(data)
+        ):
+            await self._stored.publish(subject, data, headers=headers)
 
     async def listen(self, subject: str, on_message: Callable[[Msg], None]) -> Listening:
         """Hand each message on ``subject`` to ``on_message`` as it arrives, until closed.
@@ -297,6 +381,8 @@ class Bus:
         except nats.errors.Error as exc:
             raise self._sending_error(exc, subject, data) from None
         if msg is None:
+            if not self._nc.is_connected:
+                raise NotConnected(subject, wait)
             raise RequestTimeout(subject, wait)
         if not msg.headers:  # a plain reply: nothing to check but its type
             return self.codec.decode(msg.data, reply_type)

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidSubjectToken",
     "MalformedPayload",
     "NoResponders",
+    "NotConnected",
     "PayloadTooLarge",
     "RemoteError",
     "RequestError",
@@ -103,6 +104,16 @@ class RequestTimeout(RequestError, TimeoutError):
     def __init__(self, subject: str, timeout: float) -> None:
         self.timeout = timeout
         super().__init__(subject, f"no reply on {subject!r} within {timeout:.3f}s")
+
+
+class NotConnected(RequestTimeout):
+    """No reply before the deadline, and the connection to NATS was down: the bus is unavailable."""
+
+    def __init__(self, subject: str, timeout: float) -> None:
+        self.timeout = timeout
+        RequestError.__init__(
+            self, subject, f"no reply on {subject!r} within {timeout:.3f}s: the connection to NATS is down"
+        )
 
 
 class NoResponders(RequestError):

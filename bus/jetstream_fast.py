@@ -117,7 +117,15 @@ class FastJetStream:
             raise nats.errors.TimeoutError
         if not msg.data and msg.headers is not None and msg.headers.get(_STATUS) == _NO_RESPONDERS:
             raise nats.js.errors.NoStreamResponseError
-        reply = _decode_reply(msg.data)
+        try:
+            reply = _decode_reply(msg.data)
+        except msgspec.DecodeError:
+            # Someone else answered first: a core subscriber of the subject that replies to it.
+            shown = msg.data[:80].decode("utf-8", "replace")
+            raise nats.js.errors.APIError(
+                description=f"the reply on {subject!r} is not JetStream's acknowledgement: {shown!r} "
+                "(does a subscriber of the subject reply to what it hears?)"
+            ) from None
         if reply.error is not None:
             raise _api_error(reply.error)
         return PubAck(stream=reply.stream, seq=reply.seq, duplicate=reply.duplicate)

@@ -37,6 +37,9 @@ class NatsSettings(BaseSettings):
     nats_tls_cert_file: Path | None = None
     nats_tls_key_file: Path | None = None
     nats_request_timeout: float = Field(default=10.0, gt=0, description="Default request deadline (s).")
+    nats_jetstream_timeout: float = Field(
+        default=5.0, gt=0, description="JetStream API calls, publishes and key-value reads (s)."
+    )
     nats_connect_timeout: float = Field(default=2.0, gt=0, description="One connection attempt (s).")
     nats_initial_connect_timeout: float = Field(
         default=10.0, gt=0, description="All attempts of a process's first connection (s)."

@@ -54,6 +54,7 @@ class BusTelemetry:
         meters = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         # The same for the per-message duration: recorded only where a meter provider collects it.
         self.metering = not isinstance(meters, metrics.NoOpMeterProvider | _ProxyMeterProvider)
+        self.meter_provider = meters
         meter = meters.get_meter("hivewire.bus")
         self._dropped = meter.create_counter(
             "hivewire.bus.messages.dropped",

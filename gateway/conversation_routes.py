@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import msgspec
@@ -102,7 +102,7 @@ class ConversationRoutes:
         )
         agent_name = body.agent or self._settings.gateway_agent
         skill_name = body.skill or self._settings.gateway_skill
-        agent = await live_agent(self._mesh.registry, agent_name, skill_name, tenant=admitted.tenant)
+        agent = await live_agent(self._mesh, agent_name, skill_name, tenant=admitted.tenant)
         schema = agent.card.skill_schemas().get(skill_name)
         conversation = await self._conversations.create(
             admitted.tenant, agent_name, skill_name, streaming=schema is not None and schema.streaming
@@ -136,6 +136,7 @@ class ConversationRoutes:
         if "text/event-stream" not in request.headers.get("accept", ""):
             turn: Turn = await self._conversations.send(admitted.tenant, conversation, message, timeout)
             return json_response(turn, headers=admitted.headers)
+        clock = self._conversations.metrics.turn(conversation.agent, conversation.skill)
         # Follow the conversation's events before the turn starts, so nothing is missed.
         feed = contextlib.AsyncExitStack()
         events = await feed.enter_async_context(self._feed.open(admitted.tenant, conversation.id))
@@ -149,7 +150,9 @@ class ConversationRoutes:
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._relay(events, task_id, window, tenant=admitted.tenant):
+                async for chunk in self._relay(
+                    events, task_id, window, tenant=admitted.tenant, first_token=clock.first_token
+                ):
                     yield chunk
             finally:
                 await feed.aclose()
@@ -199,9 +202,11 @@ class ConversationRoutes:
         *,
         follow: bool = False,
         tenant: str | None = None,
+        first_token: Callable[[], None] | None = None,
     ) -> AsyncIterator[bytes]:
         """SSE frames of ``events`` until ``task_id``'s turn ends (any turn when ``None``; with
-        ``follow``, until the client leaves).
+        ``follow``, until the client leaves); ``first_token`` is called as the first piece of the
+        reply (an artifact) is sent.
 
         With ``tenant`` (the turn's own stream), the turn's completion is sent once the
         turn is recorded, so the client that sees it finds the turn in the history.
@@ -227,6 +232,8 @@ class ConversationRoutes:
             ):
                 await self._conversations.recorded(tenant, task_id)
             yield sse_event(_encoder.encode(event), name=event_name(event), event_id=found.seq)
+            if first_token is not None and not isinstance(found.event.artifact_update, msgspec.UnsetType):
+                first_token()
             if follow:
                 continue
             if task_id is None:

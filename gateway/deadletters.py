@@ -31,6 +31,8 @@ class ParkedTask(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     deliveries: int
     failed_at: float
     replayable: bool
+    # How often the task had been replayed before it was parked this time.
+    replays: int = 0
 
 
 class DeadLetterPage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -80,6 +82,7 @@ class DeadLetterRoutes:
                 deliveries=p.letter.deliveries,
                 failed_at=p.letter.failed_at,
                 replayable=p.letter.request is not None,
+                replays=p.letter.request.replays if p.letter.request else 0,
             )
             for p in parked[:limit]
         ]

@@ -1,24 +1,52 @@
-"""Which agents a request can reach: live agents and their skills, from the registry, or a 404."""
+"""Which agents a request can reach: live agents and their skills, from the registry, or a 404.
+
+The registry lives in NATS's memory: a restarted server has lost it, and
+until every agent has announced itself again (at once, on reconnecting) an
+agent this gateway saw a moment ago is missing from it. While the bus
+recovers, such an agent is "unavailable, try again" (503 ``bus-unavailable``),
+never "no such agent" (404).
+"""
 
 from __future__ import annotations
 
-from agents.registry import LiveAgent, Registry
-from gateway.problems import Problem
+from agents.mesh import Mesh
+from agents.registry import LiveAgent
+from gateway.problems import Problem, bus_unavailable
 
 __all__ = ["live_agent"]
 
 
 async def live_agent(
-    registry: Registry, name: str, skill: str | None = None, *, tenant: str | None = None
+    mesh: Mesh, name: str, skill: str | None = None, *, tenant: str | None = None
 ) -> LiveAgent:
     """The live agent ``name`` (that has ``skill``, and serves ``tenant``, when given).
 
     Raises:
-        Problem: 404, no such agent is running (for ``tenant``), or it has no such skill.
+        Problem: 404, no such agent is running (for ``tenant``), or it has no such skill; 503,
+            the agent was live before the bus went away and has not announced itself since.
     """
-    agent = await registry.get(name, tenant)
+    agent = await mesh.registry.get(name, tenant)
     if agent is None:
+        if _recovering(mesh, name):
+            raise bus_unavailable(
+                f"agent {name!r} was live before the connection to NATS was lost and has not "
+                "announced itself again yet; try again in a moment"
+            )
         raise Problem(404, "agent-not-found", "No such agent", f"no agent named {name!r} is running")
     if skill is not None and agent.card.skill(skill) is None:
         raise Problem(404, "skill-not-found", "No such skill", f"agent {name!r} has no skill {skill!r}")
     return agent
+
+
+def _recovering(mesh: Mesh, name: str) -> bool:
+    """True if ``name`` was live shortly before the bus was lost, and the bus is down or only just back.
+
+    Within a registry TTL of the reconnect every live replica has beaten again,
+    whatever else delayed its first announcement.
+    """
+    window = mesh.registry.ttl
+    lost = mesh.bus.disconnected_at
+    seen = mesh.registry.last_seen(name)
+    if lost is None or seen is None or seen < lost - window:
+        return False
+    return mesh.bus.recovering(window)

@@ -6,9 +6,11 @@ import math
 
 from starlette.requests import Request
 
+from bus import logs
 from gateway.http import api_key_of
 from gateway.keys import ApiKeys
 from gateway.limits import Decision, RateLimiter, TokenBudget
+from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
 from gateway.tracing import tag_tenant
@@ -36,12 +38,19 @@ class Guard:
     """Authenticates requests and applies the tenant's limits."""
 
     def __init__(
-        self, keys: ApiKeys, limiter: RateLimiter, budget: TokenBudget, settings: GatewaySettings
+        self,
+        keys: ApiKeys,
+        limiter: RateLimiter,
+        budget: TokenBudget,
+        settings: GatewaySettings,
+        *,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._keys = keys
         self._limiter = limiter
         self._budget = budget
         self._settings = settings
+        self._metrics = metrics or GatewayMetrics()
 
     async def admit(self, request: Request, *, spends_tokens: bool = False, widget: bool = False) -> Admitted:
         """Let ``request`` in or raise the problem that says why not.
@@ -67,6 +76,7 @@ class Guard:
             )
         tenant = record.tenant
         tag_tenant(tenant)
+        logs.bind(tenant=tenant)
         if record.scope == "widget" and not widget:
             raise Problem(403, "key-scope", "Not with this key", "a widget key may only hold conversations")
         origin = request.headers.get("origin")
@@ -84,6 +94,7 @@ class Guard:
         rate, burst, _ = self._settings.limits_for(tenant)
         decision = await self._limiter.check(tenant, rate=rate, burst=burst)
         if not decision.allowed:
+            self._metrics.throttled(tenant, "rate")
             raise Problem(
                 429,
                 "rate-limited",
@@ -107,6 +118,7 @@ class Guard:
         _, _, daily = self._settings.limits_for(tenant)
         renews_in = await self._budget.exhausted(tenant, daily, used=decision.tokens_today)
         if renews_in is not None:
+            self._metrics.throttled(tenant, "budget")
             raise Problem(
                 429,
                 "token-budget-exhausted",

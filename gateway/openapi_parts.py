@@ -106,7 +106,7 @@ _PROBLEMS = {
     "429": "Over the tenant's rate limit or daily token budget",
     "431": "Headers too large",
     "502": "The agent failed",
-    "503": "No live replica, or the bus is unavailable",
+    "503": "No live replica, or the bus is unavailable or recovering (Retry-After says when to try again)",
     "504": "The mesh did not answer in time",
 }
 _EXAMPLE_PROBLEM = {
@@ -214,8 +214,9 @@ CID_PARAM = _path_param("cid", CID, "A conversation's id")
 AGENT = _path_param("agent", "echo", "A live agent's name")
 SKILL = _path_param("skill", "shout", "One of the agent's skills")
 TASK_PARAM = _path_param("task_id", TASK, "A task's id")
-API_ERRORS = ("400", "401", "404", "413", "415", "422", "429", "431")
-CALL_ERRORS = (*API_ERRORS, "502", "503", "504")
+# Every route may meet a NATS outage (503 bus-unavailable, with Retry-After).
+API_ERRORS = ("400", "401", "404", "413", "415", "422", "429", "431", "503")
+CALL_ERRORS = (*API_ERRORS, "502", "504")
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",

@@ -105,7 +105,7 @@ def skill_paths(
                 {"202": _submitted()},
                 body={"required": True, "content": {"application/json": {"schema": task_body}}},
                 parameters=[IDEMPOTENCY_KEY],
-                errors=(*API_ERRORS, "503"),
+                errors=API_ERRORS,
             )
         },
     }
@@ -293,7 +293,7 @@ def rest_paths() -> dict[str, Any]:
                 {"202": _submitted()},
                 body=json_body(ref("SkillInput"), skill_input),
                 parameters=[AGENT, SKILL, IDEMPOTENCY_KEY],
-                errors=(*API_ERRORS, "503"),
+                errors=API_ERRORS,
             )
         },
         "/v1/tasks/{task_id}": {

@@ -17,27 +17,37 @@ import logging
 from typing import Any
 
 import msgspec
+import nats.errors
 from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
-from agents.errors import AgentError, HopLimitExceeded, TaskNotFound
+from agents.errors import AgentError, HopLimitExceeded, SubmitUnconfirmed, TaskNotFound
 from bus.errors import (
-    BusClosed,
     BusError,
-    Disconnected,
     ErrorCode,
     InvalidSubjectToken,
     MalformedPayload,
     NoResponders,
+    NotConnected,
     PayloadTooLarge,
     RemoteError,
     RequestTimeout,
 )
+from bus.outage import is_outage
 
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "LastResort", "Problem", "problem_from", "problem_response"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "PROBLEM_JSON",
+    "RETRY_AFTER",
+    "LastResort",
+    "Problem",
+    "bus_unavailable",
+    "problem_from",
+    "problem_response",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +98,9 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
     )
 
 
+RETRY_AFTER = 1
+"""Seconds a client is asked to wait (``Retry-After``) while the bus is unavailable."""
+
 _REMOTE_STATUS = {
     ErrorCode.BAD_REQUEST: (422, "invalid-input", "The agent refused the input"),
     ErrorCode.NOT_FOUND: (404, "not-found", "Not found"),
@@ -95,6 +108,18 @@ _REMOTE_STATUS = {
     ErrorCode.UNAVAILABLE: (503, "unavailable", "A service the agent needs is unavailable"),
     ErrorCode.DEADLINE_EXCEEDED: (504, "deadline-exceeded", "The mesh did not answer in time"),
 }
+
+
+def bus_unavailable(detail: str, **extra: Any) -> Problem:
+    """503 ``bus-unavailable``: NATS is away or recovering; try again in a moment."""
+    return Problem(
+        503,
+        "bus-unavailable",
+        "The message bus is unavailable",
+        detail,
+        headers={"Retry-After": str(RETRY_AFTER)},
+        **extra,
+    )
 
 
 def problem_from(exc: Exception) -> Problem:
@@ -112,6 +137,8 @@ def problem_from(exc: Exception) -> Problem:
             )
         case NoResponders():
             return Problem(503, "no-replica", "No live replica", f"nobody serves {exc.subject!r} right now")
+        case NotConnected():
+            return bus_unavailable(str(exc))
         case RequestTimeout():
             return Problem(504, "deadline-exceeded", "The mesh did not answer in time", str(exc))
         case HopLimitExceeded():
@@ -130,8 +157,11 @@ def problem_from(exc: Exception) -> Problem:
             return Problem(413, "too-large", "Payload too large for the bus", str(exc))
         case MalformedPayload():
             return Problem(502, "bad-reply", "The agent sent a reply that does not decode", str(exc))
-        case Disconnected() | BusClosed():
-            return Problem(503, "bus-unavailable", "The message bus is unavailable", str(exc))
+        case SubmitUnconfirmed():
+            # The task may yet run: its id lets the client look, or retry with the same id safely.
+            return bus_unavailable(str(exc), taskId=exc.task_id)
+    if is_outage(exc):
+        return bus_unavailable(f"{type(exc).__name__}: {exc}".rstrip(": "))
     log.exception("unexpected error serving a request", exc_info=exc)
     return Problem(500, "internal", "Internal error", "the gateway failed; the error is in its log")
 
@@ -145,7 +175,7 @@ async def handle(request: Request, exc: Exception) -> Response:
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], ExceptionHandler] = {
-    cls: handle for cls in (HTTPException, Problem, BusError, AgentError, ClientDisconnect)
+    cls: handle for cls in (HTTPException, Problem, BusError, AgentError, nats.errors.Error, ClientDisconnect)
 }
 """The errors a request can meet by design, each answered as an ordinary response (``exception_handlers``)."""
 

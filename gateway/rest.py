@@ -110,7 +110,7 @@ class RestApi:
 
     async def get_agent(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
-        agent = await live_agent(self._mesh.registry, request.path_params["agent"], tenant=admitted.tenant)
+        agent = await live_agent(self._mesh, request.path_params["agent"], tenant=admitted.tenant)
         return json_response(AgentDetail(replicas=agent.replicas, card=agent.card), headers=admitted.headers)
 
     async def read_usage_history(self, request: Request) -> Response:

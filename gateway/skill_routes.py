@@ -151,7 +151,7 @@ class SkillRoutes:
         message_id = body.message_id or key
         if body.message_id is not None:
             check_message_id(body.message_id)
-        await live_agent(self._mesh.registry, agent_name, skill, tenant=admitted.tenant)
+        await live_agent(self._mesh, agent_name, skill, tenant=admitted.tenant)
         # With the client's own message id the submit looks for an earlier one first;
         # without, the input gets a fresh id and is queued at once.
         submitted: object = _input_value(body)
@@ -239,7 +239,7 @@ class SkillRoutes:
     async def _explain_missing(self, exc: Exception, agent_name: str, skill: str, tenant: str) -> None:
         """Turn "nobody answered" into 404 when the agent (or its skill) does not exist for ``tenant``."""
         if isinstance(exc, NoResponders):
-            await live_agent(self._mesh.registry, agent_name, skill, tenant=tenant)
+            await live_agent(self._mesh, agent_name, skill, tenant=tenant)
 
 
 def _wait(raw: str | None, limit: float) -> float | None:

@@ -8,6 +8,7 @@ the middleware steps aside (no span work on the hot path).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -52,6 +53,11 @@ class ServerSpans:
             description="Duration of HTTP server requests.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
+        self._streams = meter.create_up_down_counter(
+            "hivewire.gateway.event_streams",
+            unit="{stream}",
+            description="Server-sent event streams open now.",
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,11 +66,15 @@ class ServerSpans:
         method = scope["method"]
         status = 500
         started = time.perf_counter()
+        streaming = False
 
         async def capture(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if _is_event_stream(message):
+                    streaming = True
+                    self._streams.add(1)
                 if self._tracing:
                     # W3C Trace Context level 2: the client learns the trace of its request.
                     context = trace.get_current_span().get_span_context()
@@ -73,11 +83,26 @@ class ServerSpans:
                         message["headers"] = [*message.get("headers", []), (b"traceresponse", value.encode())]
             await send(message)
 
+        try:
+            await self._serve(scope, receive, capture, method, lambda: status, started)
+        finally:
+            if streaming:
+                self._streams.add(-1)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        capture: Send,
+        method: str,
+        status_of: Callable[[], int],
+        started: float,
+    ) -> None:
         if not self._tracing:
             try:
                 await self._app(scope, receive, capture)
             finally:
-                self._measure(scope, method, status, started)
+                self._measure(scope, method, status_of(), started)
             return
         carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         context = propagate.extract(carrier)
@@ -99,6 +124,7 @@ class ServerSpans:
                 if route:
                     span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)
+                status = status_of()
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
@@ -113,6 +139,13 @@ class ServerSpans:
         if route:
             attributes["http.route"] = route
         self._duration.record(time.perf_counter() - started, attributes)
+
+
+def _is_event_stream(start: Message) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+        for name, value in start.get("headers", [])
+    )
 
 
 def _route(scope: Scope) -> str | None:

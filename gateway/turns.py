@@ -28,10 +28,12 @@ from agents.history import ConversationHistory
 from agents.llm.messages import ChatMessage
 from agents.mesh import Mesh
 from agents.turns import TRACE_KEY
+from bus import logs
 from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, new_id
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
+from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
 from gateway.replies import Reply
 from gateway.tracing import current_trace_id
@@ -74,9 +76,16 @@ class Conversations:
     """Creates conversations and runs their turns (stateless: everything lives on the bus and in Redis)."""
 
     def __init__(
-        self, mesh: Mesh, history: ConversationHistory, usage: UsageMeter, index: ConversationIndex
+        self,
+        mesh: Mesh,
+        history: ConversationHistory,
+        usage: UsageMeter,
+        index: ConversationIndex,
+        *,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._mesh = mesh
+        self.metrics = metrics or GatewayMetrics()
         self._history = history
         self._usage = usage
         self._index = index
@@ -133,6 +142,7 @@ class Conversations:
     async def send(self, tenant: str, conversation: Conversation, message: Message, timeout: float) -> Turn:
         """Run one turn and return the agent's reply."""
         task_id = message.task_id or new_id()
+        logs.bind(conversation_id=conversation.id, task_id=task_id)
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
         # The conversation's events are its log: the question and the outcome go there
         # for a JSON turn too (its tokens already do, from the agent), so a transcript
@@ -176,6 +186,7 @@ class Conversations:
                 503, "no-replica", "No live replica", f"no replica of {conversation.agent!r} is running"
             )
         task_id = message.task_id or new_id()
+        logs.bind(conversation_id=conversation.id, task_id=task_id)
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
         await self._events.publish(tenant, conversation.id, StreamResponse(message=message))
         await self._events.publish(
@@ -211,6 +222,20 @@ class Conversations:
         await self._record(tenant, turn.context_id, turn.history[0], reply)
 
     async def _call(
+        self, tenant: str, conversation: Conversation, message: Message, timeout: float
+    ) -> Message:
+        clock = self.metrics.turn(conversation.agent, conversation.skill)
+        try:
+            reply = await self._ask(tenant, conversation, message, timeout)
+        except Exception as exc:
+            # Said once here, with the turn's ids and trace (JSON logs), whoever reports it to the client.
+            log.warning("turn with %s.%s failed: %s", conversation.agent, conversation.skill, exc)
+            clock.end(exc)
+            raise
+        clock.end()
+        return reply
+
+    async def _ask(
         self, tenant: str, conversation: Conversation, message: Message, timeout: float
     ) -> Message:
         caller = self._mesh.caller(tenant, context_id=conversation.id, timeout=timeout)

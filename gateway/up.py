@@ -39,6 +39,7 @@ from gateway import localmodel
 from gateway.keys import ApiKeys
 from gateway.local import TENANT, UP_FILE, read_up, save_up
 from gateway.settings import GatewaySettings
+from gateway.uplogs import ChildLogs, child_logs
 from knowledge.messages import IngestReply, IngestRequest
 
 __all__ = ["APPS", "App", "run"]
@@ -100,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 class _Child:
     name: str
     process: asyncio.subprocess.Process
+    metrics: str | None = None  # where it serves /metrics
+    logs: asyncio.Task[None] | None = None  # the relay of its log lines
 
 
 def _say(text: str) -> None:
@@ -131,27 +134,43 @@ async def _redis_on_standard_port() -> str | None:
     return "redis://127.0.0.1:6379/0" if answer.startswith(b"+PONG") else None
 
 
-async def _spawn(name: str, args: list[str], env: dict[str, str]) -> _Child:
+async def _spawn(
+    name: str, args: list[str], env: dict[str, str], logs: ChildLogs, *, metrics: str | None = None
+) -> _Child:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bus.cli",
-        "--log-level",
-        "WARNING",
+        *logs.args(),
         *args,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
         preexec_fn=die_with_parent(),
         # Their own session: Ctrl-C reaches `hivewire up` only, which stops the
         # children in order (gateway, agents, NATS) instead of all at once.
         start_new_session=True,
     )
-    return _Child(name, process)
+    assert process.stderr is not None
+    return _Child(name, process, metrics=metrics, logs=logs.relay(name, process.stderr))
+
+
+async def _spawn_agent(target: str, env: dict[str, str], logs: ChildLogs) -> _Child:
+    """An agent that serves ``/metrics`` on a port of its own (the banner lists them)."""
+    port = localmodel.free_port()
+    return await _spawn(
+        target.split(":")[1],
+        ["agent", "run", target],
+        {**env, "HIVEWIRE_METRICS_PORT": str(port)},
+        logs,
+        metrics=f"http://127.0.0.1:{port}/metrics",
+    )
 
 
 async def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     settings = GatewaySettings()
+    logs = child_logs(args)
     apps = _apps(args)
     agent, skill = apps[0].entry
     local = LocalModelSettings()
@@ -212,7 +231,7 @@ async def _up(args: argparse.Namespace) -> int:
             port = localmodel.free_port()
             _say(f"Models    loading {model_file.name} with llama.cpp ({threads} threads) on port {port}...")
             served = await _spawn(
-                "model", localmodel.command(model_file, port, threads, local), localmodel.start_env(env)
+                "model", localmodel.command(model_file, port, threads, local), localmodel.start_env(env), logs
             )
             children.append(served)
             model_url = f"http://127.0.0.1:{port}"
@@ -230,12 +249,12 @@ async def _up(args: argparse.Namespace) -> int:
             env["HIVEWIRE_REDIS_URL"] = redis_url
         targets = _targets(apps)
         for target in targets:
-            children.append(await _spawn(target.split(":")[1], ["agent", "run", target], env))
+            children.append(await _spawn_agent(target, env, logs))
         bus = await Bus.connect(settings.model_copy(update={"nats_url": url}), name="hivewire-up")
         try:
             mesh = await Mesh.open(bus, settings)
             key = await _local_key(await ApiKeys.open(bus))
-            children.append(await _spawn("gateway", ["gateway"], env))
+            children.append(await _spawn("gateway", ["gateway"], env, logs))
             base = f"http://{settings.gateway_host}:{settings.gateway_port}"
             await _wait_ready(mesh, base, children, stop, {t.split(":")[1] for t in targets})
             if stop.is_set():
@@ -250,10 +269,13 @@ async def _up(args: argparse.Namespace) -> int:
             model = await localmodel.measure(model_url, info, threads)
             _say(f"Models    {model.describe()}")
         save_up(base, key)
-        _banner(base, key, url, time.monotonic() - started, apps, children, model)
+        _banner(
+            base, key, url, time.monotonic() - started, apps, children, model, watch=_watching(base, children)
+        )
         return await _supervise(children, stop)
     finally:
         await _stop_all(children)
+        await _drain_logs(children)
         if nats is not None:
             nats.stop()
         _say("stopped")
@@ -320,6 +342,8 @@ def _banner(
     apps: list[App],
     children: list[_Child],
     model: localmodel.LocalModel | None = None,
+    *,
+    watch: str = "",
 ) -> None:
     join = "" if nats_url == "nats://127.0.0.1:4222" else f"HIVEWIRE_NATS_URL={nats_url} "
     counts: dict[str, int] = {}
@@ -348,7 +372,7 @@ Hivewire is up ({seconds:.0f} s): NATS, {", ".join(names)} and the gateway, one 
   Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
   API key   {key}   (tenant {TENANT!r}; also in {UP_FILE}){running}
-
+{watch}
 Ask from this machine:
 {asks}
 
@@ -364,6 +388,23 @@ Ctrl-C stops everything."""
     )
 
 
+def _watching(base: str, children: list[_Child]) -> str:
+    """Where to see the mesh at work: every process's /metrics, and where a turn's spans go."""
+    served = [(child.name, child.metrics) for child in children if child.metrics]
+    metrics = f"  Metrics   gateway   {base}/metrics\n" + "".join(
+        f"            {name.ljust(9)} {url}\n" for name, url in served
+    )
+    exporters = os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire"
+    if "hivewire" in exporters:
+        traces = (
+            "  Traces    every turn's spans are kept on the bus: the console's Traces page, or\n"
+            "            .venv/bin/hivewire traces <trace id>   (`hivewire ask` prints a turn's id)\n"
+        )
+    else:
+        traces = f"  Traces    sent as OTEL_TRACES_EXPORTER={exporters} says (not kept on the bus)\n"
+    return metrics + traces
+
+
 async def _supervise(children: list[_Child], stop: asyncio.Event) -> int:
     """Wait for Ctrl-C (exit 0) or a child that dies (exit 1)."""
     waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
@@ -377,6 +418,15 @@ async def _supervise(children: list[_Child], stop: asyncio.Event) -> int:
     dead = next(waits[f] for f in done if f in waits)
     _say(f"hivewire up: {dead.name} exited with code {dead.process.returncode}; stopping the rest")
     return 1
+
+
+async def _drain_logs(children: list[_Child], grace: float = 2.0) -> None:
+    """Pass on the children's last log lines (their pipes close as they exit)."""
+    relays = [child.logs for child in children if child.logs is not None]
+    if relays:
+        _, late = await asyncio.wait(relays, timeout=grace)
+        for relay in late:
+            relay.cancel()
 
 
 async def _stop_all(children: list[_Child], grace: float = 15.0) -> None:

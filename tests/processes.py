@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 
 PEERS = Path(__file__).with_name("peers.py")
 
@@ -97,9 +98,9 @@ class AgentProcess:
 
 @asynccontextmanager
 async def agent_process(
-    url: str, target: str, *, start_timeout: float = 30, **env: str
+    url: str, target: str, *, start_timeout: float = 30, stderr: IO[bytes] | None = None, **env: str
 ) -> AsyncIterator[AgentProcess]:
-    """Run ``hivewire agent run target`` against ``url`` until the block ends."""
+    """Run ``hivewire agent run target`` against ``url`` until the block ends (its log to ``stderr``)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -110,6 +111,7 @@ async def agent_process(
         "run",
         target,
         stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
         env={**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": url, **env},
     )
     try:
@@ -157,8 +159,11 @@ async def hivewire(url: str, *args: str) -> str:
 
 
 @asynccontextmanager
-async def gateway_process(url: str, port: int, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run ``hivewire gateway`` against the NATS at ``url``, on ``port``, until the block ends."""
+async def gateway_process(
+    url: str, port: int, *, stderr: IO[bytes] | None = None, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``hivewire gateway`` against the NATS at ``url``, on ``port``, until the block ends (its log
+    to ``stderr``)."""
     import httpx
 
     process = await asyncio.create_subprocess_exec(
@@ -171,6 +176,7 @@ async def gateway_process(url: str, port: int, **env: str) -> AsyncIterator[asyn
         "--port",
         str(port),
         env={**os.environ, **AGENT_ENV, "HIVEWIRE_NATS_URL": url, "OTEL_METRICS_EXPORTER": "none", **env},
+        stderr=stderr,
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

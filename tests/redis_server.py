@@ -30,13 +30,17 @@ class RedisServer:
 
     Nothing is persisted: :meth:`stop` loses the data, and :meth:`restart` comes back
     empty on the same port, which is how tests simulate Redis going away and returning.
+    With ``persist``, an append-only file keeps the data across stops and starts (as a
+    production Redis would), until the block of ``with`` ends.
 
     Args:
         port: the port to listen on, or 0 for a free one (kept across restarts).
+        persist: keep the data across restarts.
     """
 
-    def __init__(self, *, port: int = 0) -> None:
+    def __init__(self, *, port: int = 0, persist: bool = False) -> None:
         self.port = port
+        self._persist = persist
         self._fixed_port = port != 0
         self._process: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -86,6 +90,10 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if not self._persist:
+            self._discard_data()
+
+    def _discard_data(self) -> None:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
@@ -106,9 +114,11 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+        self._discard_data()
 
     def _spawn_and_wait(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="hivewire-redis-")
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="hivewire-redis-")
         workdir = Path(self._dir.name)
         log_path = workdir / "redis.log"
         command = [
@@ -116,7 +126,7 @@ class RedisServer:
             "--port", str(self.port),
             "--bind", _HOST,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self._persist else "no",
             "--daemonize", "no",
             "--dir", str(workdir),
             "--loglevel", "warning",

@@ -84,7 +84,8 @@ async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> Async
     ):
         bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
         keys = await ApiKeys.open(bus)
-        tenants = ("acme", *(f"{name}{RUN}" for name in ("list", "listrest", "push", "pushrest", "sub")))
+        named = ("list", "listrest", "push", "pushrest", "sub", "other")
+        tenants = ("acme", *(f"{name}{RUN}" for name in named))
         made = {tenant: (await keys.create(tenant))[0] for tenant in tenants}
         await bus.close()
         yield Gateway(url, made, settings)
@@ -167,6 +168,22 @@ async def test_a_message_runs_as_a_task_and_the_task_can_be_read(gateway: Gatewa
     assert task.artifacts[0].parts[0].text == "HELLO"
     assert len(task.history) == 1
     assert (trimmed.id, len(trimmed.history)) == (task.id, 0)
+
+
+async def test_two_tenants_sending_the_same_message_id_get_a_task_each(gateway: Gateway) -> None:
+    mine, theirs = send_request("mine", "shout"), send_request("theirs", "shout")
+    theirs.message.message_id = mine.message.message_id
+    async with (
+        a2a_client(gateway.url, gateway.keys["acme"], "echo") as acme,
+        a2a_client(gateway.url, gateway.keys[f"other{RUN}"], "echo") as other,
+    ):
+        first = await send(acme, mine)
+        second = await send(other, theirs)
+        again = await send(acme, mine)  # the same tenant's repeat: the same task, run once
+    assert first.id != second.id
+    assert again.id == first.id
+    assert first.status.state == second.status.state == TaskState.TASK_STATE_COMPLETED
+    assert (first.artifacts[0].parts[0].text, second.artifacts[0].parts[0].text) == ("MINE", "THEIRS")
 
 
 @pytest.mark.parametrize("binding", BINDINGS)

@@ -72,8 +72,8 @@ def headers() -> dict[str, str]:
 
 
 def task_id_of(agent: str, message_id: str) -> str:
-    """Section 4.2: the first 32 hex digits of SHA-256(agent NUL messageId)."""
-    return hashlib.sha256(f"{agent}\x00{message_id}".encode()).hexdigest()[:32]
+    """Section 4.2: the first 32 hex digits of SHA-256(tenant NUL agent NUL messageId)."""
+    return hashlib.sha256(f"{TENANT}\x00{agent}\x00{message_id}".encode()).hexdigest()[:32]
 
 
 async def test_the_agent_and_its_card_are_in_the_registry(nc: Client) -> None:
@@ -155,7 +155,7 @@ async def test_a_durable_task_is_queued_run_recorded_and_announced(nc: Client) -
     ack = await js.publish(
         f"hw.{TENANT}.task.echo.{task_id}",
         json.dumps(request).encode(),
-        headers={"Nats-Msg-Id": message["messageId"], "Hivewire-Tenant": TENANT},
+        headers={"Nats-Msg-Id": f"{task_id}:{message['messageId']}", "Hivewire-Tenant": TENANT},
     )
     assert ack.stream == "HW_TASKS"
     states = []
@@ -175,7 +175,7 @@ async def test_a_durable_task_is_queued_run_recorded_and_announced(nc: Client) -
     again = await js.publish(
         f"hw.{TENANT}.task.echo.{task_id}",
         json.dumps(request).encode(),
-        headers={"Nats-Msg-Id": message["messageId"]},
+        headers={"Nats-Msg-Id": f"{task_id}:{message['messageId']}"},
     )
     assert again.duplicate
 
@@ -189,7 +189,7 @@ async def test_a_running_task_is_canceled_by_record_and_announcement(nc: Client)
     await js.publish(
         f"hw.{TENANT}.task.echo.{task_id}",
         json.dumps(request).encode(),
-        headers={"Nats-Msg-Id": message["messageId"]},
+        headers={"Nats-Msg-Id": f"{task_id}:{message['messageId']}"},
     )
     for _ in range(100):  # recorded as working once it has run a moment
         try:

@@ -20,6 +20,7 @@ from bus import (
 )
 from bus.envelope import Envelope
 from tests.processes import agent_process
+from tests.task_events import hearing
 from tests.zoo import Counter, Numbers, Sum
 
 pytestmark = pytest.mark.usefixtures("echo_agent")
@@ -188,14 +189,8 @@ async def test_shared_state_is_one_blackboard_per_conversation(mesh: Mesh) -> No
 async def test_status_updates_go_to_the_conversation_event_subject(mesh: Mesh) -> None:
     received: asyncio.Queue[StreamResponse] = asyncio.Queue()
 
-    async def collect(request) -> None:  # type: ignore[no-untyped-def]
-        await received.put(request.payload)
-
-    service = await mesh.bus.serve(subjects.conversation_events("acme", "conv-ev"), collect, StreamResponse)
-    try:
+    async with hearing(mesh, subjects.conversation_events("acme", "conv-ev"), received.put_nowait):
         await mesh.tasks.submit("acme", "jobs", "work", {"n": 1}, context_id="conv-ev")
         event = await asyncio.wait_for(received.get(), 5)
-    finally:
-        await service.stop()
     assert event.status_update is not None
     assert event.status_update.status.state is TaskState.SUBMITTED

@@ -10,10 +10,10 @@ import pytest
 from agents import Mesh
 from agents.usage import USAGE_KEY
 from bus import EmbeddedNats, Message, StreamResponse, TaskState, new_id, subjects
-from bus.service import Request
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_process
 from tests.redis_server import RedisServer
+from tests.task_events import hearing
 from tests.zoo import Intent
 
 RUN = new_id()[:8]  # a Redis from REDIS_URL may hold an earlier run's history
@@ -36,19 +36,18 @@ async def test_tokens_stream_to_the_conversation_and_the_reply_carries_the_spend
     model_endpoint.reply("big", "Open Settings, then Security.")
     chunks: list[str] = []
 
-    async def collect(request: Request[StreamResponse]) -> None:
-        update = request.payload.artifact_update
+    def collect(event: StreamResponse) -> None:
+        update = event.artifact_update
         if update is not None:
             chunks.append(update.artifact.parts[0].text)  # type: ignore[arg-type]
 
-    events = await mesh.bus.serve(
-        subjects.conversation_events("acme", f"{RUN}-llm-1"), collect, StreamResponse
-    )
-    async with agent_process(nats_server.url, "tests.zoo:assistant", **_env(model_endpoint, redis_server)):
+    async with (
+        hearing(mesh, subjects.conversation_events("acme", f"{RUN}-llm-1"), collect),
+        agent_process(nats_server.url, "tests.zoo:assistant", **_env(model_endpoint, redis_server)),
+    ):
         caller = mesh.caller("acme", context_id=f"{RUN}-llm-1")
         reply = await caller.call("assistant", "answer", "How do I enable 2FA?")
         follow_up = await caller.call("assistant", "answer", "And then?", str)
-    await events.stop()
     assert reply.text == "Open Settings, then Security."
     assert chunks[:4] == ["Open ", "Settings, ", "then ", "Security."]
     assert reply.metadata is not None

@@ -40,6 +40,7 @@ from bus import AuthError, Bus, ConnectError, EmbeddedNats, subjects
 from bus.embedded import find_nats_server
 from gateway.up import APPS
 from knowledge.agent import SearchReply, SearchRequest
+from tests import metric_names
 from tests.processes import AGENT_ENV, agent_process
 from tests.zoo import Job, jobs
 
@@ -170,11 +171,113 @@ SCALED_OBJECT = {
 }
 
 
+# The Prometheus Operator's PrometheusRule and PodMonitor (monitoring.coreos.com/v1) are custom resources
+# too: the fields the Operator's CRDs define for what the chart writes, closed like --strict.
+_DURATION = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$"}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_METADATA = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, "labels": _STRINGS, "annotations": _STRINGS},
+}
+PROMETHEUS_RULE = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "required": ["groups"],
+            "additionalProperties": False,
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "rules"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": _DURATION,
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["expr"],
+                                    "additionalProperties": False,
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                    "properties": {
+                                        "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": _DURATION,
+                                        "keep_firing_for": _DURATION,
+                                        "labels": _STRINGS,
+                                        "annotations": _STRINGS,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+POD_MONITOR = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PodMonitor"},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "required": ["selector", "podMetricsEndpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {"type": "object", "properties": {"matchLabels": _STRINGS}},
+                "namespaceSelector": {"type": "object"},
+                "jobLabel": {"type": "string"},
+                "podMetricsEndpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["port"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "interval": _DURATION,
+                            "scheme": {"enum": ["http", "https"]},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CUSTOM_RESOURCES = {
+    ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
+    ("monitoring.coreos.com/v1", "PodMonitor"): POD_MONITOR,
+}
+
+
 def _validate(docs: list[Doc]) -> None:
-    """Every object as the API server would take it: Kubernetes' schemas, strict, and KEDA's fields."""
+    """Every object as the API server would take it: Kubernetes' schemas, strict, and the fields of
+    the custom resources (KEDA's, the Prometheus Operator's) the chart writes."""
     for doc in docs:
-        if doc["apiVersion"].startswith("keda.sh/"):
-            jsonschema.validate(doc, SCALED_OBJECT)
+        custom = CUSTOM_RESOURCES.get((doc["apiVersion"], doc["kind"]))
+        if custom is not None or doc["apiVersion"].startswith(("keda.sh/", "monitoring.coreos.com/")):
+            assert custom is not None, f"no schema for {doc['apiVersion']} {doc['kind']}"
+            jsonschema.validate(doc, custom)
             continue
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -644,6 +747,124 @@ def test_network_policies_follow_external_services_and_stay_shut_without_a_model
     other = {"kubernetes.io/metadata.name": "other"}, {"app": "proxy"}
     assert _allows(policies, web, pods["gateway"], 8080)
     assert not _allows(policies, other, pods["gateway"], 8080)
+
+
+MONITORING = (
+    "monitoring.grafanaDashboard.enabled=true",
+    "monitoring.grafanaDashboard.annotations.grafana_folder=Hivewire",
+    "monitoring.prometheusRule.enabled=true",
+    "monitoring.prometheusRule.labels.release=kube-prometheus-stack",
+    "monitoring.prometheusRule.slowTurnSeconds=7.5",
+    "monitoring.podMonitor.enabled=true",
+)
+
+
+def _expressions(docs: list[Doc]) -> dict[str, str]:
+    """Every PromQL expression of the chart's alert rules and dashboard panels, by where it is."""
+    found: dict[str, str] = {}
+    for doc in docs:
+        if doc["kind"] == "PrometheusRule":
+            for group in doc["spec"]["groups"]:
+                found.update({f"rule {rule['alert']}": rule["expr"] for rule in group["rules"]})
+        if doc["kind"] == "ConfigMap" and "hivewire.json" in doc.get("data", {}):
+            for panel in json.loads(doc["data"]["hivewire.json"])["panels"]:
+                for target in panel.get("targets", []):
+                    found[f"panel {panel['title']!r} {target['refId']}"] = target["expr"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def monitoring() -> list[Doc]:
+    return _helm(*MONITORING)
+
+
+@needs_helm
+def test_the_helm_chart_ships_a_dashboard_alert_rules_and_a_pod_monitor_when_asked(
+    chart: list[Doc], monitoring: list[Doc]
+) -> None:
+    assert not [d for d in chart if d["kind"] in {"PrometheusRule", "PodMonitor"}]
+    assert not [d for d in chart if d["metadata"]["name"] == "hivewire-dashboard"]
+    docs = monitoring
+    dashboard = _find(docs, "ConfigMap", "hivewire-dashboard")
+    # Grafana's sidecar convention: a labelled ConfigMap whose data is dashboard JSON.
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Hivewire"}
+    board = json.loads(dashboard["data"]["hivewire.json"])
+    assert board["uid"] == "hivewire-mesh"
+    assert {"datasource"} == {v["name"] for v in board["templating"]["list"]}
+    titles = {panel["title"] for panel in board["panels"]}
+    for wanted in (
+        "Turn latency (p50, p95)",
+        "Time to first token (p50, p95)",
+        "Consumer lag by agent",
+        "Dead letters",
+        "Hand-offs to a person",
+        "Intents",
+        "Sentiments",
+        "Cache hit ratio",
+        "Tokens by tenant and model",
+        "Cost by tenant and model (last hour)",
+        "429s by tenant and reason",
+        "Open event streams",
+        "NATS and Redis reachability",
+    ):
+        assert wanted in titles, wanted
+    rule = _find(docs, "PrometheusRule", "hivewire")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(alerts) == {
+        "HivewireSlowTurns",
+        "HivewireTurnErrors",
+        "HivewireGatewayErrors",
+        "HivewireModelErrors",
+        "HivewireConsumerLag",
+        "HivewireDeadLetters",
+        "HivewireTokenBudgetExhausted",
+        "HivewireNatsDisconnected",
+        "HivewireRedisDown",
+    }
+    assert alerts["HivewireSlowTurns"]["expr"].endswith("> 7.5")
+    assert all(r["labels"]["severity"] in {"info", "warning", "critical"} for r in alerts.values())
+    # The PodMonitor scrapes every process of the release on a port its pods name.
+    monitor = _find(docs, "PodMonitor", "hivewire")["spec"]
+    ports = {endpoint["port"] for endpoint in monitor["podMetricsEndpoints"]}
+    for component in COMPONENTS:
+        deployment = _find(docs, "Deployment", f"hivewire-{component}")
+        assert _selects(monitor["selector"], deployment["spec"]["template"]["metadata"]["labels"])
+        named = {port["name"] for port in _container(deployment).get("ports", [])}
+        assert named & ports, component
+
+
+@needs_helm
+def test_the_dashboard_and_alerts_use_only_metrics_the_code_exports(monitoring: list[Doc]) -> None:
+    expressions = _expressions(monitoring)
+    exported = metric_names.exported()
+    used: set[str] = set()
+    for where, expression in expressions.items():
+        names = metric_names.used_in(expression)
+        assert names, f"{where} reads no Hivewire metric: {expression}"
+        assert names <= exported, f"{where} reads {sorted(names - exported)}, which nothing exports"
+        assert expression.count("(") == expression.count(")"), where
+        used |= names
+    # What an operator asks about is on the dashboard: each instrument behind the issue's questions.
+    for name in (
+        "hivewire_turn_duration_seconds_bucket",
+        "hivewire_turn_time_to_first_token_seconds_bucket",
+        "hivewire_tasks_consumer_lag",
+        "hivewire_tasks_queue_depth",
+        "hivewire_tasks_dead_letters",
+        "hivewire_desk_handoffs_total",
+        "hivewire_desk_turns_total",
+        "hivewire_llm_cache_hits_total",
+        "hivewire_tools_cache_misses_total",
+        "hivewire_llm_tokens_total",
+        "hivewire_llm_cost_total",
+        "hivewire_gateway_throttled_total",
+        "hivewire_gateway_event_streams",
+        "hivewire_nats_connected",
+        "hivewire_redis_available",
+    ):
+        assert name in used, name
 
 
 @needs_helm

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import msgspec
@@ -14,29 +12,12 @@ import pytest
 
 from agents import Mesh
 from bus import EmbeddedNats, Message, Role, StreamResponse, TaskState, subjects
-from bus.service import Request
 from tests.processes import AGENT_ENV, agent_process, hivewire
+from tests.task_events import completions, hearing
 from tests.zoo import Done, Job
 
 # A kill -9 leaves tasks unacked until the ack wait (2 s in tests) passes.
 REDELIVERY = float(AGENT_ENV["HIVEWIRE_TASK_ACK_WAIT"])
-
-
-@asynccontextmanager
-async def completions(mesh: Mesh, tenant: str) -> AsyncIterator[collections.Counter[str]]:
-    """Count the ``completed`` status events of each task of ``tenant`` while the block runs."""
-    counts: collections.Counter[str] = collections.Counter()
-
-    async def count(request: Request[StreamResponse]) -> None:
-        update = request.payload.status_update
-        if update is not None and update.status.state is TaskState.COMPLETED:
-            counts[update.task_id] += 1
-
-    service = await mesh.bus.serve(subjects.tenant_events(tenant), count, StreamResponse)
-    try:
-        yield counts
-    finally:
-        await service.stop()
 
 
 async def test_a_task_runs_and_its_result_is_recorded(nats_server: EmbeddedNats, mesh: Mesh) -> None:
@@ -128,6 +109,28 @@ async def test_a_poison_task_is_dead_lettered_after_n_tries_and_can_be_replayed(
     assert await mesh.dead_letters.list(tenant=tenant) == []
 
 
+async def test_a_replayed_task_that_fails_again_is_dead_lettered_again(
+    nats_server: EmbeddedNats, mesh: Mesh
+) -> None:
+    tenant = "t-relapse"
+    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+        task = await mesh.tasks.submit(tenant, "jobs", "poison", "lead")
+        assert (await mesh.tasks.wait(tenant, task.id, timeout=15)).status.state is TaskState.FAILED
+        for replays in (1, 2):
+            (parked,) = await mesh.dead_letters.list(tenant=tenant)
+            replayed = await mesh.dead_letters.replay(parked.seq, mesh.tasks, tenant=tenant)
+            assert (replayed.metadata or {})["replays"] == replays
+            # Within the de-duplication window of the dead letters, and still parked again.
+            again = await _until(lambda: mesh.dead_letters.list(tenant=tenant), within=15)
+            assert [p.letter.request.replays for p in again] == [replays]  # type: ignore[union-attr]
+            assert again[0].seq > parked.seq
+            assert again[0].letter.deliveries == int(AGENT_ENV["HIVEWIRE_TASK_MAX_DELIVERIES"])
+            failed = await mesh.tasks.wait(tenant, task.id, timeout=15)
+            assert failed.status.state is TaskState.FAILED
+    out = await hivewire(nats_server.url, "dlq", "list", "--tenant", tenant)
+    assert "(replayed 2 times before)" in out
+
+
 async def test_hivewire_dlq_list_shows_the_reason(nats_server: EmbeddedNats, mesh: Mesh) -> None:
     tenant = "t-dlq-cli"
     async with agent_process(nats_server.url, "tests.zoo:jobs"):
@@ -205,16 +208,17 @@ async def test_a_streaming_skill_runs_as_a_task_and_streams_to_the_conversation(
 ) -> None:
     chunks: list[str] = []
 
-    async def collect(request: Request[StreamResponse]) -> None:
-        update = request.payload.artifact_update
+    def collect(event: StreamResponse) -> None:
+        update = event.artifact_update
         if update is not None:
             chunks.append(update.artifact.parts[0].text)  # type: ignore[arg-type]
 
-    service = await mesh.bus.serve(subjects.conversation_events("t-stream", "s-ctx"), collect, StreamResponse)
-    async with agent_process(nats_server.url, "tests.zoo:jobs"):
+    async with (
+        hearing(mesh, subjects.conversation_events("t-stream", "s-ctx"), collect),
+        agent_process(nats_server.url, "tests.zoo:jobs"),
+    ):
         task = await mesh.tasks.submit("t-stream", "jobs", "tokens", 3, context_id="s-ctx")
         done = await mesh.tasks.wait("t-stream", task.id, timeout=10)
-    await service.stop()
     assert done.artifacts[-1].parts[0].text == "t0 t1 t2 "
     assert chunks == ["t0 ", "t1 ", "t2 "]
 
@@ -290,15 +294,17 @@ async def test_a_task_reports_working_only_if_it_runs_a_while_and_events_match_i
 ) -> None:
     states: dict[str, list[TaskState]] = collections.defaultdict(list)
 
-    async def collect(request: Request[StreamResponse]) -> None:
-        update = request.payload.status_update
+    def collect(event: StreamResponse) -> None:
+        update = event.status_update
         if update is not None:
             states[update.task_id].append(update.status.state)
 
-    service = await mesh.bus.serve(subjects.tenant_events("t-quick"), collect, StreamResponse)
     records_stream = f"KV_{subjects.TASK_RECORDS_BUCKET}"
     js = mesh.bus.jetstream()
-    async with agent_process(nats_server.url, "tests.zoo:jobs") as worker:
+    async with (
+        hearing(mesh, subjects.tenant_events("t-quick"), collect),
+        agent_process(nats_server.url, "tests.zoo:jobs") as worker,
+    ):
         before = (await js.stream_info(records_stream)).state.last_seq
         quick = await mesh.tasks.submit("t-quick", "jobs", "pause", 0.0, context_id="q-ctx")
         done = await mesh.tasks.wait("t-quick", quick.id, timeout=10)
@@ -306,7 +312,6 @@ async def test_a_task_reports_working_only_if_it_runs_a_while_and_events_match_i
         slow = await mesh.tasks.submit("t-quick", "jobs", "pause", 0.5, context_id="s-ctx")
         await mesh.tasks.wait("t-quick", slow.id, timeout=10)
         await _until(_async(lambda: TaskState.COMPLETED in states[slow.id]), within=5)
-    await service.stop()
     # The events say what the record says: a task done within a moment goes from
     # submitted to completed; one still running then is working in between.
     assert states[quick.id] == [TaskState.SUBMITTED, TaskState.COMPLETED]
@@ -403,7 +408,10 @@ async def test_tasks_queued_by_an_older_release_still_run_after_an_upgrade(tmp_p
             await bus.jetstream().add_stream(old)
             message = _job_message(Job(n=7))
             request = TaskRequest(
-                task_id=task_id_for("jobs", message.message_id), agent="jobs", skill="work", message=message
+                task_id=task_id_for("t-old", "jobs", message.message_id),
+                agent="jobs",
+                skill="work",
+                message=message,
             )
             await bus.jetstream().publish("hw.t-old.task.jobs", bus.codec.encode(request))
             mesh = await Mesh.open(bus, settings)

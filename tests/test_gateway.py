@@ -353,6 +353,25 @@ async def test_tenants_never_see_each_others_conversations_or_tasks(gateway: Gat
         _problem(await globex.post(f"/v1/tasks/{task['id']}/cancel"), 404)
 
 
+async def test_two_tenants_with_the_same_idempotency_key_get_a_task_each(gateway: Gateway) -> None:
+    # Keys are the clients' own: within the de-duplication window, another tenant's
+    # key must neither swallow this tenant's task nor hand over its result.
+    key = {"Idempotency-Key": f"shared-{RUN}"}
+    path = "/v1/agents/echo/skills/add/tasks"
+    async with gateway.client("acme") as acme, gateway.client("globex") as globex:
+        mine = await acme.post(path, json={"input": {"a": 1, "b": 1}}, headers=key)
+        theirs = await globex.post(path, json={"input": {"a": 2, "b": 2}}, headers=key)
+        again = await acme.post(path, json={"input": {"a": 1, "b": 1}}, headers=key)
+        assert (mine.status_code, theirs.status_code, again.status_code) == (202, 202, 202)
+        assert mine.json()["id"] != theirs.json()["id"]
+        assert again.json()["id"] == mine.json()["id"]  # the same tenant's repeat: the same task
+        done_mine = (await acme.get(f"/v1/tasks/{mine.json()['id']}", params={"wait": 5})).json()
+        done_theirs = (await globex.get(f"/v1/tasks/{theirs.json()['id']}", params={"wait": 5})).json()
+    assert done_mine["status"]["state"] == done_theirs["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert done_mine["artifacts"][0]["parts"][0]["data"]["total"] == 2
+    assert done_theirs["artifacts"][0]["parts"][0]["data"]["total"] == 4
+
+
 async def test_a_tenants_knowledge_is_never_searched_by_another_tenant(
     gateway: Gateway, nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:

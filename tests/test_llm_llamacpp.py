@@ -221,7 +221,8 @@ def _sums(reader: InMemoryMetricReader) -> dict[str, float]:
         for scope_metrics in resource.scope_metrics:
             for metric in scope_metrics.metrics:
                 for point in metric.data.data_points:  # type: ignore[union-attr]
-                    sums[metric.name] = sums.get(metric.name, 0.0) + float(point.value)  # type: ignore[union-attr]
+                    if hasattr(point, "value"):  # not the histograms (model call durations)
+                        sums[metric.name] = sums.get(metric.name, 0.0) + float(point.value)
     return sums
 
 

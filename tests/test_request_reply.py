@@ -359,10 +359,13 @@ async def test_deadlines_share_one_timer_and_expire_only_what_is_due() -> None:
     deadlines.add("early", 0.05)  # sooner than the timer armed for "late": it is re-armed
     deadlines.add("answered", 0.1)
     deadlines.discard("answered")
-    await asyncio.sleep(0.3)
+    while len(expired) < 2 and loop.time() - started < 5:
+        await asyncio.sleep(0.01)
     assert [key for key, _ in expired] == ["early", "late"]
-    assert expired[0][1] == pytest.approx(0.05, abs=0.03)
-    assert expired[1][1] == pytest.approx(0.2, abs=0.03)
+    # Not before its time; "early" well before the timer first armed for "late" (a loaded machine
+    # may run a callback late, so only the lower bounds and the order are exact).
+    early, late = expired[0][1], expired[1][1]
+    assert 0.049 <= early < 0.199 <= late  # (asyncio may run a timer up to its clock resolution early)
 
 
 async def test_each_request_has_its_own_context_whether_or_not_its_handler_waits(

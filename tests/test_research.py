@@ -20,13 +20,13 @@ from agents.research.messages import RESEARCH_KEY, ResearchRequest, RunSummary
 from agents.research.settings import CORPUS, DATA
 from agents.research.writer import writer
 from bus import Bus, EmbeddedNats, Message, StreamResponse, new_id, subjects
-from bus.service import Request
 from knowledge.agent import knowledge
 from knowledge.messages import IngestReply, IngestRequest
 from tests.openai_server import OpenAIServer
 from tests.processes import AgentProcess, agent_processes
 from tests.redis_server import RedisServer
 from tests.research_model import research_model
+from tests.task_events import hearing
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # the swarm starts slowly on a busy machine
 
@@ -203,23 +203,18 @@ async def test_a_slow_run_raises_an_alert_on_its_conversation_and_in_metrics(
     context = new_id()
     alerts: list[dict[str, object]] = []
 
-    async def collect(request: Request[StreamResponse]) -> None:
-        update = request.payload.status_update
+    def collect(event: StreamResponse) -> None:
+        update = event.status_update
         if not isinstance(update, msgspec.UnsetType) and update.status.message is not None:
             alert = (update.status.message.metadata or {}).get("hivewire.alert")
             if alert is not None:
                 alerts.append(alert)
 
-    events = await mesh.bus.serve(
-        subjects.conversation_events(swarm.tenant, context), collect, StreamResponse
-    )
-    try:
+    async with hearing(mesh, subjects.conversation_events(swarm.tenant, context), collect):
         request = ResearchRequest(brief=BRIEF, max_questions=2, alert_after=0.5, cache=False)
         reply = await mesh.caller(swarm.tenant, context_id=context).call(
             "planner", "research", request, Message, timeout=60
         )
-    finally:
-        await events.stop()
     assert reply.metadata is not None
     assert reply.metadata[RESEARCH_KEY]["slow"] is True
     assert "slow run (alert raised)" in reply.text

@@ -64,7 +64,7 @@ async def running(
         PYTHONPATH=str(ROOT),
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bus.cli", "up", "--app", "desk", "--app", "research",
+        sys.executable, "-m", "bus.cli", "up", "--app", "desk", "--app", "research", "--log-level", "INFO",
         cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert process.stdout is not None
@@ -107,6 +107,44 @@ async def test_the_readme_example_request_gets_a_streamed_cited_answer(running: 
     assert "account-password-reset.md" in out
     assert "Forgot password?" in out
     assert "intent: account" in err
+
+
+async def test_every_process_is_watched_its_logs_named_its_metrics_apart_its_turns_traced(
+    running: RunningMesh,
+) -> None:
+    text = "".join(running.output)
+    # The children's log lines, at the level asked for, each marked with its process.
+    assert any(line.startswith("triage    | ") and "joined the mesh" in line for line in running.output)
+    assert any(line.startswith("gateway   | ") and "gateway connected" in line for line in running.output)
+    # Every agent process serves /metrics on a port of its own, listed in the banner.
+    listed = re.findall(r"^\s+(?:Metrics\s+)?(\w+)\s+(http://\S+/metrics)$", text, re.M)
+    served = dict(listed)
+    assert served["gateway"] == running.url + "/metrics"
+    assert [name for name, _ in listed].count("analyst") == 2
+    assert {"knowledge", "triage", "answer", "planner", "analyst", "writer"} <= set(served)
+    assert len({url for _, url in listed}) == len(listed) == 8  # no port twice
+    assert "hivewire traces <trace id>" in text
+
+    code, out, err = await _hivewire(running.folder, "ask", "How do I reset my password?")
+    assert code == 0, err
+    trace_id = re.search(r"\[trace ([0-9a-f]{32}): see it with `hivewire traces \1`\]", err)
+    assert trace_id, err
+    async with httpx.AsyncClient(timeout=10) as client:
+        triage = (await client.get(served["triage"])).text
+        gateway = (await client.get(served["gateway"])).text
+    assert re.search(r'hivewire_desk_turns_total\{.*intent="account".*\} [1-9]', triage), triage
+    assert "hivewire_tasks_consumer_lag{" in triage
+    assert "hivewire_turn_time_to_first_token_seconds_count" in gateway
+    # The turn's spans, from the span store, as a waterfall: the gateway, triage, knowledge, answer.
+    for _ in range(50):  # each process sends its spans every half second
+        code, out, err = await _hivewire(running.folder, "traces", trace_id.group(1))
+        if code == 0 and all(f"hivewire-agent-{a}" in out for a in ("triage", "knowledge", "answer")):
+            break
+        await asyncio.sleep(0.2)
+    assert code == 0, err
+    assert out.startswith(f"trace {trace_id.group(1)}: ")
+    assert "POST /v1/conversations/{cid}/messages" in out.splitlines()[2]  # the root, first
+    assert all(f"hivewire-agent-{a}" in out for a in ("triage", "knowledge", "answer")), out
 
 
 async def test_the_research_swarm_streams_a_cited_offline_report(running: RunningMesh) -> None:

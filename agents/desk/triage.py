@@ -11,12 +11,14 @@ cannot resolve is flagged for a human.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
+from opentelemetry import metrics
 
 from agents import Agent, ChatMessage, Context, LLMError, Model, StructuredOutputError
 from agents.desk.answer import AnswerRequest
@@ -114,6 +116,7 @@ async def chat(ctx: Context, question: str) -> Message:
     await ctx.emit_status(f"intent: {intent}, sentiment: {sentiment}")
     reason = handoff_reason(intent, sentiment, resolvable=any(p.score >= RESOLVES for p in passages))
     handoff = bool(reason)
+    _desk_metrics(ctx.meter).count(intent, sentiment, reason)
     if handoff:
         await ctx.emit_status("flagged for a human agent: " + reason)
         await ctx.state.put(HANDOFF_KEY, Handoff(reason=reason, question=question, at=time.time()))
@@ -150,6 +153,33 @@ async def chat(ctx: Context, question: str) -> Message:
         context_id=ctx.context_id,
         metadata={DESK_KEY: msgspec.to_builtins(outcome)},
     )
+
+
+class _DeskMetrics:
+    """How the desk reads its turns: intents, sentiments and hand-offs, counted."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self._turns = meter.create_counter(
+            "hivewire.desk.turns",
+            unit="{turn}",
+            description="Turns the desk classified, by intent and sentiment.",
+        )
+        self._handoffs = meter.create_counter(
+            "hivewire.desk.handoffs",
+            unit="{turn}",
+            description="Turns the desk flagged for a person, by reason.",
+        )
+
+    def count(self, intent: str, sentiment: str, handoff: str) -> None:
+        self._turns.add(1, {"intent": intent, "sentiment": sentiment})
+        if handoff:
+            self._handoffs.add(1, {"reason": handoff})
+
+
+@functools.cache
+def _desk_metrics(meter: metrics.Meter) -> _DeskMetrics:
+    # Instruments are made once per meter (a process has one), not once per turn.
+    return _DeskMetrics(meter)
 
 
 def handoff_reason(intent: str, sentiment: str, *, resolvable: bool) -> str:

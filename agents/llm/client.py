@@ -15,6 +15,7 @@ import asyncio
 import importlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -41,6 +42,7 @@ from agents.llm.wire import (
     type_name,
     words,
 )
+from bus.telemetry import DURATION_BUCKETS
 
 __all__ = ["LLMClient", "Scope", "TokenStream"]
 
@@ -142,6 +144,12 @@ class LLMClient:
             "hivewire.llm.cost", description="Cost of model calls (price table units)"
         )
         self._calls = meter.create_counter("hivewire.llm.calls", description="Model call attempts by outcome")
+        self._duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="Duration of one model call attempt.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
 
     @property
     def offline(self) -> bool:
@@ -444,9 +452,13 @@ class LLMClient:
                             "hivewire.llm.fallback": name != model.name,
                         }
                     )
+                    started = time.perf_counter()
+                    timing = {"gen_ai.operation.name": "chat", "gen_ai.request.model": name}
                     try:
                         result = await call(name, span)
                     except Exception as exc:
+                        timing["error.type"] = type(exc).__qualname__
+                        self._duration.record(time.perf_counter() - started, timing)
                         if not isinstance(exc, _openai().APIError):
                             raise
                         last = _describe(exc)
@@ -456,9 +468,17 @@ class LLMClient:
                         if not _retryable(exc):
                             # A refused request (bad request, auth...): no attempt would fare better.
                             raise LLMError(name, last) from exc
-                        if attempt < self._max_retries:
+                        retrying = attempt < self._max_retries
+                        log.warning(
+                            "model %s failed (%s); %s",
+                            name,
+                            last,
+                            "trying again" if retrying else "giving up on it",
+                        )
+                        if retrying:
                             await asyncio.sleep(self._delay(attempt, exc))
                         continue
+                    self._duration.record(time.perf_counter() - started, timing)
                     self._calls.add(1, {"gen_ai.request.model": name, "outcome": "ok"})
                     return result
         raise ModelUnavailable(names, attempts, last)

@@ -50,7 +50,7 @@ class Cards:
         Raises:
             Problem: 404, no such agent is running.
         """
-        agent = await live_agent(self._mesh.registry, agent_name)
+        agent = await live_agent(self._mesh, agent_name)
         card = agent.card
         url = base.rstrip("/") + path
         interfaces = [

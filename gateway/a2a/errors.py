@@ -14,7 +14,7 @@ from typing import Any
 
 from agents.errors import InvalidPageToken, TaskNotFound, TaskNotResumable
 from bus.errors import InvalidSubjectToken
-from gateway.problems import Problem, problem_from
+from gateway.problems import RETRY_AFTER, Problem, problem_from
 
 __all__ = ["A2AError", "ErrorKind", "a2a_error_from"]
 
@@ -50,6 +50,10 @@ class ErrorKind(enum.Enum):
     )
     EXTENSION_SUPPORT_REQUIRED = (-32008, 400, "FAILED_PRECONDITION", "Extension support required")
     VERSION_NOT_SUPPORTED = (-32009, 400, "FAILED_PRECONDITION", "Version not supported")
+    # Not one of A2A's own: the mesh is unreachable for now (NATS away or recovering). JSON-RPC
+    # clients see an internal error whose ErrorInfo says UNAVAILABLE (with retryAfter); the
+    # HTTP+JSON binding answers 503 with a Retry-After header, as gRPC's UNAVAILABLE maps.
+    UNAVAILABLE = (-32603, 503, "UNAVAILABLE", "The service is unavailable; try again shortly")
 
     @property
     def code(self) -> int:
@@ -145,4 +149,13 @@ def a2a_error_from(exc: Exception) -> A2AError:
         return A2AError(ErrorKind.INVALID_PARAMS, problem.detail or problem.title)
     if problem.status < 500:
         return A2AError(ErrorKind.INVALID_PARAMS, problem.detail or problem.title, problem=problem.kind)
+    if problem.status == 503:
+        extra = {key: str(value) for key, value in problem.extra.items() if isinstance(value, str | int)}
+        return A2AError(
+            ErrorKind.UNAVAILABLE,
+            problem.detail or problem.title,
+            problem=problem.kind,
+            retryAfter=str(RETRY_AFTER),
+            **extra,
+        )
     return A2AError(ErrorKind.INTERNAL, problem.title, problem=problem.kind, status=str(problem.status))

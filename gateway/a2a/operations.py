@@ -223,7 +223,7 @@ class Operations:
         agent, skill = await self._route(agent_name, params)
         if message.context_id is None:
             message = msgspec.structs.replace(message, context_id=new_id())
-        task_id = task_id_for(agent.name, message.message_id)
+        task_id = task_id_for(tenant, agent.name, message.message_id)
         return _Start(message=message, task_id=task_id, push=push, agent=agent.name, skill=skill)
 
     async def _start(self, tenant: str, start: _Start) -> Task:
@@ -238,7 +238,7 @@ class Operations:
 
     async def _route(self, agent_name: str, params: SendParams) -> tuple[LiveAgent, str]:
         """The agent and skill a new message goes to: ``metadata.skill``, else the default skill."""
-        agent = await live_agent(self._mesh.registry, agent_name)
+        agent = await live_agent(self._mesh, agent_name)
         metadata = {**(params.metadata or {}), **(params.message.metadata or {})}
         wanted = metadata.get("skill")
         skills = [skill.id for skill in agent.card.skills]

@@ -39,7 +39,7 @@ from gateway.a2a.operations import Event, Operations
 from gateway.events import sse_comment, sse_event
 from gateway.guard import Admitted, Guard
 from gateway.http import read_body, require_json
-from gateway.problems import Problem
+from gateway.problems import RETRY_AFTER, Problem
 from gateway.settings import GatewaySettings
 
 __all__ = ["A2A_JSON", "RestBinding"]
@@ -95,7 +95,10 @@ class RestBinding:
             if isinstance(exc, Problem) and exc.status in _HTTP_REFUSALS:
                 raise
             error = a2a_error_from(exc)
-            return _json(error.status(), admitted.headers, status=error.kind.http_status)
+            headers = admitted.headers
+            if error.kind is ErrorKind.UNAVAILABLE:
+                headers = {**headers, "Retry-After": str(RETRY_AFTER)}
+            return _json(error.status(), headers, status=error.kind.http_status)
 
     async def _send(self, request: Request, admitted: Admitted, agent: str) -> Response:
         params = await self._body(request, SendParams)
