@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from agents.settings import AgentSettings
     from agents.state import ConversationState, Versioned
     from agents.tasks import TaskRecords, TaskRequest, Tasks
+    from agents.turns import Turns
 
 _EXPORTS = {
     "Agent": "agents.agent",
@@ -113,6 +114,7 @@ _EXPORTS = {
     "TaskRecords": "agents.tasks",
     "TaskRequest": "agents.tasks",
     "Tasks": "agents.tasks",
+    "Turns": "agents.turns",
 }
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)
@@ -177,6 +179,7 @@ __all__ = [
     "ToolCall",
     "ToolError",
     "TurnLLM",
+    "Turns",
     "Usage",
     "Versioned",
     "ensure",

@@ -40,8 +40,12 @@ async def ensure(js: JetStreamContext, settings: AgentSettings) -> Infrastructur
             js,
             api.StreamConfig(
                 name=subjects.TASKS_STREAM,
-                description="Durable agent tasks: one work-queue consumer per agent",
-                subjects=[subjects.all_tenants_tasks()],
+                description="Durable agent tasks, streamed turns, and ended turns for the gateways to record",
+                subjects=[
+                    subjects.all_tenants_tasks(),
+                    subjects.all_tenants_turns(),
+                    subjects.all_tenants_ended_turns(),
+                ],
                 retention=api.RetentionPolicy.WORK_QUEUE,
                 storage=api.StorageType.FILE,
                 duplicate_window=settings.task_dedup_window,

@@ -19,6 +19,7 @@ from agents.registry import Registry
 from agents.settings import AgentSettings
 from agents.state import ConversationState, Versioned, every_conversation
 from agents.tasks import TaskRecords, Tasks
+from agents.turns import Turns
 from bus.client import Bus
 
 T = TypeVar("T")
@@ -36,6 +37,7 @@ class Mesh:
         *,
         registry: Registry,
         tasks: Tasks,
+        turns: Turns,
         dead_letters: DeadLetters,
         events: ConversationEvents,
         state_bucket: KeyValue,
@@ -44,6 +46,7 @@ class Mesh:
         self.settings = settings
         self.registry = registry
         self.tasks = tasks
+        self.turns = turns
         self.dead_letters = dead_letters
         self.events = events
         self._state_bucket = state_bucket
@@ -56,6 +59,7 @@ class Mesh:
         """
         infra = await ensure(bus.jetstream(), settings)
         events = ConversationEvents(bus)
+        records = TaskRecords(infra.task_records, bus.codec)
         return cls(
             bus,
             settings,
@@ -66,12 +70,8 @@ class Mesh:
                 cache_ttl=registry_cache,
                 recreate=lambda: registry_bucket(bus.jetstream(), settings),
             ),
-            tasks=Tasks(
-                bus,
-                TaskRecords(infra.task_records, bus.codec),
-                events,
-                list_scan=settings.task_list_scan,
-            ),
+            tasks=Tasks(bus, records, events, list_scan=settings.task_list_scan),
+            turns=Turns(bus),
             dead_letters=DeadLetters(bus.jetstream(), bus.codec),
             events=events,
             state_bucket=infra.state,

@@ -2,7 +2,8 @@
 
 Starting a runtime creates whatever the mesh is missing (streams, buckets),
 subscribes each skill in the agent's queue group (so replicas share requests),
-binds the durable task worker and announces the agent in the registry.
+binds the workers of its durable tasks and of its streamed conversation turns,
+and announces the agent in the registry.
 Stopping it drains: no new work is taken, work in flight gets the grace period
 to finish, tasks still running after it are released to other replicas, and
 the registry entry is withdrawn.
@@ -37,6 +38,7 @@ from agents.resources import Resources
 from agents.settings import AgentSettings
 from agents.state import ConversationState
 from agents.tasks import TaskRecords, TaskRequest, Tasks
+from agents.turns import TRACE_KEY
 from agents.usage import USAGE_KEY
 from agents.worker import TaskWorker
 from bus import logs, subjects
@@ -83,6 +85,7 @@ class AgentRuntime:
         self._infra: Infrastructure | None = None
         self._tasks: Tasks | None = None
         self._worker: TaskWorker | None = None
+        self._turns: TaskWorker | None = None
         self._heartbeat: Heartbeat | None = None
         self._unlisten: Callable[[], None] | None = None
         self._metrics: AgentMetrics | None = None
@@ -130,17 +133,22 @@ class AgentRuntime:
                         subject, self._interactive(skill), Message, queue=queue, max_concurrency=limit
                     )
                 self._services.append(service)
-        self._worker = TaskWorker(
-            agent=self.agent.name,
-            instance=self.instance,
-            bus=self._bus,
-            settings=self._settings,
-            records=records,
-            events=self._events,
-            dead_letters=DeadLetters(self._bus.jetstream(), self._bus.codec),
-            invoke=self._run_task,
+        dead_letters = DeadLetters(self._bus.jetstream(), self._bus.codec)
+        self._worker, self._turns = (
+            TaskWorker(
+                agent=self.agent.name,
+                instance=self.instance,
+                bus=self._bus,
+                settings=self._settings,
+                records=records,
+                events=self._events,
+                dead_letters=dead_letters,
+                invoke=self._run_task,
+                turns=turns,
+            )
+            for turns in (False, True)
         )
-        await self._worker.start()
+        await asyncio.gather(self._worker.start(), self._turns.start())
         if self._bus.telemetry.metering:
             worker = self._worker
             self._metrics = AgentMetrics(
@@ -182,10 +190,11 @@ class AgentRuntime:
             metrics, self._metrics = self._metrics, None
             await metrics.stop()
         services, self._services = self._services, []
-        worker, self._worker = self._worker, None
+        workers = [worker for worker in (self._worker, self._turns) if worker is not None]
+        self._worker = self._turns = None
         await asyncio.gather(
             *(service.stop(grace=wait) for service in services),
-            *([worker.stop(grace=wait)] if worker is not None else []),
+            *(worker.stop(grace=wait) for worker in workers),
         )
         if self._lifespan is not None:
             lifespan, self._lifespan = self._lifespan, None
@@ -209,10 +218,11 @@ class AgentRuntime:
         in_flight = sum(s.stats.in_flight for s in self._services)
         handled = sum(s.stats.handled for s in self._services)
         failed = sum(s.stats.failed for s in self._services)
-        if self._worker is not None:
-            in_flight += self._worker.stats.in_flight
-            handled += self._worker.stats.completed
-            failed += self._worker.stats.failed
+        for worker in (self._worker, self._turns):
+            if worker is not None:
+                in_flight += worker.stats.in_flight
+                handled += worker.stats.completed
+                failed += worker.stats.failed
         return Load(in_flight=in_flight, handled=handled, failed=failed)
 
     def _interactive(self, skill: Skill) -> Callable[[Request[Message]], Awaitable[Message]]:
@@ -242,6 +252,19 @@ class AgentRuntime:
         return handle
 
     async def _run_task(self, tenant: str, request: TaskRequest, envelope: Envelope) -> Message:
+        remaining = envelope.remaining()
+        if remaining is None:
+            return await self._run_skill(tenant, request, envelope)
+        # A turn's attempt has the time its gateway gave it (a durable task has no deadline).
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                return await self._run_skill(tenant, request, envelope)
+        except TimeoutError:
+            raise RemoteError(
+                ErrorCode.DEADLINE_EXCEEDED, f"the turn did not end within {remaining:.1f}s"
+            ) from None
+
+    async def _run_skill(self, tenant: str, request: TaskRequest, envelope: Envelope) -> Message:
         skill = self.agent.skills.get(request.skill)
         if skill is None:
             raise RemoteError(
@@ -258,13 +281,22 @@ class AgentRuntime:
         value = self._input(skill, message)
         if not skill.streaming:
             output = await skill.handler(ctx, value)
-            return _with_usage(
-                to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=request.task_id), ctx
+            return _traced(
+                _with_usage(
+                    to_message(output, role=Role.AGENT, context_id=ctx.context_id, task_id=request.task_id),
+                    ctx,
+                ),
+                request,
             )
         # A streaming skill run as a task streams to the conversation; the result
         # is everything it produced.
         parts: list[Part] = []
         async for chunk in skill.handler(ctx, value):
+            if isinstance(chunk, StreamResponse):
+                # An event the skill made itself goes out as it is; its parts are the result's.
+                parts.extend(_parts_of(chunk))
+                await self._events.publish(tenant, ctx.context_id, chunk)
+                continue
             part = _part(chunk)
             parts.append(part)
             await ctx.emit_chunk(chunk)
@@ -272,15 +304,18 @@ class AgentRuntime:
         merged = (
             (Part.text_part(text),) if text and all(isinstance(p.text, str) for p in parts) else tuple(parts)
         )
-        return _with_usage(
-            Message(
-                message_id=new_id(),
-                role=Role.AGENT,
-                parts=merged,
-                context_id=ctx.context_id,
-                task_id=request.task_id,
+        return _traced(
+            _with_usage(
+                Message(
+                    message_id=new_id(),
+                    role=Role.AGENT,
+                    parts=merged,
+                    context_id=ctx.context_id,
+                    task_id=request.task_id,
+                ),
+                ctx,
             ),
-            ctx,
+            request,
         )
 
     def _context(
@@ -340,6 +375,22 @@ def _part(chunk: object) -> Part:
     if isinstance(chunk, Part):
         return chunk
     return Part.data_part(msgspec.to_builtins(chunk))
+
+
+def _parts_of(event: StreamResponse) -> tuple[Part, ...]:
+    if not isinstance(event.artifact_update, msgspec.UnsetType):
+        return event.artifact_update.artifact.parts
+    if not isinstance(event.message, msgspec.UnsetType):
+        return event.message.parts
+    return ()
+
+
+def _traced(message: Message, request: TaskRequest) -> Message:
+    """The reply naming the trace of its turn, which the turn's request carries (if any)."""
+    trace = (request.metadata or {}).get(TRACE_KEY)
+    if trace is None:
+        return message
+    return msgspec.structs.replace(message, metadata={**(message.metadata or {}), TRACE_KEY: trace})
 
 
 def _with_usage(message: Message, ctx: Context) -> Message:

@@ -29,6 +29,14 @@ class AgentSettings(NatsSettings):
         gt=0,
         description="Seconds without a progress beat before a task goes to another replica.",
     )
+    turn_ack_wait: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds without a progress beat before a streamed conversation turn goes to another "
+            "replica (its client waits that long after the replica running it died)."
+        ),
+    )
     task_max_deliveries: int = Field(
         default=5, ge=1, description="Deliveries of a failing task before it is dead-lettered."
     )
@@ -108,4 +116,6 @@ class AgentSettings(NatsSettings):
     def _check(self) -> AgentSettings:
         if self.task_ack_wait < 1.0:
             raise ValueError("task_ack_wait must be at least 1 second")
+        if self.turn_ack_wait < 1.0:
+            raise ValueError("turn_ack_wait must be at least 1 second")
         return self

@@ -13,6 +13,13 @@ have gone out after all (from the connection's buffer, once reconnected), in
 which case the outcome is announced as if it had been confirmed; if not, it is
 written again. Only when that keeps failing with NATS back is the task left
 unacked, logged once, for JetStream to redeliver after the ack wait.
+
+The same worker runs an agent's streamed conversation turns (``turns=True``,
+see :mod:`agents.turns`) from a consumer of their own, with three differences:
+a turn that fails ends at once (failed, with the error; it is not retried nor
+dead-lettered, since its chunks went out already), a redelivered turn starts
+with a restart marker, and a completed turn is queued for a gateway to record
+before its end is announced.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from agents.errors import InputRequired
 from agents.events import ConversationEvents
 from agents.settings import AgentSettings
 from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
+from agents.turns import Turns, end_message_id, failure_note, restart_note
 from agents.usage import USAGE_KEY
 from bus import subjects
 from bus.a2a import Artifact, Message, Task, TaskState, new_id
@@ -97,7 +105,11 @@ class TaskWorker:
         events: ConversationEvents,
         dead_letters: DeadLetters,
         invoke: Invoke,
+        turns: bool = False,
     ) -> None:
+        """Args:
+        turns: run the agent's streamed conversation turns instead of its durable tasks.
+        """
         self.agent = agent
         self.instance = instance
         self.stats = WorkerStats()
@@ -107,6 +119,10 @@ class TaskWorker:
         self._events = events
         self._dead_letters = dead_letters
         self._invoke = invoke
+        self._turns = turns
+        # A client waits out a crashed replica's ack wait: a turn's is shorter than a task's.
+        self._ack_wait = settings.turn_ack_wait if turns else settings.task_ack_wait
+        self._ended = Turns(bus) if turns else None
         self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
         # Every task this worker was handed and has not finished with.
         self._active: set[asyncio.Task[None]] = set()
@@ -123,12 +139,20 @@ class TaskWorker:
     async def start(self) -> None:
         """Bind to the agent's work queue (creating its consumer) and start pulling."""
         js = self._bus.jetstream()
-        durable = subjects.task_consumer(self.agent)
+        if self._turns:
+            # A turn is interactive work: it takes the slots interactive requests take.
+            durable = subjects.turn_consumer(self.agent)
+            filters = [subjects.agent_turns_all_tenants(self.agent)]
+            limit = self._settings.max_concurrency
+        else:
+            durable = subjects.task_consumer(self.agent)
+            filters = subjects.agent_tasks_all_tenants(self.agent)
+            limit = self._settings.task_concurrency
         config = api.ConsumerConfig(
             durable_name=durable,
-            filter_subjects=subjects.agent_tasks_all_tenants(self.agent),
+            filter_subjects=filters,
             ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=self._settings.task_ack_wait,
+            ack_wait=self._ack_wait,
             # Deliveries are counted here, not by the server: a server-side limit
             # would strand the last delivery of a crashed replica, unacked forever.
             max_deliver=-1,
@@ -143,7 +167,7 @@ class TaskWorker:
             js,
             subjects.TASKS_STREAM,
             durable,
-            limit=self._settings.task_concurrency,
+            limit=limit,
             on_message=self._accept,
         )
         await self._consumer.start()
@@ -204,14 +228,34 @@ class TaskWorker:
     async def _process(self, msg: Msg) -> None:
         deliveries, sequence = _delivery(msg)
         try:
-            tenant, _ = subjects.parse_task(msg.subject)
+            if self._turns:
+                tenant, _ = subjects.parse_turn(msg.subject)
+                # Each attempt at a turn has the time the gateway gave it.
+                received = Envelope.from_headers(msg.headers)
+                deadline = received.deadline
+            else:
+                tenant, _ = subjects.parse_task(msg.subject)
+                received, deadline = None, None
             request = self._bus.codec.decode(msg.data, TaskRequest)
         except (MalformedPayload, InvalidSubjectToken) as exc:
             await self._park_malformed(msg, deliveries, exc)
             return
         self.stats.in_flight += 1
         try:
-            await self._run(msg, tenant, request, deliveries, sequence)
+            envelope = Envelope(tenant=tenant, deadline=deadline)
+            telemetry = self._bus.telemetry
+            if received is None or not telemetry.tracing:
+                await self._run(msg, tenant, request, deliveries, sequence, envelope)
+                return
+            # A turn continues the trace of the gateway request that queued it.
+            with telemetry.process_span(
+                msg.subject,
+                msg.headers,
+                message_id=received.message_id,
+                size=len(msg.data),
+                queue=subjects.turn_consumer(self.agent),
+            ):
+                await self._run(msg, tenant, request, deliveries, sequence, envelope)
         except OUTAGES as exc:
             self.stats.unrecorded += 1
             log.warning(
@@ -225,7 +269,9 @@ class TaskWorker:
         finally:
             self.stats.in_flight -= 1
 
-    async def _run(self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int, sequence: int) -> None:
+    async def _run(
+        self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int, sequence: int, envelope: Envelope
+    ) -> None:
         late: _LateClaim | None = None
         if self._untouched(sequence, request, deliveries):
             # The record is as queued: run at once, and record and announce ``working``
@@ -244,6 +290,8 @@ class TaskWorker:
             task, revision = await self._claim(tenant, request, deliveries)
         if task is None:
             self.stats.skipped += 1
+            if self._turns:
+                await self._end_again(tenant, request.task_id)
             await msg.ack()
             return
         if deliveries > self._settings.task_max_deliveries:
@@ -251,7 +299,11 @@ class TaskWorker:
                 f"delivered {deliveries - 1} times without finishing: the replicas running it "
                 "crashed or stalled past the ack wait"
             )
-            await self._give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
+            if self._turns:
+                failure = RemoteError(ErrorCode.UNAVAILABLE, reason)
+                await self._turn_failed(msg, tenant, task, revision, failure)
+            else:
+                await self._give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
             return
         why: list[str] = []
         current = asyncio.current_task()
@@ -259,9 +311,11 @@ class TaskWorker:
         self._running[request.task_id] = (current, why)
         # Beating until the outcome is recorded: a write that waits out an outage is not
         # redelivered to another replica meanwhile.
-        beat = _ProgressBeat(msg, self._settings.task_ack_wait / 3, self._timers)
+        beat = _ProgressBeat(msg, self._ack_wait / 3, self._timers)
         try:
-            await self._attempt_and_record(msg, tenant, request, deliveries, task, revision, late, why)
+            await self._attempt_and_record(
+                msg, tenant, request, deliveries, task, revision, late, why, envelope
+            )
         finally:
             beat.stop()
 
@@ -275,9 +329,10 @@ class TaskWorker:
         revision: int,
         late: _LateClaim | None,
         why: list[str],
+        envelope: Envelope,
     ) -> None:
         try:
-            reply = await self._invoke(tenant, request, Envelope(tenant=tenant))
+            reply = await self._invoke(tenant, request, envelope)
         except asyncio.CancelledError:
             if late is not None:
                 late.abandon()
@@ -297,7 +352,9 @@ class TaskWorker:
             self._free_slot()
             if late is not None:
                 task, revision = await late.settle()
-            if isinstance(exc, InputRequired):
+            if self._turns:
+                await self._turn_failed(msg, tenant, task, revision, exc)
+            elif isinstance(exc, InputRequired):
                 await self._interrupted(msg, tenant, task, revision, exc)
             else:
                 await self._failed(msg, tenant, request, task, revision, deliveries, exc)
@@ -321,11 +378,15 @@ class TaskWorker:
 
     def _working(self, task: Task, deliveries: int) -> Task:
         """``task`` as this replica's ``deliveries``-th attempt at it is running."""
-        note = Message.agent_text(
-            f"{self.agent} is working on it (delivery {deliveries})",
-            context_id=task.context_id,
-            task_id=task.id,
-        )
+        if self._turns and deliveries > 1:
+            # Published before the turn runs again: the client's marker to drop what it had.
+            note = restart_note(task, deliveries)
+        else:
+            note = Message.agent_text(
+                f"{self.agent} is working on it (delivery {deliveries})",
+                context_id=task.context_id,
+                task_id=task.id,
+            )
         return self._attempt(finish(task, TaskState.WORKING, note), deliveries)
 
     def _attempt(self, task: Task, deliveries: int) -> Task:
@@ -418,8 +479,20 @@ class TaskWorker:
     async def _announce(self, tenant: str, outcome: Task) -> None:
         """Publish the task's outcome where its conversation's clients follow it, stored by the
         events stream before the task is acked: an end announced into a restarting server is sent again.
+
+        A completed turn is queued for a gateway to record first, so whoever sees its end can
+        wait for the record (:meth:`Turns.recorded`); a turn's end has an id of its own, so a
+        redelivered turn that had ended announces it again, kept once (see :meth:`_end_again`).
         """
-        message_id = new_id()  # the same id on each attempt: the stream keeps one copy
+        if self._ended is not None and outcome.status.state is TaskState.COMPLETED:
+            ended = self._ended
+
+            async def queue() -> None:
+                await ended.ended(tenant, outcome)
+
+            await self._through_outages(queue, outcome.id, "its end is queued for recording")
+        # The same id on each attempt: the stream keeps one copy.
+        message_id = end_message_id(outcome.id) if self._turns else new_id()
 
         async def attempt() -> None:
             await self._events.task_status(tenant, outcome, message_id=message_id, stored=True)
@@ -473,6 +546,24 @@ class TaskWorker:
         else:
             self.stats.skipped += 1  # canceled meanwhile: that is the outcome
         await msg.ack()
+
+    async def _turn_failed(self, msg: Msg, tenant: str, task: Task, revision: int, exc: Exception) -> None:
+        """A turn's skill failed: the turn ends failed, with the error (see :func:`failure_note`)."""
+        log.warning("turn %s failed: %s: %s", task.id, type(exc).__name__, exc)
+        failed = finish(task, TaskState.FAILED, failure_note(task, exc))
+        if await self._record(tenant, failed, revision):
+            self.stats.failed += 1
+            await self._announce(tenant, failed)
+        else:
+            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
+        await msg.ack()
+
+    async def _end_again(self, tenant: str, turn_id: str) -> None:
+        """A turn that ended is delivered again: its replica may have died before its end was
+        stored, so store it (the events stream keeps one copy within its window)."""
+        found = await self._records.get(tenant, turn_id)
+        if found is not None and found[0].status.state.terminal:
+            await self._announce(tenant, found[0])
 
     async def _failed(
         self,
@@ -531,7 +622,8 @@ class TaskWorker:
     async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:
         self.stats.dead_lettered += 1
         try:
-            tenant, agent = subjects.parse_task(msg.subject)
+            parse = subjects.parse_turn if self._turns else subjects.parse_task
+            tenant, agent = parse(msg.subject)
         except InvalidSubjectToken:
             tenant, agent = "unknown", self.agent
         log.error("malformed task on %s dead-lettered: %s", msg.subject, exc)

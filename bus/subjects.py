@@ -7,6 +7,8 @@ wildcard in the tenant position::
 
     hw.<tenant>.agent.<agent>.<skill>     interactive request/reply (queue group per agent)
     hw.<tenant>.task.<agent>.<task>       durable task submission (JetStream work queue)
+    hw.<tenant>.turn.<agent>.<turn>       a streamed conversation turn, run as durable work
+    hw.<tenant>.ended.<turn>              a streamed turn that ended, for a gateway to record
     hw.<tenant>.cancel.<task>             cancellation of a durable task
     hw.<tenant>.ctx.<context>.events      a conversation's events: streamed chunks, task status
     hw.<tenant>.dlq.<agent>               dead letters of an agent's durable tasks
@@ -45,11 +47,14 @@ __all__ = [
     "agent_requests_all_tenants",
     "agent_skill_all_tenants",
     "agent_tasks_all_tenants",
+    "agent_turns_all_tenants",
     "all_spans",
     "all_tenants_cancels",
     "all_tenants_dead_letters",
+    "all_tenants_ended_turns",
     "all_tenants_events",
     "all_tenants_tasks",
+    "all_tenants_turns",
     "api_key_key",
     "cancel",
     "conversation_events",
@@ -57,13 +62,17 @@ __all__ = [
     "conversation_index_marker",
     "dead_letter",
     "dead_letters_matching",
+    "ended_turn",
+    "ended_turns_consumer",
     "history_key",
     "llm_cache_key",
     "parse_agent_request",
     "parse_cancel",
     "parse_conversation_events",
+    "parse_ended_turn",
     "parse_queued_task",
     "parse_task",
+    "parse_turn",
     "push_config_key",
     "push_configs_of",
     "push_consumer",
@@ -85,6 +94,8 @@ __all__ = [
     "token",
     "token_budget_key",
     "tool_cache_key",
+    "turn",
+    "turn_consumer",
     "usage_hour_key",
     "usage_key",
 ]
@@ -197,6 +208,69 @@ def parse_task(subject: str) -> tuple[str, str]:
 def all_tenants_tasks() -> str:
     """The subjects the durable tasks stream captures (with the task id, and the older form without)."""
     return f"{ROOT}.*.task.>"
+
+
+def turn(tenant: str, agent: str, turn_id: str) -> str:
+    """Where a streamed conversation turn for ``agent`` is queued (captured by the tasks stream).
+
+    Turns have a subject (and a consumer) of their own so a chat turn never waits behind an
+    agent's queue of durable tasks.
+    """
+    return f"{ROOT}.{token('tenant', tenant)}.turn.{token('agent', agent)}.{token('turn id', turn_id)}"
+
+
+def parse_turn(subject: str) -> tuple[str, str]:
+    """Split a turn subject into ``(tenant, agent)``.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not a turn subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "turn":
+        raise InvalidSubjectToken("turn subject", subject)
+    return token("tenant", parts[1]), token("agent", parts[3])
+
+
+def all_tenants_turns() -> str:
+    """The turn subjects the durable tasks stream captures."""
+    return f"{ROOT}.*.turn.>"
+
+
+def agent_turns_all_tenants(agent: str) -> str:
+    """The turns of ``agent`` for every tenant: its turn consumer's filter."""
+    return f"{ROOT}.*.turn.{token('agent', agent)}.*"
+
+
+def turn_consumer(agent: str) -> str:
+    """The durable JetStream consumer whose turns the replicas of ``agent`` share."""
+    return f"{ROOT}-turns-{token('agent', agent)}"
+
+
+def ended_turn(tenant: str, turn_id: str) -> str:
+    """Where a streamed turn that ended completed is queued for a gateway to record in its conversation."""
+    return f"{ROOT}.{token('tenant', tenant)}.ended.{token('turn id', turn_id)}"
+
+
+def parse_ended_turn(subject: str) -> str:
+    """The tenant of an ended turn's subject.
+
+    Raises:
+        InvalidSubjectToken: ``subject`` is not an ended turn's subject.
+    """
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[0] != ROOT or parts[2] != "ended":
+        raise InvalidSubjectToken("ended turn subject", subject)
+    return token("tenant", parts[1])
+
+
+def all_tenants_ended_turns() -> str:
+    """The ended turns of every tenant: what the tasks stream captures, and the gateways' consumer reads."""
+    return f"{ROOT}.*.ended.*"
+
+
+def ended_turns_consumer() -> str:
+    """The durable consumer whose ended turns the gateways share, each recorded by one of them."""
+    return f"{ROOT}-ended-turns"
 
 
 def cancel(tenant: str, task_id: str) -> str:

@@ -47,6 +47,7 @@ from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.traces import TraceRoutes
 from gateway.tracing import ServerSpans
+from gateway.turn_records import TurnRecorder
 from gateway.turns import Conversations
 
 __all__ = ["Services", "create_app"]
@@ -69,6 +70,7 @@ class Services:
     feed: ConversationFeed
     push: PushConfigs | None
     delivery: PushDelivery | None
+    recorder: TurnRecorder
     unobserve: Callable[[], None]  # stops reporting the connections' state
 
     @classmethod
@@ -101,6 +103,20 @@ class Services:
         usage = UsageMeter(redis, budget)
         metrics = GatewayMetrics(telemetry.meter_provider)
         guard = Guard(keys, RateLimiter(redis, usage), budget, settings, metrics=metrics)
+        conversations = Conversations(
+            mesh,
+            history,
+            usage,
+            ConversationIndex(mesh, redis, ttl=settings.state_ttl),
+            metrics=metrics,
+        )
+        recorder = TurnRecorder(bus, conversations)
+        try:
+            await recorder.start()
+        except BaseException:
+            await bus.close()
+            await redis.close()
+            raise
         return cls(
             bus=bus,
             mesh=mesh,
@@ -109,16 +125,11 @@ class Services:
             keys=keys,
             guard=guard,
             usage=usage,
-            conversations=Conversations(
-                mesh,
-                history,
-                usage,
-                ConversationIndex(mesh, redis, ttl=settings.state_ttl),
-                metrics=metrics,
-            ),
+            conversations=conversations,
             feed=ConversationFeed(bus),
             push=push,
             delivery=delivery,
+            recorder=recorder,
             unobserve=observe_connections(telemetry.meter_provider, bus, redis),
         )
 
@@ -126,7 +137,7 @@ class Services:
         self.unobserve()
         if self.delivery is not None:
             await self.delivery.stop(grace)
-        await self.conversations.drain(grace)
+        await self.recorder.stop(grace)
         await self.bus.close()
         await self.history.close()  # one last try at writing what waits for Redis
         await self.redis.close()

@@ -13,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agents.mesh import Mesh
-from bus.a2a import Message, Role
+from bus.a2a import Message, Role, TaskState
 from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, Feed, event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Guard
 from gateway.http import MESSAGE_ID_PATTERN, check_message_id, event_id, int_param, json_response, read_json
 from gateway.index import Cursor
 from gateway.problems import Problem
+from gateway.replies import with_problem
 from gateway.settings import GatewaySettings
 from gateway.turns import Conversation, Conversations, Turn, ends
 
@@ -145,9 +146,13 @@ class ConversationRoutes:
             await feed.aclose()
             raise
 
+        window = self._conversations.window(timeout)
+
         async def stream() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._relay(events, task_id, timeout, first_token=clock.first_token):
+                async for chunk in self._relay(
+                    events, task_id, window, tenant=admitted.tenant, first_token=clock.first_token
+                ):
                     yield chunk
             finally:
                 await feed.aclose()
@@ -164,14 +169,17 @@ class ConversationRoutes:
     async def follow(self, request: Request) -> Response:
         """Replay a conversation's events after ``Last-Event-ID`` (or ``?after=``) and follow new ones.
 
-        The stream ends at the end of the first turn that ends in it (or, with
-        ``?follow=true``, when the client leaves).
+        The stream ends at the end of the first turn that ends in it, or after
+        twice the gateway's timeout and the task ack wait (the longest a turn may
+        take, restarted once) without one; with ``?follow=true``, when the client leaves.
         """
         admitted = await self._guard.admit(request, widget=True)
         # An empty Last-Event-ID is none (EventSource sends none before its first event).
         after = event_id(request.headers.get("last-event-id") or request.query_params.get("after", "0"))
         conversation = await self._conversations.get(admitted.tenant, request.path_params["cid"])
         follow = request.query_params.get("follow", "false").lower() in ("1", "true", "yes")
+        # Long enough for a turn in it to end, even one run again after its replica died.
+        window = self._conversations.window(self._settings.gateway_timeout)
         feed = contextlib.AsyncExitStack()
         events = await feed.enter_async_context(
             self._feed.open(admitted.tenant, conversation.id, after=after)
@@ -179,9 +187,7 @@ class ConversationRoutes:
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                async for chunk in self._relay(
-                    events, None, None if follow else self._settings.gateway_timeout, follow=follow
-                ):
+                async for chunk in self._relay(events, None, None if follow else window, follow=follow):
                     yield chunk
             finally:
                 await feed.aclose()
@@ -195,11 +201,16 @@ class ConversationRoutes:
         timeout: float | None,
         *,
         follow: bool = False,
+        tenant: str | None = None,
         first_token: Callable[[], None] | None = None,
     ) -> AsyncIterator[bytes]:
         """SSE frames of ``events`` until ``task_id``'s turn ends (any turn when ``None``; with
         ``follow``, until the client leaves); ``first_token`` is called as the first piece of the
-        reply (an artifact) is sent."""
+        reply (an artifact) is sent.
+
+        With ``tenant`` (the turn's own stream), the turn's completion is sent once the
+        turn is recorded, so the client that sees it finds the turn in the history.
+        """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout + 5.0
         ping = self._settings.gateway_sse_ping
@@ -210,10 +221,19 @@ class ConversationRoutes:
             if found is None:
                 yield sse_comment("ping")
                 continue
-            yield sse_event(_encoder.encode(found.event), name=event_name(found.event), event_id=found.seq)
+            event = with_problem(found.event)
+            update = found.event.status_update
+            if (
+                tenant is not None
+                and task_id is not None
+                and ends(found.event, task_id)
+                and not isinstance(update, msgspec.UnsetType)
+                and update.status.state is TaskState.COMPLETED
+            ):
+                await self._conversations.recorded(tenant, task_id)
+            yield sse_event(_encoder.encode(event), name=event_name(event), event_id=found.seq)
             if first_token is not None and not isinstance(found.event.artifact_update, msgspec.UnsetType):
                 first_token()
-            update = found.event.status_update
             if follow:
                 continue
             if task_id is None:

@@ -178,7 +178,11 @@ def rest_paths() -> dict[str, Any]:
                         "content": {
                             "application/json": {"schema": ref("Turn"), "example": turn},
                             **sse_content(
-                                "With Accept: text/event-stream: the turn's events, ending with its status"
+                                "With Accept: text/event-stream: the turn's events, ending with its status. "
+                                "The turn runs in the agent, whatever happens to this gateway: resume "
+                                "with GET .../events and Last-Event-ID. A working status whose message's "
+                                "metadata has hivewire.restart means the turn runs again from the start: "
+                                "drop its text so far"
                             ),
                         },
                         "headers": RATE_HEADERS,

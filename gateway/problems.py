@@ -106,6 +106,7 @@ _REMOTE_STATUS = {
     ErrorCode.NOT_FOUND: (404, "not-found", "Not found"),
     ErrorCode.HOP_LIMIT_EXCEEDED: (508, "hop-limit", "Too many agent hops"),
     ErrorCode.UNAVAILABLE: (503, "unavailable", "A service the agent needs is unavailable"),
+    ErrorCode.DEADLINE_EXCEEDED: (504, "deadline-exceeded", "The mesh did not answer in time"),
 }
 
 

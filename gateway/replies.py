@@ -5,14 +5,13 @@ from __future__ import annotations
 import msgspec
 
 from agents.events import status_event
+from agents.turns import ERROR_KEY, TRACE_KEY
 from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
+from bus.errors import RemoteError
 from gateway.problems import problem_from
 from gateway.tracing import current_trace_id
 
-__all__ = ["TRACE_KEY", "Reply", "failed_event"]
-
-TRACE_KEY = "hivewire.trace"
-"""The metadata key of a turn's trace id, on its reply or its failure."""
+__all__ = ["TRACE_KEY", "Reply", "failed_event", "with_problem"]
 
 
 class Reply:
@@ -59,3 +58,20 @@ def failed_event(exc: Exception, task_id: str, context_id: str | None) -> Stream
 def _traced(metadata: dict[str, object]) -> dict[str, object]:
     trace_id = current_trace_id()
     return metadata if trace_id is None else {**metadata, TRACE_KEY: trace_id}
+
+
+def with_problem(event: StreamResponse) -> StreamResponse:
+    """``event``, and if it is a turn's failure with an error code (an agent's, which speaks no HTTP),
+    the problem document that code stands for added to its message's metadata (``problem``)."""
+    update = event.status_update
+    if isinstance(update, msgspec.UnsetType) or update.status.state is not TaskState.FAILED:
+        return event
+    note = update.status.message
+    metadata = (note.metadata or {}) if note is not None else {}
+    error = metadata.get(ERROR_KEY)
+    if note is None or "problem" in metadata or not isinstance(error, dict):
+        return event
+    failure = RemoteError(str(error.get("code", "internal")), str(error.get("message", "")))
+    note = msgspec.structs.replace(note, metadata={**metadata, "problem": problem_from(failure).body()})
+    status = msgspec.structs.replace(update.status, message=note)
+    return msgspec.structs.replace(event, status_update=msgspec.structs.replace(update, status=status))

@@ -1,10 +1,14 @@
 """Conversation turns: a user's message to the conversation's agent, its reply, history and usage.
 
-A turn calls the conversation's agent over core request/reply (the fast path
-for chat). A streamed turn also publishes its start and its end to the
-conversation's events, where the agent's tokens already go, and runs to its
-end even when the HTTP client leaves, so a client that reconnects finds the
-whole turn on the bus.
+A JSON turn calls the conversation's agent over core request/reply (the fast
+path for chat). A streamed turn is durable work the agent owns
+(:mod:`agents.turns`): the gateway publishes the user's message and a
+``working`` status to the conversation's events, queues the turn, and from
+then on only reads the event log, where the agent's replica publishes the
+turn's tokens and its end. The turn runs to its end when the HTTP client
+leaves and when the gateway dies, so a client that reconnects to any replica
+finds the whole turn on the bus; whichever gateway takes the ended turn
+records it (:mod:`gateway.turn_records`).
 """
 
 from __future__ import annotations
@@ -23,14 +27,15 @@ from agents.handoff import HANDOFF_KEY, Handoff, handled
 from agents.history import ConversationHistory
 from agents.llm.messages import ChatMessage
 from agents.mesh import Mesh
+from agents.turns import TRACE_KEY
 from bus import logs
-from bus.a2a import Message, Part, Role, StreamResponse, TaskState, new_id
+from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, new_id
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
 from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
-from gateway.replies import TRACE_KEY, Reply, failed_event
+from gateway.replies import Reply
 from gateway.tracing import current_trace_id
 
 __all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn", "ends"]
@@ -85,7 +90,6 @@ class Conversations:
         self._usage = usage
         self._index = index
         self._events = ConversationEvents(mesh.bus)
-        self._running: set[asyncio.Task[None]] = set()
 
     async def create(self, tenant: str, agent: str, skill: str, *, streaming: bool = False) -> Conversation:
         """A new conversation of ``tenant`` with ``agent``'s ``skill``."""
@@ -144,7 +148,7 @@ class Conversations:
         # for a JSON turn too (its tokens already do, from the agent), so a transcript
         # read from them (the console's) is whole, however each turn was asked.
         await self._events.publish(tenant, conversation.id, StreamResponse(message=message))
-        reply = _traced(await self._call(tenant, conversation, message, timeout, publish=False))
+        reply = _traced(await self._call(tenant, conversation, message, timeout))
         await self._events.publish(
             tenant,
             conversation.id,
@@ -155,7 +159,7 @@ class Conversations:
                 msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id),
             ),
         )
-        await self._record(tenant, conversation, message, reply)
+        await self._record(tenant, conversation.id, message, reply)
         return Turn(
             conversation_id=conversation.id,
             task_id=task_id,
@@ -168,9 +172,19 @@ class Conversations:
     async def start(self, tenant: str, conversation: Conversation, message: Message, timeout: float) -> str:
         """Start a turn whose progress goes to the conversation's events; return its task id.
 
-        The turn ends with a terminal status event for the task id: completed
-        (with the reply as its message) or failed (with the problem).
+        The turn is queued as durable work for the conversation's agent, which
+        publishes its events and ends it with a terminal status event for the
+        task id: completed (with the reply as its message) or failed (with the
+        error). Each attempt at it has ``timeout`` seconds.
+
+        Raises:
+            Problem: 503, no replica of the agent is live to run it (as a call would answer).
         """
+        if await self._mesh.registry.get(conversation.agent, tenant) is None:
+            # Queued, it would wait for a replica the client has no reason to expect.
+            raise Problem(
+                503, "no-replica", "No live replica", f"no replica of {conversation.agent!r} is running"
+            )
         task_id = message.task_id or new_id()
         logs.bind(conversation_id=conversation.id, task_id=task_id)
         message = msgspec.structs.replace(message, context_id=conversation.id, task_id=task_id)
@@ -178,40 +192,41 @@ class Conversations:
         await self._events.publish(
             tenant, conversation.id, status_event(task_id, conversation.id, TaskState.WORKING)
         )
-        task = asyncio.create_task(self._run(tenant, conversation, message, task_id, timeout))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        trace_id = current_trace_id()
+        await self._mesh.turns.start(
+            tenant,
+            conversation.agent,
+            conversation.skill,
+            message,
+            timeout=timeout,
+            metadata=None if trace_id is None else {TRACE_KEY: trace_id},
+        )
         return task_id
 
-    async def drain(self, grace: float) -> None:
-        """Let running turns finish (up to ``grace`` seconds), then cancel the rest."""
-        if self._running:
-            _, pending = await asyncio.wait(set(self._running), timeout=grace)
-            for task in pending:
-                task.cancel()
+    def window(self, timeout: float) -> float:
+        """How long a streamed turn with ``timeout`` per attempt may take in all: one attempt, the
+        ack wait after its replica died, and a second attempt."""
+        return 2 * timeout + self._mesh.settings.turn_ack_wait
 
-    async def _run(
-        self, tenant: str, conversation: Conversation, message: Message, task_id: str, timeout: float
-    ) -> None:
-        try:
-            reply = await self._call(tenant, conversation, message, timeout, publish=True)
-        except Exception as exc:  # noqa: BLE001 - every failure ends the turn as a failed status
-            end = failed_event(exc, task_id, conversation.id)
-        else:
-            reply = _traced(msgspec.structs.replace(reply, context_id=conversation.id, task_id=task_id))
-            end = status_event(task_id, conversation.id, TaskState.COMPLETED, reply)
-            try:
-                await self._record(tenant, conversation, message, reply)
-            except Exception:
-                log.exception("recording a turn of conversation %s failed", conversation.id)
-        await self._events.publish(tenant, conversation.id, end)
+    async def recorded(self, tenant: str, task_id: str) -> None:
+        """Wait (briefly) until a gateway has recorded the completed streamed turn ``task_id``, so
+        a client that saw its end finds it in the history and usage."""
+        if not await self._mesh.turns.recorded(tenant, task_id, timeout=_RECORDED_WITHIN):
+            log.warning("turn %s was not recorded within %.0fs of its end", task_id, _RECORDED_WITHIN)
+
+    async def record_turn(self, tenant: str, turn: Task) -> None:
+        """Record a streamed turn its agent ended (completed) in the conversation's history and usage."""
+        reply = turn.status.message
+        if turn.context_id is None or not turn.history or reply is None:
+            return
+        await self._record(tenant, turn.context_id, turn.history[0], reply)
 
     async def _call(
-        self, tenant: str, conversation: Conversation, message: Message, timeout: float, *, publish: bool
+        self, tenant: str, conversation: Conversation, message: Message, timeout: float
     ) -> Message:
         clock = self.metrics.turn(conversation.agent, conversation.skill)
         try:
-            reply = await self._ask(tenant, conversation, message, timeout, publish=publish)
+            reply = await self._ask(tenant, conversation, message, timeout)
         except Exception as exc:
             # Said once here, with the turn's ids and trace (JSON logs), whoever reports it to the client.
             log.warning("turn with %s.%s failed: %s", conversation.agent, conversation.skill, exc)
@@ -221,24 +236,15 @@ class Conversations:
         return reply
 
     async def _ask(
-        self,
-        tenant: str,
-        conversation: Conversation,
-        message: Message,
-        timeout: float,
-        *,
-        publish: bool,
+        self, tenant: str, conversation: Conversation, message: Message, timeout: float
     ) -> Message:
         caller = self._mesh.caller(tenant, context_id=conversation.id, timeout=timeout)
         if not conversation.streaming:
             return await caller.call(conversation.agent, conversation.skill, message)
-        # A streaming skill's events come back to us: pass them on to the
-        # conversation (when streaming) and gather the reply they add up to.
+        # A streaming skill's events come back to us: gather the reply they add up to.
         reply = Reply(context_id=conversation.id, task_id=message.task_id)
         async with caller.stream(conversation.agent, conversation.skill, message) as events:
             async for event in events:
-                if publish:
-                    await self._events.publish(tenant, conversation.id, event)
                 reply.add(event)
         return reply.message()
 
@@ -265,18 +271,16 @@ class Conversations:
         )
         return reply
 
-    async def _record(
-        self, tenant: str, conversation: Conversation, message: Message, reply: Message
-    ) -> None:
+    async def _record(self, tenant: str, conversation_id: str, message: Message, reply: Message) -> None:
         await asyncio.gather(
             self._history.append(
                 tenant,
-                conversation.id,
+                conversation_id,
                 ChatMessage(role="user", content=message.text),
                 ChatMessage(role="assistant", content=reply.text),
             ),
             self._usage.record(tenant, spend=spend_of(reply)),
-            self._touch(tenant, conversation.id, message.text, turn=True),
+            self._touch(tenant, conversation_id, message.text, turn=True),
         )
 
     async def _touch(self, tenant: str, conversation_id: str, text: str, *, turn: bool = False) -> None:
@@ -297,6 +301,10 @@ class Conversations:
         except _Gone:
             return
         await self._index.touch(tenant, updated.value)
+
+
+# How long a streamed turn's end waits for the turn's record (history, usage) before it is sent.
+_RECORDED_WITHIN = 2.0
 
 
 class _Gone(Exception):

@@ -416,7 +416,11 @@ async def test_tasks_queued_by_an_older_release_still_run_after_an_upgrade(tmp_p
             await bus.jetstream().publish("hw.t-old.task.jobs", bus.codec.encode(request))
             mesh = await Mesh.open(bus, settings)
             info = await bus.jetstream().stream_info(subjects.TASKS_STREAM)
-            assert info.config.subjects == [subjects.all_tenants_tasks()]
+            assert info.config.subjects == [
+                subjects.all_tenants_tasks(),
+                subjects.all_tenants_turns(),
+                subjects.all_tenants_ended_turns(),
+            ]
             async with agent_process(server.url, "tests.zoo:jobs"):
                 done = await mesh.tasks.wait("t-old", request.task_id, timeout=15)
             assert done.status.state is TaskState.COMPLETED

@@ -285,6 +285,49 @@ async def test_a_turn_that_fails_ends_its_stream_with_a_failed_status(gateway: G
     _problem(json_turn, 422)
 
 
+async def test_a_streamed_turn_that_outlives_its_time_ends_failed_with_a_504(gateway: Gateway) -> None:
+    async with gateway.client() as client:
+        created = await client.post("/v1/conversations", json={"agent": "echo", "skill": "nap"})
+        cid = created.json()["id"]
+        response = await client.post(
+            f"/v1/conversations/{cid}/messages",
+            # Seconds to nap: the gateway gives each attempt at a turn 2.
+            json={"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"data": 3.0}]}},
+            headers={"Accept": "text/event-stream"},
+        )
+        record = await client.get(f"/v1/tasks/{response.headers['hivewire-task-id']}")
+    final = _sse(response.text)[-1]["data"]["statusUpdate"]
+    assert final["status"]["state"] == "TASK_STATE_FAILED"
+    metadata = final["status"]["message"]["metadata"]
+    assert metadata["error"]["code"] == "deadline_exceeded"
+    assert metadata["problem"]["status"] == 504
+    # The turn is a task of its conversation, failed the same way.
+    assert record.json()["status"]["state"] == "TASK_STATE_FAILED"
+    assert record.json()["metadata"]["turn"] is True
+    assert record.json()["contextId"] == cid
+
+
+async def test_a_turn_for_an_agent_with_no_live_replica_is_a_503(gateway: Gateway) -> None:
+    from agents.mesh import Mesh
+    from bus.client import Bus
+    from gateway.index import RECORD
+    from gateway.turns import Conversation
+
+    bus = await Bus.connect(gateway.settings)
+    try:
+        # A conversation whose agent has since left the mesh.
+        gone = Conversation(id=new_id(), agent=f"gone{RUN}", skill="chat", created_at=0.0, streaming=True)
+        await (await Mesh.open(bus, gateway.settings)).state("acme", gone.id).put(RECORD, gone)
+    finally:
+        await bus.close()
+    async with gateway.client() as client:
+        path = f"/v1/conversations/{gone.id}/messages"
+        streamed = await client.post(path, json={"text": "hi"}, headers={"Accept": "text/event-stream"})
+        plain = await client.post(path, json={"text": "hi"})
+    assert _problem(streamed, 503)["type"].endswith("no-replica")
+    assert _problem(plain, 503)["type"].endswith("no-replica")
+
+
 async def test_conversations_require_a_live_agent_and_valid_messages(gateway: Gateway) -> None:
     async with gateway.client() as client:
         _problem(await client.post("/v1/conversations", json={"agent": "nobody"}), 404)

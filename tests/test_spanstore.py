@@ -91,3 +91,39 @@ async def test_a_calls_trace_is_read_back_whole_by_its_tenant_and_no_one_else(
         hidden = await other.get(f"/v1/traces/{trace_id}")
     assert hidden.status_code == 404
     assert hidden.json()["type"].endswith("/trace-not-found")
+
+
+async def test_a_streamed_turns_trace_runs_from_the_gateway_through_the_agent_that_ran_it(
+    traced: tuple[str, dict[str, str]],
+) -> None:
+    url, keys = traced
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {keys[TENANTS[0]]}"}, timeout=10
+    ) as client:
+        cid = (await client.post("/v1/conversations", json={"agent": "echo", "skill": "count"})).json()["id"]
+        message = {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"data": 3}]}
+        streamed = await client.post(
+            f"/v1/conversations/{cid}/messages",
+            json={"message": message},
+            headers={"Accept": "text/event-stream"},
+        )
+        assert streamed.status_code == 200, streamed.text
+        assert "TASK_STATE_COMPLETED" in streamed.text
+        _, trace_id, _, _ = streamed.headers["traceresponse"].split("-")
+        for _ in range(50):  # the server span ends with the stream, so it comes last
+            spans = (await _trace(client, trace_id, services=2))["spans"]
+            ids = {span["spanId"] for span in spans}
+            roots = [span for span in spans if span["parentId"] not in ids]
+            if len(roots) == 1:
+                break
+            await asyncio.sleep(0.1)
+    assert [(root["service"], root["name"]) for root in roots] == [
+        ("hivewire-gateway", "POST /v1/conversations/{cid}/messages")
+    ]
+    # The agent's replica took the turn from the queue and continued the request's trace.
+    [consumer] = [span for span in spans if span["kind"] == "consumer"]
+    assert consumer["service"] == "hivewire-agent-echo"
+    assert consumer["name"] == f"process hw.{TENANTS[0]}.turn.echo.{streamed.headers['hivewire-task-id']}"
+    # Its chunks went to the conversation from there.
+    chunks = [span for span in spans if span["parentId"] == consumer["spanId"] and span["kind"] == "producer"]
+    assert len(chunks) >= 3

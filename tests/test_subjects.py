@@ -17,6 +17,23 @@ def test_the_scheme() -> None:
     assert subjects.conversation_events("acme", "c-9") == "hw.acme.ctx.c-9.events"
     assert subjects.dead_letter("acme", "triage") == "hw.acme.dlq.triage"
     assert subjects.tenant_scope("acme") == "hw.acme.>"
+    assert subjects.turn("acme", "triage", "t-2") == "hw.acme.turn.triage.t-2"
+    assert subjects.ended_turn("acme", "t-2") == "hw.acme.ended.t-2"
+
+
+def test_turns_have_a_consumer_of_their_own_on_the_tasks_stream() -> None:
+    # The two consumers of one agent on the work-queue stream must not overlap.
+    assert subjects.agent_turns_all_tenants("triage") == "hw.*.turn.triage.*"
+    assert subjects.agent_turns_all_tenants("triage") not in subjects.agent_tasks_all_tenants("triage")
+    assert subjects.turn_consumer("triage") == "hw-turns-triage" != subjects.task_consumer("triage")
+    assert subjects.ended_turns_consumer() == "hw-ended-turns"
+    assert subjects.parse_turn("hw.acme.turn.triage.t-2") == ("acme", "triage")
+    assert subjects.parse_ended_turn("hw.acme.ended.t-2") == "acme"
+    for subject in ("hw.acme.task.triage.t-2", "hw.acme.turn.triage", "hw.acme.ended"):
+        with pytest.raises(InvalidSubjectToken):
+            subjects.parse_turn(subject)
+        with pytest.raises(InvalidSubjectToken):
+            subjects.parse_ended_turn(subject)
 
 
 def test_every_tenant_subject_falls_under_the_tenant_scope() -> None:
@@ -24,6 +41,8 @@ def test_every_tenant_subject_falls_under_the_tenant_scope() -> None:
     for subject in (
         subjects.agent_request("acme", "a", "s"),
         subjects.task("acme", "a", "t"),
+        subjects.turn("acme", "a", "t"),
+        subjects.ended_turn("acme", "t"),
         subjects.cancel("acme", "t"),
         subjects.conversation_events("acme", "c"),
         subjects.dead_letter("acme", "a"),

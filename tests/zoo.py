@@ -237,3 +237,15 @@ async def define(ctx: Context, word: str) -> str:
 async def classify(ctx: Context, text: str) -> Intent:
     """Classify with the small model, as structured output."""
     return await ctx.llm.structured([ChatMessage.user(text)], Intent, use="classify")
+
+
+teller = Agent("teller", description="Streams numbered chunks slowly, for the fault tests.")
+
+
+@teller.skill
+async def tell(ctx: Context, text: str) -> AsyncIterator[str]:
+    """Stream ``"<chunks> <seconds>"``: that many numbered chunks, one every so many seconds."""
+    count, pause = text.split()
+    for i in range(int(count)):
+        await asyncio.sleep(float(pause))
+        yield f"c{i} "

@@ -6,6 +6,8 @@ import { el } from "./ui.js";
 const DESK = "hivewire.desk";
 const TRACE = "hivewire.trace";
 const HUMAN = "hivewire.human";
+// A turn run again after the replica running it stopped: what it streamed before is void.
+const RESTART = "hivewire.restart";
 
 function textOf(message) {
   return (message?.parts || []).map((part) => part.text || "").join("");
@@ -82,6 +84,11 @@ export class Transcript {
     const { state, message } = update.status;
     const turn = this.current();
     if (state === "TASK_STATE_WORKING") {
+      if (message?.metadata?.[RESTART]) {
+        turn.streamed = "";
+        turn.bubble.dataset.streamed = "";
+        turn.text.textContent = "";
+      }
       const note = textOf(message);
       if (note) turn.notes.append(el("li", { class: "status-note" }, note));
       turn.bubble.classList.add("working");
