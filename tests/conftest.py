@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,6 +13,17 @@ from bus import Bus, EmbeddedNats, NatsSettings
 from tests.openai_server import OpenAIServer
 from tests.processes import AGENT_ENV
 from tests.redis_server import RedisServer
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """The root logger as it was: a command run in-process (``bus.cli.main``) configures logging to the
+    test's captured standard error, which is closed once the test ends."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -123,13 +123,15 @@ async def test_a_repeated_call_is_answered_from_the_cache_until_the_file_changes
     data.write_text("a\nb\n")
     caller = mesh.caller(f"t{RUN}a")
     async with _replica(tool_settings):
-        first, again = await caller.call("librarian", "use", [_call(data), _call(data)], list[Used])
-        (repeat,) = await caller.call("librarian", "use", [_call(data)], list[Used])
+        first, again = await caller.call(
+            "librarian", "use", [_call(data, pause=0.5), _call(data, pause=0.5)], list[Used]
+        )
+        (repeat,) = await caller.call("librarian", "use", [_call(data, pause=0.5)], list[Used])
         data.write_text("a\nb\nc\n")
-        (changed,) = await caller.call("librarian", "use", [_call(data)], list[Used])
+        (changed,) = await caller.call("librarian", "use", [_call(data, pause=0.5)], list[Used])
         data.write_text("a\nb\n")
-        (restored,) = await caller.call("librarian", "use", [_call(data)], list[Used])
-    # Two calls at once both miss (neither has finished when the other looks).
+        (restored,) = await caller.call("librarian", "use", [_call(data, pause=0.5)], list[Used])
+    # Two calls at once both miss (each runs half a second: neither has finished when the other looks).
     assert (first.cached, again.cached) == ("", "")
     assert repeat.cached == "local"
     assert repeat.value in (first.value, again.value)  # a result stored before, not a new run
