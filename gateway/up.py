@@ -6,39 +6,45 @@ the agents of the chosen applications (``--app``: the support desk's
 ``triage`` and ``answer`` by default; the research swarm's ``planner``, two
 ``analyst`` replicas and ``writer``), and the gateway, each as its own
 ``hivewire`` process. It seeds each application's knowledge base with its
-samples (through the knowledge agent, so there is one writer), keeps a local
-API key in ``.hivewire/up.json``, prints how to talk to it, and on Ctrl-C stops
-every child cleanly (gateway first, then agents, then NATS).
+samples (through the knowledge agent, so there is one writer), keeps all local
+state in one data folder (``--data-dir``, default ``.hivewire``), records there
+what other commands need to find the mesh (:mod:`bus.local`), prints how to
+talk to it, restarts a child that crashes (:mod:`gateway.supervise`), and on
+Ctrl-C stops every child cleanly (gateway first, then agents, then NATS).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import socket
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvloop
+from pydantic import ValidationError
 
 import knowledge
 from agents.errors import LocalModelError
 from agents.llm.local import LocalModelSettings, default_threads, resolve
 from agents.mesh import Mesh
 from agents.research.settings import CORPUS
+from bus import local
 from bus.children import die_with_parent
 from bus.client import Bus
 from bus.embedded import EmbeddedNats
+from bus.settings import describe_error
 from gateway import localmodel
 from gateway.keys import ApiKeys
-from gateway.local import TENANT, UP_FILE, read_up, save_up
+from gateway.local import TENANT
 from gateway.settings import GatewaySettings
+from gateway.supervise import Child, describe_exit, stop_all, supervise
 from gateway.uplogs import ChildLogs, child_logs
 from knowledge.messages import IngestReply, IngestRequest
 
@@ -97,12 +103,8 @@ def run(args: argparse.Namespace) -> int:
     return uvloop.run(_up(args))
 
 
-@dataclass
-class _Child:
-    name: str
-    process: asyncio.subprocess.Process
-    metrics: str | None = None  # where it serves /metrics
-    logs: asyncio.Task[None] | None = None  # the relay of its log lines
+# What a restart needs to start a child again is kept with it (gateway.supervise).
+_Child = Child
 
 
 def _say(text: str) -> None:
@@ -152,7 +154,7 @@ async def _spawn(
         start_new_session=True,
     )
     assert process.stderr is not None
-    return _Child(name, process, metrics=metrics, logs=logs.relay(name, process.stderr))
+    return _Child(name, process, args, env, metrics=metrics, logs=logs.relay(name, process.stderr))
 
 
 async def _spawn_agent(target: str, env: dict[str, str], logs: ChildLogs) -> _Child:
@@ -167,143 +169,224 @@ async def _spawn_agent(target: str, env: dict[str, str], logs: ChildLogs) -> _Ch
     )
 
 
+def _settings(args: argparse.Namespace) -> GatewaySettings:
+    """The settings from the environment, with ``--data-dir``, ``--port`` and ``--nats-port`` on top."""
+    options = {"data_dir": "data_dir", "port": "gateway_port", "nats_port": "nats_embedded_port"}
+    overrides: dict[str, Any] = {
+        setting: getattr(args, option)
+        for option, setting in options.items()
+        if getattr(args, option, None) is not None  # 0 is a port too: a free one
+    }
+    return GatewaySettings(**overrides)
+
+
+@dataclass
+class _Started:
+    """What the start-up made, for the clean-up to undo, however far it got."""
+
+    logs: ChildLogs  # how the children log, and the relay of their lines
+    children: list[_Child] = field(default_factory=list)
+    nats: EmbeddedNats | None = None
+
+
 async def _up(args: argparse.Namespace) -> int:
-    started = time.monotonic()
-    settings = GatewaySettings()
-    logs = child_logs(args)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        _say(f"hivewire up: {describe_error(exc)}")
+        return 2
+    other = local.running(settings.data_dir)
+    if other is not None:
+        _say(
+            f"hivewire up: a mesh already runs from {settings.data_dir} (pid {other.pid}, gateway "
+            f"{other.url}); stop it first, or give this one another --data-dir"
+        )
+        return 1
+    started = _Started(logs=child_logs(args))
+    stop = asyncio.Event()
+    starting = asyncio.ensure_future(_start(args, settings, started))
+
+    def interrupt() -> None:
+        # Ctrl-C while starting stops at once (loading a model, waiting for an agent); later, in order.
+        stop.set()
+        starting.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+    try:
+        try:
+            code = await starting
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+            return 0
+        if code is not None:
+            return code
+        logs = started.logs
+
+        async def respawn(name: str, args: list[str], env: dict[str, str]) -> _Child:
+            # The same command, environment (its /metrics port) and log relay as before.
+            return await _spawn(name, args, env, logs)
+
+        return await supervise(started.children, stop, respawn, _say)
+    finally:
+        await stop_all(started.children)
+        await _drain_logs(started.children)
+        if started.nats is not None:
+            started.nats.stop()
+        local.forget(settings.data_dir, os.getpid())
+        _say("stopped")
+
+
+async def _start(args: argparse.Namespace, settings: GatewaySettings, started: _Started) -> int | None:
+    """Start everything, ingest the samples, record the state file and print the banner.
+
+    Returns:
+        None once the mesh runs, or the exit code of a start that could not be made.
+    """
+    began = time.monotonic()
     apps = _apps(args)
     agent, skill = apps[0].entry
-    local = LocalModelSettings()
-    wanted: str | None = args.model or local.local_model
+    children = started.children
+    logs = started.logs
+    models = LocalModelSettings()
+    wanted: str | None = args.model or models.local_model
     try:
         model_file = resolve(wanted) if wanted else None
     except LocalModelError as exc:
         _say(f"hivewire up: {exc}")
         return 2
     model: localmodel.LocalModel | None = None
-    children: list[_Child] = []
-    nats: EmbeddedNats | None = None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        # NATS: the configured one, or the embedded server.
-        if settings.nats_url:
-            url = settings.nats_url
-            _say(f"NATS      {url} (configured)")
-        else:
-            port = settings.nats_embedded_port
-            if port and not _port_free(settings.nats_embedded_host, port):
-                _say(f"NATS      port {port} is taken (another server?); the embedded one takes a free port")
-                port = 0
-            nats = await EmbeddedNats(
-                host=settings.nats_embedded_host, port=port, data_dir=settings.nats_data_dir
-            ).astart()
-            url = nats.url
-            _say(f"NATS      {url} (embedded, JetStream data in {settings.nats_data_dir})")
+    data_dir = settings.data_dir
+    _say(f"Data      {data_dir} (NATS data, Chroma, and {local.state_path(data_dir)} for other commands)")
+    # NATS: the configured one, or the embedded server.
+    if settings.nats_url:
+        url = settings.nats_url
+        _say(f"NATS      {url} (configured)")
+    else:
+        port = settings.nats_embedded_port
+        if port and not _port_free(settings.nats_embedded_host, port):
+            _say(f"NATS      port {port} is taken (another server?); the embedded one takes a free port")
+            port = 0
+        started.nats = await EmbeddedNats(
+            host=settings.nats_embedded_host, port=port, data_dir=settings.nats_data_dir
+        ).astart()
+        url = started.nats.url
+        _say(f"NATS      {url} (embedded, JetStream data in {settings.nats_data_dir})")
 
-        if not _port_free(settings.gateway_host, settings.gateway_port):
-            _say(f"hivewire up: port {settings.gateway_port} is in use; set HIVEWIRE_GATEWAY_PORT")
-            return 1
+    if not _port_free(settings.gateway_host, settings.gateway_port):
+        _say(f"hivewire up: port {settings.gateway_port} is in use; choose another with --port")
+        return 1
 
-        # Redis: configured, found on its standard port, or none (said plainly).
-        redis_url = settings.redis_url or await _redis_on_standard_port()
-        if settings.redis_url:
-            _say(f"Redis     {settings.redis_url} (configured)")
-        elif redis_url:
-            _say(f"Redis     {redis_url} (found on the standard port)")
-        else:
-            _say(
-                "Redis     none: cache, history and rate limits are kept in each process. That is fine "
-                "on one machine; a deployment with several replicas needs Redis (HIVEWIRE_REDIS_URL)."
-            )
-        env = {
-            **os.environ,
-            "HIVEWIRE_NATS_URL": url,
-            "HIVEWIRE_GATEWAY_AGENT": agent,
-            "HIVEWIRE_GATEWAY_SKILL": skill,
-            # Every process keeps its spans in the span store, for the console's trace waterfalls.
-            "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
-        }
-        if model_file is not None:
-            threads = local.local_model_threads or default_threads()
-            port = localmodel.free_port()
-            _say(f"Models    loading {model_file.name} with llama.cpp ({threads} threads) on port {port}...")
-            served = await _spawn(
-                "model", localmodel.command(model_file, port, threads, local), localmodel.start_env(env), logs
-            )
-            children.append(served)
-            model_url = f"http://127.0.0.1:{port}"
-            info = await localmodel.wait_ready(model_url, served.process)
-            env = localmodel.agent_env(env, model_url, info)
-        elif settings.llm_base_url:
-            _say(f"Models    {settings.llm_base_url}")
-        else:
-            _say(
-                "Models    none configured: OFFLINE MODE. Answers are the knowledge base's own sentences, "
-                "labelled as such; set HIVEWIRE_LLM_BASE_URL (and HIVEWIRE_LLM_API_KEY) for a model, "
-                "or run one here with --model FILE.gguf."
-            )
-        if redis_url:
-            env["HIVEWIRE_REDIS_URL"] = redis_url
-        targets = _targets(apps)
-        for target in targets:
-            children.append(await _spawn_agent(target, env, logs))
-        bus = await Bus.connect(settings.model_copy(update={"nats_url": url}), name="hivewire-up")
-        try:
-            mesh = await Mesh.open(bus, settings)
-            key = await _local_key(await ApiKeys.open(bus))
-            children.append(await _spawn("gateway", ["gateway"], env, logs))
-            base = f"http://{settings.gateway_host}:{settings.gateway_port}"
-            await _wait_ready(mesh, base, children, stop, {t.split(":")[1] for t in targets})
-            if stop.is_set():
-                return 0
-            if not args.no_samples:
-                for app in apps:
-                    await _ingest_samples(mesh, app)
-        finally:
-            await bus.close()
-        if model_file is not None:
-            # Measured with the mesh idle: the figure a person asking questions will see.
-            model = await localmodel.measure(model_url, info, threads)
-            _say(f"Models    {model.describe()}")
-        save_up(base, key)
-        _banner(
-            base, key, url, time.monotonic() - started, apps, children, model, watch=_watching(base, children)
+    # Redis: configured, found on its standard port, or none (said plainly).
+    redis_url = settings.redis_url or await _redis_on_standard_port()
+    if settings.redis_url:
+        _say(f"Redis     {settings.redis_url} (configured)")
+    elif redis_url:
+        _say(f"Redis     {redis_url} (found on the standard port)")
+    else:
+        _say(
+            "Redis     none: cache, history and rate limits are kept in each process. That is fine "
+            "on one machine; a deployment with several replicas needs Redis (HIVEWIRE_REDIS_URL)."
         )
-        return await _supervise(children, stop)
+    env = {
+        **os.environ,
+        "HIVEWIRE_NATS_URL": url,
+        "HIVEWIRE_DATA_DIR": str(data_dir),
+        "HIVEWIRE_GATEWAY_PORT": str(settings.gateway_port),
+        "HIVEWIRE_GATEWAY_AGENT": agent,
+        "HIVEWIRE_GATEWAY_SKILL": skill,
+        # Every process keeps its spans in the span store, for the console's trace waterfalls.
+        "OTEL_TRACES_EXPORTER": os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire",
+    }
+    if model_file is not None:
+        threads = models.local_model_threads or default_threads()
+        port = localmodel.free_port()
+        _say(f"Models    loading {model_file.name} with llama.cpp ({threads} threads) on port {port}...")
+        served = await _spawn(
+            "model", localmodel.command(model_file, port, threads, models), localmodel.start_env(env), logs
+        )
+        children.append(served)
+        model_url = f"http://127.0.0.1:{port}"
+        info = await localmodel.wait_ready(model_url, served.process)
+        env = localmodel.agent_env(env, model_url, info)
+    elif settings.llm_base_url:
+        _say(f"Models    {settings.llm_base_url}")
+    else:
+        _say(
+            "Models    none configured: OFFLINE MODE. Answers are the knowledge base's own sentences, "
+            "labelled as such; set HIVEWIRE_LLM_BASE_URL (and HIVEWIRE_LLM_API_KEY) for a model, "
+            "or run one here with --model FILE.gguf."
+        )
+    if redis_url:
+        env["HIVEWIRE_REDIS_URL"] = redis_url
+    targets = _targets(apps)
+    for target in targets:
+        children.append(await _spawn_agent(target, env, logs))
+    bus = await Bus.connect(settings.model_copy(update={"nats_url": url}), name="hivewire-up")
+    try:
+        mesh = await Mesh.open(bus, settings)
+        key = await _local_key(await ApiKeys.open(bus), data_dir)
+        children.append(await _spawn("gateway", ["gateway"], env, logs))
+        base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+        try:
+            await _wait_ready(mesh, base, children, {t.split(":")[1] for t in targets})
+        except _StartFailed as exc:
+            _say(f"hivewire up: {exc}")
+            return 1
+        if not args.no_samples:
+            for app in apps:
+                await _ingest_samples(mesh, app)
     finally:
-        await _stop_all(children)
-        await _drain_logs(children)
-        if nats is not None:
-            nats.stop()
-        _say("stopped")
+        await bus.close()
+    if model_file is not None:
+        # Measured with the mesh idle: the figure a person asking questions will see.
+        model = await localmodel.measure(model_url, info, threads)
+        _say(f"Models    {model.describe()}")
+    state = local.save(
+        data_dir,
+        local.LocalMesh(
+            nats_url=url,
+            url=base,
+            api_key=key,
+            tenant=TENANT,
+            pid=os.getpid(),
+            data_dir=str(data_dir.resolve()),
+        ),
+    )
+    _banner(
+        base, key, state, time.monotonic() - began, apps, children, model, watch=_watching(base, children)
+    )
+    return None
 
 
-async def _local_key(keys: ApiKeys) -> str:
-    """The local tenant's key from ``.hivewire/up.json`` if still valid, else a new one."""
-    key = read_up().get("apiKey")
-    if isinstance(key, str) and await keys.verify(key) == TENANT:
+async def _local_key(keys: ApiKeys, data_dir: Path) -> str:
+    """The local tenant's key from the last state file if still valid, else a new one."""
+    last = local.load(data_dir)
+    key = last.api_key if last is not None else None
+    if key is not None and await keys.verify(key) == TENANT:
         return key
     key, _ = await keys.create(TENANT, name="hivewire up")
     return key
 
 
-async def _wait_ready(
-    mesh: Mesh, base: str, children: list[_Child], stop: asyncio.Event, wanted: set[str]
-) -> None:
-    """Until every agent is registered and the gateway is ready (or a child died, or Ctrl-C)."""
+class _StartFailed(Exception):
+    """A child died, or the mesh was not ready in time, while starting."""
+
+
+async def _wait_ready(mesh: Mesh, base: str, children: list[_Child], wanted: set[str]) -> None:
+    """Until every agent is registered and the gateway is ready (or a child died)."""
     deadline = time.monotonic() + 90
-    while not stop.is_set():
+    while True:
         for child in children:
             if child.process.returncode is not None:
-                raise SystemExit(f"hivewire up: {child.name} exited with code {child.process.returncode}")
+                raise _StartFailed(f"{child.name} {describe_exit(child.process.returncode)} while starting")
         live = {agent.name for agent in await mesh.registry.agents()}
         if wanted <= live and await asyncio.to_thread(_ready, base):
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"hivewire up: not ready after 90 s (live agents: {sorted(live)})")
+            raise _StartFailed(f"not ready after 90 s (live agents: {sorted(live)})")
         await asyncio.sleep(0.2)
 
 
@@ -337,7 +420,7 @@ async def _ingest_samples(mesh: Mesh, app: App) -> None:
 def _banner(
     base: str,
     key: str,
-    nats_url: str,
+    state: Path,
     seconds: float,
     apps: list[App],
     children: list[_Child],
@@ -345,7 +428,6 @@ def _banner(
     *,
     watch: str = "",
 ) -> None:
-    join = "" if nats_url == "nats://127.0.0.1:4222" else f"HIVEWIRE_NATS_URL={nats_url} "
     counts: dict[str, int] = {}
     for child in children:
         counts[child.name] = counts.get(child.name, 0) + 1
@@ -362,6 +444,8 @@ def _banner(
         + f'"{app.example}"'
         for n, app in enumerate(apps)
     )
+    # The state file is where commands look (by default .hivewire/up.json of the folder they run in).
+    finds = "" if state.parent == local.DATA_DIR else f" with HIVEWIRE_DATA_DIR={state.parent}"
     running = ""
     if model is not None:
         running = f"\n  Model     {model.info.name} (llama.cpp, {model.tokens_per_second:.0f} tokens/s)"
@@ -371,7 +455,7 @@ Hivewire is up ({seconds:.0f} s): NATS, {", ".join(names)} and the gateway, one 
 
   Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
   Gateway   {base}   (API docs: {base}/docs)
-  API key   {key}   (tenant {TENANT!r}; also in {UP_FILE}){running}
+  API key   {key}   (tenant {TENANT!r}; also in {state}){running}
 {watch}
 Ask from this machine:
 {asks}
@@ -379,10 +463,11 @@ Ask from this machine:
 or over HTTP:
   curl -s -XPOST {base}/v1/conversations -H "Authorization: Bearer {key}"
   curl -N {base}/v1/conversations/<id>/messages -H "Authorization: Bearer {key}" \\
-       -H "Accept: text/event-stream" -d '{{"text": "{example}"}}'
+       -H "Content-Type: application/json" -H "Accept: text/event-stream" \\
+       -d '{{"text": "{example}"}}'
 
-Add an agent (see the README):
-  {join}.venv/bin/hivewire agent run greeter.py:agent
+Add an agent (see the README); every hivewire command run here{finds} finds this mesh:
+  .venv/bin/hivewire agent run greeter.py:agent
 
 Ctrl-C stops everything."""
     )
@@ -405,21 +490,6 @@ def _watching(base: str, children: list[_Child]) -> str:
     return metrics + traces
 
 
-async def _supervise(children: list[_Child], stop: asyncio.Event) -> int:
-    """Wait for Ctrl-C (exit 0) or a child that dies (exit 1)."""
-    waits = {asyncio.ensure_future(child.process.wait()): child for child in children}
-    stopping = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
-    for future in waits:
-        future.cancel()
-    if stopping in done:
-        return 0
-    stopping.cancel()
-    dead = next(waits[f] for f in done if f in waits)
-    _say(f"hivewire up: {dead.name} exited with code {dead.process.returncode}; stopping the rest")
-    return 1
-
-
 async def _drain_logs(children: list[_Child], grace: float = 2.0) -> None:
     """Pass on the children's last log lines (their pipes close as they exit)."""
     relays = [child.logs for child in children if child.logs is not None]
@@ -427,20 +497,3 @@ async def _drain_logs(children: list[_Child], grace: float = 2.0) -> None:
         _, late = await asyncio.wait(relays, timeout=grace)
         for relay in late:
             relay.cancel()
-
-
-async def _stop_all(children: list[_Child], grace: float = 15.0) -> None:
-    """SIGTERM the gateway first, then the agents (they drain), then wait; kill what is left."""
-    for child in reversed(children):
-        if child.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.process.send_signal(signal.SIGTERM)
-            if child.name == "gateway":
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(child.process.wait(), grace)
-    for child in children:
-        try:
-            await asyncio.wait_for(child.process.wait(), grace)
-        except TimeoutError:
-            child.process.kill()
-            await child.process.wait()

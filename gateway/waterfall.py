@@ -1,7 +1,8 @@
 """``hivewire traces TRACE_ID``: a turn's spans, read back from the span store, as a text waterfall.
 
-It asks the gateway ``hivewire up`` started (``.hivewire/up.json``), or
-``--url`` / ``HIVEWIRE_GATEWAY_URL`` with ``HIVEWIRE_API_KEY``, for
+It asks ``--url``, else ``HIVEWIRE_GATEWAY_URL``, else the gateway of the mesh
+``hivewire up`` runs from the data folder, with ``HIVEWIRE_API_KEY`` or the
+key ``hivewire up`` recorded, for
 ``GET /v1/traces/{id}``: the spans of the trace that the key's tenant may see.
 A turn's trace id is in its reply (the ``traceresponse`` header, the
 ``hivewire.trace`` metadata) and is printed by ``hivewire ask``.
@@ -11,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
-from gateway.local import read_up
+from gateway.local import find_gateway
 
 __all__ = ["render", "run"]
 
@@ -27,10 +27,8 @@ _BAR = 32
 
 def run(args: argparse.Namespace) -> int:
     """``hivewire traces`` (registered in :mod:`gateway.cli`)."""
-    up = read_up()
-    base = args.url or os.environ.get("HIVEWIRE_GATEWAY_URL") or up.get("url")
-    key = os.environ.get("HIVEWIRE_API_KEY") or up.get("apiKey")
-    if not base or not key:
+    base, key, _ = find_gateway(args.url, getattr(args, "data_dir", None))
+    if not key:
         print(
             "hivewire traces: no gateway found; run `hivewire up` here, or set HIVEWIRE_GATEWAY_URL and "
             "HIVEWIRE_API_KEY",

@@ -1,4 +1,4 @@
-"""The knowledge agent: search, ingest and stats skills over the store, as its own mesh process.
+"""The knowledge agent: search, ingest, delete and stats skills over the store, as its own mesh process.
 
 Run it with ``hivewire agent run knowledge.agent:knowledge``. A search never
 outlives its caller: it stops a little before the request's deadline and
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents import Agent, AgentSettings, Context
-from knowledge.chunking import chunk_markdown, chunk_text
+from knowledge.chunking import Chunk, chunk_markdown, chunk_text, content_id
 from knowledge.classify import ExampleClassifier
 from knowledge.documents import html_to_markdown
 from knowledge.messages import (
@@ -22,6 +22,8 @@ from knowledge.messages import (
     BasesRequest,
     ClassifyReply,
     ClassifyRequest,
+    DeleteReply,
+    DeleteRequest,
     IngestReply,
     IngestRequest,
     KnowledgeBase,
@@ -39,6 +41,8 @@ __all__ = [
     "BasesRequest",
     "ClassifyReply",
     "ClassifyRequest",
+    "DeleteReply",
+    "DeleteRequest",
     "IngestReply",
     "IngestRequest",
     "Passage",
@@ -113,7 +117,19 @@ async def search(ctx: Context, request: SearchRequest) -> SearchReply:
 async def ingest(ctx: Context, request: IngestRequest) -> IngestReply:
     """Add or update one document of the tenant's knowledge base."""
     resources = ctx.resource(_Resources)
-    if request.format == "text":
+    if request.passages:
+        chunks = [
+            Chunk(
+                id=content_id(request.source, passage.text),
+                text=passage.text,
+                source=request.source,
+                title=passage.title,
+                heading=passage.heading,
+                position=position,
+            )
+            for position, passage in enumerate(request.passages)
+        ]
+    elif request.format == "text":
         chunks = chunk_text(request.text, source=request.source)
     elif request.format == "html":
         chunks = chunk_markdown(html_to_markdown(request.text), source=request.source)
@@ -123,6 +139,16 @@ async def ingest(ctx: Context, request: IngestRequest) -> IngestReply:
         ctx.tenant, request.kb or resources.default_kb, request.source, chunks
     )
     return IngestReply(added=result.added, removed=result.removed, unchanged=result.unchanged)
+
+
+@knowledge.skill(tags=("ingest",))
+async def delete(ctx: Context, request: DeleteRequest) -> DeleteReply:
+    """Remove one document (all its passages) from the tenant's knowledge base."""
+    resources = ctx.resource(_Resources)
+    removed = await resources.store.delete_source(
+        ctx.tenant, request.kb or resources.default_kb, request.source
+    )
+    return DeleteReply(removed=removed)
 
 
 @knowledge.skill(tags=("stats",))

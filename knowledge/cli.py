@@ -1,4 +1,10 @@
-"""``hivewire knowledge ingest|search|stats|delete``: manage a tenant's knowledge from the shell."""
+"""``hivewire knowledge ingest|search|stats|delete``: manage a tenant's knowledge from the shell.
+
+While a mesh runs (``hivewire up`` from the data folder, or ``--nats-url`` /
+``HIVEWIRE_NATS_URL``), every action goes through the knowledge agent over the
+bus, so what is ingested is found by the running desk at once. With no mesh,
+the command opens the store itself.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,18 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import uvloop
 
+from bus.cli import add_mesh_arguments
+from bus.errors import PayloadTooLarge
 from knowledge.documents import UnsupportedDocument, document_files, read_document
 from knowledge.errors import KnowledgeError
 
 if TYPE_CHECKING:
-    from knowledge.store import KnowledgeStore
+    from knowledge.chunking import Chunk
+    from knowledge.store import Hit, IngestResult, Stats
 
 __all__ = ["knowledge_command"]
 
@@ -52,22 +61,65 @@ def knowledge_command(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _scope(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tenant", required=True)
+    parser.add_argument(
+        "--tenant", help="whose knowledge (default: the tenant of the mesh `hivewire up` runs, `local`)"
+    )
     parser.add_argument("--kb", help="knowledge base (default HIVEWIRE_KNOWLEDGE_BASE or 'default')")
+    add_mesh_arguments(parser)
+
+
+class _Store(Protocol):
+    """What the commands use: the store in this process, or the running knowledge agent."""
+
+    async def ingest(self, tenant: str, kb: str, source: str, chunks: list[Chunk]) -> IngestResult: ...
+
+    async def search(
+        self, tenant: str, kb: str, query: str, *, k: int = 5, min_score: float | None = None
+    ) -> list[Hit]: ...
+
+    async def stats(self, tenant: str, kb: str) -> Stats: ...
+
+    async def delete_source(self, tenant: str, kb: str, source: str) -> int: ...
+
+
+class _Usage(Exception):
+    """A command given too little to act on (exit code 2)."""
 
 
 @asynccontextmanager
-async def _open(args: argparse.Namespace) -> AsyncIterator[tuple[KnowledgeStore, str]]:
-    # Imported here: Chroma and the embedder load only for commands that use them.
+async def _open(args: argparse.Namespace) -> AsyncIterator[tuple[_Store, str]]:
+    # Imported here: Chroma, the embedder and the NATS client load only for commands that use them.
+    from bus import local
     from knowledge.settings import KnowledgeSettings
-    from knowledge.store import KnowledgeStore
 
-    settings = KnowledgeSettings()
-    store = KnowledgeStore.from_settings(settings)
+    settings = local.settings_for(args, KnowledgeSettings)
+    kb = args.kb or settings.knowledge_base
+    if args.tenant is None:
+        mesh = local.running(settings.data_dir)
+        if mesh is None or not mesh.tenant:
+            raise _Usage("give --tenant (no mesh of `hivewire up` runs from here to take its tenant from)")
+        args.tenant = mesh.tenant
+    if settings.nats_url is None:
+        from knowledge.store import KnowledgeStore
+
+        store = KnowledgeStore.from_settings(settings)
+        try:
+            yield store, kb
+        finally:
+            await store.close()
+        return
+    from agents.mesh import Mesh
+    from agents.settings import AgentSettings
+    from bus.client import Bus
+    from knowledge.remote import RemoteStore
+
+    agent_settings = local.settings_for(args, AgentSettings)
+    print(f"(through the knowledge agent of the mesh at {settings.nats_url})", file=sys.stderr)
+    bus = await Bus.connect(agent_settings, name="hivewire-knowledge")
     try:
-        yield store, args.kb or settings.knowledge_base
+        yield RemoteStore(await Mesh.open(bus, agent_settings), timeout=30.0), kb
     finally:
-        await store.close()
+        await bus.close()
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -78,7 +130,7 @@ def _ingest(args: argparse.Namespace) -> int:
     return _run(main)
 
 
-async def _ingest_files(args: argparse.Namespace, store: KnowledgeStore, kb: str) -> int:
+async def _ingest_files(args: argparse.Namespace, store: _Store, kb: str) -> int:
     """Ingest a file or a folder, one line of progress per document on stderr."""
     files = list(document_files(args.path))
     root = args.path if args.path.is_dir() else args.path.parent
@@ -91,6 +143,13 @@ async def _ingest_files(args: argparse.Namespace, store: KnowledgeStore, kb: str
         except UnsupportedDocument as exc:
             failed += 1
             print(f"[{n}/{len(files)}] {exc}", file=sys.stderr)
+            continue
+        except PayloadTooLarge as exc:  # through the agent: one message per document
+            failed += 1
+            print(
+                f"[{n}/{len(files)}] {source}: too large to send to the knowledge agent ({exc})",
+                file=sys.stderr,
+            )
             continue
         totals = [totals[0] + result.added, totals[1] + result.removed, totals[2] + result.unchanged]
         print(
@@ -148,11 +207,24 @@ def _row(hit: Any) -> dict[str, Any]:
 
 
 def _run(main: Callable[[], Awaitable[int]]) -> int:
+    from agents.errors import AgentError
+    from bus.errors import BusError, NoResponders
+
     async def guarded() -> int:
         try:
             return await main()
-        except (KnowledgeError, ValueError) as exc:
+        except (KnowledgeError, ValueError, _Usage) as exc:
             print(f"hivewire knowledge: {exc}", file=sys.stderr)
             return 2
+        except NoResponders:
+            print(
+                "hivewire knowledge: no knowledge agent runs on the mesh; start one with "
+                "`hivewire agent run knowledge.agent:knowledge`",
+                file=sys.stderr,
+            )
+            return 1
+        except (BusError, AgentError) as exc:
+            print(f"hivewire knowledge: {exc}", file=sys.stderr)
+            return 1
 
     return uvloop.run(guarded())

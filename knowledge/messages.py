@@ -15,6 +15,9 @@ __all__ = [
     "BasesRequest",
     "ClassifyReply",
     "ClassifyRequest",
+    "DeleteReply",
+    "DeleteRequest",
+    "DocumentPassage",
     "IngestReply",
     "IngestRequest",
     "KnowledgeBase",
@@ -53,13 +56,40 @@ class SearchReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     timed_out: bool = False
 
 
+class DocumentPassage(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A passage cut by the caller (from a PDF, say): its text (heading path first), title, heading."""
+
+    text: str
+    title: str = ""
+    heading: str = ""
+
+
 class IngestRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """One document to add or update."""
+    """One document to add or update: its text in a format, or its passages already cut.
+
+    ``passages``, when given, are the document (``hivewire knowledge ingest``
+    reads every format in its own process and sends them); ``text`` and
+    ``format`` are then not used.
+    """
 
     source: str
-    text: str
+    text: str = ""
     format: Literal["markdown", "text", "html"] = "markdown"
     kb: str | None = None
+    passages: tuple[DocumentPassage, ...] = ()
+
+
+class DeleteRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A document to remove from a knowledge base, by its source."""
+
+    source: str
+    kb: str | None = None
+
+
+class DeleteReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """How many passages went with it (0: there was no such document)."""
+
+    removed: int
 
 
 class IngestReply(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

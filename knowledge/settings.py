@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from bus.settings import NatsSettings
 
@@ -17,7 +17,10 @@ EmbeddingsChoice = Literal["minilm", "openai", "chroma-default"]
 class KnowledgeSettings(NatsSettings):
     """Read from ``HIVEWIRE_*`` environment variables (and ``.env``)."""
 
-    chroma_path: Path = Field(default=Path(".hivewire/chroma"), description="Embedded Chroma's data folder.")
+    chroma_path: Path = Field(
+        default=Path(".hivewire/chroma"),
+        description="Embedded Chroma's data folder (default: <data dir>/chroma).",
+    )
     chroma_url: str | None = Field(
         default=None, description="A `chroma run` server (http://host:port). Unset: embedded Chroma."
     )
@@ -54,3 +57,9 @@ class KnowledgeSettings(NatsSettings):
         "other processes show once it expires.",
     )
     search_cache_size: int = Field(default=256, ge=1, description="Search results the cache holds.")
+
+    @model_validator(mode="after")
+    def _in_data_dir(self) -> Self:
+        if "chroma_path" not in self.model_fields_set:
+            self.chroma_path = self.data_dir / "chroma"
+        return self
