@@ -136,11 +136,15 @@ class Bus:
                 tls=settings.tls_context(),
             )
         )
-        await asyncio.wait(
-            {connecting, cast("asyncio.Future[None]", refused)},
-            timeout=settings.nats_initial_connect_timeout,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        try:
+            await asyncio.wait(
+                {connecting, cast("asyncio.Future[None]", refused)},
+                timeout=settings.nats_initial_connect_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        except asyncio.CancelledError:  # Ctrl-C while waiting: the connecting task must stop too
+            await _abandon(nc, connecting)
+            raise
         if not connecting.done() or connecting.exception() is not None:
             failure = await _abandon(nc, connecting)
             if refused.done() or (failure is not None and _is_auth_error(failure)):
@@ -552,16 +556,12 @@ def _path(value: Path | None) -> str | None:
 
 async def _abandon(nc: NATS, connecting: asyncio.Future[None]) -> BaseException | None:
     """Stop a first connection that failed or took too long; return its error."""
-    if not connecting.done():
+    while not connecting.done():
         connecting.cancel()
-    try:
-        await connecting
-    except asyncio.CancelledError:
-        failure: BaseException | None = None
-    except Exception as exc:  # noqa: BLE001 - whatever nats-py raised is the reason we report
-        failure = exc
-    else:
-        failure = None
+        # On Python 3.11 asyncio.wait_for (which nats-py connects with) can swallow a cancellation
+        # that meets its timeout: the retry loop would go on forever, so it is asked again.
+        await asyncio.wait({connecting}, timeout=0.5)
+    failure = None if connecting.cancelled() else connecting.exception()
     with contextlib.suppress(Exception):
         await nc.close()
     return failure
