@@ -13,6 +13,11 @@ it did not fill, and they are asked for again), so a request lost with a
 server restart or a reconnect is replaced within about that long, and
 :meth:`PullConsumer.stop` waits at most that long for the last ones to end
 before it lets go of the inbox.
+
+:class:`PullRunner` runs a coroutine in a task of its own for each message,
+freeing its room when the task ends, and drains the tasks on
+:meth:`PullRunner.stop`; :func:`add_shared_consumer` creates the durable
+consumer that several replicas share.
 """
 
 from __future__ import annotations
@@ -22,17 +27,19 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
 
 from bus.connection import Connection
 
-__all__ = ["PullConsumer"]
+__all__ = ["PullConsumer", "PullRunner", "add_shared_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +204,68 @@ class PullConsumer:
             self._top_up()
         elif self._requested == 0:
             self._top_up()
+
+
+class PullRunner:
+    """Runs ``handle`` as a task per message of a durable pull consumer, at most ``limit`` at once.
+
+    A message's room is free again when its task ends, however it ends:
+    ``handle`` acks or naks it, or leaves it to be redelivered.
+
+    Args:
+        js: the JetStream context.
+        stream: the stream the consumer belongs to.
+        consumer: the durable consumer's name (it must exist).
+        limit: messages being handled at once, at most.
+        handle: the coroutine function run for each message.
+        expires: seconds each pull request lives on the server.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str,
+        consumer: str,
+        *,
+        limit: int,
+        handle: Callable[[Msg], Coroutine[Any, Any, None]],
+        expires: float = 1.0,
+    ) -> None:
+        self._handle = handle
+        self._active: set[asyncio.Task[None]] = set()
+        self._consumer = PullConsumer(
+            js, stream, consumer, limit=limit, on_message=self._accept, expires=expires
+        )
+
+    async def start(self) -> None:
+        """Start pulling messages and handling them."""
+        await self._consumer.start()
+
+    async def stop(self, grace: float) -> None:
+        """Take no more messages; give those being handled ``grace`` seconds, then cancel the rest.
+
+        Returns once every task has ended; a message a canceled task had not
+        acknowledged is redelivered after its ack wait.
+        """
+        await self._consumer.stop()
+        if self._active:
+            _, pending = await asyncio.wait(set(self._active), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    def _accept(self, msg: Msg) -> None:
+        task = asyncio.get_running_loop().create_task(self._handle(msg))
+        self._active.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        self._consumer.done()
+
+
+async def add_shared_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:
+    """Create the durable consumer ``config`` describes, unless another replica has made it meanwhile."""
+    with contextlib.suppress(nats.js.errors.BadRequestError):
+        await js.add_consumer(stream, config)

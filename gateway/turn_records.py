@@ -13,20 +13,18 @@ twice).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
 
 import nats.errors
-import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
 from bus import subjects
 from bus.a2a import Task
 from bus.client import Bus
-from bus.consumer import PullConsumer
+from bus.consumer import PullRunner, add_shared_consumer
 from bus.errors import InvalidSubjectToken, MalformedPayload
 from gateway.turns import Conversations
 
@@ -48,8 +46,7 @@ class TurnRecorder:
     def __init__(self, bus: Bus, conversations: Conversations) -> None:
         self._bus = bus
         self._conversations = conversations
-        self._consumer: PullConsumer | None = None
-        self._active: set[asyncio.Task[None]] = set()
+        self._runner: PullRunner | None = None
         self.recorded = 0
 
     async def start(self) -> None:
@@ -63,37 +60,20 @@ class TurnRecorder:
             max_deliver=-1,  # counted here, so the last attempt can give up cleanly
             max_ack_pending=10 * _IN_HAND,
         )
-        with contextlib.suppress(nats.js.errors.BadRequestError):  # made by another replica meanwhile
-            await js.add_consumer(subjects.TASKS_STREAM, config)
-        self._consumer = PullConsumer(
+        await add_shared_consumer(js, subjects.TASKS_STREAM, config)
+        self._runner = PullRunner(
             js,
             subjects.TASKS_STREAM,
             subjects.ended_turns_consumer(),
             limit=_IN_HAND,
-            on_message=self._accept,
+            handle=self._handle,
         )
-        await self._consumer.start()
+        await self._runner.start()
 
     async def stop(self, grace: float) -> None:
         """Take no more turns; give recordings in flight ``grace`` seconds (the rest go to others)."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._active:
-            _, pending = await asyncio.wait(set(self._active), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-
-    def _accept(self, msg: Msg) -> None:
-        task = asyncio.get_running_loop().create_task(self._handle(msg))
-        self._active.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._active.discard(task)
-        if self._consumer is not None:
-            self._consumer.done()
+        if self._runner is not None:
+            await self._runner.stop(grace)
 
     async def _handle(self, msg: Msg) -> None:
         try:

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext, api
 
 from bus import Bus, EmbeddedNats
 from bus.a2a import new_id
-from bus.consumer import PullConsumer
+from bus.consumer import PullConsumer, PullRunner, add_shared_consumer
 from tests.conftest import settings_for
 
 
@@ -77,6 +77,40 @@ async def test_a_stopped_consumer_leaves_no_request_behind_to_swallow_later_mess
         await until(lambda: len(received) == 3, within=2.0)
     finally:
         await second.stop()
+
+
+async def test_a_runner_handles_each_message_in_a_task_and_stop_cancels_what_outlasts_the_grace(
+    bus: Bus,
+) -> None:
+    js = bus.jetstream()
+    stream, durable, subject = await work_queue(js)
+    # Made already: a second replica's attempt is not an error.
+    await add_shared_consumer(
+        js, stream, api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT, ack_wait=60)
+    )
+    started: list[bytes] = []
+    finished: list[bytes] = []
+    canceled: list[bytes] = []
+
+    async def handle(msg: Msg) -> None:
+        started.append(msg.data)
+        try:
+            await asyncio.sleep(0.1 if msg.data == b"quick" else 60)
+        except asyncio.CancelledError:
+            canceled.append(msg.data)
+            raise
+        await msg.ack()
+        finished.append(msg.data)
+
+    runner = PullRunner(js, stream, durable, limit=4, handle=handle, expires=0.5)
+    await runner.start()
+    await js.publish(subject, b"quick")
+    await js.publish(subject, b"stuck")
+    await until(lambda: len(started) == 2)
+    begun = time.monotonic()
+    await runner.stop(grace=1.0)
+    assert (finished, canceled) == ([b"quick"], [b"stuck"])
+    assert time.monotonic() - begun < 5.0
 
 
 @pytest.mark.slow

@@ -23,7 +23,6 @@ from collections import defaultdict
 
 import httpx
 import nats.errors
-import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.kv import KeyValue
@@ -31,7 +30,7 @@ from nats.js.kv import KeyValue
 from bus import subjects
 from bus.a2a import StreamResponse
 from bus.client import Bus
-from bus.consumer import PullConsumer
+from bus.consumer import PullRunner, add_shared_consumer
 from bus.errors import MalformedPayload
 from gateway.a2a.errors import A2AError
 from gateway.a2a.models import PushConfig
@@ -62,9 +61,8 @@ class PushDelivery:
         self._tenants: defaultdict[str, int] = defaultdict(int)
         # Per task with events being delivered: its lock, and how many events wait on it.
         self._order: dict[str, _InOrder] = {}
-        self._active: set[asyncio.Task[None]] = set()
         self._watch: asyncio.Task[None] | None = None
-        self._consumer: PullConsumer | None = None
+        self._runner: PullRunner | None = None
         self._http = httpx.AsyncClient(timeout=settings.gateway_push_timeout, follow_redirects=False)
         self.delivered = 0
         self.failed = 0
@@ -82,23 +80,16 @@ class PushDelivery:
             ack_wait=_ACK_WAIT,
             max_ack_pending=10 * _IN_HAND,
         )
-        with contextlib.suppress(nats.js.errors.BadRequestError):  # made by another replica meanwhile
-            await js.add_consumer(subjects.EVENTS_STREAM, config)
-        self._consumer = PullConsumer(
-            js, subjects.EVENTS_STREAM, subjects.push_consumer(), limit=_IN_HAND, on_message=self._accept
+        await add_shared_consumer(js, subjects.EVENTS_STREAM, config)
+        self._runner = PullRunner(
+            js, subjects.EVENTS_STREAM, subjects.push_consumer(), limit=_IN_HAND, handle=self._handle
         )
-        await self._consumer.start()
+        await self._runner.start()
 
     async def stop(self, grace: float) -> None:
         """Take no more events; give deliveries in flight ``grace`` seconds (the rest are redelivered)."""
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._active:
-            _, pending = await asyncio.wait(set(self._active), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        if self._runner is not None:
+            await self._runner.stop(grace)
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -135,16 +126,6 @@ class PushDelivery:
             del self._index[(tenant, task_id)]
         if self._tenants[tenant] <= 0:
             del self._tenants[tenant]
-
-    def _accept(self, msg: Msg) -> None:
-        task = asyncio.get_running_loop().create_task(self._handle(msg))
-        self._active.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._active.discard(task)
-        if self._consumer is not None:
-            self._consumer.done()
 
     async def _handle(self, msg: Msg) -> None:
         tenant = msg.subject.split(".")[1]
