@@ -220,10 +220,17 @@ async def test_ask_refuses_a_wrong_gateway_url_in_one_line(mesh: Mesh) -> None:
         assert err.startswith("hivewire ask: cannot reach a gateway at 127.0.0.1:"), err
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal's foreground command gets it: whatever the test process inherited
+    (a worker that ignores or blocks SIGINT passes that on to what it starts), SIGINT is delivered."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 async def test_ctrl_c_ends_a_command_that_waits_for_nats(mesh: Mesh) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bus.cli", "agents", "--nats-url", f"nats://127.0.0.1:{free_port()}",
-        cwd=mesh.folder, env=mesh.env, stderr=asyncio.subprocess.PIPE,
+        cwd=mesh.folder, env=mesh.env, stderr=asyncio.subprocess.PIPE, preexec_fn=_as_in_a_terminal,
     )  # fmt: skip
     assert process.stderr is not None
     line: bytes = await asyncio.wait_for(process.stderr.readline(), 30)  # it is trying
