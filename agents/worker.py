@@ -290,8 +290,7 @@ class TaskWorker:
             task, revision = await self._claim(tenant, request, deliveries)
         if task is None:
             self.stats.skipped += 1
-            if self._turns:
-                await self._end_again(tenant, request.task_id)
+            await self._end_again(tenant, request.task_id)
             await msg.ack()
             return
         if deliveries > self._settings.task_max_deliveries:
@@ -491,8 +490,8 @@ class TaskWorker:
                 await ended.ended(tenant, outcome)
 
             await self._through_outages(queue, outcome.id, "its end is queued for recording")
-        # The same id on each attempt: the stream keeps one copy.
-        message_id = end_message_id(outcome.id) if self._turns else new_id()
+        # The same id on each attempt, and when a redelivery finds it ended: the stream keeps one copy.
+        message_id = end_message_id(outcome.id) if self._turns else _outcome_message_id(outcome)
 
         async def attempt() -> None:
             await self._events.task_status(tenant, outcome, message_id=message_id, stored=True)
@@ -558,11 +557,15 @@ class TaskWorker:
             self.stats.skipped += 1  # canceled meanwhile: that is the outcome
         await msg.ack()
 
-    async def _end_again(self, tenant: str, turn_id: str) -> None:
-        """A turn that ended is delivered again: its replica may have died before its end was
-        stored, so store it (the events stream keeps one copy within its window)."""
-        found = await self._records.get(tenant, turn_id)
-        if found is not None and found[0].status.state.terminal:
+    async def _end_again(self, tenant: str, task_id: str) -> None:
+        """A task or turn that ended is delivered again: its replica may have died between recording
+        the end and storing its announcement, so announce it again (the events stream keeps one copy
+        within its window). A cancellation is the canceler's to announce."""
+        found = await self._records.get(tenant, task_id)
+        if found is None:
+            return
+        state = found[0].status.state
+        if state.terminal and (self._turns or state in (TaskState.COMPLETED, TaskState.FAILED)):
             await self._announce(tenant, found[0])
 
     async def _failed(
@@ -801,3 +804,13 @@ async def _create_or_update_consumer(js: JetStreamContext, stream: str, config: 
     # The server (2.10+) updates an existing durable consumer whose editable
     # settings (the ack wait, say) changed, so replicas converge on the newest.
     await js.add_consumer(stream, config)
+
+
+def _outcome_message_id(outcome: Task) -> str:
+    """The id the events stream de-duplicates a task's announced outcome on: an end announced again
+    (see :meth:`TaskWorker._end_again`) is kept once, while a replayed dead letter's new end, or a
+    status that is not an end (input required, again and again), is an event of its own."""
+    if not outcome.status.state.terminal:
+        return new_id()
+    replays = (outcome.metadata or {}).get("replays", 0)
+    return f"{outcome.id}.{outcome.status.state.value}.{replays}"
