@@ -83,6 +83,14 @@ async def observed(
     }
     limits = {SLOW: {"rate": 1 / 60, "burst": 1}, BROKE: {"daily_tokens": 1}}
     port = free_port()
+    # The keys exist before the gateway starts: one made after may reach its key watcher after
+    # the first request does (a 401 on a loaded machine).
+    bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
+    try:
+        keys = await ApiKeys.open(bus)
+        made = {tenant: (await keys.create(tenant))[0] for tenant in (TENANT, SLOW, BROKE)}
+    finally:
+        await bus.close()
     with log.open("wb") as stderr, gateway_log.open("wb") as gateway_stderr:
         async with contextlib.AsyncExitStack() as stack:
             # Started together: each takes a few seconds to import and connect.
@@ -119,12 +127,6 @@ async def observed(
             assert isinstance(agent, AgentProcess)
             metrics = re.search(r"metrics at (http://\S+)", agent.banner)
             assert metrics, agent.banner
-            bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-            try:
-                keys = await ApiKeys.open(bus)
-                made = {tenant: (await keys.create(tenant))[0] for tenant in (TENANT, SLOW, BROKE)}
-            finally:
-                await bus.close()
             yield Observed(f"http://127.0.0.1:{port}", metrics.group(1), log, gateway_log, made)
     openai_server.clear()
 
@@ -139,7 +141,9 @@ async def json_turn(observed: Observed, openai_server: OpenAIServer) -> JsonTurn
     """One turn whose first model attempt fails (503), so the agent logs a warning inside the turn."""
     openai_server.fail(503, model="big")
     async with _client(observed) as client:
-        cid = (await client.post("/v1/conversations")).json()["id"]
+        made = await client.post("/v1/conversations")
+        assert made.status_code == 201, made.text
+        cid = made.json()["id"]
         reply = await client.post(f"/v1/conversations/{cid}/messages", json={"text": "Why is the sky blue?"})
     assert reply.status_code == 200, reply.text
     _, trace_id, _, _ = reply.headers["traceresponse"].split("-")
