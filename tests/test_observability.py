@@ -127,8 +127,22 @@ async def observed(
             assert isinstance(agent, AgentProcess)
             metrics = re.search(r"metrics at (http://\S+)", agent.banner)
             assert metrics, agent.banner
-            yield Observed(f"http://127.0.0.1:{port}", metrics.group(1), log, gateway_log, made)
+            observed = Observed(f"http://127.0.0.1:{port}", metrics.group(1), log, gateway_log, made)
+            await _until_the_gateway_sees_the_agent(observed)
+            yield observed
     openai_server.clear()
+
+
+async def _until_the_gateway_sees_the_agent(observed: Observed) -> None:
+    """Both processes are up; the gateway learns of the agent from the registry (on a loaded
+    machine, a moment after the agent's banner)."""
+    async with _client(observed) as client:
+        for _ in range(150):
+            listed = await client.get("/v1/agents")
+            if listed.status_code == 200 and "assistant" in listed.text:
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the gateway never saw the agent: {listed.status_code} {listed.text}")
 
 
 def _client(observed: Observed, tenant: str = TENANT) -> httpx.AsyncClient:
