@@ -54,6 +54,18 @@ class LocalCache:
         while len(self._items) > self._max:
             self._items.popitem(last=False)
 
+    async def read_through(self, key: str, redis: RedisStore) -> tuple[bytes | None, str]:
+        """The value of ``key`` and its layer: this process's (``local``), else Redis's (``redis``),
+        then kept here too; ``None`` where neither has it (or Redis is away)."""
+        data = self.get(key)
+        if data is not None:
+            return data, "local"
+        stored: bytes | str | None = await redis.run(lambda r: r.get(key), None)
+        data = stored.encode() if isinstance(stored, str) else stored
+        if data is not None:
+            self.put(key, data)
+        return data, "redis"
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -102,14 +114,7 @@ class ResponseCache:
     async def get(self, tenant: str, namespace: str, key: str) -> tuple[Completion, str] | None:
         """The cached completion and the layer it came from (``local`` or ``redis``), or ``None``."""
         full = subjects.llm_cache_key(tenant, namespace, key)
-        data = self._local.get(full)
-        layer = "local"
-        if data is None:
-            stored: bytes | str | None = await self._redis.run(lambda r: r.get(full), None)
-            data = stored.encode() if isinstance(stored, str) else stored
-            layer = "redis"
-            if data is not None:
-                self._local.put(full, data)
+        data, layer = await self._local.read_through(full, self._redis)
         if data is None:
             self.stats.misses += 1
             self._misses.add(1, {"tenant": tenant})

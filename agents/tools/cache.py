@@ -56,14 +56,7 @@ class ToolCache:
     async def get(self, tenant: str, tool: str, key: str) -> tuple[bytes, str] | None:
         """The cached result and the layer it came from (``local`` or ``redis``), or ``None``."""
         full = subjects.tool_cache_key(tenant, tool, key)
-        data = self._local.get(full)
-        layer = "local"
-        if data is None:
-            stored: bytes | str | None = await self._redis.run(lambda r: r.get(full), None)
-            data = stored.encode() if isinstance(stored, str) else stored
-            layer = "redis"
-            if data is not None:
-                self._local.put(full, data)
+        data, layer = await self._local.read_through(full, self._redis)
         if data is None:
             self.stats.misses += 1
             self._misses.add(1, {"tenant": tenant, "gen_ai.tool.name": tool})
