@@ -6,6 +6,14 @@ to reach it: the JSON-RPC and HTTP+JSON bindings at the same URL (their paths
 never overlap), A2A over NATS when the operator publishes a NATS URL for
 clients, the bearer API key as security scheme, and what the gateway itself
 supports (streaming, push notifications, the extended card).
+
+The card also carries what an A2A 0.3 client reads (it has no
+``supportedInterfaces``): the JSON-RPC URL as ``url`` with
+``protocolVersion`` 0.3.0, ``preferredTransport``, ``additionalInterfaces``,
+``supportsAuthenticatedExtendedCard``, ``security``, and each security scheme
+in both forms at once (``{"httpAuthSecurityScheme": {...}, "type": "http",
+"scheme": ...}``). v1.0 readers skip those fields, and the interface list
+declares the 0.3 one too, after the 1.0 ones, so a v1.0 client still picks 1.0.
 """
 
 from __future__ import annotations
@@ -22,19 +30,47 @@ from agents.mesh import Mesh
 from gateway.discovery import live_agent
 from gateway.settings import GatewaySettings
 
-__all__ = ["NATS_BINDING", "TENANT_EXTENSION", "Cards", "base_url", "card_response"]
+__all__ = [
+    "NATS_BINDING",
+    "TENANT_EXTENSION",
+    "Cards",
+    "LegacyInterface",
+    "ServedCard",
+    "base_url",
+    "card_response",
+]
 
 PROTOCOL_VERSION = "1.0"
+V03_VERSION = "0.3"
 # docs/a2a-nats.md: Hivewire's subjects, headers and streams as an A2A custom protocol binding.
 NATS_BINDING = "https://hivewire.dev/a2a/bindings/nats/v1"
 # The extended card's extension: the caller's tenant and its limits.
 TENANT_EXTENSION = "https://hivewire.dev/a2a/ext/tenant/v1"
 
-_SECURITY_SCHEMES = {
-    "apiKey": {"httpAuthSecurityScheme": {"scheme": "Bearer", "description": "A Hivewire API key"}}
-}
+_BEARER = {"scheme": "Bearer", "description": "A Hivewire API key"}
+# v1.0's form (a oneof member) and v0.3's (with ``type``) in one object: each reader skips the other's.
+_SECURITY_SCHEMES = {"apiKey": {"httpAuthSecurityScheme": _BEARER, "type": "http", **_BEARER}}
 _SECURITY: tuple[dict[str, Any], ...] = ({"schemes": {"apiKey": {"list": []}}},)
+_V03_SECURITY: tuple[dict[str, list[str]], ...] = ({"apiKey": []},)
 _encoder = msgspec.json.Encoder()
+
+
+class LegacyInterface(msgspec.Struct, frozen=True, kw_only=True):
+    """An interface as A2A 0.3 declares it."""
+
+    url: str
+    transport: str
+
+
+class ServedCard(AgentCard, frozen=True, kw_only=True):
+    """An agent's card as the gateway serves it: v1.0's, plus the top-level fields of v0.3's."""
+
+    url: str = ""
+    protocol_version: str = ""
+    preferred_transport: str = ""
+    additional_interfaces: tuple[LegacyInterface, ...] = ()
+    supports_authenticated_extended_card: bool = False
+    security: tuple[dict[str, list[str]], ...] = ()
 
 
 class Cards:
@@ -44,7 +80,7 @@ class Cards:
         self._settings = settings
         self._mesh = mesh
 
-    async def public(self, agent_name: str, base: str, path: str) -> AgentCard:
+    async def public(self, agent_name: str, base: str, path: str) -> ServedCard:
         """The card of ``agent_name`` served at ``base + path``.
 
         Raises:
@@ -56,6 +92,7 @@ class Cards:
         interfaces = [
             AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version=PROTOCOL_VERSION),
             AgentInterface(url=url, protocol_binding="HTTP+JSON", protocol_version=PROTOCOL_VERSION),
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version=V03_VERSION),
         ]
         if self._settings.gateway_nats_public_url:
             nats_url = self._settings.gateway_nats_public_url.rstrip("/") + "/" + agent.name
@@ -65,21 +102,30 @@ class Cards:
         skills = tuple(
             skill if skill.tags else msgspec.structs.replace(skill, tags=(skill.id,)) for skill in card.skills
         )
-        return msgspec.structs.replace(
-            card,
-            supported_interfaces=tuple(interfaces),
-            skills=skills,
-            capabilities=msgspec.structs.replace(
-                card.capabilities,
-                streaming=True,
-                push_notifications=self._settings.gateway_push,
-                extended_agent_card=True,
-            ),
-            security_schemes=_SECURITY_SCHEMES,
-            security_requirements=_SECURITY,
+        fields = {name: getattr(card, name) for name in card.__struct_fields__}
+        return ServedCard(
+            **{
+                **fields,
+                "supported_interfaces": tuple(interfaces),
+                "skills": skills,
+                "capabilities": msgspec.structs.replace(
+                    card.capabilities,
+                    streaming=True,
+                    push_notifications=self._settings.gateway_push,
+                    extended_agent_card=True,
+                ),
+                "security_schemes": _SECURITY_SCHEMES,
+                "security_requirements": _SECURITY,
+            },
+            url=url,
+            protocol_version=V03_VERSION + ".0",
+            preferred_transport="JSONRPC",
+            additional_interfaces=(LegacyInterface(url=url, transport="JSONRPC"),),
+            supports_authenticated_extended_card=True,
+            security=_V03_SECURITY,
         )
 
-    async def extended(self, tenant: str, agent_name: str, base: str, path: str) -> AgentCard:
+    async def extended(self, tenant: str, agent_name: str, base: str, path: str) -> ServedCard:
         """The card for an authenticated caller: the public one, plus its tenant and limits."""
         card = await self.public(agent_name, base, path)
         rate, burst, daily = self._settings.limits_for(tenant)

@@ -31,6 +31,7 @@ __all__ = [
     "TaskParams",
     "check_params",
     "decode_params",
+    "finish_params",
     "shape",
 ]
 
@@ -162,6 +163,15 @@ def decode_params(data: bytes, params_type: type[P]) -> P:
         raise A2AError(ErrorKind.INVALID_PARAMS, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise A2AError(ErrorKind.INVALID_PARAMS, f"params are not valid JSON: {exc}") from None
+    return finish_params(params)
+
+
+def finish_params(params: P) -> P:
+    """``params`` checked (:func:`check_params`), whole numbers in a message's data parts as integers.
+
+    Raises:
+        A2AError: invalid params (the reason names the field).
+    """
     check_params(params)
     if isinstance(params, SendParams):
         params = msgspec.structs.replace(params, message=_whole_numbers(params.message))
