@@ -421,6 +421,7 @@ async def test_cards_are_served_at_the_origin_and_below_every_interface_url(gate
     assert [(i["protocolBinding"], i["url"]) for i in echo["supportedInterfaces"]] == [
         ("JSONRPC", f"{gateway.url}/a2a/agents/echo"),
         ("HTTP+JSON", f"{gateway.url}/a2a/agents/echo"),
+        ("JSONRPC", f"{gateway.url}/a2a/agents/echo"),  # A2A 0.3 (tests/test_a2a_v03.py)
         (NATS_BINDING, f"{gateway.settings.gateway_nats_public_url}/echo"),
     ]
     assert all(skill["tags"] for skill in echo["skills"])

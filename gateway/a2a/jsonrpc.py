@@ -143,7 +143,9 @@ class JsonRpcBinding:
                 raise  # the HTTP layer's own answer (over the token budget), as on every route
             if notification:
                 return Response(status_code=204)
-            return _error(request_id, a2a_error_from(exc), v03=v03)
+            # v0.3's codes for a request in v0.3; a header naming another version gets 1.0's (-32009).
+            version = _version(request)
+            return _error(request_id, a2a_error_from(exc), v03=v03 and (not version or _is_v03(version)))
         if notification:
             return Response(status_code=204, headers=admitted.headers)
         return json_response({"jsonrpc": "2.0", "id": request_id, "result": result}, headers=admitted.headers)
