@@ -81,7 +81,10 @@ CONFIG_PARAM = {
 VERSION = {
     "name": "A2A-Version",
     "in": "header",
-    "description": "The A2A protocol version the client speaks (1.x; left out: 1.0)",
+    "description": (
+        "The A2A protocol version the client speaks: 1.x (left out: 1.0), "
+        "or 0.3 with v0.3's method names (message/send...) on the JSON-RPC endpoint"
+    ),
     "schema": {"type": "string"},
     "example": "1.0",
 }
@@ -188,7 +191,8 @@ def _json_rpc(op_id: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     reply = {"jsonrpc": "2.0", "id": 1, "result": example_task(TaskState.COMPLETED)}
     op = operation(
         op_id,
-        "A2A JSON-RPC (SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask, ...)",
+        "A2A JSON-RPC (SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask, ...; "
+        "v0.3's message/send, tasks/get... too)",
         {
             "200": {
                 "description": "A JSON-RPC response (or error: -32700 parse error, -32602 invalid params...)",
