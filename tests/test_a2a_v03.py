@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import redis.asyncio
 from a2a.client import Client, ClientConfig, ClientFactory
@@ -36,6 +37,9 @@ from a2a.utils.errors import (
 from agents.settings import AgentSettings
 from bus import Bus, EmbeddedNats, new_id, subjects
 from gateway.a2a.cards import TENANT_EXTENSION
+from gateway.a2a.v03 import models as wire
+from gateway.a2a.v03.convert import to_send_params
+from gateway.a2a.v03.convert import v03_message as to_v03_message
 from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings, TenantLimits
 from tests.gateway_server import serve_gateway
@@ -433,3 +437,26 @@ async def test_tasks_are_shared_between_generations(gateway: Gateway) -> None:
     task = as_v1.json()["result"]
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"
     assert task["artifacts"][0]["parts"][0] == {"text": "BOTH"}
+
+
+def test_file_parts_travel_both_ways_unchanged() -> None:
+    sent = {
+        "kind": "message",
+        "messageId": "m-1",
+        "role": "user",
+        "parts": [
+            {"kind": "file", "file": {"bytes": "aGk=", "mimeType": "text/plain", "name": "hi.txt"}},
+            {"kind": "file", "file": {"uri": "https://files.example/a.pdf"}, "metadata": {"k": 1}},
+        ],
+    }
+    params = msgspec.json.decode(msgspec.json.encode({"message": sent}), type=wire.MessageSendParams)
+    message = to_send_params(params).message
+    back = msgspec.json.decode(msgspec.json.encode(to_v03_message(message)))
+    assert (message.parts[0].raw, message.parts[0].filename, message.parts[0].media_type) == (
+        b"hi",
+        "hi.txt",
+        "text/plain",
+    )
+    assert message.parts[1].url == "https://files.example/a.pdf"
+    assert back == sent
+    v03.Message.model_validate(back)

@@ -12,6 +12,7 @@ works from any gateway replica.
 |---|---|
 | ``operations`` | the operations themselves, whichever binding |
 | ``jsonrpc``, ``rest`` | the two bindings |
+| ``v03`` | A2A v0.3's JSON-RPC methods, at the same URL as v1.0's |
 | ``models``, ``errors`` | requests and responses; the protocol's errors in each binding |
 | ``cards`` | public and extended agent cards |
 | ``push``, ``webhooks`` | push configs and webhook URLs; delivering events to webhooks |
