@@ -807,6 +807,7 @@ def test_the_helm_chart_ships_a_dashboard_alert_rules_and_a_pod_monitor_when_ask
         "429s by tenant and reason",
         "Open event streams",
         "NATS and Redis reachability",
+        "Live replicas by agent",
     ):
         assert wanted in titles, wanted
     rule = _find(docs, "PrometheusRule", "hivewire")
@@ -820,10 +821,16 @@ def test_the_helm_chart_ships_a_dashboard_alert_rules_and_a_pod_monitor_when_ask
         "HivewireConsumerLag",
         "HivewireDeadLetters",
         "HivewireTokenBudgetExhausted",
+        "HivewireAgentDown",
         "HivewireNatsDisconnected",
         "HivewireRedisDown",
     }
     assert alerts["HivewireSlowTurns"]["expr"].endswith("> 7.5")
+    # An agent the gateways saw live, with no replica left in any gateway's view for downFor.
+    down = alerts["HivewireAgentDown"]
+    assert down["expr"] == "max by (agent) (hivewire_mesh_agent_replicas) == 0"
+    assert (down["for"], down["labels"]["severity"]) == ("2m", "critical")
+    assert "{{ $labels.agent }}" in down["annotations"]["summary"]
     assert all(r["labels"]["severity"] in {"info", "warning", "critical"} for r in alerts.values())
     # The PodMonitor scrapes every process of the release on a port its pods name.
     monitor = _find(docs, "PodMonitor", "hivewire")["spec"]
@@ -863,6 +870,7 @@ def test_the_dashboard_and_alerts_use_only_metrics_the_code_exports(monitoring: 
         "hivewire_gateway_event_streams",
         "hivewire_nats_connected",
         "hivewire_redis_available",
+        "hivewire_mesh_agent_replicas",
     ):
         assert name in used, name
 
