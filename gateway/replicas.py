@@ -1,4 +1,4 @@
-"""How many live replicas each agent has, as the gateway reads the registry: what alerts on an agent that is down.
+"""Each agent's live replicas, as the gateway reads the registry: what alerts on an agent that is down.
 
 A Prometheus series that vanishes cannot alert, so an agent keeps being
 reported after its last replica is gone, with 0, for ``remember`` seconds
@@ -132,8 +132,8 @@ class _Gauge:
             "hivewire.mesh.agent.replicas",
             callbacks=[self._observe],
             unit="{replica}",
-            description="Live replicas of the agent in the registry; 0 for a while (HIVEWIRE_GATEWAY_AGENT_MEMORY) "
-            "after its last one went, so that an alert can see it.",
+            description="Live replicas of the agent in the registry; 0 for a while after its last one went "
+            "(HIVEWIRE_GATEWAY_AGENT_MEMORY), so that an alert can see it.",
         )
 
     def _observe(self, _: metrics.CallbackOptions) -> Iterable[metrics.Observation]:

@@ -357,7 +357,7 @@ async def _replicas_reported(observed: Observed, agent: str, wanted: int, within
         if series and float(series[0].rsplit(" ", 1)[1]) == wanted:
             return time.monotonic() - started
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the gateway does not report {wanted} replicas of {agent} after {within} s: {series}")
+    raise AssertionError(f"no {wanted} replicas of {agent} reported after {within} s: {series}")
 
 
 async def test_the_gateway_reports_an_agent_whose_last_replica_died_with_zero_replicas(
