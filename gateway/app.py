@@ -43,6 +43,7 @@ from gateway.mcp import McpEndpoint
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.probes import Health, readiness
+from gateway.replicas import AgentReplicas
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.traces import TraceRoutes
@@ -72,6 +73,7 @@ class Services:
     delivery: PushDelivery | None
     recorder: TurnRecorder
     unobserve: Callable[[], None]  # stops reporting the connections' state
+    replicas: AgentReplicas | None  # reports each agent's live replicas, while metrics are collected
 
     @classmethod
     async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
@@ -117,6 +119,15 @@ class Services:
             await bus.close()
             await redis.close()
             raise
+        replicas = None
+        if bus.telemetry.metering:
+            replicas = AgentReplicas(
+                mesh.registry,
+                telemetry.meter_provider,
+                interval=settings.heartbeat_interval,
+                remember=settings.gateway_agent_memory,
+            )
+            replicas.start()
         return cls(
             bus=bus,
             mesh=mesh,
@@ -131,10 +142,13 @@ class Services:
             delivery=delivery,
             recorder=recorder,
             unobserve=observe_connections(telemetry.meter_provider, bus, redis),
+            replicas=replicas,
         )
 
     async def close(self, grace: float) -> None:
         self.unobserve()
+        if self.replicas is not None:
+            await self.replicas.stop()
         if self.delivery is not None:
             await self.delivery.stop(grace)
         await self.recorder.stop(grace)
