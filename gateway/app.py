@@ -32,6 +32,7 @@ from gateway.a2a.webhooks import PushDelivery
 from gateway.console import console_routes
 from gateway.cors import CrossOrigin
 from gateway.deadletters import DeadLetterRoutes
+from gateway.discovery import live_agents
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
 from gateway.handoffs import HandoffQueue
@@ -218,9 +219,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
 
     async def openapi(request: Request) -> Response:
         services = holder.get("services")
-        live = await services.mesh.registry.agents() if services is not None else []
         # A public document: the agents of some tenants only are theirs to know of.
-        live = [agent for agent in live if not agent.tenants]
+        live = await live_agents(services.mesh, tenant=None) if services is not None else []
         return json_response(openapi_document(version("hivewire"), live, console=settings.gateway_console))
 
     return Starlette(
