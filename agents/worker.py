@@ -25,28 +25,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from agents.claims import Claims, LateClaim
-from agents.deadletter import DeadLetter, DeadLetters
+from agents.deadletter import DeadLetters
+from agents.endings import Endings
 from agents.errors import InputRequired
 from agents.events import ConversationEvents
 from agents.recording import Recorder
 from agents.settings import AgentSettings
-from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
+from agents.tasks import TaskCancel, TaskRecords, TaskRequest
 from agents.timers import ProgressBeat, Timed, shared_timer
-from agents.turns import failure_note
-from agents.usage import USAGE_KEY
 from bus import subjects
-from bus.a2a import Artifact, Message, Task, TaskState, new_id
+from bus.a2a import Message, Task
 from bus.client import Bus
 from bus.consumer import PullConsumer
 from bus.deadlines import Deadlines
@@ -110,8 +107,6 @@ class TaskWorker:
         self.stats = WorkerStats()
         self._bus = bus
         self._settings = settings
-        self._records = records
-        self._dead_letters = dead_letters
         self._invoke = invoke
         self._turns = turns
         # A client waits out a crashed replica's ack wait: a turn's is shorter than a task's.
@@ -124,6 +119,15 @@ class TaskWorker:
         self._timers: Deadlines[Timed] = shared_timer()
         self._claims = Claims(agent=agent, instance=instance, records=records, events=events, turns=turns)
         self._outcomes = Recorder(bus=bus, records=records, events=events, turns=turns)
+        self._endings = Endings(
+            agent=agent,
+            settings=settings,
+            records=records,
+            dead_letters=dead_letters,
+            outcomes=self._outcomes,
+            stats=self.stats,
+            turns=turns,
+        )
         # Tasks whose handler returned and whose slot is free again (see _free_slot).
         self._recording: set[asyncio.Task[Any]] = set()
         self._cancels: Service[TaskCancel] | None = None
@@ -230,7 +234,7 @@ class TaskWorker:
                 received, deadline = None, None
             request = self._bus.codec.decode(msg.data, TaskRequest)
         except (MalformedPayload, InvalidSubjectToken) as exc:
-            await self._park_malformed(msg, deliveries, exc)
+            await self._endings.park_malformed(msg, deliveries, exc)
             return
         self.stats.in_flight += 1
         try:
@@ -292,9 +296,9 @@ class TaskWorker:
             )
             if self._turns:
                 failure = RemoteError(ErrorCode.UNAVAILABLE, reason)
-                await self._turn_failed(msg, tenant, task, revision, failure)
+                await self._endings.turn_failed(msg, tenant, task, revision, failure)
             else:
-                await self._give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
+                await self._endings.give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
             return
         why: list[str] = []
         current = asyncio.current_task()
@@ -344,133 +348,18 @@ class TaskWorker:
             if late is not None:
                 task, revision = await late.settle()
             if self._turns:
-                await self._turn_failed(msg, tenant, task, revision, exc)
+                await self._endings.turn_failed(msg, tenant, task, revision, exc)
             elif isinstance(exc, InputRequired):
-                await self._interrupted(msg, tenant, task, revision, exc)
+                await self._endings.interrupted(msg, tenant, task, revision, exc)
             else:
-                await self._failed(msg, tenant, request, task, revision, deliveries, exc)
+                await self._endings.failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
             self._running.pop(request.task_id, None)
         self._free_slot()
         if late is not None:
             task, revision = await late.settle()
-        await self._complete(msg, tenant, task, revision, reply)
-
-    async def _complete(self, msg: Msg, tenant: str, task: Task, revision: int, reply: Message) -> None:
-        artifact = Artifact(artifact_id=new_id(), name="result", parts=reply.parts)
-        done = finish(task, TaskState.COMPLETED, reply, (artifact,))
-        usage = (reply.metadata or {}).get(USAGE_KEY)
-        if usage is not None:
-            done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
-        if await self._outcomes.record(tenant, done, revision):
-            self.stats.completed += 1
-            await self._outcomes.announce(tenant, done)
-        else:
-            # Someone else ended it meanwhile (canceled, or a slower duplicate
-            # delivery completed first): theirs is the recorded outcome.
-            self.stats.skipped += 1
-        await msg.ack()
-
-    async def _interrupted(
-        self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired
-    ) -> None:
-        """The skill needs more from the user: the task waits, its question recorded, until resumed."""
-        question = Message.agent_text(ask.question, context_id=task.context_id, task_id=task.id)
-        state = TaskState.AUTH_REQUIRED if ask.auth else TaskState.INPUT_REQUIRED
-        waiting = finish(task, state, question)
-        waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
-        if await self._outcomes.record(tenant, waiting, revision):
-            self.stats.interrupted += 1
-            await self._outcomes.announce(tenant, waiting)
-        else:
-            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-        await msg.ack()
-
-    async def _turn_failed(self, msg: Msg, tenant: str, task: Task, revision: int, exc: Exception) -> None:
-        """A turn's skill failed: the turn ends failed, with the error (see :func:`failure_note`)."""
-        log.warning("turn %s failed: %s: %s", task.id, type(exc).__name__, exc)
-        failed = finish(task, TaskState.FAILED, failure_note(task, exc))
-        if await self._outcomes.record(tenant, failed, revision):
-            self.stats.failed += 1
-            await self._outcomes.announce(tenant, failed)
-        else:
-            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-        await msg.ack()
-
-    async def _failed(
-        self,
-        msg: Msg,
-        tenant: str,
-        request: TaskRequest,
-        task: Task,
-        revision: int,
-        deliveries: int,
-        exc: Exception,
-    ) -> None:
-        reason = f"{type(exc).__name__}: {exc}"
-        if deliveries >= self._settings.task_max_deliveries or _permanent(exc):
-            await self._give_up(msg, tenant, request, task, revision, deliveries, reason)
-            return
-        self.stats.retried += 1
-        log.warning("task %s failed (delivery %d), retrying: %s", request.task_id, deliveries, reason)
-        note = Message.agent_text(
-            f"attempt {deliveries} failed ({reason}); retrying", context_id=task.context_id, task_id=task.id
-        )
-        await self._records.replace(tenant, finish(task, TaskState.WORKING, note), revision)
-        delay = self._settings.task_retry_delay * 2 ** (deliveries - 1)
-        await msg.nak(delay=delay)
-
-    async def _give_up(
-        self,
-        msg: Msg,
-        tenant: str,
-        request: TaskRequest,
-        task: Task,
-        revision: int,
-        deliveries: int,
-        reason: str,
-    ) -> None:
-        self.stats.failed += 1
-        self.stats.dead_lettered += 1
-        log.error("task %s dead-lettered after %d deliveries: %s", request.task_id, deliveries, reason)
-        await self._dead_letters.park(
-            DeadLetter(
-                tenant=tenant,
-                agent=self.agent,
-                request=request,
-                reason=reason,
-                deliveries=deliveries,
-                failed_at=time.time(),
-            )
-        )
-        note = Message.agent_text(
-            f"failed after {deliveries} deliveries: {reason}", context_id=task.context_id, task_id=task.id
-        )
-        failed = finish(task, TaskState.FAILED, note)
-        if await self._outcomes.record(tenant, failed, revision, over_running=False):
-            await self._outcomes.announce(tenant, failed)
-        await msg.ack()
-
-    async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:
-        self.stats.dead_lettered += 1
-        try:
-            parse = subjects.parse_turn if self._turns else subjects.parse_task
-            tenant, agent = parse(msg.subject)
-        except InvalidSubjectToken:
-            tenant, agent = "unknown", self.agent
-        log.error("malformed task on %s dead-lettered: %s", msg.subject, exc)
-        await self._dead_letters.park(
-            DeadLetter(
-                tenant=tenant,
-                agent=agent,
-                reason=f"malformed task: {exc}",
-                deliveries=deliveries,
-                failed_at=time.time(),
-                payload=msg.data.decode("utf-8", "replace"),
-            )
-        )
-        await msg.ack()
+        await self._endings.complete(msg, tenant, task, revision, reply)
 
     async def _on_cancel(self, request: Request[TaskCancel]) -> None:
         self._claims.canceled(request.payload.task_id)
@@ -507,17 +396,6 @@ def _delivery(msg: Msg) -> tuple[int, int]:
         pass
     metadata = msg.metadata
     return metadata.num_delivered or 1, metadata.sequence.stream
-
-
-def _permanent(exc: Exception) -> bool:
-    """Failures that another attempt cannot fix: the task itself is wrong.
-
-    A name taken from the task that cannot be one (``InvalidSubjectToken``) is
-    such a failure, as it is a bad request when the skill is called.
-    """
-    if isinstance(exc, InvalidSubjectToken):
-        return True
-    return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
 
 
 async def _create_or_update_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:
