@@ -30,15 +30,27 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Attempts at recording an outcome that fail with NATS back before the task is left for redelivery.
+# Attempts at recording an outcome that fail with NATS back before the task is left for redelivery
+# (and the attempts go on for at least the ack wait: see Recorder.through_outages).
 _RECORD_ATTEMPTS = 8
 
 
 class Recorder:
     """Records and announces the outcomes of the tasks (or turns) one worker runs."""
 
-    def __init__(self, *, bus: Bus, records: TaskRecords, events: ConversationEvents, turns: bool) -> None:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        records: TaskRecords,
+        events: ConversationEvents,
+        turns: bool,
+        patience: float,
+    ) -> None:
+        """``patience``: seconds of failing with NATS back before an outcome is left for redelivery
+        (the ack wait: a redelivery would come no sooner)."""
         self._bus = bus
+        self._patience = patience
         self._records = records
         self._events = events
         self._turns = turns
@@ -55,7 +67,7 @@ class Recorder:
 
         Raises:
             Exception: one of :data:`~bus.outage.OUTAGES`, when writes still fail
-                with NATS back (after ``_RECORD_ATTEMPTS``).
+                with NATS back (see :meth:`through_outages`).
         """
 
         async def attempt() -> tuple[Task, int] | None:
@@ -118,17 +130,24 @@ class Recorder:
     async def through_outages(self, attempt: Callable[[], Awaitable[T]], task_id: str, doing: str) -> T:
         """``attempt()``, again once NATS is back when an outage stops it (logged once).
 
+        A restarted server answers before its JetStream has loaded its streams (longer on a busy
+        machine), so attempts go on with NATS back for ``_RECORD_ATTEMPTS`` and at least the
+        patience (the ack wait): the outcome is then stored by this replica as soon as it can be,
+        not by a redelivery an ack wait later.
+
         Raises:
             Exception: one of :data:`~bus.outage.OUTAGES`, when it still fails with NATS back
-                (after ``_RECORD_ATTEMPTS``).
+                (after ``_RECORD_ATTEMPTS`` and the patience).
         """
+        loop = asyncio.get_running_loop()
         failures = 0
+        since = loop.time()
         while True:
             try:
                 return await attempt()
             except OUTAGES as exc:
                 failures += 1
-                if failures >= _RECORD_ATTEMPTS:
+                if failures >= _RECORD_ATTEMPTS and loop.time() - since >= self._patience:
                     raise
                 if failures == 1:
                     log.warning(
@@ -138,8 +157,11 @@ class Recorder:
                         type(exc).__name__,
                         exc,
                     )
-            # Nothing can be recorded (or redelivered) while the connection is down.
-            await self._bus.until_connected()
+            if not self._bus.is_connected:
+                # Nothing can be recorded (or redelivered) while the connection is down: the
+                # patience counts from its return.
+                await self._bus.until_connected()
+                since = loop.time()
             await asyncio.sleep(min(1.0, 0.05 * 2**failures))
 
 

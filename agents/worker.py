@@ -118,7 +118,9 @@ class TaskWorker:
         # Late claims and progress beats of running tasks, on one event-loop timer.
         self._timers: Deadlines[Timed] = shared_timer()
         self._claims = Claims(agent=agent, instance=instance, records=records, events=events, turns=turns)
-        self._outcomes = Recorder(bus=bus, records=records, events=events, turns=turns)
+        self._outcomes = Recorder(
+            bus=bus, records=records, events=events, turns=turns, patience=self._ack_wait
+        )
         self._endings = Endings(
             agent=agent,
             settings=settings,
