@@ -74,8 +74,9 @@ class LiveAgent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     instances: tuple[Instance, ...]
     tenants: tuple[str, ...] = ()
 
-    def serves(self, tenant: str) -> bool:
-        """Whether ``tenant`` may see and call this agent."""
+    def serves(self, tenant: str | None) -> bool:
+        """Whether a caller of ``tenant`` may know of this agent and call it; ``None``: a caller of no
+        tenant (an anonymous request), who may know only of the agents that serve every tenant."""
         return not self.tenants or tenant in self.tenants
 
 
@@ -171,21 +172,19 @@ class Registry:
             self._kv = await self._recreate()
             return await operation(self._kv)
 
-    async def agents(self, tenant: str | None = None) -> list[LiveAgent]:
-        """The live agents (those ``tenant`` may use, if given), each with its replica count and
-        summed load, by name."""
+    async def agents(self) -> list[LiveAgent]:
+        """Every live agent, whichever tenants it serves (see :meth:`LiveAgent.serves`), each with
+        its replica count and summed load, by name."""
         by_name: dict[str, list[Instance]] = {}
         for instance in await self.instances():
             by_name.setdefault(instance.agent, []).append(instance)
-        live = [_live(name, group) for name, group in sorted(by_name.items())]
-        return live if tenant is None else [agent for agent in live if agent.serves(tenant)]
+        return [_live(name, group) for name, group in sorted(by_name.items())]
 
-    async def get(self, agent: str, tenant: str | None = None) -> LiveAgent | None:
-        """The live agent called ``agent``, or ``None`` if no replica is running (or it does not
-        serve ``tenant``, if given)."""
+    async def get(self, agent: str) -> LiveAgent | None:
+        """The live agent called ``agent`` (whichever tenants it serves), or ``None`` if no replica
+        is running."""
         group = await self.instances(agent)
-        live = _live(agent, group) if group else None
-        return live if live is None or tenant is None or live.serves(tenant) else None
+        return _live(agent, group) if group else None
 
 
 # Agents whose last sighting a registry reader remembers (the least recently seen are forgotten).

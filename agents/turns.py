@@ -31,7 +31,7 @@ from bus import subjects
 from bus.a2a import Message, Task
 from bus.client import Bus
 from bus.envelope import Envelope
-from bus.errors import ErrorCode, RemoteError
+from bus.errors import ErrorCode, error_reply
 from bus.jetstream_fast import FastJetStream
 
 __all__ = [
@@ -83,10 +83,8 @@ def restart_note(task: Task, deliveries: int) -> Message:
 
 def failure_note(task: Task, exc: BaseException) -> Message:
     """The message of a failed turn's status: what went wrong, and its error code (see :data:`ERROR_KEY`)."""
-    if isinstance(exc, RemoteError):
-        code, reason = str(exc.code), exc.message
-    else:
-        code, reason = ErrorCode.INTERNAL.value, f"{type(exc).__name__}: {exc}"
+    code, reason = error_reply(exc) if isinstance(exc, Exception) else (ErrorCode.INTERNAL, repr(exc))
+    code = str(code)
     note = Message.agent_text(reason, context_id=task.context_id, task_id=task.id)
     metadata: dict[str, Any] = {ERROR_KEY: {"code": code, "message": reason}}
     trace = (task.metadata or {}).get(TRACE_KEY)

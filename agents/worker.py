@@ -7,12 +7,10 @@ once ``task_ack_wait`` passes without a progress beat. A handler failure is
 retried with exponential delays; at the ``task_max_deliveries``-th failed
 delivery the task is parked in the dead-letter stream with the reason.
 
-If NATS goes away while a task's outcome is being recorded, the worker waits
-for the connection to come back and then looks at the record: the write may
-have gone out after all (from the connection's buffer, once reconnected), in
-which case the outcome is announced as if it had been confirmed; if not, it is
-written again. Only when that keeps failing with NATS back is the task left
-unacked, logged once, for JetStream to redeliver after the ack wait.
+If NATS goes away while a task's outcome is being recorded, the outage is
+waited out (see :mod:`agents.recording`). Only when writes keep failing with
+NATS back is the task left unacked, logged once, for JetStream to redeliver
+after the ack wait.
 
 The same worker runs an agent's streamed conversation turns (``turns=True``,
 see :mod:`agents.turns`) from a consumer of their own, with three differences:
@@ -27,26 +25,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
 import nats.errors
-import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from agents.deadletter import DeadLetter, DeadLetters
+from agents.claims import Claims, LateClaim
+from agents.deadletter import DeadLetters
+from agents.endings import Endings
 from agents.errors import InputRequired
 from agents.events import ConversationEvents
+from agents.recording import Recorder
 from agents.settings import AgentSettings
-from agents.tasks import TaskCancel, TaskRecords, TaskRequest, finish
-from agents.turns import Turns, end_message_id, failure_note, restart_note
-from agents.usage import USAGE_KEY
+from agents.tasks import TaskCancel, TaskRecords, TaskRequest
+from agents.timers import ProgressBeat, Timed, shared_timer
 from bus import subjects
-from bus.a2a import Artifact, Message, Task, TaskState, new_id
+from bus.a2a import Message, Task
 from bus.client import Bus
 from bus.consumer import PullConsumer
 from bus.deadlines import Deadlines
@@ -58,11 +55,6 @@ from bus.service import Request, Service
 __all__ = ["TaskWorker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-# Claims a task's record (as read, at its revision) for this replica.
-_Claim = Callable[[Task, int], Coroutine[Any, Any, tuple[Task | None, int]]]
 
 # Runs one task's skill and returns the reply message.
 Invoke = Callable[[str, TaskRequest, Envelope], Awaitable[Message]]
@@ -115,26 +107,32 @@ class TaskWorker:
         self.stats = WorkerStats()
         self._bus = bus
         self._settings = settings
-        self._records = records
-        self._events = events
-        self._dead_letters = dead_letters
         self._invoke = invoke
         self._turns = turns
         # A client waits out a crashed replica's ack wait: a turn's is shorter than a task's.
         self._ack_wait = settings.turn_ack_wait if turns else settings.task_ack_wait
-        self._ended = Turns(bus) if turns else None
         self._running: dict[str, tuple[asyncio.Task[None], list[str]]] = {}
         # Every task this worker was handed and has not finished with.
         self._active: set[asyncio.Task[None]] = set()
         self._consumer: PullConsumer | None = None
         # Late claims and progress beats of running tasks, on one event-loop timer.
-        self._timers: Deadlines[_Timed] = Deadlines(asyncio.get_running_loop(), _fire)
+        self._timers: Deadlines[Timed] = shared_timer()
+        self._claims = Claims(agent=agent, instance=instance, records=records, events=events, turns=turns)
+        self._outcomes = Recorder(
+            bus=bus, records=records, events=events, turns=turns, patience=self._ack_wait
+        )
+        self._endings = Endings(
+            agent=agent,
+            settings=settings,
+            records=records,
+            dead_letters=dead_letters,
+            outcomes=self._outcomes,
+            stats=self.stats,
+            turns=turns,
+        )
         # Tasks whose handler returned and whose slot is free again (see _free_slot).
         self._recording: set[asyncio.Task[Any]] = set()
         self._cancels: Service[TaskCancel] | None = None
-        # Cancellations heard, oldest first, and the last task queued before we listened.
-        self._canceled: dict[str, None] = {}
-        self._fresh_after = 2**63
 
     async def start(self) -> None:
         """Bind to the agent's work queue (creating its consumer) and start pulling."""
@@ -162,7 +160,7 @@ class TaskWorker:
         self._cancels = await self._bus.serve(subjects.all_tenants_cancels(), self._on_cancel, TaskCancel)
         # Asked after subscribing (on the same connection, so the server has the
         # subscription): a task queued later has any cancellation of it broadcast to us.
-        self._fresh_after = (await js.stream_info(subjects.TASKS_STREAM)).state.last_seq
+        self._claims.listening_since((await js.stream_info(subjects.TASKS_STREAM)).state.last_seq)
         self._consumer = PullConsumer(
             js,
             subjects.TASKS_STREAM,
@@ -238,7 +236,7 @@ class TaskWorker:
                 received, deadline = None, None
             request = self._bus.codec.decode(msg.data, TaskRequest)
         except (MalformedPayload, InvalidSubjectToken) as exc:
-            await self._park_malformed(msg, deliveries, exc)
+            await self._endings.park_malformed(msg, deliveries, exc)
             return
         self.stats.in_flight += 1
         try:
@@ -272,25 +270,25 @@ class TaskWorker:
     async def _run(
         self, msg: Msg, tenant: str, request: TaskRequest, deliveries: int, sequence: int, envelope: Envelope
     ) -> None:
-        late: _LateClaim | None = None
-        if self._untouched(sequence, request, deliveries):
+        late: LateClaim | None = None
+        if self._claims.untouched(sequence, request, deliveries):
             # The record is as queued: run at once, and record and announce ``working``
-            # only if the task is still running after a moment (see _LateClaim).
-            task: Task | None = self._attempt(request.submitted(), deliveries)
+            # only if the task is still running after a moment (see LateClaim).
+            task: Task | None = self._claims.attempt(request.submitted(), deliveries)
             revision = request.revision
             assert task is not None
-            late = _LateClaim(
-                self._claim_from(tenant, request, deliveries),
+            late = LateClaim(
+                self._claims.claim_from(tenant, request, deliveries),
                 task,
                 revision,
                 _RECORD_WORKING_AFTER,
                 self._timers,
             )
         else:
-            task, revision = await self._claim(tenant, request, deliveries)
+            task, revision = await self._claims.claim(tenant, request, deliveries)
         if task is None:
             self.stats.skipped += 1
-            await self._end_again(tenant, request.task_id)
+            await self._outcomes.end_again(tenant, request.task_id)
             await msg.ack()
             return
         if deliveries > self._settings.task_max_deliveries:
@@ -300,9 +298,9 @@ class TaskWorker:
             )
             if self._turns:
                 failure = RemoteError(ErrorCode.UNAVAILABLE, reason)
-                await self._turn_failed(msg, tenant, task, revision, failure)
+                await self._endings.turn_failed(msg, tenant, task, revision, failure)
             else:
-                await self._give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
+                await self._endings.give_up(msg, tenant, request, task, revision, deliveries - 1, reason)
             return
         why: list[str] = []
         current = asyncio.current_task()
@@ -310,7 +308,7 @@ class TaskWorker:
         self._running[request.task_id] = (current, why)
         # Beating until the outcome is recorded: a write that waits out an outage is not
         # redelivered to another replica meanwhile.
-        beat = _ProgressBeat(msg, self._ack_wait / 3, self._timers)
+        beat = ProgressBeat(msg, self._ack_wait / 3, self._timers)
         try:
             await self._attempt_and_record(
                 msg, tenant, request, deliveries, task, revision, late, why, envelope
@@ -326,7 +324,7 @@ class TaskWorker:
         deliveries: int,
         task: Task,
         revision: int,
-        late: _LateClaim | None,
+        late: LateClaim | None,
         why: list[str],
         envelope: Envelope,
     ) -> None:
@@ -352,301 +350,21 @@ class TaskWorker:
             if late is not None:
                 task, revision = await late.settle()
             if self._turns:
-                await self._turn_failed(msg, tenant, task, revision, exc)
+                await self._endings.turn_failed(msg, tenant, task, revision, exc)
             elif isinstance(exc, InputRequired):
-                await self._interrupted(msg, tenant, task, revision, exc)
+                await self._endings.interrupted(msg, tenant, task, revision, exc)
             else:
-                await self._failed(msg, tenant, request, task, revision, deliveries, exc)
+                await self._endings.failed(msg, tenant, request, task, revision, deliveries, exc)
             return
         finally:
             self._running.pop(request.task_id, None)
         self._free_slot()
         if late is not None:
             task, revision = await late.settle()
-        await self._complete(msg, tenant, task, revision, reply)
-
-    def _untouched(self, sequence: int, request: TaskRequest, deliveries: int) -> bool:
-        """Whether the task's record is surely as queued, so it can run without a claim first.
-
-        True for a first delivery queued after this worker began hearing
-        cancellations, and not canceled since: the record is then as the
-        request says (none, or a replay's at its revision), since any other
-        change of a fresh task is a cancellation, and those are broadcast to us.
-        """
-        return deliveries == 1 and sequence > self._fresh_after and request.task_id not in self._canceled
-
-    def _working(self, task: Task, deliveries: int) -> Task:
-        """``task`` as this replica's ``deliveries``-th attempt at it is running."""
-        if self._turns and deliveries > 1:
-            # Published before the turn runs again: the client's marker to drop what it had.
-            note = restart_note(task, deliveries)
-        else:
-            note = Message.agent_text(
-                f"{self.agent} is working on it (delivery {deliveries})",
-                context_id=task.context_id,
-                task_id=task.id,
-            )
-        return self._attempt(finish(task, TaskState.WORKING, note), deliveries)
-
-    def _attempt(self, task: Task, deliveries: int) -> Task:
-        """``task`` marked as this replica's ``deliveries``-th attempt at it (its metadata)."""
-        return msgspec.structs.replace(
-            task, metadata={**(task.metadata or {}), "deliveries": deliveries, "instance": self.instance}
-        )
-
-    def _claim_from(self, tenant: str, request: TaskRequest, deliveries: int) -> _Claim:
-        async def claim(task: Task, revision: int) -> tuple[Task | None, int]:
-            return await self._claim(tenant, request, deliveries, found=(task, revision))
-
-        return claim
-
-    async def _claim(
-        self,
-        tenant: str,
-        request: TaskRequest,
-        deliveries: int,
-        *,
-        found: tuple[Task, int] | None = None,
-    ) -> tuple[Task | None, int]:
-        """Move the task's record to ``working``; ``None`` if it already ended (or was canceled)."""
-        if found is None:
-            # Usually the record is as queued (none yet): claim it by that revision, unread.
-            found = (request.submitted(), request.revision)
-        while True:
-            if found is None:
-                found = await self._records.get(tenant, request.task_id)
-            if found is None:
-                # Gone meanwhile (expired, say): record it afresh, then claim that.
-                await self._records.create(tenant, request.submitted())
-                continue
-            task, revision = found
-            if task.status.state.terminal:
-                return None, revision
-            working = self._working(task, deliveries)
-            new_revision = await self._records.replace(tenant, working, revision)
-            if new_revision is not None:
-                await self._events.task_status(tenant, working)
-                return working, new_revision
-            found = None
-
-    async def _complete(self, msg: Msg, tenant: str, task: Task, revision: int, reply: Message) -> None:
-        artifact = Artifact(artifact_id=new_id(), name="result", parts=reply.parts)
-        done = finish(task, TaskState.COMPLETED, reply, (artifact,))
-        usage = (reply.metadata or {}).get(USAGE_KEY)
-        if usage is not None:
-            done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
-        if await self._record(tenant, done, revision):
-            self.stats.completed += 1
-            await self._announce(tenant, done)
-        else:
-            # Someone else ended it meanwhile (canceled, or a slower duplicate
-            # delivery completed first): theirs is the recorded outcome.
-            self.stats.skipped += 1
-        await msg.ack()
-
-    async def _record(self, tenant: str, outcome: Task, revision: int, *, over_running: bool = True) -> bool:
-        """Write the task's ``outcome`` over its record at ``revision``; True if it is the recorded one.
-
-        A record still running by then (a retry's note, or another replica's claim
-        after a stall) is written over too, unless ``over_running`` is false: this
-        attempt finished, so its outcome is the one recorded. A record already
-        ended is someone else's outcome (False). An outage is waited out, and the
-        record then tells whether the write went out after all.
-
-        Raises:
-            Exception: one of :data:`~bus.outage.OUTAGES`, when writes still fail
-                with NATS back (after ``_RECORD_ATTEMPTS``).
-        """
-
-        async def attempt() -> tuple[Task, int] | None:
-            if await self._records.replace(tenant, outcome, revision) is not None:
-                return outcome, 0
-            return await self._records.get(tenant, outcome.id)
-
-        while True:
-            found = await self._through_outages(attempt, outcome.id, "its outcome is recorded")
-            if found is not None and found[0] is outcome:
-                return True
-            if found is None:
-                return False
-            if _same_outcome(found[0], outcome):
-                return True  # an earlier write whose confirmation the outage swallowed
-            if found[0].status.state.terminal or not over_running:
-                return False
-            revision = found[1]
-
-    async def _announce(self, tenant: str, outcome: Task) -> None:
-        """Publish the task's outcome where its conversation's clients follow it, stored by the
-        events stream before the task is acked: an end announced into a restarting server is sent again.
-
-        A completed turn is queued for a gateway to record first, so whoever sees its end can
-        wait for the record (:meth:`Turns.recorded`); a turn's end has an id of its own, so a
-        redelivered turn that had ended announces it again, kept once (see :meth:`_end_again`).
-        """
-        if self._ended is not None and outcome.status.state is TaskState.COMPLETED:
-            ended = self._ended
-
-            async def queue() -> None:
-                await ended.ended(tenant, outcome)
-
-            await self._through_outages(queue, outcome.id, "its end is queued for recording")
-        # The same id on each attempt, and when a redelivery finds it ended: the stream keeps one copy.
-        message_id = end_message_id(outcome.id) if self._turns else _outcome_message_id(outcome)
-
-        async def attempt() -> None:
-            await self._events.task_status(tenant, outcome, message_id=message_id, stored=True)
-
-        try:
-            await self._through_outages(attempt, outcome.id, "its outcome is announced")
-        except nats.js.errors.APIError as exc:
-            # The stream refused it (or a subscriber answered in its place): the record has the
-            # outcome, and the event still goes out, unconfirmed.
-            log.error("task %s: the events stream did not store its outcome: %s", outcome.id, exc)
-            await self._events.task_status(tenant, outcome, message_id=message_id)
-
-    async def _through_outages(self, attempt: Callable[[], Awaitable[T]], task_id: str, doing: str) -> T:
-        """``attempt()``, again once NATS is back when an outage stops it (logged once).
-
-        Raises:
-            Exception: one of :data:`~bus.outage.OUTAGES`, when it still fails with NATS back
-                (after ``_RECORD_ATTEMPTS``).
-        """
-        failures = 0
-        while True:
-            try:
-                return await attempt()
-            except OUTAGES as exc:
-                failures += 1
-                if failures >= _RECORD_ATTEMPTS:
-                    raise
-                if failures == 1:
-                    log.warning(
-                        "task %s: NATS is unreachable while %s (%s: %s); trying again once it is back",
-                        task_id,
-                        doing,
-                        type(exc).__name__,
-                        exc,
-                    )
-            # Nothing can be recorded (or redelivered) while the connection is down.
-            await self._bus.until_connected()
-            await asyncio.sleep(min(1.0, 0.05 * 2**failures))
-
-    async def _interrupted(
-        self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired
-    ) -> None:
-        """The skill needs more from the user: the task waits, its question recorded, until resumed."""
-        question = Message.agent_text(ask.question, context_id=task.context_id, task_id=task.id)
-        state = TaskState.AUTH_REQUIRED if ask.auth else TaskState.INPUT_REQUIRED
-        waiting = finish(task, state, question)
-        waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
-        if await self._record(tenant, waiting, revision):
-            self.stats.interrupted += 1
-            await self._announce(tenant, waiting)
-        else:
-            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-        await msg.ack()
-
-    async def _turn_failed(self, msg: Msg, tenant: str, task: Task, revision: int, exc: Exception) -> None:
-        """A turn's skill failed: the turn ends failed, with the error (see :func:`failure_note`)."""
-        log.warning("turn %s failed: %s: %s", task.id, type(exc).__name__, exc)
-        failed = finish(task, TaskState.FAILED, failure_note(task, exc))
-        if await self._record(tenant, failed, revision):
-            self.stats.failed += 1
-            await self._announce(tenant, failed)
-        else:
-            self.stats.skipped += 1  # canceled meanwhile: that is the outcome
-        await msg.ack()
-
-    async def _end_again(self, tenant: str, task_id: str) -> None:
-        """A task or turn that ended is delivered again: its replica may have died between recording
-        the end and storing its announcement, so announce it again (the events stream keeps one copy
-        within its window). A cancellation is the canceler's to announce."""
-        found = await self._records.get(tenant, task_id)
-        if found is None:
-            return
-        state = found[0].status.state
-        if state.terminal and (self._turns or state in (TaskState.COMPLETED, TaskState.FAILED)):
-            await self._announce(tenant, found[0])
-
-    async def _failed(
-        self,
-        msg: Msg,
-        tenant: str,
-        request: TaskRequest,
-        task: Task,
-        revision: int,
-        deliveries: int,
-        exc: Exception,
-    ) -> None:
-        reason = f"{type(exc).__name__}: {exc}"
-        if deliveries >= self._settings.task_max_deliveries or _permanent(exc):
-            await self._give_up(msg, tenant, request, task, revision, deliveries, reason)
-            return
-        self.stats.retried += 1
-        log.warning("task %s failed (delivery %d), retrying: %s", request.task_id, deliveries, reason)
-        note = Message.agent_text(
-            f"attempt {deliveries} failed ({reason}); retrying", context_id=task.context_id, task_id=task.id
-        )
-        await self._records.replace(tenant, finish(task, TaskState.WORKING, note), revision)
-        delay = self._settings.task_retry_delay * 2 ** (deliveries - 1)
-        await msg.nak(delay=delay)
-
-    async def _give_up(
-        self,
-        msg: Msg,
-        tenant: str,
-        request: TaskRequest,
-        task: Task,
-        revision: int,
-        deliveries: int,
-        reason: str,
-    ) -> None:
-        self.stats.failed += 1
-        self.stats.dead_lettered += 1
-        log.error("task %s dead-lettered after %d deliveries: %s", request.task_id, deliveries, reason)
-        await self._dead_letters.park(
-            DeadLetter(
-                tenant=tenant,
-                agent=self.agent,
-                request=request,
-                reason=reason,
-                deliveries=deliveries,
-                failed_at=time.time(),
-            )
-        )
-        note = Message.agent_text(
-            f"failed after {deliveries} deliveries: {reason}", context_id=task.context_id, task_id=task.id
-        )
-        failed = finish(task, TaskState.FAILED, note)
-        if await self._record(tenant, failed, revision, over_running=False):
-            await self._announce(tenant, failed)
-        await msg.ack()
-
-    async def _park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:
-        self.stats.dead_lettered += 1
-        try:
-            parse = subjects.parse_turn if self._turns else subjects.parse_task
-            tenant, agent = parse(msg.subject)
-        except InvalidSubjectToken:
-            tenant, agent = "unknown", self.agent
-        log.error("malformed task on %s dead-lettered: %s", msg.subject, exc)
-        await self._dead_letters.park(
-            DeadLetter(
-                tenant=tenant,
-                agent=agent,
-                reason=f"malformed task: {exc}",
-                deliveries=deliveries,
-                failed_at=time.time(),
-                payload=msg.data.decode("utf-8", "replace"),
-            )
-        )
-        await msg.ack()
+        await self._endings.complete(msg, tenant, task, revision, reply)
 
     async def _on_cancel(self, request: Request[TaskCancel]) -> None:
-        # Remembered so a task fetched after its cancellation does not start (see _untouched).
-        self._canceled[request.payload.task_id] = None
-        if len(self._canceled) > _CANCELS_REMEMBERED:
-            del self._canceled[next(iter(self._canceled))]
+        self._claims.canceled(request.payload.task_id)
         running = self._running.get(request.payload.task_id)
         if running is not None:
             task, why = running
@@ -661,25 +379,6 @@ _RECORD_WORKING_AFTER = 0.1
 # Tasks whose outcome is being recorded (a round trip) may outnumber the slots by this
 # much; beyond it a slot stays taken until its task's outcome is recorded.
 _RECORDING_PER_SLOT = 4
-
-# Task ids of cancellations this worker remembers (a cancellation is rare; a task
-# canceled long before it is fetched is claimed with a read instead).
-_CANCELS_REMEMBERED = 10_000
-
-
-# Attempts at recording an outcome that fail with NATS back before the task is left for redelivery.
-_RECORD_ATTEMPTS = 8
-
-
-def _same_outcome(recorded: Task, outcome: Task) -> bool:
-    """Whether ``recorded`` is ``outcome`` as written (its status message is unique to this write)."""
-    mine, theirs = outcome.status, recorded.status
-    return (
-        mine.state is theirs.state
-        and mine.message is not None
-        and theirs.message is not None
-        and mine.message.message_id == theirs.message.message_id
-    )
 
 
 def _delivery(msg: Msg) -> tuple[int, int]:
@@ -701,116 +400,7 @@ def _delivery(msg: Msg) -> tuple[int, int]:
     return metadata.num_delivered or 1, metadata.sequence.stream
 
 
-def _permanent(exc: Exception) -> bool:
-    """Failures that another attempt cannot fix: the task itself is wrong.
-
-    A name taken from the task that cannot be one (``InvalidSubjectToken``) is
-    such a failure, as it is a bad request when the skill is called.
-    """
-    if isinstance(exc, InvalidSubjectToken):
-        return True
-    return isinstance(exc, RemoteError) and exc.code in (ErrorCode.BAD_REQUEST, ErrorCode.NOT_FOUND)
-
-
-class _Timed:
-    """Something a task does after a while, on the worker's shared timer (see :class:`Deadlines`)."""
-
-    def fire(self) -> None:
-        raise NotImplementedError
-
-
-def _fire(timed: _Timed) -> None:
-    timed.fire()
-
-
-class _LateClaim(_Timed):
-    """Writes a running task's ``working`` record only once it has run for ``delay`` seconds.
-
-    Until then the record stays as queued (none yet, usually), at the revision
-    the task was queued with, and the outcome is written over that: a
-    cancellation meanwhile still makes the outcome's compare-and-set fail, so
-    it is never recorded twice.
-    """
-
-    def __init__(
-        self,
-        claim: _Claim,
-        task: Task,
-        revision: int,
-        delay: float,
-        timers: Deadlines[_Timed],
-    ) -> None:
-        self._claim = claim
-        self._task = task
-        self._revision = revision
-        self._timers = timers
-        self._writing: asyncio.Task[tuple[Task | None, int]] | None = None
-        timers.add(self, delay)
-
-    def fire(self) -> None:
-        self._writing = asyncio.get_running_loop().create_task(self._claim(self._task, self._revision))
-
-    async def settle(self) -> tuple[Task, int]:
-        """The task and record revision to write the outcome over (after any write in flight)."""
-        self._timers.discard(self)
-        if self._writing is not None:
-            task, revision = await self._writing
-            self._writing = None
-            if task is not None:
-                self._task, self._revision = task, revision
-        return self._task, self._revision
-
-    def abandon(self) -> None:
-        """Write nothing more (the task was canceled or released)."""
-        self._timers.discard(self)
-        if self._writing is not None:
-            self._writing.cancel()
-            self._writing.add_done_callback(_retrieved)
-            self._writing = None
-
-
-def _retrieved(task: asyncio.Task[tuple[Task | None, int]]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-class _ProgressBeat(_Timed):
-    """Tells JetStream a running task is alive every ``interval`` seconds, so it is not redelivered.
-
-    On the worker's shared timer, not a task or a timer of its own: most tasks
-    finish before the first beat is due.
-    """
-
-    def __init__(self, msg: Msg, interval: float, timers: Deadlines[_Timed]) -> None:
-        self._msg = msg
-        self._interval = interval
-        self._timers = timers
-        self._sending: asyncio.Task[None] | None = None
-        timers.add(self, interval)
-
-    def fire(self) -> None:
-        self._sending = asyncio.get_running_loop().create_task(self._send())
-        self._timers.add(self, self._interval)
-
-    async def _send(self) -> None:
-        with contextlib.suppress(nats.errors.Error):
-            await self._msg.in_progress()
-
-    def stop(self) -> None:
-        self._timers.discard(self)
-
-
 async def _create_or_update_consumer(js: JetStreamContext, stream: str, config: api.ConsumerConfig) -> None:
     # The server (2.10+) updates an existing durable consumer whose editable
     # settings (the ack wait, say) changed, so replicas converge on the newest.
     await js.add_consumer(stream, config)
-
-
-def _outcome_message_id(outcome: Task) -> str:
-    """The id the events stream de-duplicates a task's announced outcome on: an end announced again
-    (see :meth:`TaskWorker._end_again`) is kept once, while a replayed dead letter's new end, or a
-    status that is not an end (input required, again and again), is an event of its own."""
-    if not outcome.status.state.terminal:
-        return new_id()
-    replays = (outcome.metadata or {}).get("replays", 0)
-    return f"{outcome.id}.{outcome.status.state.value}.{replays}"

@@ -21,13 +21,17 @@ from opentelemetry.trace import INVALID_SPAN, Span
 from bus.codec import Codec, malformed
 from bus.deadlines import Deadlines
 from bus.envelope import Envelope, Header
-from bus.errors import BusClosed, ErrorCode, InvalidSubjectToken, MalformedPayload, RemoteError
+from bus.errors import BusClosed, ErrorCode, MalformedPayload, error_reply
 from bus.frames import ErrorBody, FrameKind
 from bus.tracing import BusTelemetry
 
 __all__ = ["Request", "Service", "ServiceStats"]
 
 log = logging.getLogger(__name__)
+
+# Codes of a handler's failure that come from what it called being away, logged as warnings
+# without a traceback (a deadline that passed is the caller's to report).
+_DEPENDENCY_FAILURES = frozenset({ErrorCode.UNAVAILABLE})
 
 T = TypeVar("T")
 
@@ -263,6 +267,9 @@ class Service(Generic[T]):
         self._telemetry.record_error(span, outcome.error, subject=self.subject)
         if outcome.code == ErrorCode.INTERNAL:
             log.error("handler for %s failed", msg.subject, exc_info=outcome.error, stack_info=False)
+        elif outcome.code in _DEPENDENCY_FAILURES:
+            # Not this handler's bug: what it called was away (see error_reply).
+            log.warning("handler for %s failed: %s: %s", msg.subject, outcome.code, outcome.message)
 
     async def _run_stream(self, request: Request[T], reply: str, remaining: float | None) -> _Outcome:
         handler: Callable[[Request[T]], AsyncIterator[object]] = self._handler
@@ -376,11 +383,6 @@ class _guard(_Outcome):
         self.error = exc
         if self._expired:
             self.code, self.message = ErrorCode.DEADLINE_EXCEEDED, "the request's deadline passed"
-        elif isinstance(exc, RemoteError):
-            self.code, self.message = exc.code, exc.message
-        elif isinstance(exc, InvalidSubjectToken):
-            # A name the caller sent (a state key, an agent to call) that cannot be one.
-            self.code, self.message = ErrorCode.BAD_REQUEST, str(exc)
         else:
-            self.code, self.message = ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+            self.code, self.message = error_reply(exc)
         return True

@@ -32,6 +32,7 @@ from gateway.a2a.webhooks import PushDelivery
 from gateway.console import console_routes
 from gateway.cors import CrossOrigin
 from gateway.deadletters import DeadLetterRoutes
+from gateway.discovery import live_agents
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
 from gateway.handoffs import HandoffQueue
@@ -43,6 +44,7 @@ from gateway.mcp import McpEndpoint
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.probes import Health, readiness
+from gateway.replicas import AgentReplicas
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings
 from gateway.traces import TraceRoutes
@@ -72,6 +74,7 @@ class Services:
     delivery: PushDelivery | None
     recorder: TurnRecorder
     unobserve: Callable[[], None]  # stops reporting the connections' state
+    replicas: AgentReplicas | None  # reports each agent's live replicas, while metrics are collected
 
     @classmethod
     async def start(cls, settings: GatewaySettings, telemetry: Telemetry) -> Services:
@@ -117,6 +120,15 @@ class Services:
             await bus.close()
             await redis.close()
             raise
+        replicas = None
+        if bus.telemetry.metering:
+            replicas = AgentReplicas(
+                mesh.registry,
+                telemetry.meter_provider,
+                interval=settings.heartbeat_interval,
+                remember=settings.gateway_agent_memory,
+            )
+            replicas.start()
         return cls(
             bus=bus,
             mesh=mesh,
@@ -131,10 +143,13 @@ class Services:
             delivery=delivery,
             recorder=recorder,
             unobserve=observe_connections(telemetry.meter_provider, bus, redis),
+            replicas=replicas,
         )
 
     async def close(self, grace: float) -> None:
         self.unobserve()
+        if self.replicas is not None:
+            await self.replicas.stop()
         if self.delivery is not None:
             await self.delivery.stop(grace)
         await self.recorder.stop(grace)
@@ -204,9 +219,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
 
     async def openapi(request: Request) -> Response:
         services = holder.get("services")
-        live = await services.mesh.registry.agents() if services is not None else []
         # A public document: the agents of some tenants only are theirs to know of.
-        live = [agent for agent in live if not agent.tenants]
+        live = await live_agents(services.mesh, tenant=None) if services is not None else []
         return json_response(openapi_document(version("hivewire"), live, console=settings.gateway_console))
 
     return Starlette(

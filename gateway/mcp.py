@@ -52,6 +52,7 @@ from agents.payloads import to_message
 from bus.a2a import Message, Role, new_id
 from bus.errors import RemoteError, RequestError
 from bus.tracing import TENANT_ATTRIBUTE
+from gateway.discovery import live_agents
 from gateway.guard import Admitted, Guard
 from gateway.http import MAX_JSON_DEPTH, read_body, too_deep
 from gateway.limits import UsageMeter, spend_of
@@ -159,7 +160,7 @@ class McpEndpoint:
         await self._sessions.handle_request(scope, receive, send)
 
     async def _visible(self, tenant: str) -> dict[str, SkillTool]:
-        return skill_tools(await self._mesh.registry.agents(tenant))
+        return skill_tools(await live_agents(self._mesh, tenant=tenant))
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None

@@ -65,7 +65,8 @@ _STATUS_ERROR = {
 }
 _A2A_ERRORS = {
     "400": "Invalid params or request, a task that cannot be canceled or continued, an unsupported version",
-    "404": "No such task (another tenant's are missing too), or no such push config",
+    "404": "No such agent (those of other tenants only are missing too), no such task (another tenant's "
+    "are missing too), or no such push config",
     "500": "The agent failed or the mesh did not answer",
 }
 # The gateway's own refusals, as problems: before the binding reads the request.
@@ -172,7 +173,7 @@ def a2a_paths() -> dict[str, Any]:
         "/a2a/agents/{agent}/.well-known/agent-card.json": {
             "get": operation(
                 "agent_card",
-                "An agent's A2A card",
+                "An agent's A2A card (404 for an agent of some tenants only: theirs is the extended card)",
                 card,
                 parameters=[AGENT],
                 errors=("400", "404", "431"),

@@ -136,7 +136,13 @@ def problem_from(exc: Exception) -> Problem:
                 headers=dict(exc.headers or {}),
             )
         case NoResponders():
-            return Problem(503, "no-replica", "No live replica", f"nobody serves {exc.subject!r} right now")
+            return Problem(
+                503,
+                "no-replica",
+                "No live replica",
+                f"nobody serves {exc.subject!r} right now",
+                headers={"Retry-After": str(RETRY_AFTER)},
+            )
         case NotConnected():
             return bus_unavailable(str(exc))
         case RequestTimeout():
@@ -148,7 +154,9 @@ def problem_from(exc: Exception) -> Problem:
                 exc.code,
                 (502, "agent-failed", "The agent failed"),  # type: ignore[call-overload]
             )
-            return Problem(status, kind, title, exc.message, code=exc.code)
+            # A service the agent needed was away (a replica restarting, say): worth another try.
+            retry = {"Retry-After": str(RETRY_AFTER)} if status == 503 else {}
+            return Problem(status, kind, title, exc.message, headers=retry, code=exc.code)
         case TaskNotFound():
             return Problem(404, "task-not-found", "No such task", str(exc))
         case InvalidSubjectToken():

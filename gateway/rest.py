@@ -13,7 +13,7 @@ from agents.card import AgentCard
 from agents.mesh import Mesh
 from agents.registry import LiveAgent
 from gateway.conversation_routes import ConversationRoutes
-from gateway.discovery import live_agent
+from gateway.discovery import live_agent, live_agents
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
 from gateway.http import int_param, json_response
@@ -105,7 +105,7 @@ class RestApi:
 
     async def list_agents(self, request: Request) -> Response:
         admitted = await self._guard.admit(request)
-        live = await self._mesh.registry.agents(admitted.tenant)
+        live = await live_agents(self._mesh, tenant=admitted.tenant)
         return json_response([_summary(agent) for agent in live], headers=admitted.headers)
 
     async def get_agent(self, request: Request) -> Response:

@@ -90,6 +90,12 @@ class GatewaySettings(AgentSettings):
         description="Web origins allowed to call with each tenant's keys (the chat widget on a site), "
         'e.g. {"acme": ["https://shop.acme.com"]}; "*" allows any origin.',
     )
+    gateway_agent_memory: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds an agent with no live replica left is still reported, with 0, by the "
+        "hivewire.mesh.agent.replicas gauge (so that HivewireAgentDown can fire).",
+    )
     gateway_console: bool = Field(default=True, description="Serve the web console at / and /console.")
 
     def origin_allowed(self, tenant: str, origin: str) -> bool:

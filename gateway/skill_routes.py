@@ -22,7 +22,7 @@ from agents.mesh import Mesh
 from agents.payloads import to_message
 from bus.a2a import Message, Role, StreamResponse, Task, TaskState, new_id
 from bus.errors import NoResponders
-from gateway.discovery import live_agent
+from gateway.discovery import live_agent, reachable
 from gateway.events import event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Admitted, Guard
 from gateway.http import MESSAGE_ID_PATTERN, check_message_id, int_param, json_response, read_json
@@ -75,7 +75,7 @@ class SkillRoutes:
         body = await read_json(request, SkillInput, self._settings.gateway_max_body)
         caller = self._mesh.caller(admitted.tenant, timeout=self._settings.gateway_timeout)
         message = _input_message(body, caller.context_id)
-        if await self._streams(agent_name, skill):
+        if await self._streams(admitted.tenant, agent_name, skill):
             return await self._invoke_streaming(request, admitted, caller, agent_name, skill, message)
         try:
             reply: Message = await caller.call(agent_name, skill, message)
@@ -216,14 +216,15 @@ class SkillRoutes:
             TaskPage(items=list(page.tasks), next_cursor=next_cursor), headers=admitted.headers
         )
 
-    async def _streams(self, agent_name: str, skill: str) -> bool:
-        """True when the live agent's ``skill`` streams (unknown agents and skills do not).
+    async def _streams(self, tenant: str, agent_name: str, skill: str) -> bool:
+        """True when the live agent's ``skill`` streams (unknown agents and skills do not, nor those
+        of an agent ``tenant`` may not reach).
 
         A registry that cannot be read (the bus is down) says nothing: the call
         goes ahead and reports what it meets.
         """
         try:
-            agent = await self._mesh.registry.get(agent_name)
+            agent = await reachable(self._mesh, agent_name, tenant=tenant)
         except (nats.errors.Error, TimeoutError):
             return False
         if agent is None:

@@ -30,6 +30,7 @@ from agents.mesh import Mesh
 from agents.turns import TRACE_KEY
 from bus import logs
 from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, new_id
+from gateway.discovery import reachable
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
 from gateway.limits import UsageMeter, spend_of
@@ -180,7 +181,7 @@ class Conversations:
         Raises:
             Problem: 503, no replica of the agent is live to run it (as a call would answer).
         """
-        if await self._mesh.registry.get(conversation.agent, tenant) is None:
+        if await reachable(self._mesh, conversation.agent, tenant=tenant) is None:
             # Queued, it would wait for a replica the client has no reason to expect.
             raise Problem(
                 503, "no-replica", "No live replica", f"no replica of {conversation.agent!r} is running"

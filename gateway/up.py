@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -438,8 +440,9 @@ def _banner(
     ]
     example = apps[0].example
     # The first app's agent is the gateway's default; the research planner is named all the same.
+    hivewire = command()
     asks = "\n".join(
-        "  .venv/bin/hivewire ask "
+        f"  {hivewire} ask "
         + ("" if n == 0 and app.entry[0] == "triage" else f"--agent {app.entry[0]} ")
         + f'"{app.example}"'
         for n, app in enumerate(apps)
@@ -467,10 +470,28 @@ or over HTTP:
        -d '{{"text": "{example}"}}'
 
 Add an agent (see the README); every hivewire command run here{finds} finds this mesh:
-  .venv/bin/hivewire agent run greeter.py:agent
+  {hivewire} agent run greeter.py:agent
 
 Ctrl-C stops everything."""
     )
+
+
+def command(script: str | None = None, cwd: Path | None = None) -> str:
+    """How to run ``hivewire`` from the folder ``up`` was started in: the executable it was started as
+    (``script``, by default ``sys.argv[0]``), relative to that folder when it is inside it
+    (``.venv/bin/hivewire`` on a fresh clone), plain ``hivewire`` when that is what the shell finds."""
+    started = Path(script if script is not None else sys.argv[0])
+    if started.name != "hivewire":  # run as `python -m ...` or in-process: the script beside this Python
+        started = Path(sys.executable).with_name("hivewire")
+    here = Path(os.path.abspath(cwd or Path.cwd()))
+    started = Path(os.path.abspath(here / started))
+    found = shutil.which("hivewire")
+    if found is not None and Path(os.path.abspath(found)) == started:
+        return "hivewire"
+    try:
+        return shlex.quote(str(started.relative_to(here)))
+    except ValueError:
+        return shlex.quote(str(started))
 
 
 def _watching(base: str, children: list[_Child]) -> str:
@@ -483,7 +504,7 @@ def _watching(base: str, children: list[_Child]) -> str:
     if "hivewire" in exporters:
         traces = (
             "  Traces    every turn's spans are kept on the bus: the console's Traces page, or\n"
-            "            .venv/bin/hivewire traces <trace id>   (`hivewire ask` prints a turn's id)\n"
+            f"            {command()} traces <trace id>   (`hivewire ask` prints a turn's id)\n"
         )
     else:
         traces = f"  Traces    sent as OTEL_TRACES_EXPORTER={exporters} says (not kept on the bus)\n"

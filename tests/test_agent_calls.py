@@ -75,6 +75,14 @@ async def test_unknown_agent_and_unknown_skill_have_no_responders(mesh: Mesh) ->
         await caller.call("echo", "no_such_skill", "hi")
 
 
+async def test_a_skill_whose_callee_has_no_replica_fails_unavailable_not_internal(mesh: Mesh) -> None:
+    with pytest.raises(RemoteError) as caught:
+        await mesh.caller("acme").call("echo", "ask_absent", "hi")
+    # The caller may try again once "absent" is back: not a bug of echo's.
+    assert caught.value.code == ErrorCode.UNAVAILABLE
+    assert "no responders on 'hw.acme.agent.absent.ping'" in caught.value.message
+
+
 async def test_a_handlers_typed_error_reaches_the_caller_with_its_code(mesh: Mesh) -> None:
     with pytest.raises(RemoteError) as caught:
         await mesh.caller("acme").call("echo", "broken", "fly")

@@ -721,6 +721,50 @@ def test_the_helm_chart_lets_through_only_the_flows_the_mesh_needs_when_asked() 
 
 
 @needs_helm
+def test_the_helm_chart_gives_each_agent_its_mcp_servers_when_asked(
+    chart: list[Doc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for agent in ("triage", "answer", "knowledge"):
+        container = _container(_find(chart, "Deployment", f"hivewire-{agent}"))
+        assert "HIVEWIRE_MCP_SERVERS" not in {item["name"] for item in container.get("env", [])}, agent
+    docs = _helm(
+        "triage.mcpServers.search.url=http://search.tools.svc:9000/mcp",
+        "triage.mcpServers.search.cache={lookup}",
+        "triage.mcpServers.search.timeout=20",
+        "triage.mcpServers.files.command={mcp-server-files,/srv/docs}",
+        "answer.mcpServersSecret=answer-mcp",
+        "networkPolicy.enabled=true",
+    )
+    triage = _environment(docs, _container(_find(docs, "Deployment", "hivewire-triage")))
+    servers = json.loads(triage["HIVEWIRE_MCP_SERVERS"])
+    assert servers == {
+        "search": {"url": "http://search.tools.svc:9000/mcp", "cache": ["lookup"], "timeout": 20},
+        "files": {"command": ["mcp-server-files", "/srv/docs"]},
+    }
+    # What the chart renders is what the agent process accepts.
+    monkeypatch.setenv("HIVEWIRE_MCP_SERVERS", triage["HIVEWIRE_MCP_SERVERS"])
+    loaded = AgentSettings(_env_file=None).mcp_servers  # type: ignore[call-arg]
+    assert (loaded["search"].url, loaded["search"].timeout) == ("http://search.tools.svc:9000/mcp", 20)
+    assert loaded["files"].command == ("mcp-server-files", "/srv/docs")
+    # With credentials in headers or env: from a Secret, never in the Deployment.
+    (secret,) = [
+        item
+        for item in _container(_find(docs, "Deployment", "hivewire-answer"))["env"]
+        if item["name"] == "HIVEWIRE_MCP_SERVERS"
+    ]
+    assert secret["valueFrom"] == {"secretKeyRef": {"name": "answer-mcp", "key": "HIVEWIRE_MCP_SERVERS"}}
+    assert "HIVEWIRE_MCP_SERVERS" not in _environment(
+        docs, _container(_find(docs, "Deployment", "hivewire-knowledge"))
+    )
+    # Each agent may reach its own HTTP servers' ports, and only it.
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    triage_pod = _pod_labels(docs, "Deployment", "hivewire-triage")
+    answer_pod = _pod_labels(docs, "Deployment", "hivewire-answer")
+    assert _allows(policies, triage_pod, None, 9000)
+    assert not _allows(policies, answer_pod, None, 9000)
+
+
+@needs_helm
 def test_network_policies_follow_external_services_and_stay_shut_without_a_model() -> None:
     docs = _helm(
         "networkPolicy.enabled=true",
@@ -807,6 +851,7 @@ def test_the_helm_chart_ships_a_dashboard_alert_rules_and_a_pod_monitor_when_ask
         "429s by tenant and reason",
         "Open event streams",
         "NATS and Redis reachability",
+        "Live replicas by agent",
     ):
         assert wanted in titles, wanted
     rule = _find(docs, "PrometheusRule", "hivewire")
@@ -820,10 +865,16 @@ def test_the_helm_chart_ships_a_dashboard_alert_rules_and_a_pod_monitor_when_ask
         "HivewireConsumerLag",
         "HivewireDeadLetters",
         "HivewireTokenBudgetExhausted",
+        "HivewireAgentDown",
         "HivewireNatsDisconnected",
         "HivewireRedisDown",
     }
     assert alerts["HivewireSlowTurns"]["expr"].endswith("> 7.5")
+    # An agent the gateways saw live, with no replica left in any gateway's view for downFor.
+    down = alerts["HivewireAgentDown"]
+    assert down["expr"] == "max by (agent) (hivewire_mesh_agent_replicas) == 0"
+    assert (down["for"], down["labels"]["severity"]) == ("2m", "critical")
+    assert "{{ $labels.agent }}" in down["annotations"]["summary"]
     assert all(r["labels"]["severity"] in {"info", "warning", "critical"} for r in alerts.values())
     # The PodMonitor scrapes every process of the release on a port its pods name.
     monitor = _find(docs, "PodMonitor", "hivewire")["spec"]
@@ -863,6 +914,7 @@ def test_the_dashboard_and_alerts_use_only_metrics_the_code_exports(monitoring: 
         "hivewire_gateway_event_streams",
         "hivewire_nats_connected",
         "hivewire_redis_available",
+        "hivewire_mesh_agent_replicas",
     ):
         assert name in used, name
 
@@ -906,6 +958,14 @@ def test_the_dashboard_and_alerts_use_only_metrics_the_code_exports(monitoring: 
         (
             ["nats.tls.clientSecretName=client"],
             "nats.tls.clientSecretName (mutual TLS) needs nats.tls.enabled",
+        ),
+        (
+            ["triage.mcpServers.search.url=http://s:9000/mcp", "triage.mcpServersSecret=mcp"],
+            "triage.mcpServers and triage.mcpServersSecret both give HIVEWIRE_MCP_SERVERS",
+        ),
+        (
+            ["knowledge.mcpServersSecret=mcp", "knowledge.env.HIVEWIRE_MCP_SERVERS={}"],
+            "knowledge.env.HIVEWIRE_MCP_SERVERS and knowledge.mcpServers (or .mcpServersSecret) both give",
         ),
     ],
 )

@@ -4,6 +4,7 @@ searches, the answer agent streams a reply grounded in (and citing) the passages
 from __future__ import annotations
 
 import json
+import signal
 import typing
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from agents import Mesh
-from agents.desk.answer import NOT_FOUND
+from agents.desk.answer import NOT_FOUND, NOT_SEARCHED
 from agents.desk.citations import Citations
 from agents.desk.labels import INTENTS, SENTIMENTS, IntentLabel, SentimentLabel
 from bus import EmbeddedNats, Message, new_id
 from knowledge.messages import IngestReply, IngestRequest
 from tests.openai_server import OpenAIServer
-from tests.processes import agent_process
+from tests.processes import AgentProcess, agent_process
 
 SAMPLES = Path(__file__).resolve().parent.parent / "knowledge" / "samples" / "support"
 ANSWER = "Duplicate charges are always refunded in full [1]."
@@ -26,7 +27,8 @@ ANSWER = "Duplicate charges are always refunded in full [1]."
 @pytest.fixture(scope="module")
 async def desk(
     nats_server: EmbeddedNats, openai_server: OpenAIServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[None]:
+) -> AsyncIterator[AgentProcess]:
+    """The desk's three agents; the knowledge agent's process is yielded (a test freezes it)."""
     env = {
         "HIVEWIRE_LLM_BASE_URL": openai_server.url,
         "HIVEWIRE_LLM_API_KEY": "test",
@@ -37,15 +39,15 @@ async def desk(
         "HIVEWIRE_CHROMA_PATH": str(tmp_path_factory.mktemp("chroma")),
     }
     async with (
-        agent_process(nats_server.url, "knowledge.agent:knowledge", **env),
+        agent_process(nats_server.url, "knowledge.agent:knowledge", **env) as knowledge,
         agent_process(nats_server.url, "agents.desk.triage:triage", **env),
         agent_process(nats_server.url, "agents.desk.answer:answer", **env),
     ):
-        yield
+        yield knowledge
 
 
 @pytest.fixture
-async def seeded(desk: None, mesh: Mesh) -> str:
+async def seeded(desk: AgentProcess, mesh: Mesh) -> str:
     tenant = f"desk{new_id()[:6]}"
     article = SAMPLES / "billing-refunds-and-cancellations.md"
     await mesh.caller(tenant).call(
@@ -115,6 +117,24 @@ async def test_with_nothing_relevant_found_no_model_is_asked_and_the_reply_says_
     )
     assert reply.text == NOT_FOUND
     assert {r["model"] for r in model_endpoint.requests} == {"small"}  # the classifiers, not the answer
+
+
+async def test_a_knowledge_base_that_cannot_be_searched_is_not_called_empty(
+    seeded: str, desk: AgentProcess, mesh: Mesh, model_endpoint: OpenAIServer
+) -> None:
+    model_endpoint.reply("small", '{"label": "billing"}')
+    desk.process.send_signal(signal.SIGSTOP)  # the knowledge agent hangs: its search is late
+    try:
+        reply = await mesh.caller(seeded).call(
+            "triage", "chat", "I was charged twice this month", Message, timeout=30
+        )
+    finally:
+        desk.process.send_signal(signal.SIGCONT)
+    # Not "I couldn't find this in the knowledge base": nobody looked.
+    assert reply.text == NOT_SEARCHED
+    assert reply.metadata is not None
+    assert reply.metadata["hivewire.desk"]["searched"] is False
+    assert {r["model"] for r in model_endpoint.requests} == {"small"}  # no answer made up without passages
 
 
 def test_the_classifiers_may_answer_only_with_the_desks_labels() -> None:

@@ -179,6 +179,17 @@ async def test_an_agent_whose_replicas_all_died_gets_503(gateway: Gateway, nats_
         await jobs.process.wait()
         response = await client.post("/v1/agents/jobs/skills/work", json={"input": {"n": 1, "seconds": 0}})
     assert _problem(response, 503)["type"].endswith("/no-replica")
+    assert response.headers["Retry-After"] == "1"
+
+
+async def test_a_skill_whose_callee_has_no_replica_gets_503_to_try_again(gateway: Gateway) -> None:
+    async with gateway.client("globex") as client:
+        response = await client.post("/v1/agents/echo/skills/ask_absent", json={"input": "hi"})
+    problem = _problem(response, 503)
+    assert problem["type"].endswith("/unavailable")
+    assert "'hw.globex.agent.absent.ping'" in problem["detail"]
+    assert problem["code"] == "unavailable"
+    assert response.headers["Retry-After"] == "1"
 
 
 async def test_a_conversation_answers_in_json_and_keeps_its_history(

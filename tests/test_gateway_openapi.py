@@ -158,7 +158,7 @@ async def test_each_live_skill_is_documented_with_its_own_schemas(api: Api) -> N
 # 5xx (hop limit, unavailable, deadline) are the mesh's answers, not the gateway's failures.
 # /mcp speaks MCP's JSON-RPC, whose answers are the SDK's, not this document's problems: its hostile
 # input is sent by test_mcp_gateway.py (no 5xx), its protocol exercised with the SDK's own client.
-FAILING_BY_DESIGN = r"/skills/(loop|broken|nap|count)(/|$)|^/mcp$"
+FAILING_BY_DESIGN = r"/skills/(loop|broken|nap|count|ask_absent)(/|$)|^/mcp$"
 CONFORMANCE = [
     checks.status_code_conformance,
     checks.content_type_conformance,

@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from gateway.waterfall import render
 from tests import metric_names, zoo
 from tests.gateway_server import free_port
 from tests.openai_server import OpenAIServer
-from tests.processes import AgentProcess, agent_process, gateway_process
+from tests.processes import AGENT_ENV, AgentProcess, agent_process, gateway_process
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -341,6 +342,40 @@ async def test_the_gateway_and_the_agent_serve_the_metrics_operators_ask_for(
     ours = {name for name in scraped if name.startswith(("hivewire_", "http_", "messaging_", "gen_ai_"))}
     assert len(ours) > 20
     assert ours <= metric_names.exported(), ours - metric_names.exported()
+
+
+async def _replicas_reported(observed: Observed, agent: str, wanted: int, within: float) -> float:
+    """Scrape the gateway until it reports ``wanted`` live replicas of ``agent``; return how long it took."""
+    started = time.monotonic()
+    series: list[str] = []
+    while time.monotonic() - started < within:
+        series = [
+            line
+            for line in _series(await _scrape(observed.gateway + "/metrics"), "hivewire_mesh_agent_replicas")
+            if f'agent="{agent}"' in line
+        ]
+        if series and float(series[0].rsplit(" ", 1)[1]) == wanted:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {wanted} replicas of {agent} reported after {within} s: {series}")
+
+
+async def test_the_gateway_reports_an_agent_whose_last_replica_died_with_zero_replicas(
+    observed: Observed, nats_server: EmbeddedNats
+) -> None:
+    # What HivewireAgentDown alerts on: a series that vanished with the agent could not fire.
+    ttl = float(AGENT_ENV["HIVEWIRE_HEARTBEAT_INTERVAL"]) * int(AGENT_ENV["HIVEWIRE_HEARTBEAT_MISSES"])
+    async with agent_process(nats_server.url, "tests.zoo:teller") as teller:
+        await _replicas_reported(observed, "teller", 1, within=20)
+        teller.kill()  # no goodbye: only the missing heartbeats tell
+        await teller.process.wait()
+        # The registry drops it after its TTL; the gateway reads it every beat (through a 1 s cache).
+        took = await _replicas_reported(observed, "teller", 0, within=ttl + 10)
+    assert took < ttl + 5, took
+    await asyncio.sleep(ttl)
+    await _replicas_reported(observed, "teller", 0, within=0.5)  # and stays reported
+    gateway = await _scrape(observed.gateway + "/metrics")
+    assert any('agent="assistant"' in line for line in _series(gateway, "hivewire_mesh_agent_replicas"))
 
 
 async def test_log_lines_outside_a_turn_name_nothing_and_a_turns_ids_stay_in_it() -> None:

@@ -159,3 +159,43 @@ async def test_an_outcome_that_cannot_be_recorded_is_logged_once_and_redelivered
     assert len(unrecorded) == 1, [r.getMessage() for r in unrecorded]
     assert f"task {task.id} (delivery 1)" in unrecorded[0].getMessage()
     assert "never retrieved" not in caplog.text
+
+
+@pytest.mark.slow
+async def test_an_end_is_stored_by_its_own_attempt_when_jetstream_is_back_within_the_ack_wait(
+    own_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agents.infrastructure import ensure
+    from bus import subjects
+
+    # A long ack wait, as in production: a redelivery would come only after it.
+    settings = outage_settings(own_server.url).model_copy(update={"task_ack_wait": 10.0})
+    tenant = "t-patient"
+    worker_bus = await Bus.connect(settings, name="patient-worker")
+    client_bus = await Bus.connect(settings, name="patient-client")
+    try:
+        mesh = await Mesh.open(client_bus, settings)
+        js = client_bus.jetstream()
+        async with AgentRuntime(jobs, worker_bus, settings):
+            task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=0.5))
+            async with asyncio.timeout(10):
+                while (await mesh.tasks.get(tenant, task.id)).status.state is not TaskState.WORKING:
+                    await asyncio.sleep(0.02)
+            caplog.set_level(logging.WARNING)
+            # The events stream is away for 7 s with NATS up, as on a server still loading its
+            # streams: longer than eight quick attempts take, shorter than the ack wait.
+            await js.delete_stream(subjects.EVENTS_STREAM)
+            await asyncio.sleep(7)
+            await ensure(js, settings)
+            done = await mesh.tasks.wait(tenant, task.id, timeout=10)
+            async with asyncio.timeout(10):
+                while not (await stored_completions(mesh, tenant))[task.id]:
+                    await asyncio.sleep(0.1)
+        assert done.status.state is TaskState.COMPLETED
+        # Stored by the attempt that ran it, not by a redelivery an ack wait later.
+        assert (done.metadata or {})["deliveries"] == 1
+    finally:
+        await client_bus.close()
+        await worker_bus.close()
+    assert "could not be recorded" not in caplog.text
+    assert "trying again once it is back" in caplog.text

@@ -233,3 +233,25 @@ async def test_ctrl_c_stops_every_component(running: RunningMesh) -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(base_url=running.url) as client:
             await client.get("/healthz")
+
+
+def test_the_banner_names_hivewire_as_it_can_be_run_from_where_up_was_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.up import command
+
+    clone = tmp_path / "my clone"
+    script = clone / ".venv" / "bin" / "hivewire"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    # A fresh clone: `.venv/bin/hivewire up`, run from the clone.
+    assert command(".venv/bin/hivewire", cwd=clone) == ".venv/bin/hivewire"
+    # Started from another folder by its full path: that path, which works from there.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert command(str(script), cwd=elsewhere) == f"'{script}'"
+    # With the environment activated, the shell finds it by name.
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+    assert command(str(script), cwd=elsewhere) == "hivewire"

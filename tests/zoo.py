@@ -91,6 +91,12 @@ async def remaining_downstream(ctx: Context, text: str) -> float:
 
 
 @echo.skill
+async def ask_absent(ctx: Context, text: str) -> str:
+    """Call an agent that has no live replica: the failure is the callee's absence, not a bug here."""
+    return await ctx.call("absent", "ping", text, str)
+
+
+@echo.skill
 async def loop(ctx: Context, text: str) -> str:
     """Call itself forever: the hop limit must stop it."""
     return await ctx.call("echo", "loop", text, str)

@@ -5,7 +5,9 @@ passages come numbered, the instruction to cite them follows them, and every
 ``[n]`` the model writes is checked as it streams (an invented one is dropped;
 ``[n]`` is the n-th of triage's ``citations``). With nothing relevant found, no
 model is asked: the reply says the knowledge base does not cover the question,
-rather than let a model invent an answer.
+rather than let a model invent an answer. When the knowledge base could not be
+searched at all (its agent away or late), the reply says that instead: "not in
+the knowledge base" would be a claim nobody checked.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from agents import Agent, ChatMessage, Context, Model
 from agents.desk.citations import Citations
 from agents.llm.messages import Passage
 
-__all__ = ["NOT_FOUND", "AnswerRequest", "answer"]
+__all__ = ["NOT_FOUND", "NOT_SEARCHED", "AnswerRequest", "answer"]
 
 _SYSTEM = (
     "You are the support assistant of Orbitly. Answer the customer's question briefly and concretely, "
@@ -28,6 +30,10 @@ NOT_FOUND = (
     "I couldn't find this in the knowledge base, so I won't guess. "
     "A person from our support team can help with it."
 )
+NOT_SEARCHED = (
+    "I can't reach the knowledge base right now, so I won't guess. "
+    "Please ask again in a moment, or a person from our support team can help."
+)
 
 
 class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -37,6 +43,8 @@ class AnswerRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     passages: tuple[Passage, ...] = ()
     intent: str = "unknown"
     sentiment: str = "neutral"
+    # False when the search failed or was late: no passages then says nothing of the knowledge base.
+    searched: bool = True
 
 
 answer = Agent(
@@ -50,6 +58,9 @@ answer = Agent(
 @answer.skill
 async def respond(ctx: Context, request: AnswerRequest) -> str:
     """Answer from the passages, streaming tokens to the conversation; the full reply is returned."""
+    if not request.searched:
+        await ctx.emit_chunk(NOT_SEARCHED)
+        return NOT_SEARCHED
     if not request.passages and not ctx.llm.offline:
         await ctx.emit_chunk(NOT_FOUND)
         return NOT_FOUND

@@ -114,7 +114,10 @@ async def chat(ctx: Context, question: str) -> Message:
     )
     passages = tuple(p for p in (found.passages if found else ()) if p.score >= RELEVANT)
     await ctx.emit_status(f"intent: {intent}, sentiment: {sentiment}")
-    reason = handoff_reason(intent, sentiment, resolvable=any(p.score >= RESOLVES for p in passages))
+    searched = found is not None
+    reason = handoff_reason(
+        intent, sentiment, resolvable=any(p.score >= RESOLVES for p in passages), searched=searched
+    )
     handoff = bool(reason)
     _desk_metrics(ctx.meter).count(intent, sentiment, reason)
     if handoff:
@@ -131,6 +134,7 @@ async def chat(ctx: Context, question: str) -> Message:
             ),
             intent=intent,
             sentiment=sentiment,
+            searched=searched,
         ),
         str,
         timeout=ANSWER_TIMEOUT,
@@ -182,11 +186,13 @@ def _desk_metrics(meter: metrics.Meter) -> _DeskMetrics:
     return _DeskMetrics(meter)
 
 
-def handoff_reason(intent: str, sentiment: str, *, resolvable: bool) -> str:
+def handoff_reason(intent: str, sentiment: str, *, resolvable: bool, searched: bool = True) -> str:
     """Why a turn goes to a person (empty: it does not): a negative turn that the knowledge base
-    cannot answer, or an unhappy cancellation."""
+    cannot answer (or that could not be searched), or an unhappy cancellation."""
     if sentiment != "negative":
         return ""
+    if not searched:
+        return "negative and the knowledge base could not be searched"
     if not resolvable:
         return "negative and the knowledge base has no answer"
     return "an unhappy cancellation" if intent == "cancellation" else ""

@@ -84,11 +84,12 @@ class A2AEndpoint:
 
     async def _agent_card(self, request: Request) -> Response:
         agent = request.path_params["agent"]
-        card = await self._cards.public(agent, base_url(request, self._settings), f"/a2a/agents/{agent}")
+        base = base_url(request, self._settings)
+        # Public: an agent of some tenants only is, to an anonymous caller, no agent at all.
+        card = await self._cards.public(agent, base, f"/a2a/agents/{agent}", tenant=None)
         return card_response(request, card)
 
     async def _default_card(self, request: Request) -> Response:
-        card = await self._cards.public(
-            self._settings.gateway_agent, base_url(request, self._settings), "/a2a"
-        )
+        base = base_url(request, self._settings)
+        card = await self._cards.public(self._settings.gateway_agent, base, "/a2a", tenant=None)
         return card_response(request, card)

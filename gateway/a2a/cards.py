@@ -80,13 +80,14 @@ class Cards:
         self._settings = settings
         self._mesh = mesh
 
-    async def public(self, agent_name: str, base: str, path: str) -> ServedCard:
-        """The card of ``agent_name`` served at ``base + path``.
+    async def public(self, agent_name: str, base: str, path: str, *, tenant: str | None) -> ServedCard:
+        """The card of ``agent_name`` served at ``base + path``, to a caller of ``tenant`` (``None``:
+        an anonymous caller, to whom an agent of some tenants only is unknown).
 
         Raises:
-            Problem: 404, no such agent is running.
+            Problem: 404, no such agent is running (that the caller may know of).
         """
-        agent = await live_agent(self._mesh, agent_name)
+        agent = await live_agent(self._mesh, agent_name, tenant=tenant)
         card = agent.card
         url = base.rstrip("/") + path
         interfaces = [
@@ -126,8 +127,12 @@ class Cards:
         )
 
     async def extended(self, tenant: str, agent_name: str, base: str, path: str) -> ServedCard:
-        """The card for an authenticated caller: the public one, plus its tenant and limits."""
-        card = await self.public(agent_name, base, path)
+        """The card for an authenticated caller: the public one, plus its tenant and limits.
+
+        Raises:
+            Problem: 404, no such agent is running for ``tenant``.
+        """
+        card = await self.public(agent_name, base, path, tenant=tenant)
         rate, burst, daily = self._settings.limits_for(tenant)
         extension = AgentExtension(
             uri=TENANT_EXTENSION,

@@ -54,6 +54,10 @@ class ErrorKind(enum.Enum):
     # clients see an internal error whose ErrorInfo says UNAVAILABLE (with retryAfter); the
     # HTTP+JSON binding answers 503 with a Retry-After header, as gRPC's UNAVAILABLE maps.
     UNAVAILABLE = (-32603, 503, "UNAVAILABLE", "The service is unavailable; try again shortly")
+    # Not one of A2A's own either: no agent of that name is running, for the caller's tenant. JSON-RPC
+    # clients see invalid params (the agent is the request's), whose ErrorInfo says AGENT_NOT_FOUND;
+    # the HTTP+JSON binding answers 404, as for any URL of nothing.
+    AGENT_NOT_FOUND = (-32602, 404, "NOT_FOUND", "Agent not found")
 
     @property
     def code(self) -> int:
@@ -145,7 +149,9 @@ def a2a_error_from(exc: Exception) -> A2AError:
         case InvalidSubjectToken():
             return A2AError(ErrorKind.INVALID_PARAMS, str(exc), field=exc.kind)
     problem = problem_from(exc) if not isinstance(exc, Problem) else exc
-    if problem.status == 404 and problem.kind in ("agent-not-found", "skill-not-found"):
+    if problem.status == 404 and problem.kind == "agent-not-found":
+        return A2AError(ErrorKind.AGENT_NOT_FOUND, problem.detail or problem.title)
+    if problem.status == 404 and problem.kind == "skill-not-found":
         return A2AError(ErrorKind.INVALID_PARAMS, problem.detail or problem.title)
     if problem.status < 500:
         return A2AError(ErrorKind.INVALID_PARAMS, problem.detail or problem.title, problem=problem.kind)

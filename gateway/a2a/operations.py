@@ -220,7 +220,7 @@ class Operations:
                 )
             message = msgspec.structs.replace(message, context_id=task.context_id)
             return _Start(message=message, task_id=task.id, push=push)
-        agent, skill = await self._route(agent_name, params)
+        agent, skill = await self._route(tenant, agent_name, params)
         if message.context_id is None:
             message = msgspec.structs.replace(message, context_id=new_id())
         task_id = task_id_for(tenant, agent.name, message.message_id)
@@ -236,9 +236,10 @@ class Operations:
         assert start.skill is not None
         return await self._mesh.tasks.submit(tenant, start.agent, start.skill, start.message)
 
-    async def _route(self, agent_name: str, params: SendParams) -> tuple[LiveAgent, str]:
-        """The agent and skill a new message goes to: ``metadata.skill``, else the default skill."""
-        agent = await live_agent(self._mesh, agent_name)
+    async def _route(self, tenant: str, agent_name: str, params: SendParams) -> tuple[LiveAgent, str]:
+        """The agent (if ``tenant`` may reach it) and skill a new message goes to: ``metadata.skill``,
+        else the default skill."""
+        agent = await live_agent(self._mesh, agent_name, tenant=tenant)
         metadata = {**(params.metadata or {}), **(params.message.metadata or {})}
         wanted = metadata.get("skill")
         skills = [skill.id for skill in agent.card.skills]

@@ -343,6 +343,32 @@ An agent's /metrics port (HIVEWIRE_METRICS_PORT) as env, port and liveness probe
 {{- end }}
 {{- end }}
 
+{{/*
+An agent's MCP tool servers (HIVEWIRE_MCP_SERVERS, docs/mcp.md) as env: <agent>.mcpServers as JSON,
+or the key HIVEWIRE_MCP_SERVERS of the Secret <agent>.mcpServersSecret. Called with
+(dict "component" NAME "values" <the agent's values>); fails on two sources for the variable.
+*/}}
+{{- define "hivewire.mcpServersEnv" -}}
+{{- $v := .values }}
+{{- if and $v.mcpServers $v.mcpServersSecret }}
+{{- fail (printf "%s.mcpServers and %s.mcpServersSecret both give HIVEWIRE_MCP_SERVERS: keep one" .component .component) }}
+{{- end }}
+{{- if and (or $v.mcpServers $v.mcpServersSecret) (hasKey ($v.env | default dict) "HIVEWIRE_MCP_SERVERS") }}
+{{- fail (printf "%s.env.HIVEWIRE_MCP_SERVERS and %s.mcpServers (or .mcpServersSecret) both give HIVEWIRE_MCP_SERVERS: keep one" .component .component) }}
+{{- end }}
+{{- with $v.mcpServers }}
+- name: HIVEWIRE_MCP_SERVERS
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- with $v.mcpServersSecret }}
+- name: HIVEWIRE_MCP_SERVERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: HIVEWIRE_MCP_SERVERS
+{{- end }}
+{{- end }}
+
 {{- define "hivewire.agentMetricsPort" -}}
 {{- if .Values.agentMetrics.enabled }}
 ports:
