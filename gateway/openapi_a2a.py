@@ -15,6 +15,7 @@ import msgspec
 
 from agents.listing import TaskPage
 from bus.a2a import Role, TaskState
+from gateway.a2a.cards import ServedCard
 from gateway.a2a.models import ListPushResponse, PushConfig, SendParams
 from gateway.a2a.rest import A2A_JSON
 from gateway.openapi_parts import (
@@ -94,7 +95,7 @@ VERSION = {
 def a2a_components() -> dict[str, Any]:
     """The schemas the A2A paths refer to (beside the gateway's own: Task, Message, AgentCard)."""
     _, components = msgspec.json.schema_components(
-        (SendParams, PushConfig, ListPushResponse, TaskPage), ref_template=_REF
+        (SendParams, PushConfig, ListPushResponse, TaskPage, ServedCard), ref_template=_REF
     )
     components["ListTasksResponse"] = components.pop("TaskPage")
     components["SendMessageResponse"] = {
@@ -150,7 +151,7 @@ def a2a_components() -> dict[str, Any]:
 
 def a2a_paths() -> dict[str, Any]:
     """Every A2A path: cards, then each interface's JSON-RPC endpoint and HTTP+JSON routes."""
-    card = {"200": json_reply(ref("AgentCard"), example_card())}
+    card = {"200": json_reply(ref("ServedCard"), _served_card())}
     paths: dict[str, Any] = {
         "/.well-known/agent-card.json": {
             "get": operation(
@@ -185,6 +186,24 @@ def a2a_paths() -> dict[str, Any]:
         paths[base] = {"post": _json_rpc(f"{prefix}_rpc", params)}
         paths.update({base + path: item for path, item in _rest_paths(prefix, params).items()})
     return paths
+
+
+def _served_card() -> dict[str, Any]:
+    """A card as an A2A interface serves it: v1.0's, with the top-level fields A2A 0.3 clients read."""
+    url = "https://gateway.example/a2a/agents/echo"
+    interfaces = [("JSONRPC", "1.0"), ("HTTP+JSON", "1.0"), ("JSONRPC", "0.3")]
+    return {
+        **example_card(),
+        "supportedInterfaces": [
+            {"url": url, "protocolBinding": binding, "protocolVersion": version}
+            for binding, version in interfaces
+        ],
+        "url": url,
+        "protocolVersion": "0.3.0",
+        "preferredTransport": "JSONRPC",
+        "additionalInterfaces": [{"url": url, "transport": "JSONRPC"}],
+        "supportsAuthenticatedExtendedCard": True,
+    }
 
 
 def _json_rpc(op_id: str, params: list[dict[str, Any]]) -> dict[str, Any]:
@@ -345,7 +364,7 @@ def _rest_paths(prefix: str, params: list[dict[str, Any]]) -> dict[str, Any]:
             "get": _a2a_op(
                 f"{prefix}_extended_card",
                 "GetExtendedAgentCard: the card for this caller (its tenant and limits)",
-                {"200": _a2a_reply(ref("AgentCard"), example_card())},
+                {"200": _a2a_reply(ref("ServedCard"), _served_card())},
                 parameters=params,
             )
         },
