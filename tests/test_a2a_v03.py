@@ -460,3 +460,22 @@ def test_file_parts_travel_both_ways_unchanged() -> None:
     assert message.parts[1].url == "https://files.example/a.pdf"
     assert back == sent
     v03.Message.model_validate(back)
+
+
+async def test_a_resubscription_resumes_after_the_last_event_seen_and_notifications_get_no_body(
+    gateway: Gateway,
+) -> None:
+    async with gateway.http() as http:
+        params = {"message": v03_message("", "progress"), "configuration": {"blocking": False}}
+        params["message"]["parts"] = [{"kind": "data", "data": {"count": 4, "seconds": 0.2}}]
+        started = (await http.post("/a2a/agents/jobs", json=rpc("message/send", params))).json()["result"]
+        body = rpc("tasks/resubscribe", {"id": started["id"]})
+        async with http.stream("POST", "/a2a/agents/jobs", json=body) as response:
+            seen = [line async for line in response.aiter_lines() if line.startswith("id: ")]
+        replay = await http.post("/a2a/agents/jobs", json=body, headers={"Last-Event-ID": seen[1][4:]})
+        notification = {"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": started["id"]}}
+        quiet = await http.post("/a2a/agents/jobs", json=notification)
+    replayed = [line for line in replay.text.splitlines() if line.startswith("id: ")]
+    assert started["status"]["state"] == "submitted"
+    assert replayed == seen[2:]
+    assert (quiet.status_code, quiet.content) == (204, b"")
