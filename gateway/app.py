@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +29,7 @@ from bus.telemetry import Telemetry, TelemetryConfigError
 from gateway import problems
 from gateway.a2a import A2AEndpoint
 from gateway.a2a.push import PushConfigs, WebhookPolicy
+from gateway.a2a.rest import unrouted
 from gateway.a2a.webhooks import PushDelivery
 from gateway.console import console_routes
 from gateway.cors import CrossOrigin
@@ -243,6 +245,7 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
             Middleware(problems.LastResort),
             Middleware(HeaderLimit, limit=settings.gateway_max_headers),
         ],
-        exception_handlers=problems.EXCEPTION_HANDLERS,
+        # Below /a2a/, a URL of nothing is answered in the HTTP+JSON binding's error format.
+        exception_handlers={**problems.EXCEPTION_HANDLERS, HTTPException: unrouted(problems.handle)},
         lifespan=lifespan,
     )

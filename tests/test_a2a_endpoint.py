@@ -507,5 +507,24 @@ async def test_http_json_errors_are_google_rpc_statuses(gateway: Gateway) -> Non
     assert unknown_state.status_code == 400
 
 
+async def test_a_url_of_no_operation_below_a2a_is_a_google_rpc_404_and_a_wrong_method_a_405(
+    gateway: Gateway,
+) -> None:
+    async with gateway.http() as http:
+        nowhere = [
+            await http.get(path) for path in ("/a2a/agents/tasks/abc", "/a2a/agents//tasks/abc", "/a2a/x")
+        ]
+        wrong_method = await http.delete(f"/a2a/tasks/{new_id()}")
+        elsewhere = await http.get("/v1/nothing")
+    for response in nowhere:
+        assert (response.status_code, response.headers["content-type"]) == (404, "application/a2a+json")
+        error = response.json()["error"]
+        assert (error["status"], error["details"][0]["reason"]) == ("NOT_FOUND", "METHOD_NOT_FOUND")
+    assert wrong_method.status_code == 405
+    assert "GET" in wrong_method.headers["allow"]
+    # The rest of the API answers with problem documents, as before.
+    assert (elsewhere.status_code, elsewhere.headers["content-type"]) == (404, "application/problem+json")
+
+
 def _message_params() -> dict[str, Any]:
     return {"message": {"messageId": new_id(), "role": "ROLE_USER", "parts": [{"text": "hi"}]}}

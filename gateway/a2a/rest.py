@@ -16,9 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ExceptionHandler
 
 from gateway.a2a.cards import Cards, base_url
 from gateway.a2a.errors import A2AError, ErrorKind, a2a_error_from
@@ -42,7 +44,7 @@ from gateway.http import read_body, require_json
 from gateway.problems import RETRY_AFTER, Problem
 from gateway.settings import GatewaySettings
 
-__all__ = ["A2A_JSON", "RestBinding"]
+__all__ = ["A2A_JSON", "RestBinding", "unrouted"]
 
 A2A_JSON = "application/a2a+json"
 P = TypeVar("P")
@@ -180,6 +182,20 @@ def _query(request: Request, params_type: type[P], **path: str) -> P:
 
 def _config_ref(request: Request) -> PushConfigRef:
     return PushConfigRef(task_id=request.path_params["task_id"], id=request.path_params["config_id"])
+
+
+def unrouted(fallback: Callable[[Request, Exception], Awaitable[Response]]) -> ExceptionHandler:
+    """The handler of HTTP errors, answering a URL below ``/a2a/`` that names no operation as this
+    binding answers its errors (404, a ``google.rpc.Status``: its clients parse that), and every
+    other one with ``fallback``. A known URL with another method stays a 405 with ``Allow``."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException) and exc.status_code == 404 and request.url.path.startswith("/a2a/"):
+            error = A2AError(ErrorKind.METHOD_NOT_FOUND, f"no A2A operation at {request.url.path!r}")
+            return _json(error.status(), {}, status=404)
+        return await fallback(request, exc)
+
+    return handle
 
 
 def _json(value: Any, headers: dict[str, str], *, status: int = 200) -> Response:
