@@ -64,14 +64,7 @@ class Endings:
         usage = (reply.metadata or {}).get(USAGE_KEY)
         if usage is not None:
             done = msgspec.structs.replace(done, metadata={**(done.metadata or {}), "usage": usage})
-        if await self._outcomes.record(tenant, done, revision):
-            self._stats.completed += 1
-            await self._outcomes.announce(tenant, done)
-        else:
-            # Someone else ended it meanwhile (canceled, or a slower duplicate
-            # delivery completed first): theirs is the recorded outcome.
-            self._stats.skipped += 1
-        await msg.ack()
+        await self._end(msg, tenant, done, revision)
 
     async def interrupted(self, msg: Msg, tenant: str, task: Task, revision: int, ask: InputRequired) -> None:
         """The skill needs more from the user: the task waits, its question recorded, until resumed."""
@@ -79,23 +72,12 @@ class Endings:
         state = TaskState.AUTH_REQUIRED if ask.auth else TaskState.INPUT_REQUIRED
         waiting = finish(task, state, question)
         waiting = msgspec.structs.replace(waiting, history=(*waiting.history, question))
-        if await self._outcomes.record(tenant, waiting, revision):
-            self._stats.interrupted += 1
-            await self._outcomes.announce(tenant, waiting)
-        else:
-            self._stats.skipped += 1  # canceled meanwhile: that is the outcome
-        await msg.ack()
+        await self._end(msg, tenant, waiting, revision)
 
     async def turn_failed(self, msg: Msg, tenant: str, task: Task, revision: int, exc: Exception) -> None:
         """A turn's skill failed: the turn ends failed, with the error (see :func:`failure_note`)."""
         log.warning("turn %s failed: %s: %s", task.id, type(exc).__name__, exc)
-        failed = finish(task, TaskState.FAILED, failure_note(task, exc))
-        if await self._outcomes.record(tenant, failed, revision):
-            self._stats.failed += 1
-            await self._outcomes.announce(tenant, failed)
-        else:
-            self._stats.skipped += 1  # canceled meanwhile: that is the outcome
-        await msg.ack()
+        await self._end(msg, tenant, finish(task, TaskState.FAILED, failure_note(task, exc)), revision)
 
     async def failed(
         self,
@@ -151,6 +133,23 @@ class Endings:
         failed = finish(task, TaskState.FAILED, note)
         if await self._outcomes.record(tenant, failed, revision, over_running=False):
             await self._outcomes.announce(tenant, failed)
+        await msg.ack()
+
+    async def _end(self, msg: Msg, tenant: str, ended: Task, revision: int) -> None:
+        """Record ``ended`` as the outcome, count it by its state and announce it; ack the delivery."""
+        if await self._outcomes.record(tenant, ended, revision):
+            state = ended.status.state
+            if state is TaskState.COMPLETED:
+                self._stats.completed += 1
+            elif state is TaskState.FAILED:
+                self._stats.failed += 1
+            else:
+                self._stats.interrupted += 1
+            await self._outcomes.announce(tenant, ended)
+        else:
+            # Someone else ended it meanwhile (canceled, or a slower duplicate
+            # delivery completed first): theirs is the recorded outcome.
+            self._stats.skipped += 1
         await msg.ack()
 
     async def park_malformed(self, msg: Msg, deliveries: int, exc: Exception) -> None:

@@ -11,8 +11,11 @@ import httpx
 import uvicorn
 from uvicorn._types import ASGIApplication
 
+from agents.settings import AgentSettings
+from bus import Bus
 from bus.telemetry import Telemetry
 from gateway.app import create_app
+from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings
 
 
@@ -55,6 +58,16 @@ async def serve_app(app: ASGIApplication) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def api_keys(nats_url: str, *tenants: str) -> dict[str, str]:
+    """A new API key for each of ``tenants``, made on a connection of its own (closed again)."""
+    bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_url))  # type: ignore[call-arg]
+    try:
+        keys = await ApiKeys.open(bus)
+        return {tenant: (await keys.create(tenant))[0] for tenant in tenants}
+    finally:
+        await bus.close()
 
 
 def local_address(response: httpx.Response) -> tuple[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import httpx
@@ -37,12 +37,10 @@ from a2a.utils.errors import (
 )
 from google.protobuf import json_format, struct_pb2
 
-from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats, new_id
+from bus import EmbeddedNats, new_id
 from gateway.a2a.cards import NATS_BINDING, TENANT_EXTENSION
-from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings
-from tests.gateway_server import free_port, serve_gateway
+from tests.gateway_server import api_keys, free_port, serve_gateway
 from tests.processes import agent_processes, gateway_process
 from tests.redis_server import RedisServer
 from tests.webhooks import webhook_receiver
@@ -63,9 +61,16 @@ class Gateway:
         )
 
 
-@pytest.fixture(scope="module")
-async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIterator[Gateway]:
-    settings = GatewaySettings(
+@contextlib.asynccontextmanager
+async def a2a_gateway(
+    nats_server: EmbeddedNats, redis_server: RedisServer, tenants: Iterable[str], **settings: Any
+) -> AsyncIterator[Gateway]:
+    """The gateway, with the echo and jobs agents in processes of their own and a key for each of ``tenants``.
+
+    ``settings`` go on top of what the A2A tests share: echo's ``shout`` by
+    default, keys read anew on each request, quick push retries to loopback.
+    """
+    served = GatewaySettings(
         _env_file=None,  # type: ignore[call-arg]
         nats_url=nats_server.url,
         redis_url=redis_server.url,
@@ -76,19 +81,23 @@ async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> Async
         gateway_push_allowed_hosts=["127.0.0.1"],
         gateway_push_retry_delay=0.05,
         gateway_push_attempts=3,
-        gateway_nats_public_url=nats_server.url,
+        **settings,
     )
     async with (
         agent_processes(nats_server.url, ("tests.zoo:echo", {}), ("tests.zoo:jobs", {})),
-        serve_gateway(settings) as url,
+        serve_gateway(served) as url,
     ):
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        keys = await ApiKeys.open(bus)
-        named = ("list", "listrest", "push", "pushrest", "sub", "other")
-        tenants = ("acme", *(f"{name}{RUN}" for name in named))
-        made = {tenant: (await keys.create(tenant))[0] for tenant in tenants}
-        await bus.close()
-        yield Gateway(url, made, settings)
+        yield Gateway(url, await api_keys(nats_server.url, *tenants), served)
+
+
+@pytest.fixture(scope="module")
+async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIterator[Gateway]:
+    named = ("list", "listrest", "push", "pushrest", "sub", "other")
+    tenants = ("acme", *(f"{name}{RUN}" for name in named))
+    async with a2a_gateway(
+        nats_server, redis_server, tenants, gateway_nats_public_url=nats_server.url
+    ) as gateway:
+        yield gateway
 
 
 @contextlib.asynccontextmanager

@@ -34,59 +34,26 @@ from a2a.utils.errors import (
     UnsupportedOperationError,
 )
 
-from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats, new_id, subjects
+from bus import EmbeddedNats, new_id, subjects
 from gateway.a2a.cards import TENANT_EXTENSION
 from gateway.a2a.v03 import models as wire
 from gateway.a2a.v03.convert import to_send_params
 from gateway.a2a.v03.convert import v03_message as to_v03_message
-from gateway.keys import ApiKeys
-from gateway.settings import GatewaySettings, TenantLimits
-from tests.gateway_server import serve_gateway
-from tests.processes import agent_processes
+from gateway.settings import TenantLimits
 from tests.redis_server import RedisServer
-from tests.test_a2a_endpoint import send, send_request, until_state
+from tests.test_a2a_endpoint import Gateway, a2a_gateway, send, send_request, until_state
 from tests.webhooks import webhook_receiver
 
 RUN = new_id()[:8]
 BROKE = f"broke{RUN}"
 
 
-class Gateway:
-    def __init__(self, url: str, keys: dict[str, str]) -> None:
-        self.url = url
-        self.keys = keys
-
-    def http(self, tenant: str = "acme") -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.keys[tenant]}"}, timeout=20
-        )
-
-
 @pytest.fixture(scope="module")
 async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIterator[Gateway]:
-    settings = GatewaySettings(
-        _env_file=None,  # type: ignore[call-arg]
-        nats_url=nats_server.url,
-        redis_url=redis_server.url,
-        gateway_agent="echo",
-        gateway_skill="shout",
-        gateway_timeout=10.0,
-        gateway_key_cache=0,
-        gateway_push_allowed_hosts=["127.0.0.1"],
-        gateway_push_retry_delay=0.05,
-        gateway_push_attempts=3,
-        gateway_tenant_limits={BROKE: TenantLimits(daily_tokens=10)},
-    )
-    async with (
-        agent_processes(nats_server.url, ("tests.zoo:echo", {}), ("tests.zoo:jobs", {})),
-        serve_gateway(settings) as url,
-    ):
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        keys = await ApiKeys.open(bus)
-        made = {tenant: (await keys.create(tenant))[0] for tenant in ("acme", f"push{RUN}", BROKE)}
-        await bus.close()
-        yield Gateway(url, made)
+    tenants = ("acme", f"push{RUN}", BROKE)
+    limits = {BROKE: TenantLimits(daily_tokens=10)}
+    async with a2a_gateway(nats_server, redis_server, tenants, gateway_tenant_limits=limits) as gateway:
+        yield gateway
 
 
 @contextlib.asynccontextmanager

@@ -18,13 +18,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats, new_id
+from bus import EmbeddedNats, new_id
 from bus.telemetry import Telemetry
 from gateway import problems
-from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings, TenantLimits
-from tests.gateway_server import local_address, serve_app, serve_gateway
+from tests.gateway_server import api_keys, local_address, serve_app, serve_gateway
 from tests.processes import agent_process
 from tests.redis_server import RedisServer
 
@@ -63,10 +61,7 @@ async def edge(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIte
     meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
     telemetry = Telemetry(service_name="test-gateway", meter_provider=meter_provider, registry=registry)
     async with agent_process(nats_server.url, "tests.zoo:echo"), serve_gateway(settings, telemetry) as url:
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        key = (await (await ApiKeys.open(bus)).create(tenant))[0]
-        await bus.close()
-        yield Edge(url, key)
+        yield Edge(url, (await api_keys(nats_server.url, tenant))[tenant])
     meter_provider.shutdown()
 
 

@@ -22,19 +22,17 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks
 from starlette.routing import Route
 
-from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats, new_id
+from bus import EmbeddedNats, new_id
 from gateway.a2a import A2AEndpoint
 from gateway.app import create_app
 from gateway.deadletters import DeadLetterRoutes
 from gateway.handoffs import HandoffQueue
-from gateway.keys import ApiKeys
 from gateway.mcp import McpEndpoint
 from gateway.openapi import ID_PATTERN, base_document
 from gateway.rest import RestApi
 from gateway.settings import GatewaySettings, TenantLimits
 from gateway.traces import TraceRoutes
-from tests.gateway_server import local_address, serve_gateway
+from tests.gateway_server import api_keys, local_address, serve_gateway
 from tests.processes import agent_process
 from tests.redis_server import RedisServer
 
@@ -62,10 +60,7 @@ async def api(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIter
         gateway_tenant_limits={tenant: TenantLimits(rate=10_000, burst=10_000)},
     )
     async with agent_process(nats_server.url, "tests.zoo:echo"), serve_gateway(settings) as url:
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        key = (await (await ApiKeys.open(bus)).create(tenant))[0]
-        await bus.close()
-        yield Api(url, key)
+        yield Api(url, (await api_keys(nats_server.url, tenant))[tenant])
 
 
 def _document_methods(document: dict[str, Any]) -> dict[str, set[str]]:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from agents import AgentSettings, Mesh
 from agents.errors import SubmitUnconfirmed
 from agents.runtime import AgentRuntime
-from bus import Bus, EmbeddedNats, TaskState
+from bus import Bus, EmbeddedNats, Task, TaskState
 from bus.outage import OUTAGES
 from tests.task_events import completions, stored_completions
 from tests.zoo import Job, jobs
@@ -26,6 +26,25 @@ def own_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
     """A server this test alone may stop and start."""
     with EmbeddedNats(data_dir=tmp_path / "nats", port=0) as server:
         yield server
+
+
+@contextlib.asynccontextmanager
+async def working_job(settings: AgentSettings, tenant: str, name: str) -> AsyncIterator[tuple[Mesh, Task]]:
+    """A jobs worker and a client (``mesh``) on connections of their own, ``name``-worker and
+    ``name``-client, and a half-second job of ``tenant``'s that the worker is running already."""
+    worker_bus = await Bus.connect(settings, name=f"{name}-worker")
+    client_bus = await Bus.connect(settings, name=f"{name}-client")
+    try:
+        mesh = await Mesh.open(client_bus, settings)
+        async with AgentRuntime(jobs, worker_bus, settings):
+            task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=0.5))
+            async with asyncio.timeout(10):
+                while (await mesh.tasks.get(tenant, task.id)).status.state is not TaskState.WORKING:
+                    await asyncio.sleep(0.02)
+            yield mesh, task
+    finally:
+        await client_bus.close()
+        await worker_bus.close()
 
 
 def outage_settings(url: str) -> AgentSettings:
@@ -130,30 +149,19 @@ async def test_an_outcome_that_cannot_be_recorded_is_logged_once_and_redelivered
 
     settings = outage_settings(own_server.url)
     tenant = "t-unrecordable"
-    worker_bus = await Bus.connect(settings, name="unrecordable-worker")
-    client_bus = await Bus.connect(settings, name="unrecordable-client")
-    try:
-        mesh = await Mesh.open(client_bus, settings)
-        js = client_bus.jetstream()
-        async with AgentRuntime(jobs, worker_bus, settings):
-            task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=0.5))
-            async with asyncio.timeout(10):
-                while (await mesh.tasks.get(tenant, task.id)).status.state is not TaskState.WORKING:
-                    await asyncio.sleep(0.02)
-            caplog.set_level(logging.WARNING)
-            # The records are gone with NATS up: writing the outcome keeps failing.
-            await js.delete_stream(subjects.TASK_RECORDS_STREAM)
-            async with asyncio.timeout(15):
-                while "could not be recorded" not in caplog.text:
-                    await asyncio.sleep(0.05)
-            await ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention)
-            # Left unacked, the task comes back after the ack wait and is recorded then.
-            done = await mesh.tasks.wait(tenant, task.id, timeout=15)
-        assert done.status.state is TaskState.COMPLETED
-        assert (done.metadata or {})["deliveries"] == 2
-    finally:
-        await client_bus.close()
-        await worker_bus.close()
+    async with working_job(settings, tenant, "unrecordable") as (mesh, task):
+        js = mesh.bus.jetstream()
+        caplog.set_level(logging.WARNING)
+        # The records are gone with NATS up: writing the outcome keeps failing.
+        await js.delete_stream(subjects.TASK_RECORDS_STREAM)
+        async with asyncio.timeout(15):
+            while "could not be recorded" not in caplog.text:
+                await asyncio.sleep(0.05)
+        await ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention)
+        # Left unacked, the task comes back after the ack wait and is recorded then.
+        done = await mesh.tasks.wait(tenant, task.id, timeout=15)
+    assert done.status.state is TaskState.COMPLETED
+    assert (done.metadata or {})["deliveries"] == 2
     gc.collect()
     unrecorded = [r for r in caplog.records if "could not be recorded" in r.getMessage()]
     assert len(unrecorded) == 1, [r.getMessage() for r in unrecorded]
@@ -171,31 +179,20 @@ async def test_an_end_is_stored_by_its_own_attempt_when_jetstream_is_back_within
     # A long ack wait, as in production: a redelivery would come only after it.
     settings = outage_settings(own_server.url).model_copy(update={"task_ack_wait": 10.0})
     tenant = "t-patient"
-    worker_bus = await Bus.connect(settings, name="patient-worker")
-    client_bus = await Bus.connect(settings, name="patient-client")
-    try:
-        mesh = await Mesh.open(client_bus, settings)
-        js = client_bus.jetstream()
-        async with AgentRuntime(jobs, worker_bus, settings):
-            task = await mesh.tasks.submit(tenant, "jobs", "work", Job(n=1, seconds=0.5))
-            async with asyncio.timeout(10):
-                while (await mesh.tasks.get(tenant, task.id)).status.state is not TaskState.WORKING:
-                    await asyncio.sleep(0.02)
-            caplog.set_level(logging.WARNING)
-            # The events stream is away for 7 s with NATS up, as on a server still loading its
-            # streams: longer than eight quick attempts take, shorter than the ack wait.
-            await js.delete_stream(subjects.EVENTS_STREAM)
-            await asyncio.sleep(7)
-            await ensure(js, settings)
-            done = await mesh.tasks.wait(tenant, task.id, timeout=10)
-            async with asyncio.timeout(10):
-                while not (await stored_completions(mesh, tenant))[task.id]:
-                    await asyncio.sleep(0.1)
-        assert done.status.state is TaskState.COMPLETED
-        # Stored by the attempt that ran it, not by a redelivery an ack wait later.
-        assert (done.metadata or {})["deliveries"] == 1
-    finally:
-        await client_bus.close()
-        await worker_bus.close()
+    async with working_job(settings, tenant, "patient") as (mesh, task):
+        js = mesh.bus.jetstream()
+        caplog.set_level(logging.WARNING)
+        # The events stream is away for 7 s with NATS up, as on a server still loading its
+        # streams: longer than eight quick attempts take, shorter than the ack wait.
+        await js.delete_stream(subjects.EVENTS_STREAM)
+        await asyncio.sleep(7)
+        await ensure(js, settings)
+        done = await mesh.tasks.wait(tenant, task.id, timeout=10)
+        async with asyncio.timeout(10):
+            while not (await stored_completions(mesh, tenant))[task.id]:
+                await asyncio.sleep(0.1)
+    assert done.status.state is TaskState.COMPLETED
+    # Stored by the attempt that ran it, not by a redelivery an ack wait later.
+    assert (done.metadata or {})["deliveries"] == 1
     assert "could not be recorded" not in caplog.text
     assert "trying again once it is back" in caplog.text

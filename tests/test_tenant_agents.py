@@ -24,9 +24,8 @@ from agents.runtime import AgentRuntime
 from agents.settings import AgentSettings
 from bus import Bus, EmbeddedNats, new_id
 from gateway.a2a.cards import TENANT_EXTENSION
-from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings
-from tests.gateway_server import serve_gateway
+from tests.gateway_server import api_keys, serve_gateway
 from tests.redis_server import RedisServer
 from tests.test_a2a_endpoint import BINDINGS, send, send_request
 from tests.zoo import echo
@@ -78,9 +77,8 @@ async def gateway(nats_server: EmbeddedNats, redis_server: RedisServer) -> Async
         gateway_key_cache=0,
     )
     agent_settings = AgentSettings(_env_file=None, nats_url=nats_server.url, heartbeat_interval=0.5)  # type: ignore[call-arg]
+    made = await api_keys(nats_server.url, ACME, GLOBEX)
     bus = await Bus.connect(agent_settings)
-    keys = await ApiKeys.open(bus)
-    made = {tenant: (await keys.create(tenant))[0] for tenant in (ACME, GLOBEX)}
     try:
         async with (
             AgentRuntime(echo, bus, agent_settings),
