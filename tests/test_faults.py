@@ -26,9 +26,8 @@ from agents.history import ConversationHistory
 from agents.payloads import to_message
 from agents.redisstore import RedisStore
 from bus import Bus, EmbeddedNats, Role, Task, TaskState
-from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings, TenantLimits
-from tests.gateway_server import serve_gateway
+from tests.gateway_server import api_keys, serve_gateway
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_processes
 from tests.redis_server import RedisServer
@@ -246,9 +245,7 @@ async def test_a_redis_outage_under_conversation_load_loses_no_turn_and_fails_no
             gateway_tenant_limits={tenant: TenantLimits(rate=1000, burst=1000)},
         )
         env = {"HIVEWIRE_REDIS_URL": redis.url, "HIVEWIRE_LLM_BASE_URL": openai_server.url}
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        key = (await (await ApiKeys.open(bus)).create(tenant))[0]
-        await bus.close()
+        key = (await api_keys(nats_server.url, tenant))[tenant]
         async with (
             agent_processes(nats_server.url, ("tests.zoo:assistant", env)),
             serve_gateway(settings) as url,

@@ -12,11 +12,9 @@ import msgspec
 import pytest
 
 from agents import Mesh
-from agents.settings import AgentSettings
 from bus import EmbeddedNats, new_id
-from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings, TenantLimits
-from tests.gateway_server import serve_gateway
+from tests.gateway_server import api_keys, serve_gateway
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_process, hivewire
 from tests.redis_server import RedisServer
@@ -56,13 +54,7 @@ async def gateway(
         agent_process(nats_server.url, "tests.zoo:assistant", **env),
         serve_gateway(settings) as url,
     ):
-        from bus.client import Bus
-
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        keys = await ApiKeys.open(bus)
-        made = {tenant: (await keys.create(tenant))[0] for tenant in ("acme", "globex", f"slow{RUN}")}
-        await bus.close()
-        yield Gateway(url, made, settings)
+        yield Gateway(url, await api_keys(nats_server.url, "acme", "globex", f"slow{RUN}"), settings)
 
 
 def _problem(response: httpx.Response, status: int) -> dict[str, Any]:

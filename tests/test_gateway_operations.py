@@ -16,14 +16,11 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 
 from agents.redisstore import RedisStore
-from agents.settings import AgentSettings
 from bus import EmbeddedNats, new_id
-from bus.client import Bus
 from bus.telemetry import Telemetry
-from gateway.keys import ApiKeys
 from gateway.limits import RateLimiter, TokenBudget, UsageMeter
 from gateway.settings import GatewaySettings, TenantLimits
-from tests.gateway_server import free_port, serve_gateway
+from tests.gateway_server import api_keys, free_port, serve_gateway
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_process
 from tests.redis_server import RedisServer
@@ -61,11 +58,7 @@ async def traced(
         agent_process(nats_server.url, "tests.zoo:assistant", **env),
         serve_gateway(settings, telemetry) as url,
     ):
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        keys = await ApiKeys.open(bus)
-        acme = (await keys.create("acme"))[0]
-        await bus.close()
-        yield url, acme, exporter, telemetry
+        yield url, (await api_keys(nats_server.url, "acme"))["acme"], exporter, telemetry
     meter_provider.shutdown()
     tracer_provider.shutdown()
 
@@ -107,9 +100,7 @@ async def test_a_tenant_over_its_daily_token_budget_gets_429(
     traced: tuple[str, str, InMemorySpanExporter, Telemetry], nats_server: EmbeddedNats
 ) -> None:
     url, _, _, _ = traced
-    bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-    key = (await (await ApiKeys.open(bus)).create(f"thrifty{RUN}"))[0]
-    await bus.close()
+    key = (await api_keys(nats_server.url, f"thrifty{RUN}"))[f"thrifty{RUN}"]
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
         cid = (await client.post("/v1/conversations")).json()["id"]
         first = await client.post(f"/v1/conversations/{cid}/messages", json={"text": "spend some tokens"})

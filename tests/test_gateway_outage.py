@@ -12,11 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats, new_id
-from gateway.keys import ApiKeys
+from bus import EmbeddedNats, new_id
 from gateway.settings import GatewaySettings
-from tests.gateway_server import serve_gateway
+from tests.gateway_server import api_keys, serve_gateway
 from tests.processes import agent_process
 from tests.redis_server import RedisServer
 
@@ -50,9 +48,7 @@ async def test_the_gateway_answers_503_while_nats_is_down_and_recovers_without_a
             heartbeat_interval=HEARTBEAT,
             **QUICK_RECONNECT,
         )
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats.url))  # type: ignore[call-arg]
-        key = (await (await ApiKeys.open(bus)).create("acme"))[0]
-        await bus.close()
+        key = (await api_keys(nats.url, "acme"))["acme"]
         agent_env = {
             "HIVEWIRE_HEARTBEAT_INTERVAL": str(HEARTBEAT),
             "HIVEWIRE_NATS_RECONNECT_WAIT": "0.2",

@@ -33,11 +33,10 @@ from agents import AgentRuntime
 from agents.settings import AgentSettings
 from bus import Bus, EmbeddedNats, new_id
 from bus.logs import JsonFormatter, bind
-from gateway.keys import ApiKeys
 from gateway.uplogs import child_logs
 from gateway.waterfall import render
 from tests import metric_names, zoo
-from tests.gateway_server import free_port
+from tests.gateway_server import api_keys, free_port
 from tests.openai_server import OpenAIServer
 from tests.processes import AGENT_ENV, AgentProcess, agent_process, gateway_process
 from tests.redis_server import RedisServer
@@ -86,12 +85,7 @@ async def observed(
     port = free_port()
     # The keys exist before the gateway starts: one made after may reach its key watcher after
     # the first request does (a 401 on a loaded machine).
-    bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-    try:
-        keys = await ApiKeys.open(bus)
-        made = {tenant: (await keys.create(tenant))[0] for tenant in (TENANT, SLOW, BROKE)}
-    finally:
-        await bus.close()
+    made = await api_keys(nats_server.url, TENANT, SLOW, BROKE)
     with log.open("wb") as stderr, gateway_log.open("wb") as gateway_stderr:
         async with contextlib.AsyncExitStack() as stack:
             # Started together: each takes a few seconds to import and connect.

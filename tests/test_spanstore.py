@@ -10,12 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from agents.settings import AgentSettings
 from bus import EmbeddedNats, TelemetrySettings, new_id, start_telemetry
-from bus.client import Bus
-from gateway.keys import ApiKeys
 from gateway.settings import GatewaySettings
-from tests.gateway_server import serve_gateway
+from tests.gateway_server import api_keys, serve_gateway
 from tests.processes import agent_process
 
 TENANTS = (f"spans{new_id()[:6]}", f"other{new_id()[:6]}")
@@ -41,11 +38,7 @@ async def traced(nats_server: EmbeddedNats) -> AsyncIterator[tuple[str, dict[str
             agent_process(nats_server.url, "tests.zoo:echo", **env),
             serve_gateway(settings, telemetry) as url,
         ):
-            bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-            keys = await ApiKeys.open(bus)
-            made = {tenant: (await keys.create(tenant))[0] for tenant in TENANTS}
-            await bus.close()
-            yield url, made
+            yield url, await api_keys(nats_server.url, *TENANTS)
     finally:
         await telemetry.aclose()
 

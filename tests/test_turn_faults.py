@@ -18,10 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agents.settings import AgentSettings
-from bus import Bus, EmbeddedNats
-from gateway.keys import ApiKeys
-from tests.gateway_server import free_port
+from bus import EmbeddedNats
+from tests.gateway_server import api_keys, free_port
 from tests.processes import AgentProcess, agent_processes, gateway_process
 from tests.redis_server import RedisServer
 
@@ -186,9 +184,7 @@ async def mesh(nats_server: EmbeddedNats, redis_server: RedisServer) -> AsyncIte
         agent_processes(nats_server.url, ("tests.zoo:teller", env), ("tests.zoo:teller", env)) as replicas,
         gateway_process(nats_server.url, port, **env),
     ):
-        bus = await Bus.connect(AgentSettings(_env_file=None, nats_url=nats_server.url))  # type: ignore[call-arg]
-        key, _ = await (await ApiKeys.open(bus)).create("faults")
-        await bus.close()
+        key = (await api_keys(nats_server.url, "faults"))["faults"]
         yield Mesh(nats_server.url, env, key, replicas, f"http://127.0.0.1:{port}")
 
 
