@@ -37,6 +37,7 @@ from gateway.uplogs import child_logs
 from gateway.waterfall import render
 from tests import metric_names, zoo
 from tests.gateway_server import api_keys, free_port
+from tests.metric_points import agent_points
 from tests.openai_server import OpenAIServer
 from tests.processes import AGENT_ENV, AgentProcess, agent_process, gateway_process
 from tests.redis_server import RedisServer
@@ -506,31 +507,19 @@ async def test_agents_sharing_a_process_each_report_their_backlog_and_keep_their
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     bus = await Bus.connect(agent_settings, meter_provider=provider)
-
-    def points(name: str) -> dict[str, float]:
-        data = reader.get_metrics_data()
-        return {
-            str(dict(point.attributes or {}).get("agent")): point.value  # type: ignore[union-attr]
-            for rm in (data.resource_metrics if data else [])
-            for sm in rm.scope_metrics
-            for metric in sm.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        }
-
     try:
         async with AgentRuntime(zoo.echo, bus, agent_settings):
             async with AgentRuntime(zoo.jobs, bus, agent_settings):
                 for _ in range(50):  # the first read is made as the runtime starts
-                    if set(points("hivewire.tasks.consumer.lag")) == {"echo", "jobs"}:
+                    if set(agent_points(reader, "hivewire.tasks.consumer.lag")) == {"echo", "jobs"}:
                         break
                     await asyncio.sleep(0.05)
-                assert set(points("hivewire.tasks.consumer.lag")) == {"echo", "jobs"}
-                assert set(points("hivewire.tasks.queue.depth")) == {"echo", "jobs"}
-                assert points("hivewire.nats.connected") == {"None": 1}
+                assert set(agent_points(reader, "hivewire.tasks.consumer.lag")) == {"echo", "jobs"}
+                assert set(agent_points(reader, "hivewire.tasks.queue.depth")) == {"echo", "jobs"}
+                assert agent_points(reader, "hivewire.nats.connected") == {"None": 1}
             # The stopped one is no longer observed; the other still is.
-            assert set(points("hivewire.tasks.consumer.lag")) == {"echo"}
-            assert set(points("hivewire.tasks.dead_lettered")) == {"echo", "jobs"}
+            assert set(agent_points(reader, "hivewire.tasks.consumer.lag")) == {"echo"}
+            assert set(agent_points(reader, "hivewire.tasks.dead_lettered")) == {"echo", "jobs"}
     finally:
         await bus.close()
-    assert points("hivewire.tasks.consumer.lag") == {}
+    assert agent_points(reader, "hivewire.tasks.consumer.lag") == {}

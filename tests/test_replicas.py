@@ -21,6 +21,7 @@ from agents.registry import Heartbeat, Load
 from bus import Bus, new_id
 from gateway.replicas import AgentReplicas
 from tests import zoo
+from tests.metric_points import agent_points
 
 
 def _named(prefix: str) -> str:
@@ -50,15 +51,7 @@ async def reader(mesh: Mesh) -> AsyncIterator[tuple[InMemoryMetricReader, MeterP
 
 
 def _points(reader: InMemoryMetricReader) -> dict[str, float]:
-    data = reader.get_metrics_data()
-    return {
-        str(dict(point.attributes or {}).get("agent")): point.value  # type: ignore[union-attr]
-        for rm in (data.resource_metrics if data else [])
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-        if metric.name == "hivewire.mesh.agent.replicas"
-        for point in metric.data.data_points
-    }
+    return agent_points(reader, "hivewire.mesh.agent.replicas")
 
 
 async def test_an_agent_that_loses_its_last_replica_is_reported_with_zero_until_forgotten(
