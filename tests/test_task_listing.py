@@ -129,7 +129,9 @@ async def test_a_queued_task_is_listed_once_as_it_runs_and_completes(
     nats_server: EmbeddedNats, mesh: Mesh
 ) -> None:
     tenant = f"queued{RUN}"
-    task = await mesh.tasks.submit(tenant, "jobs", "pause", 0.6)
+    # Long enough that the record is seen working on a loaded machine (it is recorded as working
+    # only once the task has run for a moment): a listing can take a while there.
+    task = await mesh.tasks.submit(tenant, "jobs", "pause", 2.0)
     before = await mesh.tasks.list(tenant)
     async with agent_process(nats_server.url, "tests.zoo:jobs"):
         for _ in range(100):  # running, recorded as working: the record is listed, not the message
