@@ -10,6 +10,7 @@ import pytest
 
 from agents import AgentSettings, Mesh
 from bus import Bus, EmbeddedNats, NatsSettings
+from tests.hangs import reporting_hangs
 from tests.openai_server import OpenAIServer
 from tests.processes import AGENT_ENV
 from tests.redis_server import RedisServer
@@ -24,6 +25,15 @@ def _root_logging_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _hangs_reported(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that runs into its timeout prints its event loop's tasks first (see :mod:`tests.hangs`)."""
+    marker = request.node.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout"))
+    with reporting_hangs(timeout):
+        yield
 
 
 @pytest.fixture(scope="session")
