@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shlex
-import shutil
 import signal
 import socket
 import sys
@@ -32,61 +30,25 @@ from typing import Any
 import uvloop
 from pydantic import ValidationError
 
-import knowledge
 from agents.errors import LocalModelError
 from agents.llm.local import LocalModelSettings, default_threads, resolve
 from agents.mesh import Mesh
-from agents.research.settings import CORPUS
 from bus import local
 from bus.children import die_with_parent
 from bus.client import Bus
 from bus.embedded import EmbeddedNats
 from bus.settings import describe_error
 from gateway import localmodel
+from gateway.apps import APPS, App
 from gateway.keys import ApiKeys
 from gateway.local import TENANT
 from gateway.settings import GatewaySettings
 from gateway.supervise import Child, describe_exit, stop_all, supervise
+from gateway.upbanner import banner, watching
 from gateway.uplogs import ChildLogs, child_logs
 from knowledge.messages import IngestReply, IngestRequest
 
-__all__ = ["APPS", "App", "run"]
-SAMPLES = Path(knowledge.__file__).parent / "samples" / "support"
-KNOWLEDGE = "knowledge.agent:knowledge"
-
-
-@dataclass(frozen=True)
-class App:
-    """An application ``hivewire up --app NAME`` runs: its agents, its entry skill, its samples."""
-
-    agents: tuple[tuple[str, int], ...]  # (MODULE:ATTR, replicas)
-    entry: tuple[str, str]  # the agent and skill a conversation talks to
-    samples: Path  # Markdown documents ingested into ``kb``
-    kb: str | None  # the knowledge base (None: the knowledge agent's default)
-    example: str
-
-
-APPS = {
-    "desk": App(
-        agents=((KNOWLEDGE, 1), ("agents.desk.triage:triage", 1), ("agents.desk.answer:answer", 1)),
-        entry=("triage", "chat"),
-        samples=SAMPLES,
-        kb=None,
-        example="How do I reset my password?",
-    ),
-    "research": App(
-        agents=(
-            (KNOWLEDGE, 1),
-            ("agents.research.planner:planner", 1),
-            ("agents.research.analyst:analyst", 2),
-            ("agents.research.writer:writer", 1),
-        ),
-        entry=("planner", "chat"),
-        samples=CORPUS,
-        kb="research",
-        example="Assess the market for heat pumps in the Nordics",
-    ),
-}
+__all__ = ["run"]
 
 
 def _apps(args: argparse.Namespace) -> list[App]:
@@ -357,9 +319,7 @@ async def _start(args: argparse.Namespace, settings: GatewaySettings, started: _
             data_dir=str(data_dir.resolve()),
         ),
     )
-    _banner(
-        base, key, state, time.monotonic() - began, apps, children, model, watch=_watching(base, children)
-    )
+    banner(base, key, state, time.monotonic() - began, apps, children, model, watch=watching(base, children))
     return None
 
 
@@ -417,98 +377,6 @@ async def _ingest_samples(mesh: Mesh, app: App) -> None:
         added += reply.added
     kind = "articles" if app.kb is None else f"{app.kb} documents"
     _say(f"Knowledge {len(files)} {kind}, {added} new passages")
-
-
-def _banner(
-    base: str,
-    key: str,
-    state: Path,
-    seconds: float,
-    apps: list[App],
-    children: list[_Child],
-    model: localmodel.LocalModel | None = None,
-    *,
-    watch: str = "",
-) -> None:
-    counts: dict[str, int] = {}
-    for child in children:
-        counts[child.name] = counts.get(child.name, 0) + 1
-    names = [
-        "the model" if name == "model" else f"{name} (x{n})" if n > 1 else name
-        for name, n in counts.items()
-        if name != "gateway"
-    ]
-    example = apps[0].example
-    # The first app's agent is the gateway's default; the research planner is named all the same.
-    hivewire = command()
-    asks = "\n".join(
-        f"  {hivewire} ask "
-        + ("" if n == 0 and app.entry[0] == "triage" else f"--agent {app.entry[0]} ")
-        + f'"{app.example}"'
-        for n, app in enumerate(apps)
-    )
-    # The state file is where commands look (by default .hivewire/up.json of the folder they run in).
-    finds = "" if state.parent == local.DATA_DIR else f" with HIVEWIRE_DATA_DIR={state.parent}"
-    running = ""
-    if model is not None:
-        running = f"\n  Model     {model.info.name} (llama.cpp, {model.tokens_per_second:.0f} tokens/s)"
-    _say(
-        f"""
-Hivewire is up ({seconds:.0f} s): NATS, {", ".join(names)} and the gateway, one process each.
-
-  Console   {base}/   (sign in with the key below: chat, hand-offs, tasks, traces, usage)
-  Gateway   {base}   (API docs: {base}/docs)
-  API key   {key}   (tenant {TENANT!r}; also in {state}){running}
-{watch}
-Ask from this machine:
-{asks}
-
-or over HTTP:
-  curl -s -XPOST {base}/v1/conversations -H "Authorization: Bearer {key}"
-  curl -N {base}/v1/conversations/<id>/messages -H "Authorization: Bearer {key}" \\
-       -H "Content-Type: application/json" -H "Accept: text/event-stream" \\
-       -d '{{"text": "{example}"}}'
-
-Add an agent (see the README); every hivewire command run here{finds} finds this mesh:
-  {hivewire} agent run greeter.py:agent
-
-Ctrl-C stops everything."""
-    )
-
-
-def command(script: str | None = None, cwd: Path | None = None) -> str:
-    """How to run ``hivewire`` from the folder ``up`` was started in: the executable it was started as
-    (``script``, by default ``sys.argv[0]``), relative to that folder when it is inside it
-    (``.venv/bin/hivewire`` on a fresh clone), plain ``hivewire`` when that is what the shell finds."""
-    started = Path(script if script is not None else sys.argv[0])
-    if started.name != "hivewire":  # run as `python -m ...` or in-process: the script beside this Python
-        started = Path(sys.executable).with_name("hivewire")
-    here = Path(os.path.abspath(cwd or Path.cwd()))
-    started = Path(os.path.abspath(here / started))
-    found = shutil.which("hivewire")
-    if found is not None and Path(os.path.abspath(found)) == started:
-        return "hivewire"
-    try:
-        return shlex.quote(str(started.relative_to(here)))
-    except ValueError:
-        return shlex.quote(str(started))
-
-
-def _watching(base: str, children: list[_Child]) -> str:
-    """Where to see the mesh at work: every process's /metrics, and where a turn's spans go."""
-    served = [(child.name, child.metrics) for child in children if child.metrics]
-    metrics = f"  Metrics   gateway   {base}/metrics\n" + "".join(
-        f"            {name.ljust(9)} {url}\n" for name, url in served
-    )
-    exporters = os.environ.get("OTEL_TRACES_EXPORTER") or "hivewire"
-    if "hivewire" in exporters:
-        traces = (
-            "  Traces    every turn's spans are kept on the bus: the console's Traces page, or\n"
-            f"            {command()} traces <trace id>   (`hivewire ask` prints a turn's id)\n"
-        )
-    else:
-        traces = f"  Traces    sent as OTEL_TRACES_EXPORTER={exporters} says (not kept on the bus)\n"
-    return metrics + traces
 
 
 async def _drain_logs(children: list[_Child], grace: float = 2.0) -> None:

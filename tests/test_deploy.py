@@ -38,7 +38,7 @@ from cryptography.x509.oid import NameOID
 from agents import AgentRuntime, AgentSettings, Mesh
 from bus import AuthError, Bus, ConnectError, EmbeddedNats, subjects
 from bus.embedded import find_nats_server
-from gateway.up import APPS
+from gateway.apps import APPS
 from knowledge.agent import SearchReply, SearchRequest
 from tests import metric_names
 from tests.processes import AGENT_ENV, agent_process

@@ -29,8 +29,8 @@ import pytest
 
 from bus import EmbeddedNats, local
 from bus.cli import main
+from gateway.apps import APPS
 from gateway.settings import GatewaySettings
-from gateway.up import APPS
 from tests import shell_examples
 from tests.gateway_server import free_port
 from tests.redis_server import RedisServer

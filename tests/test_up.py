@@ -238,7 +238,7 @@ async def test_ctrl_c_stops_every_component(running: RunningMesh) -> None:
 def test_the_banner_names_hivewire_as_it_can_be_run_from_where_up_was_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.up import command
+    from gateway.upbanner import command
 
     clone = tmp_path / "my clone"
     script = clone / ".venv" / "bin" / "hivewire"
