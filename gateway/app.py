@@ -41,7 +41,7 @@ from gateway.handoffs import HandoffQueue
 from gateway.http import HeaderLimit, json_response
 from gateway.index import ConversationIndex
 from gateway.keys import ApiKeys
-from gateway.limits import RateLimiter, TokenBudget, UsageMeter
+from gateway.limits import RateLimiter, TokenBudget
 from gateway.mcp import McpEndpoint
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import openapi_document
@@ -53,6 +53,7 @@ from gateway.traces import TraceRoutes
 from gateway.tracing import ServerSpans
 from gateway.turn_records import TurnRecorder
 from gateway.turns import Conversations
+from gateway.usage import UsageMeter
 
 __all__ = ["Services", "create_app"]
 

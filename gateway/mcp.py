@@ -55,12 +55,12 @@ from bus.tracing import TENANT_ATTRIBUTE
 from gateway.discovery import live_agents
 from gateway.guard import Admitted, Guard
 from gateway.http import MAX_JSON_DEPTH, read_body, too_deep
-from gateway.limits import UsageMeter, spend_of
 from gateway.mcp_changes import ToolChanges
 from gateway.mcp_tools import SkillTool, parse_tool_name, skill_tools
 from gateway.problems import Problem, problem_response
 from gateway.replies import Reply
 from gateway.settings import GatewaySettings
+from gateway.usage import UsageMeter, spend_of
 
 __all__ = ["TOKEN_BUDGET_EXHAUSTED", "McpEndpoint"]
 

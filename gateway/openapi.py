@@ -21,7 +21,6 @@ from gateway.conversation_routes import ConversationPage, History, NewConversati
 from gateway.deadletters import DeadLetterPage, Replayed
 from gateway.handoffs import FlaggedConversation, PersonReply
 from gateway.http import MAX_MESSAGE_ID, MESSAGE_ID_PATTERN
-from gateway.limits import Usage, UsageHistory
 from gateway.openapi_a2a import a2a_components, a2a_paths
 from gateway.openapi_console import console_paths, page_paths
 from gateway.openapi_mcp import mcp_paths
@@ -37,6 +36,7 @@ from gateway.rest import AgentDetail, AgentSummary, Identity
 from gateway.skill_routes import SkillInput, SkillOutput, TaskPage
 from gateway.traces import Trace
 from gateway.turns import Conversation, Turn
+from gateway.usage import Usage, UsageHistory
 
 __all__ = ["ID_PATTERN", "base_document", "openapi_document"]
 

@@ -9,7 +9,6 @@ from agents.handoff import Handoff
 from bus.a2a import TaskState
 from bus.spanstore import SpanRecord
 from gateway.handoffs import FlaggedConversation
-from gateway.limits import UsageHistory, UsageHour
 from gateway.openapi_parts import (
     CID,
     CID_PARAM,
@@ -22,6 +21,7 @@ from gateway.openapi_parts import (
     ref,
 )
 from gateway.traces import Trace
+from gateway.usage import UsageHistory, UsageHour
 
 __all__ = ["console_paths", "page_paths"]
 

@@ -17,10 +17,10 @@ from gateway.discovery import live_agent, live_agents
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
 from gateway.http import int_param, json_response
-from gateway.limits import Usage, UsageMeter
 from gateway.settings import GatewaySettings
 from gateway.skill_routes import SkillRoutes
 from gateway.turns import Conversations
+from gateway.usage import Usage, UsageMeter
 
 __all__ = ["AgentDetail", "AgentSummary", "Identity", "RestApi"]
 

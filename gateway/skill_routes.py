@@ -26,10 +26,10 @@ from gateway.discovery import live_agent, reachable
 from gateway.events import event_name, sse_comment, sse_event, sse_response
 from gateway.guard import Admitted, Guard
 from gateway.http import MESSAGE_ID_PATTERN, check_message_id, int_param, json_response, read_json
-from gateway.limits import UsageMeter, spend_of
 from gateway.problems import Problem
 from gateway.replies import Reply, failed_event
 from gateway.settings import GatewaySettings
+from gateway.usage import UsageMeter, spend_of
 
 __all__ = ["SkillInput", "SkillOutput", "SkillRoutes", "TaskPage"]
 

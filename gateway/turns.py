@@ -33,11 +33,11 @@ from bus.a2a import Message, Part, Role, StreamResponse, Task, TaskState, new_id
 from gateway.discovery import reachable
 from gateway.index import RECORD as _RECORD
 from gateway.index import ConversationIndex, Cursor
-from gateway.limits import UsageMeter, spend_of
 from gateway.metrics import GatewayMetrics
 from gateway.problems import Problem
 from gateway.replies import Reply
 from gateway.tracing import current_trace_id
+from gateway.usage import UsageMeter, spend_of
 
 __all__ = ["HUMAN_KEY", "TRACE_KEY", "Conversation", "Conversations", "Turn", "ends"]
 

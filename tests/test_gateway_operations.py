@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry
 from agents.redisstore import RedisStore
 from bus import EmbeddedNats, new_id
 from bus.telemetry import Telemetry
-from gateway.limits import RateLimiter, TokenBudget, UsageMeter
+from gateway.limits import RateLimiter, TokenBudget
 from gateway.settings import GatewaySettings, TenantLimits
+from gateway.usage import UsageMeter
 from tests.gateway_server import api_keys, free_port, serve_gateway
 from tests.openai_server import OpenAIServer
 from tests.processes import agent_process

@@ -32,8 +32,8 @@ from gateway.a2a.push import PushConfigs, WebhookPolicy
 from gateway.a2a.rest import RestBinding
 from gateway.events import ConversationFeed
 from gateway.guard import Guard
-from gateway.limits import UsageMeter
 from gateway.settings import GatewaySettings
+from gateway.usage import UsageMeter
 
 __all__ = ["A2AEndpoint"]
 

@@ -39,8 +39,8 @@ from gateway.a2a.models import (
 from gateway.a2a.push import PushConfigs, WebhookPolicy
 from gateway.discovery import live_agent
 from gateway.events import ConversationFeed, Feed
-from gateway.limits import UsageMeter, spend_in
 from gateway.settings import GatewaySettings
+from gateway.usage import UsageMeter, spend_in
 
 __all__ = ["Event", "Operations"]
 
