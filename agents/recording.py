@@ -62,8 +62,9 @@ class Recorder:
         A record still running by then (a retry's note, or another replica's claim
         after a stall) is written over too, unless ``over_running`` is false: this
         attempt finished, so its outcome is the one recorded. A record already
-        ended is someone else's outcome (False). An outage is waited out, and the
-        record then tells whether the write went out after all.
+        ended is someone else's outcome (False). A record that is gone is made
+        anew with the outcome. An outage is waited out, and the record then tells
+        whether the write went out after all.
 
         Raises:
             Exception: one of :data:`~bus.outage.OUTAGES`, when writes still fail
@@ -80,7 +81,15 @@ class Recorder:
             if found is not None and found[0] is outcome:
                 return True
             if found is None:
-                return False
+                # The record is gone (past the task retention, or its bucket deleted): this
+                # attempt's outcome makes it anew rather than vanish with it.
+                async def create() -> int | None:
+                    return await self._records.create(tenant, outcome)
+
+                if await self.through_outages(create, outcome.id, "its outcome is recorded") is not None:
+                    log.warning("task %s: its record was gone; its outcome is recorded anew", outcome.id)
+                    return True
+                continue  # made meanwhile: read again
             if _same_outcome(found[0], outcome):
                 return True  # an earlier write whose confirmation the outage swallowed
             if found[0].status.state.terminal or not over_running:

@@ -170,6 +170,31 @@ async def test_an_outcome_that_cannot_be_recorded_is_logged_once_and_redelivered
 
 
 @pytest.mark.slow
+async def test_an_outcome_whose_record_is_gone_is_recorded_anew_not_dropped(
+    own_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agents.infrastructure import ensure_bucket
+    from bus import subjects
+
+    settings = outage_settings(own_server.url)
+    tenant = "t-gone"
+    async with working_job(settings, tenant, "gone") as (mesh, task):
+        js = mesh.bus.jetstream()
+        caplog.set_level(logging.WARNING)
+        # The records vanish while the job runs (as one past the task retention would) and the
+        # bucket is back, empty, before the job ends.
+        await js.delete_stream(subjects.TASK_RECORDS_STREAM)
+        await ensure_bucket(js, subjects.TASK_RECORDS_BUCKET, ttl=settings.task_retention)
+        async with asyncio.timeout(10):
+            while "recorded anew" not in caplog.text:
+                await asyncio.sleep(0.05)
+        done = await mesh.tasks.wait(tenant, task.id, timeout=10)
+    assert done.status.state is TaskState.COMPLETED
+    assert (done.metadata or {})["deliveries"] == 1  # by the attempt that ran it
+    assert "could not be recorded" not in caplog.text
+
+
+@pytest.mark.slow
 async def test_an_end_is_stored_by_its_own_attempt_when_jetstream_is_back_within_the_ack_wait(
     own_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
 ) -> None:
