@@ -31,7 +31,8 @@ from bus import subjects
 from bus.a2a import Message, Task
 from bus.client import Bus
 from bus.envelope import Envelope
-from bus.errors import ErrorCode, error_reply
+from bus.errors import ErrorCode
+from bus.frames import error_reply
 from bus.jetstream_fast import FastJetStream
 
 __all__ = [

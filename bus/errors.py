@@ -21,7 +21,6 @@ __all__ = [
     "RequestError",
     "RequestTimeout",
     "StreamBroken",
-    "error_reply",
 ]
 
 
@@ -159,29 +158,3 @@ class Disconnected(BusError):
     def __init__(self, subject: str) -> None:
         self.subject = subject
         super().__init__(f"cannot send on {subject!r}: disconnected from NATS and the buffer is full")
-
-
-def error_reply(exc: Exception) -> tuple[str, str]:
-    """The code and message a handler's failure is answered with.
-
-    A :class:`RemoteError` keeps its code (an error from further down the chain
-    travels back as it was). A call of the handler's own that found nobody
-    serving its subject (the agent it needs has no live replica, a restart say),
-    or could not reach NATS, is ``unavailable``: the caller may try again. A call
-    of its own that timed out is ``deadline_exceeded``. A name that cannot be a
-    subject token is ``bad_request``. Anything else is ``internal``: a bug of
-    the handler, logged with its traceback where it happened.
-    """
-    match exc:
-        case RemoteError():
-            return exc.code, exc.message
-        case InvalidSubjectToken():
-            return ErrorCode.BAD_REQUEST, str(exc)
-        case NoResponders():
-            return ErrorCode.UNAVAILABLE, f"{exc}: what it serves has no live replica right now"
-        case NotConnected() | Disconnected() | BusClosed():
-            return ErrorCode.UNAVAILABLE, f"the message bus is unavailable: {exc}"
-        case RequestTimeout():
-            return ErrorCode.DEADLINE_EXCEEDED, str(exc)
-        case _:
-            return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"

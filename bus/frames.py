@@ -15,11 +15,22 @@ from typing import TypeVar
 import msgspec
 from nats.aio.msg import Msg
 
+from bus import subjects
 from bus.codec import Codec
 from bus.envelope import Header
-from bus.errors import ErrorCode, MalformedPayload, NoResponders, RemoteError, RequestTimeout
+from bus.errors import (
+    BusClosed,
+    Disconnected,
+    ErrorCode,
+    InvalidSubjectToken,
+    MalformedPayload,
+    NoResponders,
+    NotConnected,
+    RemoteError,
+    RequestTimeout,
+)
 
-__all__ = ["ErrorBody", "FrameKind", "error_headers", "raise_if_error", "read_reply"]
+__all__ = ["ErrorBody", "FrameKind", "error_headers", "error_reply", "raise_if_error", "read_reply"]
 
 T = TypeVar("T")
 
@@ -88,3 +99,37 @@ def read_reply(msg: Msg, subject: str, reply_type: type[T], codec: Codec, timeou
     """
     raise_if_error(msg, subject, codec, timeout)
     return codec.decode(msg.data, reply_type)
+
+
+def error_reply(exc: Exception) -> tuple[str, str]:
+    """The code and message a handler's failure is answered with.
+
+    A :class:`RemoteError` keeps its code (an error from further down the chain
+    travels back as it was). A call of the handler's own that found nobody
+    serving its subject (the agent it needs has no live replica, a restart say),
+    or could not reach NATS, is ``unavailable``: the caller may try again. A call
+    of its own that timed out is ``deadline_exceeded``. A name that cannot be a
+    subject token is ``bad_request``. Anything else is ``internal``: a bug of
+    the handler, logged with its traceback where it happened.
+    """
+    match exc:
+        case RemoteError():
+            return exc.code, exc.message
+        case InvalidSubjectToken():
+            return ErrorCode.BAD_REQUEST, str(exc)
+        case NoResponders():
+            return ErrorCode.UNAVAILABLE, _nobody_serves(exc.subject)
+        case NotConnected() | Disconnected() | BusClosed():
+            return ErrorCode.UNAVAILABLE, f"the message bus is unavailable: {exc}"
+        case RequestTimeout():
+            return ErrorCode.DEADLINE_EXCEEDED, str(exc)
+        case _:
+            return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def _nobody_serves(subject: str) -> str:
+    try:
+        route = subjects.parse_agent_request(subject)
+    except InvalidSubjectToken:
+        return f"nobody serves {subject!r} right now"
+    return f"agent {route.agent!r} has no live replica serving {route.skill!r} right now ({subject})"

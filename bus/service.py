@@ -21,8 +21,8 @@ from opentelemetry.trace import INVALID_SPAN, Span
 from bus.codec import Codec, malformed
 from bus.deadlines import Deadlines
 from bus.envelope import Envelope, Header
-from bus.errors import BusClosed, ErrorCode, MalformedPayload, error_reply
-from bus.frames import ErrorBody, FrameKind
+from bus.errors import BusClosed, ErrorCode, MalformedPayload
+from bus.frames import ErrorBody, FrameKind, error_reply
 from bus.tracing import BusTelemetry
 
 __all__ = ["Request", "Service", "ServiceStats"]

@@ -80,7 +80,8 @@ async def test_a_skill_whose_callee_has_no_replica_fails_unavailable_not_interna
         await mesh.caller("acme").call("echo", "ask_absent", "hi")
     # The caller may try again once "absent" is back: not a bug of echo's.
     assert caught.value.code == ErrorCode.UNAVAILABLE
-    assert "no responders on 'hw.acme.agent.absent.ping'" in caught.value.message
+    expected = "agent 'absent' has no live replica serving 'ping' right now (hw.acme.agent.absent.ping)"
+    assert caught.value.message == expected
 
 
 async def test_a_handlers_typed_error_reaches_the_caller_with_its_code(mesh: Mesh) -> None:

@@ -179,7 +179,7 @@ async def test_a_skill_whose_callee_has_no_replica_gets_503_to_try_again(gateway
         response = await client.post("/v1/agents/echo/skills/ask_absent", json={"input": "hi"})
     problem = _problem(response, 503)
     assert problem["type"].endswith("/unavailable")
-    assert "'hw.globex.agent.absent.ping'" in problem["detail"]
+    assert problem["detail"].startswith("agent 'absent' has no live replica serving 'ping'")
     assert problem["code"] == "unavailable"
     assert response.headers["Retry-After"] == "1"
 
