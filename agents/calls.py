@@ -74,11 +74,15 @@ class Caller:
         deadline: float | None = None,
         hops: int = 0,
         max_hops: int = 8,
+        task_id: str | None = None,
     ) -> None:
         """Args:
         bus: the connection.
         tenant: on whose behalf the calls are made.
         context_id: the conversation the calls belong to (a new one if ``None``).
+        task_id: the task the calls work for (a skill's calls: its own), so what the agents
+            called stream to the conversation belongs to that task, as a client following it
+            expects; ``None``: each callee names its own.
         deadline: ``time.monotonic()`` after which no call may still run.
         hops: the hop count the calls carry (0 from outside the mesh).
         max_hops: the hop limit.
@@ -89,6 +93,7 @@ class Caller:
         self.deadline = deadline
         self.hops = hops
         self.max_hops = max_hops
+        self.task_id = task_id
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or ``None`` without one."""
@@ -114,7 +119,7 @@ class Caller:
         """
         subject = subjects.agent_request(self.tenant, agent, skill)
         envelope = self._envelope(f"{agent}.{skill}")
-        message = to_message(input, role=Role.USER, context_id=self.context_id)
+        message = to_message(input, role=Role.USER, context_id=self.context_id, task_id=self.task_id)
         reply = await self.bus.request(
             subject, message, Message, envelope=envelope, timeout=self._wait(timeout)
         )
@@ -130,7 +135,7 @@ class Caller:
         """
         subject = subjects.agent_request(self.tenant, agent, skill)
         envelope = self._envelope(f"{agent}.{skill}")
-        message = to_message(input, role=Role.USER, context_id=self.context_id)
+        message = to_message(input, role=Role.USER, context_id=self.context_id, task_id=self.task_id)
         return self.bus.stream(
             subject, message, StreamResponse, envelope=envelope, timeout=self._wait(timeout)
         )

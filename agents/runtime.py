@@ -342,6 +342,7 @@ class AgentRuntime:
                 deadline=envelope.deadline,
                 hops=envelope.hops + 1,
                 max_hops=limit,
+                task_id=task_id,
             ),
             events=self._events,
             state=ConversationState(self._infra.state, self._bus.codec, tenant=tenant, context_id=context_id),

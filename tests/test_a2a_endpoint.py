@@ -208,6 +208,16 @@ async def test_a_streamed_message_sends_the_task_then_its_events_to_the_end(
     assert {e.status_update.task_id for e in events if e.HasField("status_update")} == {events[0].task.id}
 
 
+async def test_a_streamed_message_carries_what_the_agents_it_calls_stream(gateway: Gateway) -> None:
+    async with a2a_client(gateway.url, gateway.keys["acme"], "echo", streaming=True) as c:
+        events = [event async for event in c.send_message(send_request("mesh", "spell_via"))]
+    # spell_via asks spell (another call, possibly another replica): its letters are this task's.
+    chunks = [e.artifact_update.artifact.parts[0].text for e in events if e.HasField("artifact_update")]
+    assert chunks == ["m", "e", "s", "h"]
+    assert {e.artifact_update.task_id for e in events if e.HasField("artifact_update")} == {events[0].task.id}
+    assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+
+
 @pytest.mark.parametrize(("binding", "tenant"), [("JSONRPC", "list"), ("HTTP+JSON", "listrest")])
 async def test_tasks_are_listed_newest_first_in_pages_with_filters(
     gateway: Gateway, binding: str, tenant: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 import pytest
 
 from agents import AgentSettings, Call, Failed, HopLimitExceeded, Mesh, Ok
@@ -193,6 +194,19 @@ async def test_shared_state_is_one_blackboard_per_conversation(mesh: Mesh) -> No
     assert stored.value == Counter(value=10)
     assert await state.keys() == ["visits"]
     assert await mesh.state("other-tenant", "board-1").get("visits", Counter) is None
+
+
+async def test_what_a_callee_streams_belongs_to_the_task_of_the_skill_that_called_it(mesh: Mesh) -> None:
+    received: list[StreamResponse] = []
+    async with hearing(mesh, subjects.conversation_events("acme", "conv-spell"), received.append):
+        task = await mesh.tasks.submit("acme", "echo", "spell_via", "abc", context_id="conv-spell")
+        done = await mesh.tasks.wait("acme", task.id, timeout=10)
+        await asyncio.sleep(0.2)
+    assert done.status.state is TaskState.COMPLETED
+    letters = [e.artifact_update for e in received if not isinstance(e.artifact_update, msgspec.UnsetType)]
+    # A client following the task (A2A's SendStreamingMessage, say) sees the letters stream.
+    assert [u.artifact.parts[0].text for u in letters] == ["a", "b", "c"]
+    assert {u.task_id for u in letters} == {task.id}
 
 
 async def test_status_updates_go_to_the_conversation_event_subject(mesh: Mesh) -> None:

@@ -91,6 +91,20 @@ async def remaining_downstream(ctx: Context, text: str) -> float:
 
 
 @echo.skill
+async def spell(ctx: Context, text: str) -> str:
+    """Stream ``text`` to the conversation letter by letter (a callee's progress), then return it."""
+    for letter in text:
+        await ctx.emit_chunk(letter)
+    return text
+
+
+@echo.skill
+async def spell_via(ctx: Context, text: str) -> str:
+    """Have ``spell`` stream ``text`` (a hop): its letters belong to this call's task."""
+    return await ctx.call("echo", "spell", text, str)
+
+
+@echo.skill
 async def ask_absent(ctx: Context, text: str) -> str:
     """Call an agent that has no live replica: the failure is the callee's absence, not a bug here."""
     return await ctx.call("absent", "ping", text, str)
