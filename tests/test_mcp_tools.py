@@ -239,12 +239,20 @@ async def test_the_mcp_hop_is_inside_the_turns_trace(smith: Smith) -> None:
 
 
 async def test_an_http_server_that_goes_away_mid_call_is_a_clear_error_and_is_reached_again(
-    smith: Smith,
+    smith: Smith, model_endpoint: OpenAIServer
 ) -> None:
     crashed = await asyncio.wait_for(smith.use("remote", "crash"), timeout=15)
     assert crashed.error.startswith("closed: the connection closed during the call"), crashed.error
     down = await asyncio.wait_for(smith.use("remote", "add", {"a": 1, "b": 2}), timeout=15)
     assert down.error.startswith("unavailable: cannot start or reach the server: ConnectError"), down.error
+    # Meanwhile a model is offered the tools of the servers that answer, not none at all.
+    await asyncio.sleep(1.1)  # past the remote server's tool list's time to live
+    model_endpoint.call_tool("local__add", '{"a": 1, "b": 2}')
+    answer = await smith.mesh.caller(f"t{RUN}", timeout=40).call(toolsmith.name, "ask", "1 + 2?", str)
+    assert '"total": 3' in answer
+    offered = {tool["function"]["name"] for tool in model_endpoint.requests[0]["tools"]}
+    assert "local__add" in offered
+    assert not any(name.startswith("remote__") for name in offered)
     async with _http_server(smith.http_port):
         back = await asyncio.wait_for(smith.use("remote", "add", {"a": 1, "b": 2}), timeout=30)
         assert back.data == {"total": 3}, back

@@ -9,6 +9,8 @@ names it). Every call is bounded by what is left of the caller's deadline.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from agents.context import Context
 
 __all__ = ["McpCalls", "McpResult", "tool_name"]
+
+log = logging.getLogger(__name__)
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -79,25 +83,49 @@ class McpCalls:
             raise McpToolError(server, tool, "tool", read.text or "the tool reported an error")
         return read
 
-    async def tools(self, *servers: str, timeout: float | None = None) -> list[FunctionTool[Any, McpResult]]:
+    async def tools(
+        self, *servers: str, timeout: float | None = None, skip_unreachable: bool = False
+    ) -> list[FunctionTool[Any, McpResult]]:
         """The tools of ``servers`` (all of the agent's when none are named), as a model's tools.
 
+        The servers are listed at once (a first connection can take a second or two each).
+        With ``skip_unreachable``, a server that cannot be reached or listed is left out
+        (logged) instead of failing the lot.
+
         Raises:
-            McpToolError: a server cannot be reached or listed.
+            McpToolError: a server cannot be reached or listed (without ``skip_unreachable``).
         """
+        names = list(servers or self.servers)
+        listed = await asyncio.gather(
+            *(self._server_tools(name, timeout) for name in names), return_exceptions=True
+        )
         found: list[FunctionTool[Any, McpResult]] = []
-        for server in servers or self.servers:
-            listed = await self._clients.tools(server, timeout=self._within(timeout))
-            info = await self._clients.server_info(server, timeout=self._within(timeout))
-            version = f"{info.name}@{info.version}" if info is not None else ""
-            found.extend(self._function(server, tool, version) for tool in listed)
+        for name, tools in zip(names, listed, strict=True):
+            if isinstance(tools, McpToolError) and skip_unreachable:
+                log.warning("MCP server %s is left out of the tools offered: %s", name, tools)
+                continue
+            if isinstance(tools, BaseException):
+                raise tools
+            found.extend(tools)
         return found
 
     async def toolbox(
         self, *servers: str, extra: Iterable[FunctionTool[Any, Any]] = (), timeout: float | None = None
     ) -> Toolbox:
-        """A :class:`Toolbox` of ``servers``' tools (all when none are named) and ``extra`` tools."""
-        return Toolbox([*await self.tools(*servers, timeout=timeout), *extra])
+        """A :class:`Toolbox` of ``servers``' tools and ``extra`` tools.
+
+        With no server named, every server of the agent that answers: one that cannot be
+        reached is left out (logged), so the model still gets the others' tools. A server
+        named explicitly must answer (:class:`McpToolError` otherwise).
+        """
+        tools = await self.tools(*servers, timeout=timeout, skip_unreachable=not servers)
+        return Toolbox([*tools, *extra])
+
+    async def _server_tools(self, server: str, timeout: float | None) -> list[FunctionTool[Any, McpResult]]:
+        listed = await self._clients.tools(server, timeout=self._within(timeout))
+        info = await self._clients.server_info(server, timeout=self._within(timeout))
+        version = f"{info.name}@{info.version}" if info is not None else ""
+        return [self._function(server, tool, version) for tool in listed]
 
     def _within(self, timeout: float | None) -> float | None:
         remaining = self._remaining()
