@@ -105,8 +105,9 @@ class Registry:
         self.ttl = ttl
         self._cache_ttl = cache_ttl
         self._cached: tuple[float, list[Instance]] | None = None
-        # Agent name -> when a read last found it live (monotonic), least recent first.
-        self._seen: dict[str, float] = {}
+        # Agent name -> when a read last found it live (monotonic) and the tenants it served then
+        # (empty: every tenant), least recent first.
+        self._seen: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     async def announce(self, instance: Instance) -> None:
         """Write (or refresh) ``instance``'s entry."""
@@ -143,16 +144,21 @@ class Registry:
         self._saw(found)
         return found
 
-    def last_seen(self, agent: str) -> float | None:
-        """When (``time.monotonic()``) a read of this registry last found ``agent`` live; ``None``: never
-        (or too long ago to be remembered)."""
-        return self._seen.get(agent)
+    def last_seen(self, agent: str, tenant: str | None) -> float | None:
+        """When (``time.monotonic()``) a read of this registry last found ``agent`` live, serving
+        ``tenant`` (as :meth:`LiveAgent.serves` reads it); ``None``: never (or too long ago to be
+        remembered), or it served other tenants only, whose callers must not learn of it, not
+        even while the bus recovers."""
+        found = self._seen.get(agent)
+        if found is None or (found[1] and tenant not in found[1]):
+            return None
+        return found[0]
 
     def _saw(self, instances: list[Instance]) -> None:
         now = time.monotonic()
-        for name in {i.agent for i in instances}:
-            self._seen.pop(name, None)
-            self._seen[name] = now
+        for instance in instances:
+            self._seen.pop(instance.agent, None)
+            self._seen[instance.agent] = (now, instance.tenants)
         while len(self._seen) > _SEEN_REMEMBERED:
             del self._seen[next(iter(self._seen))]
 

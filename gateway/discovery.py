@@ -43,7 +43,7 @@ async def live_agent(mesh: Mesh, name: str, skill: str | None = None, *, tenant:
     """
     agent = await mesh.registry.get(name)
     if agent is None or not agent.serves(tenant):
-        if agent is None and _recovering(mesh, name):
+        if agent is None and _recovering(mesh, name, tenant):
             raise bus_unavailable(
                 f"agent {name!r} was live before the connection to NATS was lost and has not "
                 "announced itself again yet; try again in a moment"
@@ -54,15 +54,16 @@ async def live_agent(mesh: Mesh, name: str, skill: str | None = None, *, tenant:
     return agent
 
 
-def _recovering(mesh: Mesh, name: str) -> bool:
-    """True if ``name`` was live shortly before the bus was lost, and the bus is down or only just back.
+def _recovering(mesh: Mesh, name: str, tenant: str | None) -> bool:
+    """True if ``name`` was live for ``tenant`` shortly before the bus was lost, and the bus is down
+    or only just back.
 
     Within a registry TTL of the reconnect every live replica has beaten again,
     whatever else delayed its first announcement.
     """
     window = mesh.registry.ttl
     lost = mesh.bus.disconnected_at
-    seen = mesh.registry.last_seen(name)
+    seen = mesh.registry.last_seen(name, tenant)
     if lost is None or seen is None or seen < lost - window:
         return False
     return mesh.bus.recovering(window)

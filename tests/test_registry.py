@@ -72,3 +72,23 @@ async def test_a_bucket_listing_holds_every_live_key_and_nothing_deleted(bus: Bu
             assert sorted(int(e.key[2:]) for e in found) == list(range(49))
     assert [e.key for e in await entries(kv, "k.7", values=False)] == ["k.7"]
     assert await entries(kv, "nothing.>") == []
+
+
+async def test_a_reader_remembers_whom_an_agent_served_when_it_last_saw_it(mesh: Mesh) -> None:
+    # What lets the gateway answer 503 (not 404) for an agent while NATS recovers, to its tenants only.
+    from agents import Agent
+    from agents.registry import Instance
+
+    now = time.time()
+    for name, tenants in (("everyones", ()), ("acmes", ("acme",))):
+        card = Agent(name, description="remembered").card()
+        await mesh.registry.announce(
+            Instance(agent=name, instance=f"{name}-1", card=card, beat_at=now, tenants=tenants)
+        )
+    await mesh.registry.instances()
+    assert mesh.registry.last_seen("everyones", "globex") is not None
+    assert mesh.registry.last_seen("everyones", None) is not None
+    assert mesh.registry.last_seen("acmes", "acme") is not None
+    assert mesh.registry.last_seen("acmes", "globex") is None
+    assert mesh.registry.last_seen("acmes", None) is None  # an anonymous caller
+    assert mesh.registry.last_seen("nobody", "acme") is None
