@@ -167,9 +167,7 @@ def parse_agent_request(subject: str) -> AgentRoute:
     Raises:
         InvalidSubjectToken: ``subject`` is not an agent request subject.
     """
-    parts = subject.split(".")
-    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "agent":
-        raise InvalidSubjectToken("agent request subject", subject)
+    parts = _split(subject, "agent", (5,), "agent request subject")
     return AgentRoute(
         tenant=token("tenant", parts[1]),
         agent=token("agent", parts[3]),
@@ -199,9 +197,7 @@ def parse_task(subject: str) -> tuple[str, str]:
     Raises:
         InvalidSubjectToken: ``subject`` is not a task subject.
     """
-    parts = subject.split(".")
-    if len(parts) not in (4, 5) or parts[0] != ROOT or parts[2] != "task":
-        raise InvalidSubjectToken("task subject", subject)
+    parts = _split(subject, "task", (4, 5), "task subject")
     return token("tenant", parts[1]), token("agent", parts[3])
 
 
@@ -225,9 +221,7 @@ def parse_turn(subject: str) -> tuple[str, str]:
     Raises:
         InvalidSubjectToken: ``subject`` is not a turn subject.
     """
-    parts = subject.split(".")
-    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "turn":
-        raise InvalidSubjectToken("turn subject", subject)
+    parts = _split(subject, "turn", (5,), "turn subject")
     return token("tenant", parts[1]), token("agent", parts[3])
 
 
@@ -257,9 +251,7 @@ def parse_ended_turn(subject: str) -> str:
     Raises:
         InvalidSubjectToken: ``subject`` is not an ended turn's subject.
     """
-    parts = subject.split(".")
-    if len(parts) != 4 or parts[0] != ROOT or parts[2] != "ended":
-        raise InvalidSubjectToken("ended turn subject", subject)
+    parts = _split(subject, "ended", (4,), "ended turn subject")
     return token("tenant", parts[1])
 
 
@@ -289,8 +281,8 @@ def parse_conversation_events(subject: str) -> tuple[str, str]:
     Raises:
         InvalidSubjectToken: ``subject`` is not a conversation events subject.
     """
-    parts = subject.split(".")
-    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "ctx" or parts[4] != "events":
+    parts = _split(subject, "ctx", (5,), "events subject")
+    if parts[4] != "events":
         raise InvalidSubjectToken("events subject", subject)
     return token("tenant", parts[1]), token("context id", parts[3])
 
@@ -336,9 +328,7 @@ def parse_cancel(subject: str) -> tuple[str, str]:
     Raises:
         InvalidSubjectToken: ``subject`` is not a cancellation subject.
     """
-    parts = subject.split(".")
-    if len(parts) != 4 or parts[0] != ROOT or parts[2] != "cancel":
-        raise InvalidSubjectToken("cancel subject", subject)
+    parts = _split(subject, "cancel", (4,), "cancel subject")
     return token("tenant", parts[1]), token("task id", parts[3])
 
 
@@ -385,9 +375,7 @@ def parse_queued_task(subject: str) -> str:
     Raises:
         InvalidSubjectToken: ``subject`` is not a task subject with a task id.
     """
-    parts = subject.split(".")
-    if len(parts) != 5 or parts[0] != ROOT or parts[2] != "task":
-        raise InvalidSubjectToken("task subject", subject)
+    parts = _split(subject, "task", (5,), "task subject")
     return token("task id", parts[4])
 
 
@@ -489,3 +477,15 @@ def conversation_index_marker(tenant: str) -> str:
 def api_key_key(digest: str) -> str:
     """An API key's entry in the keys bucket, by the key's SHA-256 digest (never the key)."""
     return token("key digest", digest)
+
+
+def _split(subject: str, kind: str, sizes: tuple[int, ...], what: str) -> list[str]:
+    """The tokens of ``subject``, which must be ``hw.<tenant>.<kind>...`` in one of ``sizes`` tokens.
+
+    Raises:
+        InvalidSubjectToken: it is not (``what`` names the subject expected).
+    """
+    parts = subject.split(".")
+    if len(parts) not in sizes or parts[0] != ROOT or parts[2] != kind:
+        raise InvalidSubjectToken(what, subject)
+    return parts
