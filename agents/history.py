@@ -12,6 +12,12 @@ logged), which is written to Redis, in order, by a retry every
 ``retry_interval`` seconds and before any later read or write of this
 process's history. What a process that dies during the outage had buffered is
 lost, as is what the bound dropped.
+
+Each write is applied once: it carries a write id (the caller's, such as the
+turn's message id, or a new one), and a script adds the turns only if the
+conversation has not taken that id yet. A write whose reply was lost (Redis
+stopped or timed out after applying it) can so be written again safely, and a
+turn recorded twice (redelivered) is in the history once.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from opentelemetry import metrics
@@ -40,6 +47,23 @@ if TYPE_CHECKING:
 __all__ = ["ConversationHistory", "estimate_tokens", "trim"]
 
 log = logging.getLogger(__name__)
+
+# Appends a write's turns unless the conversation has taken its id already.
+# KEYS: the history list, its write ids (a sorted set scored by time).
+# ARGV: write id, time, turns kept, write ids kept, ttl seconds, then the turns.
+_APPEND_ONCE = """
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[4]) - 1)
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 6))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+# Write ids remembered per conversation: at least this many, or twice its turns.
+_WRITE_IDS = 64
 
 
 def trim(turns: list[ChatMessage], *, max_turns: int, token_budget: int) -> list[ChatMessage]:
@@ -88,14 +112,16 @@ class ConversationHistory:
         self._local_max = local_conversations
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(ChatMessage)
-        # Key -> encoded turns Redis has not got yet, the conversation that waited longest first.
-        self._pending: OrderedDict[str, list[bytes]] = OrderedDict()
+        # Key -> writes Redis has not got yet (write id, encoded turns), the conversation that
+        # waited longest first.
+        self._pending: OrderedDict[str, list[_Write]] = OrderedDict()
         self._pending_turns = 0
         self._pending_max = pending_max
         self._retry_interval = retry_interval
         self._writing = asyncio.Lock()
         self._retrying: asyncio.Task[None] | None = None
         self._dropped_since_flush = 0
+        self._script: Any = None  # the append script, registered on first use
         meter = metrics.get_meter("hivewire.history", meter_provider=meter_provider)
         self._dropped = meter.create_counter(
             "hivewire.history.dropped",
@@ -127,31 +153,43 @@ class ConversationHistory:
         """Turns made during a Redis outage that Redis has not got yet."""
         return self._pending_turns
 
-    async def append(self, tenant: str, context_id: str, *turns: ChatMessage) -> None:
-        """Add ``turns`` to the end of the conversation (in Redis once it is reachable)."""
+    async def append(
+        self, tenant: str, context_id: str, *turns: ChatMessage, write_id: str | None = None
+    ) -> None:
+        """Add ``turns`` to the end of the conversation (in Redis once it is reachable).
+
+        ``write_id`` names the write: a second append with the id the conversation has taken
+        already adds nothing to Redis (a new id when not given).
+        """
+        if not turns:
+            return
         key = subjects.history_key(tenant, context_id)
         self._append_local(key, turns)
-        encoded = [self._encoder.encode(turn) for turn in turns]
+        write = _Write(
+            subjects.history_writes_key(tenant, context_id),
+            write_id or uuid.uuid4().hex,
+            [self._encoder.encode(turn) for turn in turns],
+        )
         if self._pending or self._writing.locked():
             # Turns are waiting for Redis: these go after them, in order.
-            self._buffer(key, encoded)
+            self._buffer(key, write)
             await self.flush()
             return
-        if not await self._redis.run(self._push(key, encoded), False) and self._redis.configured:
-            self._buffer(key, encoded)
+        if not await self._redis.run(self._push(key, write), False) and self._redis.configured:
+            self._buffer(key, write)
 
     async def flush(self) -> bool:
         """Write the turns made during a Redis outage; True when none is left waiting."""
         async with self._writing:
             while self._pending:
-                key, encoded = self._pending.popitem(last=False)
-                self._pending_turns -= len(encoded)
-                if not await self._redis.run(self._push(key, encoded), False):
-                    # Still away: back at the head of the line, before any turn added meanwhile.
-                    self._pending[key] = encoded + self._pending.pop(key, [])
-                    self._pending.move_to_end(key, last=False)
-                    self._pending_turns += len(encoded)
-                    return False
+                key, writes = self._pending.popitem(last=False)
+                while writes:
+                    if not await self._redis.run(self._push(key, writes[0]), False):
+                        # Still away: back at the head of the line, before any turn added meanwhile.
+                        self._pending[key] = writes + self._pending.pop(key, [])
+                        self._pending.move_to_end(key, last=False)
+                        return False
+                    self._pending_turns -= len(writes.pop(0).turns)
             if self._dropped_since_flush:
                 log.warning(
                     "Redis is back; the conversation history of the outage is written, "
@@ -173,31 +211,33 @@ class ConversationHistory:
         if self._pending:
             log.warning("%d turns of conversation history never reached Redis", self._pending_turns)
 
-    def _push(self, key: str, encoded: list[bytes]) -> Callable[[redis.asyncio.Redis], Awaitable[bool]]:
+    def _push(self, key: str, write: _Write) -> Callable[[redis.asyncio.Redis], Awaitable[bool]]:
         async def push(r: redis.asyncio.Redis) -> bool:
-            pipe = r.pipeline(transaction=True)
-            pipe.rpush(key, *encoded)
-            pipe.ltrim(key, -self.max_turns, -1)
-            pipe.expire(key, max(1, int(self._ttl)))
-            await pipe.execute()
+            if self._script is None:
+                self._script = r.register_script(_APPEND_ONCE)
+            keep_ids = max(_WRITE_IDS, 2 * self.max_turns)
+            args = [write.id, time.time(), self.max_turns, keep_ids, max(1, int(self._ttl)), *write.turns]
+            await self._script(keys=[key, write.ids_key], args=args)
             return True
 
         return push
 
-    def _buffer(self, key: str, encoded: list[bytes]) -> None:
-        """Keep turns Redis could not take, to write once it is back (the oldest dropped past the bound)."""
+    def _buffer(self, key: str, write: _Write) -> None:
+        """Keep a write Redis could not take, to make once it is back (the oldest turns dropped
+        past the bound)."""
         waiting = self._pending.setdefault(key, [])
-        waiting.extend(encoded)
-        self._pending_turns += len(encoded)
-        if len(waiting) > self.max_turns:
-            # Redis keeps the newest max_turns of a conversation anyway.
-            self._pending_turns -= len(waiting) - self.max_turns
-            del waiting[: len(waiting) - self.max_turns]
+        waiting.append(write)
+        self._pending_turns += len(write.turns)
+        # Redis keeps the newest max_turns of a conversation anyway.
+        excess = sum(len(w.turns) for w in waiting) - self.max_turns
+        while excess > 0:
+            _drop_oldest_turn(waiting)
+            self._pending_turns -= 1
+            excess -= 1
         while self._pending_turns > self._pending_max:
             oldest = next(iter(self._pending))
-            turns = self._pending[oldest]
-            turns.pop(0)
-            if not turns:
+            _drop_oldest_turn(self._pending[oldest])
+            if not self._pending[oldest]:
                 del self._pending[oldest]
             self._pending_turns -= 1
             self._dropped.add(1)
@@ -250,8 +290,8 @@ class ConversationHistory:
         key = subjects.history_key(tenant, context_id)
         self._local.pop(key, None)
         waiting = self._pending.pop(key, [])
-        self._pending_turns -= len(waiting)
-        await self._redis.run(lambda r: r.delete(key), None)
+        self._pending_turns -= sum(len(write.turns) for write in waiting)
+        await self._redis.run(lambda r: r.delete(key, subjects.history_writes_key(tenant, context_id)), None)
 
     def _append_local(self, key: str, turns: tuple[ChatMessage, ...]) -> None:
         _, existing = self._local.pop(key, (0.0, []))
@@ -265,3 +305,18 @@ class ConversationHistory:
         if item is None or item[0] < time.monotonic():
             return []
         return list(item[1])
+
+
+class _Write(msgspec.Struct):
+    """Turns to append as one write: the conversation's write-ids key, the write's id, the turns."""
+
+    ids_key: str
+    id: str
+    turns: list[bytes]
+
+
+def _drop_oldest_turn(writes: list[_Write]) -> None:
+    """Drop the first turn of the first write (and that write once it has none)."""
+    writes[0].turns.pop(0)
+    if not writes[0].turns:
+        writes.pop(0)

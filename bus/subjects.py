@@ -444,6 +444,12 @@ def history_key(tenant: str, context_id: str) -> str:
     return f"{REDIS_ROOT}:history:{token('tenant', tenant)}:{token('context id', context_id)}"
 
 
+def history_writes_key(tenant: str, context_id: str) -> str:
+    """The write ids a conversation's history has taken (a Redis sorted set), so a write
+    retried after an ambiguous failure is not added twice."""
+    return f"{history_key(tenant, context_id)}:writes"
+
+
 def rate_limit_key(tenant: str) -> str:
     """A tenant's request rate limiter state (its GCRA theoretical arrival time)."""
     return f"{REDIS_ROOT}:rate:{token('tenant', tenant)}"

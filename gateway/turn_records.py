@@ -7,7 +7,8 @@ takes a share of those from one durable consumer (``hw-ended-turns``), so each
 turn is recorded by one replica, whichever gateway started it. A turn is
 acknowledged once recorded: one whose recording fails (Redis away) or whose
 gateway dies meanwhile is recorded again later (at least once: a gateway that
-dies between the write and the acknowledgement leaves the turn in the history
+dies between the write and the acknowledgement has the turn recorded again,
+which the history takes once, by the turn's message id, and usage counts
 twice).
 """
 

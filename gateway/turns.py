@@ -274,11 +274,14 @@ class Conversations:
 
     async def _record(self, tenant: str, conversation_id: str, message: Message, reply: Message) -> None:
         await asyncio.gather(
+            # Written once per turn (a message id is one turn of its conversation), however often
+            # it is recorded: an ended turn is redelivered if its recorder died before the ack.
             self._history.append(
                 tenant,
                 conversation_id,
                 ChatMessage(role="user", content=message.text),
                 ChatMessage(role="assistant", content=reply.text),
+                write_id=message.message_id,
             ),
             self._usage.record(tenant, spend=spend_of(reply)),
             self._touch(tenant, conversation_id, message.text, turn=True),

@@ -9,13 +9,18 @@ __all__ = ["TcpProxy"]
 
 
 class TcpProxy:
-    """Forwards ``127.0.0.1:<port>`` to ``target_port``; :meth:`drop` resets every open connection."""
+    """Forwards ``127.0.0.1:<port>`` to ``target_port``; :meth:`drop` resets every open connection.
+
+    While ``swallow_replies`` is set, what the target sends back is discarded: a request
+    reaches it and is carried out, but its client never hears the answer.
+    """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
         self.connections = 0  # accepted so far
         self.dropped = 0
+        self.swallow_replies = False
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
 
@@ -37,16 +42,19 @@ class TcpProxy:
             return
         self._open |= {writer, up_writer}
         try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer, replies=True))
         finally:
             self._open -= {writer, up_writer}
             for end in (writer, up_writer):
                 end.close()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, replies: bool = False
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if replies and self.swallow_replies:
+                    continue
                 writer.write(data)
                 await writer.drain()
         with contextlib.suppress(ConnectionError, OSError):

@@ -13,6 +13,7 @@ import pytest
 
 from agents import Mesh
 from bus import EmbeddedNats, new_id
+from bus.a2a import Message, Task, TaskState, TaskStatus
 from gateway.settings import GatewaySettings, TenantLimits
 from tests.gateway_server import api_keys, serve_gateway
 from tests.openai_server import OpenAIServer
@@ -244,6 +245,38 @@ async def test_a_streamed_turn_sends_tokens_then_the_final_status_and_a_reconnec
     ids = [int(e["id"]) for e in events]
     assert ids == sorted(ids)
     assert [e["id"] for e in _sse(replay.text)] == [e["id"] for e in events[2:]]
+
+
+async def test_a_streamed_turn_recorded_twice_is_in_the_history_once(
+    gateway: Gateway, openai_server: OpenAIServer, mesh: Mesh
+) -> None:
+    """A gateway that dies after writing a turn but before acknowledging it has the turn recorded
+    again by another: the history still has it once."""
+    openai_server.reply("big", "Open Settings, then Security.")
+    async with gateway.client() as client:
+        cid = (await client.post("/v1/conversations")).json()["id"]
+        response = await client.post(
+            f"/v1/conversations/{cid}/messages",
+            json={"text": "How do I enable 2FA?"},
+            headers={"Accept": "text/event-stream"},
+        )
+        events = _sse(response.text)
+        question = msgspec.convert(events[0]["data"]["message"], Message)
+        reply = msgspec.convert(events[-1]["data"]["statusUpdate"]["status"]["message"], Message)
+        # The same ended turn, queued again (as a redelivery would bring it), is recorded again.
+        again = Task(
+            id=new_id(),
+            context_id=cid,
+            history=(question,),
+            status=TaskStatus.now(TaskState.COMPLETED, reply),
+        )
+        await mesh.turns.ended("acme", again)
+        assert await mesh.turns.recorded("acme", again.id, timeout=10)
+        history = await client.get(f"/v1/conversations/{cid}/messages")
+    assert [m["content"] for m in history.json()["messages"]] == [
+        "How do I enable 2FA?",
+        "Open Settings, then Security.",
+    ]
 
 
 async def test_any_replica_serves_any_conversation(gateway: Gateway, openai_server: OpenAIServer) -> None:
