@@ -1,7 +1,8 @@
 """The bus's NATS connection: nats-py's client with a shorter path for requests and replies.
 
 It relies on private parts of nats-py 2.16 (``_process_msg``, ``_send_publish``,
-``_parse_header_lines``, a subscription's ``_pending_queue``); ``pyproject.toml``
+``_parse_header_lines``, ``_process_pong`` and ``_pongs``, a subscription's
+``_pending_queue``); ``pyproject.toml``
 pins nats-py to 2.16.x, and ``tests/test_envelope.py`` checks the header bytes
 and parsing against nats-py's own code, so an upgrade that changes them fails
 there first.
@@ -37,6 +38,9 @@ class Connection(NATS):
       accepting (a service at its concurrency limit) or messages are already
       queued, delivery goes through the queue as usual, so order, bounded
       pending limits, slow-consumer errors and drain all stay nats-py's.
+
+    And one fix: a PONG that answers a flush which timed out meanwhile is taken
+    quietly (see :meth:`_process_pong`).
     """
 
     def __init__(self) -> None:
@@ -88,6 +92,18 @@ class Connection(NATS):
                         await self._error_cb(exc)
                 return
         await super()._process_msg(sid, subject, reply, data, headers)
+
+    async def _process_pong(self) -> None:
+        # nats-py 2.16 sets the result of the oldest PING's future, which a flush() that timed out
+        # has cancelled: the InvalidStateError that raised ended the read loop, which logged a
+        # traceback and dropped the connection to reconnect (seen when a server paused for longer
+        # than a flush waits, then answered).
+        if self._pongs:
+            future = self._pongs.pop(0)
+            if not future.done():
+                future.set_result(True)
+            self._pongs_received += 1
+            self._pings_outstanding = 0
 
     async def publish(
         self, subject: str, payload: bytes = b"", reply: str = "", headers: dict[str, Any] | None = None

@@ -157,7 +157,8 @@ class SpanStoreExporter(SpanExporter):
             future.result(self._timeout)
         except (BusError, nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
             future.cancel()
-            log.warning("span store: %d spans not stored (%s)", len(records), exc)
+            reason = str(exc) or f"NATS did not take them within {self._timeout:g}s"
+            log.warning("span store: %d spans not stored (%s)", len(records), reason)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 

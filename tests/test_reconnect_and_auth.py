@@ -1,14 +1,17 @@
-"""Connections: resuming after a server restart, and credentials the server refuses."""
+"""Connections: resuming after a server restart or pause, and credentials the server refuses."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bus import AuthError, Bus, ConnectError, EmbeddedNats, Request
+from bus import AuthError, Bus, ConnectError, EmbeddedNats, Request, RequestTimeout
 from tests.conftest import settings_for
 from tests.peers import Ping, Pong
 
@@ -55,6 +58,30 @@ async def test_publish_and_request_resume_after_the_server_restarts(
     finally:
         await caller.close()
         await responder.close()
+
+
+async def test_a_server_that_pauses_past_a_flush_keeps_the_connection(
+    own_server: EmbeddedNats, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that stops answering for a while (paused, overloaded) makes a flush time out;
+    the answer that comes late is taken quietly, not as an error that drops the connection."""
+    bus = await Bus.connect(settings_for(own_server.url), name="paused")
+    pid = own_server.pid
+    assert pid is not None
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(RequestTimeout):
+                await bus.flush(timeout=1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await bus.flush(timeout=5)  # the late answer to the first flush came before this one's
+        await asyncio.sleep(0.2)
+        assert bus.is_connected
+    finally:
+        await bus.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not errors, [r.getMessage() for r in errors]
 
 
 @pytest.fixture
