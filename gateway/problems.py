@@ -36,7 +36,7 @@ from bus.errors import (
     RemoteError,
     RequestTimeout,
 )
-from bus.outage import is_outage
+from bus.outage import describe_outage, is_outage
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -169,7 +169,7 @@ def problem_from(exc: Exception) -> Problem:
             # The task may yet run: its id lets the client look, or retry with the same id safely.
             return bus_unavailable(str(exc), taskId=exc.task_id)
     if is_outage(exc):
-        return bus_unavailable(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        return bus_unavailable(describe_outage(exc))
     log.exception("unexpected error serving a request", exc_info=exc)
     return Problem(500, "internal", "Internal error", "the gateway failed; the error is in its log")
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -115,3 +118,40 @@ async def test_the_gateway_answers_503_while_nats_is_down_and_recovers_without_a
                 while (await client.get("/readyz")).status_code != 200:
                     await asyncio.sleep(0.1)
             print(f"\nrecovered {recovered:.2f}s after NATS restarted; answers meanwhile: {dict(seen)}")
+
+
+@pytest.mark.slow
+async def test_a_paused_nats_is_a_503_that_says_so_and_the_gateway_resumes_without_an_error(
+    tmp_path: Path, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that stops answering without closing connections (paused, overloaded): each
+    request waits its time, then is a 503 that says what happened; once it answers again, so does
+    the gateway, with nothing logged as an error."""
+    with EmbeddedNats(data_dir=tmp_path / "nats", port=0) as nats:
+        settings = GatewaySettings(
+            _env_file=None,  # type: ignore[call-arg]
+            nats_url=nats.url,
+            redis_url=redis_server.url,
+            gateway_timeout=1.0,
+            nats_request_timeout=1.0,
+            nats_jetstream_timeout=1.0,
+        )
+        key = (await api_keys(nats.url, "acme"))["acme"]
+        async with (
+            serve_gateway(settings) as url,
+            httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10) as client,
+        ):
+            task_id = new_id()
+            assert (await client.get(f"/v1/tasks/{task_id}")).status_code == 404
+            assert nats.pid is not None
+            os.kill(nats.pid, signal.SIGSTOP)
+            try:
+                paused = bus_unavailable(await client.get(f"/v1/tasks/{task_id}"))
+            finally:
+                os.kill(nats.pid, signal.SIGCONT)
+            assert paused["detail"].startswith("NATS did not answer in time"), paused
+            async with asyncio.timeout(10):
+                while (await client.get(f"/v1/tasks/{task_id}")).status_code != 404:
+                    await asyncio.sleep(0.05)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
