@@ -98,6 +98,7 @@ __all__ = [
     "turn_consumer",
     "usage_hour_key",
     "usage_key",
+    "usage_writer_key",
 ]
 
 ROOT = "hw"
@@ -463,6 +464,12 @@ def token_budget_key(tenant: str, day: str) -> str:
 def usage_key(tenant: str) -> str:
     """A tenant's usage counters (a Redis hash: requests, tokens, cost)."""
     return f"{REDIS_ROOT}:usage:{token('tenant', tenant)}"
+
+
+def usage_writer_key(writer: str) -> str:
+    """The number of the last batch of usage counts a gateway replica (``writer``) wrote, so a
+    batch written again after an ambiguous failure is added once."""
+    return f"{REDIS_ROOT}:usage-writer:{token('writer', writer)}"
 
 
 def usage_hour_key(tenant: str, hour: str) -> str:

@@ -106,7 +106,7 @@ class Services:
         redis = RedisStore.from_settings(settings)
         history = ConversationHistory.from_settings(redis, settings, meter_provider=telemetry.meter_provider)
         budget = TokenBudget(redis)
-        usage = UsageMeter(redis, budget)
+        usage = UsageMeter(redis, budget, retry_interval=settings.redis_retry_interval)
         metrics = GatewayMetrics(telemetry.meter_provider)
         guard = Guard(keys, RateLimiter(redis, usage), budget, settings, metrics=metrics)
         conversations = Conversations(
@@ -158,6 +158,7 @@ class Services:
         await self.recorder.stop(grace)
         await self.bus.close()
         await self.history.close()  # one last try at writing what waits for Redis
+        await self.usage.close()
         await self.redis.close()
 
 

@@ -3,7 +3,8 @@
 Redis makes both atomic and shared by every gateway replica: the rate limiter
 is one Lua script (generic cell rate algorithm: one key per tenant holding its
 theoretical arrival time, read against Redis's own clock), and the token
-budget is one counter per tenant and UTC day. When Redis is absent or down,
+budget is one counter per tenant and UTC day (which the usage meter adds to,
+:mod:`gateway.usage`). When Redis is absent or down,
 each replica keeps the same state in process: the service stays protected,
 but a tenant then gets its limit from every replica (documented in
 ``docs/gateway.md``).
@@ -22,15 +23,13 @@ import redis.asyncio
 
 from agents.redisstore import RedisStore
 from bus import subjects
-from gateway.usage import UsageMeter, utc_hour
+from gateway.usage import UsageMeter
 
 __all__ = ["Decision", "RateLimiter", "TokenBudget"]
 
-# KEYS[1]: the tenant's limiter key, KEYS[2]: its usage hash (requests are counted when let in),
-# KEYS[3]: its token count for today (read here, so a request costs no second round trip),
-# KEYS[4]: its usage hash for this hour (the series the console charts).
-# ARGV: emission interval and burst tolerance in microseconds, how many requests ask at once,
-# and how many seconds an hour's counts are kept.
+# KEYS[1]: the tenant's limiter key, KEYS[2]: its token count for today (read here, so a request
+# costs no second round trip).
+# ARGV: emission interval and burst tolerance in microseconds, how many requests ask at once.
 # Returns {requests let in (the first ones, in order), µs until the first refused one could
 # go, µs until the bucket is full again, tokens used today}.
 _GCRA = """
@@ -48,11 +47,8 @@ while granted < asking and tat + interval - tolerance <= now do
 end
 if granted > 0 then
   redis.call('SET', KEYS[1], tat, 'PX', math.ceil((tat - now) / 1000) + 1)
-  redis.call('HINCRBY', KEYS[2], 'requests', granted)
-  redis.call('HINCRBY', KEYS[4], 'requests', granted)
-  redis.call('EXPIRE', KEYS[4], ARGV[4])
 end
-local tokens = tonumber(redis.call('GET', KEYS[3]) or 0)
+local tokens = tonumber(redis.call('GET', KEYS[2]) or 0)
 return {granted, math.max(0, tat + interval - tolerance - now), tat - now, tokens}
 """
 
@@ -126,6 +122,7 @@ class RateLimiter:
                 decisions = [self._in_process(tenant, burst, interval, tolerance) for _ in futures]
             else:
                 decisions = _batch(found, len(futures), burst, interval, tolerance)
+                self._usage.count(tenant, requests=int(found[0]))
         except Exception as exc:  # noqa: BLE001 - every waiting request learns of the failure
             for future in futures:
                 if not future.done():
@@ -140,13 +137,8 @@ class RateLimiter:
     ) -> list[int]:
         if self._script is None:
             self._script = r.register_script(_GCRA)
-        keys = [
-            subjects.rate_limit_key(tenant),
-            subjects.usage_key(tenant),
-            subjects.token_budget_key(tenant, _today()),
-            subjects.usage_hour_key(tenant, utc_hour()),
-        ]
-        args = [round(interval * 1e6), round(tolerance * 1e6), asking, self._usage.keep_seconds]
+        keys = [subjects.rate_limit_key(tenant), subjects.token_budget_key(tenant, _today())]
+        args = [round(interval * 1e6), round(tolerance * 1e6), asking]
         result: list[int] = await self._script(keys=keys, args=args)
         return result
 
@@ -160,7 +152,7 @@ class RateLimiter:
         self._local[tenant] = new_tat
         if len(self._local) > 100_000:
             self._local = {t: v for t, v in self._local.items() if v > now}
-        self._usage.count_locally(tenant)
+        self._usage.count(tenant, requests=1)
         full = new_tat - now
         return Decision(True, burst, max(0, int((tolerance - full) / interval)), full, 0.0)
 
@@ -215,19 +207,10 @@ class TokenBudget:
             used = await self.used(tenant)
         return _until_midnight() if used >= budget else None
 
-    async def spend(self, tenant: str, tokens: int) -> None:
-        """Add ``tokens`` to today's count."""
-        if tokens <= 0:
-            return
-        day = _today()
-        key = subjects.token_budget_key(tenant, day)
-
-        async def add(r: redis.asyncio.Redis) -> bool:
-            async with r.pipeline(transaction=True) as pipe:
-                pipe.incrby(key, tokens)
-                pipe.expire(key, 2 * 86400)
-                await pipe.execute()
-            return True
-
-        if not await self._store.run(add, False):
-            self._local[(tenant, day)] = self._local.get((tenant, day), 0) + tokens
+    def count(self, tenant: str, tokens: int, *, day: str | None = None) -> None:
+        """Add ``tokens`` to this replica's own count for ``day`` (default today), which answers
+        while Redis is away; the usage meter adds them to the shared count in Redis."""
+        day = day or _today()
+        if (tenant, day) not in self._local and len(self._local) > 10_000:
+            self._local = {k: v for k, v in self._local.items() if k[1] >= _today()}
+        self._local[(tenant, day)] = self._local.get((tenant, day), 0) + tokens

@@ -98,9 +98,13 @@ async def test_metrics_are_served_in_the_prometheus_format(
 
 
 async def test_a_tenant_over_its_daily_token_budget_gets_429(
-    traced: tuple[str, str, InMemorySpanExporter, Telemetry], nats_server: EmbeddedNats
+    traced: tuple[str, str, InMemorySpanExporter, Telemetry],
+    nats_server: EmbeddedNats,
+    openai_server: OpenAIServer,
 ) -> None:
     url, _, _, _ = traced
+    # One turn spends the budget (5 tokens), whatever an earlier test left the model answering.
+    openai_server.reply("big", "An answer of well over five tokens, to spend the budget in one turn.")
     key = (await api_keys(nats_server.url, f"thrifty{RUN}"))[f"thrifty{RUN}"]
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
         cid = (await client.post("/v1/conversations")).json()["id"]
