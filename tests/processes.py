@@ -194,3 +194,34 @@ async def gateway_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def paused(pid: int) -> AsyncIterator[None]:
+    """Stop process ``pid`` (SIGSTOP) for the block, as a hung or overloaded server would be, and
+    let it go on (SIGCONT) after.
+
+    The block starts once every thread of it has stopped: a signal to a process with several
+    threads stops them as each is next scheduled, and on a busy machine one may answer a request
+    meanwhile.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        async with asyncio.timeout(10):
+            while not _all_stopped(pid):
+                await asyncio.sleep(0.005)
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _all_stopped(pid: int) -> bool:
+    threads = Path(f"/proc/{pid}/task")
+    if not threads.is_dir():  # not Linux: trust the signal, after a moment
+        return True
+    states = []
+    for thread in threads.iterdir():
+        with contextlib.suppress(OSError):
+            # The state follows the command name, which is in parentheses.
+            states.append((thread / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    return all(state in ("T", "t") for state in states)

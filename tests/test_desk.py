@@ -4,7 +4,6 @@ searches, the answer agent streams a reply grounded in (and citing) the passages
 from __future__ import annotations
 
 import json
-import signal
 import typing
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from agents.desk.labels import INTENTS, SENTIMENTS, IntentLabel, SentimentLabel
 from bus import EmbeddedNats, Message, new_id
 from knowledge.messages import IngestReply, IngestRequest
 from tests.openai_server import OpenAIServer
-from tests.processes import AgentProcess, agent_process
+from tests.processes import AgentProcess, agent_process, paused
 
 SAMPLES = Path(__file__).resolve().parent.parent / "knowledge" / "samples" / "support"
 ANSWER = "Duplicate charges are always refunded in full [1]."
@@ -123,13 +122,10 @@ async def test_a_knowledge_base_that_cannot_be_searched_is_not_called_empty(
     seeded: str, desk: AgentProcess, mesh: Mesh, model_endpoint: OpenAIServer
 ) -> None:
     model_endpoint.reply("small", '{"label": "billing"}')
-    desk.process.send_signal(signal.SIGSTOP)  # the knowledge agent hangs: its search is late
-    try:
+    async with paused(desk.process.pid):  # the knowledge agent hangs: its search is late
         reply = await mesh.caller(seeded).call(
             "triage", "chat", "I was charged twice this month", Message, timeout=30
         )
-    finally:
-        desk.process.send_signal(signal.SIGCONT)
     # Not "I couldn't find this in the knowledge base": nobody looked.
     assert reply.text == NOT_SEARCHED
     assert reply.metadata is not None

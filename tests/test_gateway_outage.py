@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 from bus import EmbeddedNats, new_id
 from gateway.settings import GatewaySettings
 from tests.gateway_server import api_keys, serve_gateway
-from tests.processes import agent_process
+from tests.processes import agent_process, paused
 from tests.redis_server import RedisServer
 
 # Beats far apart: after the restart only the agent's announcement on reconnecting
@@ -144,12 +142,9 @@ async def test_a_paused_nats_is_a_503_that_says_so_and_the_gateway_resumes_witho
             task_id = new_id()
             assert (await client.get(f"/v1/tasks/{task_id}")).status_code == 404
             assert nats.pid is not None
-            os.kill(nats.pid, signal.SIGSTOP)
-            try:
-                paused = bus_unavailable(await client.get(f"/v1/tasks/{task_id}"))
-            finally:
-                os.kill(nats.pid, signal.SIGCONT)
-            assert paused["detail"].startswith("NATS did not answer in time"), paused
+            async with paused(nats.pid):
+                answer = bus_unavailable(await client.get(f"/v1/tasks/{task_id}"))
+            assert answer["detail"].startswith("NATS did not answer in time"), answer
             async with asyncio.timeout(10):
                 while (await client.get(f"/v1/tasks/{task_id}")).status_code != 404:
                     await asyncio.sleep(0.05)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from bus import AuthError, Bus, ConnectError, EmbeddedNats, Request, RequestTimeout
 from tests.conftest import settings_for
 from tests.peers import Ping, Pong
+from tests.processes import paused
 
 
 @pytest.fixture
@@ -69,12 +68,9 @@ async def test_a_server_that_pauses_past_a_flush_keeps_the_connection(
     pid = own_server.pid
     assert pid is not None
     try:
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        async with paused(pid):
             with pytest.raises(RequestTimeout):
                 await bus.flush(timeout=1)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         await bus.flush(timeout=5)  # the late answer to the first flush came before this one's
         await asyncio.sleep(0.2)
         assert bus.is_connected
