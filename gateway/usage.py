@@ -143,6 +143,7 @@ class UsageMeter:
         self._numbered = 0
         self._writing = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._closed = False
         self._script: Any = None
 
     @property
@@ -172,6 +173,8 @@ class UsageMeter:
                     into[name] = into.get(name, 0) + value
         if input_tokens + output_tokens:
             self._budget.count(tenant, input_tokens + output_tokens, day=hour[:8])
+        if self._closed:
+            return  # counted in process; nothing writes to Redis any more
         if self._store.configured and (self._background is None or self._background.done()):
             self._background = asyncio.get_running_loop().create_task(self._write_all())
 
@@ -191,6 +194,7 @@ class UsageMeter:
 
     async def close(self) -> None:
         """Try once more to write what waits for Redis, then stop writing."""
+        self._closed = True
         if self._background is not None:
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -124,10 +124,11 @@ async def test_without_redis_each_replica_still_limits_and_counts() -> None:
     usage = UsageMeter(store, TokenBudget(store))
     limiter = RateLimiter(store, usage)
     decisions = [await limiter.check("acme", rate=1.0, burst=3) for _ in range(4)]
+    counted = await usage.read("acme", 0)
+    await usage.close()
     await store.close()
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert decisions[-1].headers()["Retry-After"] == "1"
-    counted = await usage.read("acme", 0)
     assert counted.requests == 3
     assert counted.shared is False
 
@@ -135,10 +136,12 @@ async def test_without_redis_each_replica_still_limits_and_counts() -> None:
 async def test_the_redis_rate_limit_is_shared_by_replicas(redis_server: RedisServer) -> None:
     tenant = f"shared{RUN}"
     first, second = RedisStore(redis_server.url), RedisStore(redis_server.url)
-    replicas = [RateLimiter(store, UsageMeter(store, TokenBudget(store))) for store in (first, second)]
+    meters = [UsageMeter(store, TokenBudget(store)) for store in (first, second)]
+    replicas = [RateLimiter(store, meter) for store, meter in zip((first, second), meters, strict=True)]
     decisions = [await replicas[i % 2].check(tenant, rate=1.0, burst=4) for i in range(6)]
-    await first.close()
-    await second.close()
+    for meter, store in zip(meters, (first, second), strict=True):
+        await meter.close()  # its last counts written before its connections close
+        await store.close()
     assert [d.allowed for d in decisions] == [True, True, True, True, False, False]
     assert [d.remaining for d in decisions[:4]] == [3, 2, 1, 0]
 
@@ -147,8 +150,10 @@ async def test_requests_arriving_together_are_decided_in_one_round_trip_as_if_on
     redis_server: RedisServer,
 ) -> None:
     store = RedisStore(redis_server.url)
-    limiter = RateLimiter(store, UsageMeter(store, TokenBudget(store)))
+    usage = UsageMeter(store, TokenBudget(store))
+    limiter = RateLimiter(store, usage)
     decisions = await asyncio.gather(*(limiter.check(f"batch{RUN}", rate=1.0, burst=4) for _ in range(6)))
+    await usage.close()
     await store.close()
     assert [d.allowed for d in decisions] == [True, True, True, True, False, False]
     assert [d.remaining for d in decisions] == [3, 2, 1, 0, 0, 0]
