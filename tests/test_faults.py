@@ -29,7 +29,7 @@ from bus import Bus, EmbeddedNats, Role, Task, TaskState
 from gateway.settings import GatewaySettings, TenantLimits
 from tests.gateway_server import api_keys, serve_gateway
 from tests.openai_server import OpenAIServer
-from tests.processes import agent_processes
+from tests.processes import agent_processes, paused
 from tests.redis_server import RedisServer
 from tests.task_events import completions, stored_completions
 from tests.test_durable_tasks import REDELIVERY
@@ -225,10 +225,14 @@ TURNS = 120
 CONVERSATIONS = 12
 
 
+@pytest.mark.parametrize("outage", ["stopped", "stalled"])
 async def test_a_redis_outage_under_conversation_load_loses_no_turn_and_fails_no_request(
-    nats_server: EmbeddedNats, openai_server: OpenAIServer
+    nats_server: EmbeddedNats, openai_server: OpenAIServer, outage: str
 ) -> None:
-    tally = Tally("Redis stopped and started mid-load (conversation turns)")
+    """Redis stopped and started, or stalled (paused: what it was sent meanwhile it carries out
+    once it goes on, after its clients gave up waiting): every turn is in the history once, and
+    the tenant's usage is what the replies spent, neither short nor counted twice."""
+    tally = Tally(f"Redis {outage} mid-load (conversation turns)")
     started = time.monotonic()
     # Persistent, as a production Redis is: the outage, not the restart, is what is tried here.
     with RedisServer(persist=True) as redis:
@@ -253,6 +257,7 @@ async def test_a_redis_outage_under_conversation_load_loses_no_turn_and_fails_no
         ):
             ids = [(await client.post("/v1/conversations")).json()["id"] for _ in range(CONVERSATIONS)]
             failures: list[str] = []
+            spent = collections.Counter[str]()
 
             async def converse(c: int) -> None:
                 for turn in range(TURNS // CONVERSATIONS):
@@ -261,12 +266,20 @@ async def test_a_redis_outage_under_conversation_load_loses_no_turn_and_fails_no
                     )
                     if response.status_code >= 400:
                         failures.append(f"{response.status_code} {response.text[:200]}")
+                        continue
+                    for used in response.json()["message"]["metadata"]["hivewire.usage"].values():
+                        spent.update(inputTokens=used["inputTokens"], outputTokens=used["outputTokens"])
 
             talking = asyncio.create_task(_gather(converse(c) for c in range(CONVERSATIONS)))
             await asyncio.sleep(0.5)
-            await asyncio.to_thread(redis.stop)
-            await asyncio.sleep(1.0)
-            await asyncio.to_thread(redis.start)  # the same port and data
+            if outage == "stopped":
+                await asyncio.to_thread(redis.stop)
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(redis.start)  # the same port and data
+            else:
+                assert redis.pid is not None
+                async with paused(redis.pid):
+                    await asyncio.sleep(1.5)
             await talking
             tally.submitted = TURNS
             tally.wrongly_failed = len(failures)
@@ -290,6 +303,18 @@ async def test_a_redis_outage_under_conversation_load_loses_no_turn_and_fails_no
             assert [m["content"] for m in answered if m["role"] == "user"] == [
                 f"c0 turn {turn}" for turn in range(TURNS // CONVERSATIONS)
             ]
+            # The usage the outage's turns spent reached the shared totals, once.
+            async with asyncio.timeout(10):
+                while True:
+                    usage = (await client.get("/v1/usage")).json()
+                    if usage["shared"] and usage["inputTokens"] >= spent["inputTokens"]:
+                        break
+                    await asyncio.sleep(0.1)
+            assert (usage["inputTokens"], usage["outputTokens"], usage["tokensToday"]) == (
+                spent["inputTokens"],
+                spent["outputTokens"],
+                spent["inputTokens"] + spent["outputTokens"],
+            )
     tally.seconds = time.monotonic() - started
     assert not failures, failures[:3]
     tally.assert_clean()
