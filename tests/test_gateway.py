@@ -67,6 +67,15 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+async def _streamed_turn(client: httpx.AsyncClient, text: str) -> tuple[str, httpx.Response]:
+    """A new conversation's id and its first turn, asked for as a stream of events."""
+    cid = (await client.post("/v1/conversations")).json()["id"]
+    response = await client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": text}, headers={"Accept": "text/event-stream"}
+    )
+    return cid, response
+
+
 def _sse(text: str) -> list[dict[str, Any]]:
     """The events of an SSE body: id, event and decoded data."""
     events = []
@@ -218,12 +227,7 @@ async def test_a_streamed_turn_sends_tokens_then_the_final_status_and_a_reconnec
 ) -> None:
     openai_server.reply("big", "Open Settings, then Security.")
     async with gateway.client() as client:
-        cid = (await client.post("/v1/conversations")).json()["id"]
-        response = await client.post(
-            f"/v1/conversations/{cid}/messages",
-            json={"text": "How do I enable 2FA?"},
-            headers={"Accept": "text/event-stream"},
-        )
+        cid, response = await _streamed_turn(client, "How do I enable 2FA?")
         assert response.headers["content-type"].startswith("text/event-stream")
         events = _sse(response.text)
         # A client that dropped after the second event reconnects with Last-Event-ID.
@@ -254,12 +258,7 @@ async def test_a_streamed_turn_recorded_twice_is_in_the_history_once(
     again by another: the history still has it once."""
     openai_server.reply("big", "Open Settings, then Security.")
     async with gateway.client() as client:
-        cid = (await client.post("/v1/conversations")).json()["id"]
-        response = await client.post(
-            f"/v1/conversations/{cid}/messages",
-            json={"text": "How do I enable 2FA?"},
-            headers={"Accept": "text/event-stream"},
-        )
+        cid, response = await _streamed_turn(client, "How do I enable 2FA?")
         events = _sse(response.text)
         question = msgspec.convert(events[0]["data"]["message"], Message)
         reply = msgspec.convert(events[-1]["data"]["statusUpdate"]["status"]["message"], Message)

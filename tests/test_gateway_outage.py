@@ -25,6 +25,19 @@ HEARTBEAT = 10.0
 QUICK_RECONNECT = {"nats_reconnect_wait": 0.2, "nats_reconnect_max_wait": 0.5}
 
 
+def quick_to_give_up(nats: EmbeddedNats, redis: RedisServer, **extra: Any) -> GatewaySettings:
+    """A gateway on ``nats`` that waits a second for it, not the default five."""
+    return GatewaySettings(
+        _env_file=None,  # type: ignore[call-arg]
+        nats_url=nats.url,
+        redis_url=redis.url,
+        gateway_timeout=1.0,
+        nats_request_timeout=1.0,
+        nats_jetstream_timeout=1.0,
+        **extra,
+    )
+
+
 def bus_unavailable(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -39,16 +52,7 @@ async def test_the_gateway_answers_503_while_nats_is_down_and_recovers_without_a
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     with EmbeddedNats(data_dir=tmp_path / "nats", port=0) as nats:
-        settings = GatewaySettings(
-            _env_file=None,  # type: ignore[call-arg]
-            nats_url=nats.url,
-            redis_url=redis_server.url,
-            gateway_timeout=1.0,
-            nats_request_timeout=1.0,
-            nats_jetstream_timeout=1.0,
-            heartbeat_interval=HEARTBEAT,
-            **QUICK_RECONNECT,
-        )
+        settings = quick_to_give_up(nats, redis_server, heartbeat_interval=HEARTBEAT, **QUICK_RECONNECT)
         key = (await api_keys(nats.url, "acme"))["acme"]
         agent_env = {
             "HIVEWIRE_HEARTBEAT_INTERVAL": str(HEARTBEAT),
@@ -126,14 +130,7 @@ async def test_a_paused_nats_is_a_503_that_says_so_and_the_gateway_resumes_witho
     request waits its time, then is a 503 that says what happened; once it answers again, so does
     the gateway, with nothing logged as an error."""
     with EmbeddedNats(data_dir=tmp_path / "nats", port=0) as nats:
-        settings = GatewaySettings(
-            _env_file=None,  # type: ignore[call-arg]
-            nats_url=nats.url,
-            redis_url=redis_server.url,
-            gateway_timeout=1.0,
-            nats_request_timeout=1.0,
-            nats_jetstream_timeout=1.0,
-        )
+        settings = quick_to_give_up(nats, redis_server)
         key = (await api_keys(nats.url, "acme"))["acme"]
         async with (
             serve_gateway(settings) as url,
