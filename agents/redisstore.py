@@ -104,6 +104,11 @@ class RedisStore:
         except self._unreachable as exc:
             self._mark_down(now, exc)
             return default
+        except RuntimeError as exc:
+            if not _closed_under_it(exc):
+                raise
+            self._mark_down(now, exc)
+            return default
         if self._down_since is not None:
             log.warning("Redis at %s is back after %.1fs", _safe(self.url), now - self._down_since)
             self._down_since = None
@@ -129,6 +134,12 @@ class RedisStore:
                 _safe(self.url),
                 exc,
             )
+
+
+def _closed_under_it(exc: RuntimeError) -> bool:
+    """True for uvloop's error on a connection that closed between being made and being written
+    to (Redis went away just then), which redis-py passes on as it is, not as a ConnectionError."""
+    return str(exc).startswith("unable to perform operation on")
 
 
 def _safe(url: str | None) -> str:

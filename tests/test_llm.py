@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+import uvloop
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agents import AgentSettings, LLMError, ModelUnavailable, StructuredOutputError
 from agents.llm import OFFLINE_MODEL, ChatMessage, Model, Passage, Scope, Tool, extractive_answer
+from agents.redisstore import RedisStore
 from agents.resources import Resources
 from bus import new_id
 from tests.openai_server import OpenAIServer
@@ -439,6 +441,32 @@ async def test_redis_going_away_degrades_to_in_process_stores_and_comes_back(
             assert await made.redis.run(lambda r: r.exists("hw:history:acme:r-2"), 0) == 1
         finally:
             await made.close()
+
+
+def test_a_connection_closed_as_it_is_written_to_counts_as_redis_away() -> None:
+    """Under uvloop (as agents and the gateway run), a connection Redis closed between being made
+    and being written to fails with a RuntimeError of uvloop's, not a ConnectionError; a Redis
+    restart met it in the fault suite, and the model turn failed. It is an outage like any other."""
+
+    async def write_on_a_closed_connection(_: object) -> None:
+        server = await asyncio.start_server(lambda _, theirs: theirs.close(), "127.0.0.1", 0)
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+            writer.transport.abort()
+            await asyncio.sleep(0.01)  # uvloop closes the handle on a later turn of the loop
+            writer.writelines([b"PING\r\n"])
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    async def run() -> tuple[str, bool]:
+        store = RedisStore("redis://127.0.0.1:1/0")
+        try:
+            return await store.run(write_on_a_closed_connection, "in process"), store.available
+        finally:
+            await store.close()
+
+    assert uvloop.run(run()) == ("in process", False)
 
 
 def test_an_offline_citation_numbers_the_passage_as_given() -> None:
